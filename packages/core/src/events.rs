@@ -1,0 +1,100 @@
+//! The events a conversation broadcasts, in kilo-chat's shapes (plus the full `message` where useful).
+
+use crate::model::Message;
+use serde_json::{json, Value};
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Event {
+    MessageCreated { message: Message, client_id: Option<String>, reply_to_sender: Option<String> },
+    MessageUpdated { message: Message },
+    MessageDeleted { message_id: String },
+    ReactionAdded { message_id: String, member_id: String, emoji: String },
+    ReactionRemoved { message_id: String, member_id: String, emoji: String },
+    ConversationRenamed { conversation_id: String, title: String },
+    MemberJoined { conversation_id: String, member_id: String },
+    MemberLeft { conversation_id: String, member_id: String },
+}
+
+impl Event {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Event::MessageCreated { .. } => "message.created",
+            Event::MessageUpdated { .. } => "message.updated",
+            Event::MessageDeleted { .. } => "message.deleted",
+            Event::ReactionAdded { .. } => "reaction.added",
+            Event::ReactionRemoved { .. } => "reaction.removed",
+            Event::ConversationRenamed { .. } => "conversation.renamed",
+            Event::MemberJoined { .. } => "member.joined",
+            Event::MemberLeft { .. } => "member.left",
+        }
+    }
+
+    pub fn payload(&self) -> Value {
+        match self {
+            Event::MessageCreated { message, client_id, reply_to_sender } => {
+                let reply_to = match (&message.in_reply_to_message_id, reply_to_sender) {
+                    (Some(id), Some(sender)) => json!({"messageId": id, "senderId": sender}),
+                    _ => Value::Null,
+                };
+                json!({
+                    "messageId": message.id,
+                    "senderId": message.sender_id,
+                    "content": message.content,
+                    "inReplyToMessageId": message.in_reply_to_message_id,
+                    "replyTo": reply_to,
+                    "clientId": client_id,
+                    "message": message,
+                })
+            }
+            Event::MessageUpdated { message } => json!({
+                "messageId": message.id,
+                "content": message.content,
+                "clientUpdatedAt": message.client_updated_at,
+                "message": message,
+            }),
+            Event::MessageDeleted { message_id } => json!({"messageId": message_id}),
+            Event::ReactionAdded { message_id, member_id, emoji } | Event::ReactionRemoved { message_id, member_id, emoji } => {
+                json!({"messageId": message_id, "memberId": member_id, "emoji": emoji})
+            }
+            Event::ConversationRenamed { conversation_id, title } => json!({"conversationId": conversation_id, "title": title}),
+            Event::MemberJoined { conversation_id, member_id } | Event::MemberLeft { conversation_id, member_id } => {
+                json!({"conversationId": conversation_id, "memberId": member_id})
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::content::Block;
+
+    fn msg(reply: Option<&str>) -> Message {
+        Message {
+            id: "m2".into(),
+            conversation_id: "c".into(),
+            sender_id: "alice".into(),
+            content: vec![Block::Text { text: "hi".into() }],
+            in_reply_to_message_id: reply.map(String::from),
+            created_at: 1,
+            updated_at: None,
+            client_updated_at: None,
+            deleted: false,
+            delivery_failed: false,
+            reactions: vec![],
+        }
+    }
+
+    #[test]
+    fn created_carries_reply_to() {
+        let e = Event::MessageCreated { message: msg(Some("m1")), client_id: Some("k".into()), reply_to_sender: Some("bob".into()) };
+        let p = e.payload();
+        assert_eq!(e.name(), "message.created");
+        assert_eq!(p["replyTo"]["messageId"], "m1");
+        assert_eq!(p["replyTo"]["senderId"], "bob");
+        assert_eq!(p["clientId"], "k");
+        assert_eq!(p["content"][0]["text"], "hi");
+        let e = Event::MessageCreated { message: msg(None), client_id: None, reply_to_sender: None };
+        assert!(e.payload()["replyTo"].is_null());
+    }
+}

@@ -1,0 +1,25 @@
+//! Switchboard's sans-IO core.
+//!
+//! Everything here is plain data and pure functions: no I/O, no clock, no randomness. Callers pass the
+//! current time (`now_ms`) and random bits in, and carry out what comes back (store rows, send frames,
+//! set alarms). The workers in `src/` and `services/` are thin shells over these modules.
+
+pub mod alarm;
+pub mod content;
+pub mod cursor;
+pub mod error;
+pub mod events;
+pub mod frames;
+pub mod ids;
+pub mod idempotency;
+pub mod limits;
+pub mod member;
+pub mod model;
+pub mod reactions;
+pub mod replay;
+pub mod requests;
+pub mod routes;
+pub mod validate;
+
+pub use error::{ApiError, ErrorCode};
+pub use member::MemberId;

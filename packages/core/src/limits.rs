@@ -1,0 +1,50 @@
+//! Every limit of the service, named once.
+
+/// Content blocks per message.
+pub const MAX_BLOCKS: usize = 20;
+/// Characters of one text block, after trimming.
+pub const MAX_TEXT_CHARS: usize = 8000;
+/// Actions in one actions block.
+pub const MAX_ACTIONS: usize = 10;
+pub const MAX_ACTION_LABEL_CHARS: usize = 100;
+pub const MAX_GROUP_ID_CHARS: usize = 64;
+/// Conversation title, after trimming.
+pub const MAX_TITLE_CHARS: usize = 200;
+/// Auto-title from the first message: this many characters of its text.
+pub const AUTO_TITLE_CHARS: usize = 80;
+pub const MAX_EMOJI_BYTES: usize = 64;
+pub const MAX_CLIENT_ID_CHARS: usize = 128;
+pub const MAX_USER_ID_CHARS: usize = 128;
+pub const MAX_SANDBOX_LABEL_CHARS: usize = 80;
+pub const MAX_REQUEST_ID_CHARS: usize = 128;
+/// Members of one conversation, bot included.
+pub const MAX_MEMBERS: usize = 1000;
+/// `additionalMembers` at creation.
+pub const MAX_ADDITIONAL_MEMBERS: usize = 100;
+pub const DEFAULT_PAGE: usize = 50;
+pub const MAX_PAGE: usize = 100;
+/// HTTP request bodies.
+pub const MAX_BODY_BYTES: usize = 256 * 1024;
+/// Incoming WebSocket frames; larger ones close the socket with 1009.
+pub const MAX_FRAME_BYTES: usize = 64 * 1024;
+/// Events a conversation keeps for `?since=` resume.
+pub const REPLAY_WINDOW: u64 = 1000;
+/// Longest accepted bearer token lifetime (kilo-chat: one hour), plus clock skew.
+pub const MAX_TOKEN_LIFETIME_SECS: u64 = 3600;
+pub const CLOCK_SKEW_SECS: u64 = 60;
+/// Connect tickets are valid this long, once.
+pub const TICKET_TTL_SECS: u64 = 30;
+/// Default idempotency record lifetime (24 h).
+pub const DEFAULT_IDEM_TTL_MS: i64 = 24 * 60 * 60 * 1000;
+/// Default delay before members' conversation lists learn of new activity.
+pub const DEFAULT_ACTIVITY_FLUSH_MS: i64 = 1000;
+
+/// WebSocket close codes we send.
+pub mod close {
+    /// The frame was larger than `MAX_FRAME_BYTES`.
+    pub const MESSAGE_TOO_BIG: u16 = 1009;
+    /// A fault of ours.
+    pub const INTERNAL: u16 = 1011;
+    /// The member left or was removed from the conversation.
+    pub const MEMBERSHIP_ENDED: u16 = 4003;
+}

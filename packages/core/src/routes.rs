@@ -1,0 +1,78 @@
+//! The HTTP surface as data: a path maps to one `Route`; the shell then matches the method.
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Route {
+    Health,
+    DevToken,
+    ConnectTicket,
+    Conversations,
+    Conversation(String),
+    ConversationLeave(String),
+    ConversationMembers(String),
+    ConversationMessages(String),
+    ConversationSocket(String),
+    Messages,
+    Message(String),
+    MessageReactions(String),
+    BotConversations(String),
+    BotConversation(String, String),
+    BotMessages(String, String),
+    BotMessage(String, String, String),
+    BotProfile(String),
+}
+
+impl Route {
+    pub fn parse(path: &str) -> Option<Route> {
+        let trimmed = path.strip_suffix('/').filter(|p| !p.is_empty()).unwrap_or(path);
+        let segs: Vec<&str> = trimmed.split('/').skip(1).collect();
+        if segs.iter().any(|s| s.is_empty()) {
+            return None;
+        }
+        let s = |x: &str| x.to_string();
+        Some(match segs.as_slice() {
+            ["health"] => Route::Health,
+            ["dev", "token"] => Route::DevToken,
+            ["connect-ticket"] => Route::ConnectTicket,
+            ["v1", "conversations"] => Route::Conversations,
+            ["v1", "conversations", id] => Route::Conversation(s(id)),
+            ["v1", "conversations", id, "leave"] => Route::ConversationLeave(s(id)),
+            ["v1", "conversations", id, "members"] => Route::ConversationMembers(s(id)),
+            ["v1", "conversations", id, "messages"] => Route::ConversationMessages(s(id)),
+            ["v1", "conversations", id, "ws"] => Route::ConversationSocket(s(id)),
+            ["v1", "messages"] => Route::Messages,
+            ["v1", "messages", id] => Route::Message(s(id)),
+            ["v1", "messages", id, "reactions"] => Route::MessageReactions(s(id)),
+            ["bot", "v1", "sandboxes", sb, "conversations"] => Route::BotConversations(s(sb)),
+            ["bot", "v1", "sandboxes", sb, "conversations", c] => Route::BotConversation(s(sb), s(c)),
+            ["bot", "v1", "sandboxes", sb, "conversations", c, "messages"] => Route::BotMessages(s(sb), s(c)),
+            ["bot", "v1", "sandboxes", sb, "conversations", c, "messages", m] => Route::BotMessage(s(sb), s(c), s(m)),
+            ["bot", "v1", "sandboxes", sb, "profile"] => Route::BotProfile(s(sb)),
+            _ => return None,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_every_route() {
+        assert_eq!(Route::parse("/v1/conversations"), Some(Route::Conversations));
+        assert_eq!(Route::parse("/v1/conversations/"), Some(Route::Conversations));
+        assert_eq!(Route::parse("/v1/conversations/X/ws"), Some(Route::ConversationSocket("X".into())));
+        assert_eq!(Route::parse("/v1/messages/M/reactions"), Some(Route::MessageReactions("M".into())));
+        assert_eq!(
+            Route::parse("/bot/v1/sandboxes/sb/conversations/C/messages/M"),
+            Some(Route::BotMessage("sb".into(), "C".into(), "M".into()))
+        );
+        assert_eq!(Route::parse("/bot/v1/sandboxes/sb/profile"), Some(Route::BotProfile("sb".into())));
+    }
+
+    #[test]
+    fn rejects_unknown_and_empty_segments() {
+        for p in ["/", "", "/v1", "/v1/conversations//messages", "/v2/conversations", "/v1/conversations/X/nope"] {
+            assert_eq!(Route::parse(p), None, "{p}");
+        }
+    }
+}
