@@ -2,7 +2,7 @@
 //! sort in the order they were made, even within one millisecond or when the clock steps back.
 
 use crate::error::ApiError;
-use ulid::Ulid;
+pub use ulid::Ulid;
 
 /// Parses a ULID from a request field; answers `invalid_request` naming the field.
 pub fn parse(field: &str, s: &str) -> Result<Ulid, ApiError> {

@@ -1,0 +1,41 @@
+//! The worker's configuration, read from vars and secrets (`wrangler.toml`, `.dev.vars`, `wrangler secret`).
+
+use switchboard_auth::AuthConfig;
+use switchboard_core::limits::{DEFAULT_ACTIVITY_FLUSH_MS, DEFAULT_IDEM_TTL_MS};
+use switchboard_core::ApiError;
+use worker::Env;
+
+fn var(env: &Env, name: &str) -> Option<String> {
+    env.var(name).ok().map(|v| v.to_string()).or_else(|| env.secret(name).ok().map(|v| v.to_string()))
+}
+
+/// `POST /dev/token` exists only when `LOCAL_MODE` is exactly "true".
+pub fn local_mode(env: &Env) -> bool {
+    var(env, "LOCAL_MODE").as_deref() == Some("true")
+}
+
+pub fn auth(env: &Env) -> Result<AuthConfig, ApiError> {
+    let secret = var(env, "JWT_SECRET").ok_or_else(|| {
+        worker::console_error!("JWT_SECRET is not set");
+        ApiError::internal("the service is not configured (JWT_SECRET)")
+    })?;
+    let audience = var(env, "JWT_AUDIENCE").unwrap_or_else(|| "switchboard".to_string());
+    AuthConfig::new(&secret, &audience).map_err(|e| {
+        worker::console_error!("{e}");
+        e
+    })
+}
+
+fn millis(env: &Env, name: &str, default: i64) -> i64 {
+    var(env, name).and_then(|v| v.parse::<i64>().ok()).filter(|v| *v > 0).unwrap_or(default)
+}
+
+/// How long a send-idempotency record lives.
+pub fn idem_ttl_ms(env: &Env) -> i64 {
+    millis(env, "IDEM_TTL_MS", DEFAULT_IDEM_TTL_MS)
+}
+
+/// How long new activity may wait before members' conversation lists are updated.
+pub fn activity_flush_ms(env: &Env) -> i64 {
+    millis(env, "ACTIVITY_FLUSH_MS", DEFAULT_ACTIVITY_FLUSH_MS)
+}

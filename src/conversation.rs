@@ -1,0 +1,810 @@
+//! `ConversationObject`: one Durable Object per conversation.
+//!
+//! It owns, in its SQLite database, the conversation's members, messages, reactions, send-idempotency
+//! records and event log, and holds the conversation's hibernatable WebSockets. Every committed change
+//! appends one event (next `seq`) to the log and broadcasts the same encoded frame to every socket.
+//!
+//! Invariants:
+//! - a command validates everything before its first write, and writes without an `.await` between the
+//!   first and last statement, so racing requests (e.g. repeated sends) never interleave half-written;
+//! - the only per-socket memory is the socket's attachment; nothing is lost when the object hibernates;
+//! - one alarm serves idempotency cleanup and the flush of activity to members' lists, and is never
+//!   postponed (`switchboard_core::alarm`).
+
+use crate::config;
+use crate::http::{error_response, internal};
+use crate::platform::{self, EncodedFrame};
+use crate::rpc::{self, ConversationCall, ConversationCommand, MemberCommand, MEMBER_HEADER};
+use futures::future::join_all;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use std::cell::Cell;
+use switchboard_core::content::{self, Block};
+use switchboard_core::events::Event;
+use switchboard_core::frames::{self, ClientFrame, FrameRejection};
+use switchboard_core::idempotency::{self, IdemRecord, SendDecision};
+use switchboard_core::ids::{self, MonotonicUlids};
+use switchboard_core::limits::{close, AUTO_TITLE_CHARS, MAX_MEMBERS};
+use switchboard_core::model::{ConversationDetail, ConversationListItem, MemberInfo, Message};
+use switchboard_core::replay::{self, ResumePlan};
+use switchboard_core::{alarm, reactions, validate, ApiError, ErrorCode, MemberId};
+use worker::{
+    durable_object, wasm_bindgen, DurableObject, Env, Request, Response, ResponseBuilder, ScheduledTime, SqlStorage,
+    SqlStorageValue, State, WebSocket, WebSocketIncomingMessage, WebSocketPair, WebSocketRequestResponsePair,
+};
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS conversation (
+  id TEXT PRIMARY KEY, sandbox_id TEXT NOT NULL, title TEXT, created_by TEXT NOT NULL, created_at INTEGER NOT NULL,
+  last_activity_at INTEGER, seq INTEGER NOT NULL DEFAULT 0,
+  list_version INTEGER NOT NULL DEFAULT 0, list_flushed INTEGER NOT NULL DEFAULT 0);
+CREATE TABLE IF NOT EXISTS members (
+  member_id TEXT PRIMARY KEY, kind TEXT NOT NULL, joined_at INTEGER NOT NULL, left_at INTEGER);
+CREATE TABLE IF NOT EXISTS messages (
+  id TEXT PRIMARY KEY, sender_id TEXT NOT NULL, content TEXT NOT NULL, in_reply_to TEXT,
+  created_at INTEGER NOT NULL, updated_at INTEGER, client_updated_at INTEGER,
+  deleted INTEGER NOT NULL DEFAULT 0, delivery_failed INTEGER NOT NULL DEFAULT 0, client_id TEXT);
+CREATE TABLE IF NOT EXISTS reactions (
+  message_id TEXT NOT NULL, member_id TEXT NOT NULL, emoji TEXT NOT NULL, created_at INTEGER NOT NULL,
+  UNIQUE (message_id, member_id, emoji));
+CREATE TABLE IF NOT EXISTS idempotency (
+  sender_id TEXT NOT NULL, client_id TEXT NOT NULL, message_id TEXT NOT NULL, expires_at INTEGER NOT NULL,
+  PRIMARY KEY (sender_id, client_id));
+CREATE INDEX IF NOT EXISTS idempotency_expiry ON idempotency (expires_at);
+CREATE TABLE IF NOT EXISTS events (seq INTEGER PRIMARY KEY, frame TEXT NOT NULL);
+";
+
+/// Per-socket state, kept in the socket's attachment so it survives hibernation.
+#[derive(Debug, Serialize, Deserialize)]
+struct Attachment {
+    member: String,
+    connected_at: i64,
+}
+
+#[derive(Debug, Deserialize)]
+struct MetaRow {
+    id: String,
+    sandbox_id: String,
+    title: Option<String>,
+    created_by: String,
+    created_at: i64,
+    last_activity_at: Option<i64>,
+    seq: i64,
+}
+
+#[derive(Debug, Deserialize)]
+struct MemberRow {
+    member_id: String,
+    kind: String,
+    joined_at: i64,
+}
+
+#[derive(Debug, Deserialize)]
+struct MessageRow {
+    id: String,
+    sender_id: String,
+    content: String,
+    in_reply_to: Option<String>,
+    created_at: i64,
+    updated_at: Option<i64>,
+    client_updated_at: Option<i64>,
+    deleted: i64,
+    delivery_failed: i64,
+}
+
+#[derive(Debug, Deserialize)]
+struct ReactionRow {
+    message_id: String,
+    emoji: String,
+    member_id: String,
+}
+
+/// What a command answers: HTTP status and JSON body (None for 204).
+type Answer = Result<(u16, Option<Value>), ApiError>;
+
+fn sql_err(e: worker::Error) -> ApiError {
+    internal("conversation sql", e)
+}
+
+fn member_tag(member: &str) -> String {
+    format!("m:{member}")
+}
+
+#[durable_object]
+pub struct ConversationObject {
+    state: State,
+    env: Env,
+    sql: SqlStorage,
+    /// The alarm time we last set or read; `None` = unknown or none.
+    alarm_at: Cell<Option<i64>>,
+}
+
+impl DurableObject for ConversationObject {
+    fn new(state: State, env: Env) -> Self {
+        let sql = state.storage().sql();
+        if let Err(e) = sql.exec(SCHEMA, None) {
+            worker::console_error!("conversation schema: {e}");
+        }
+        // `ping` is answered by the runtime without waking the object.
+        match WebSocketRequestResponsePair::new("ping", "pong") {
+            Ok(pair) => state.set_websocket_auto_response(&pair),
+            Err(e) => worker::console_error!("auto-response: {e:?}"),
+        }
+        ConversationObject { state, env, sql, alarm_at: Cell::new(None) }
+    }
+
+    async fn fetch(&self, mut req: Request) -> worker::Result<Response> {
+        let result = if req.path() == "/ws" {
+            self.accept_socket(&req)
+        } else {
+            match req.text().await {
+                Ok(body) => self.rpc(&body).await,
+                Err(e) => Err(internal("read rpc", e)),
+            }
+        };
+        match result {
+            Ok(resp) => Ok(resp),
+            Err(e) => error_response(&e),
+        }
+    }
+
+    async fn alarm(&self) -> worker::Result<Response> {
+        self.alarm_at.set(None);
+        self.run_alarm().await;
+        Response::ok("ok")
+    }
+
+    async fn websocket_message(&self, ws: WebSocket, message: WebSocketIncomingMessage) -> worker::Result<()> {
+        let text = match message {
+            WebSocketIncomingMessage::String(t) => t,
+            WebSocketIncomingMessage::Binary(b) => {
+                self.reject(&ws, frames::binary(b.len()));
+                return Ok(());
+            }
+        };
+        match frames::parse_client(&text) {
+            Err(rejection) => self.reject(&ws, rejection),
+            Ok(ClientFrame::MessageCreate { request_id, content, in_reply_to_message_id, client_id }) => {
+                let member = match ws.deserialize_attachment::<Attachment>() {
+                    Ok(Some(a)) => a.member,
+                    _ => {
+                        let _ = ws.close(Some(close::INTERNAL), Some("socket state lost"));
+                        return Ok(());
+                    }
+                };
+                let outcome = self.send_message(&member, &content, in_reply_to_message_id, client_id);
+                let frame = match &outcome {
+                    Ok(sent) => frames::message_ack(request_id.as_deref(), &sent.message, sent.duplicate),
+                    Err(e) => e.to_frame(request_id.as_deref()),
+                };
+                let _ = ws.send_with_str(frame);
+                if let Ok(sent) = outcome {
+                    self.after_send(&sent).await;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn websocket_close(&self, ws: WebSocket, _code: usize, _reason: String, _was_clean: bool) -> worker::Result<()> {
+        // Complete the closing handshake; the runtime forgets the socket.
+        let _ = ws.close(Some(1000), Some("closed"));
+        Ok(())
+    }
+
+    async fn websocket_error(&self, ws: WebSocket, _error: worker::Error) -> worker::Result<()> {
+        let _ = ws.close(Some(close::INTERNAL), Some("socket error"));
+        Ok(())
+    }
+}
+
+/// A message that `send_message` created or found again.
+struct Sent {
+    message: Message,
+    client_id: Option<String>,
+    duplicate: bool,
+}
+
+impl ConversationObject {
+    // ----------------------------------------------------------------------------------------------
+    // Commands
+    // ----------------------------------------------------------------------------------------------
+
+    async fn rpc(&self, body: &str) -> Result<Response, ApiError> {
+        let call: ConversationCall = serde_json::from_str(body).map_err(|e| internal("decode conversation rpc", e))?;
+        let caller = call.caller;
+        let answer = match call.command {
+            ConversationCommand::Create { conversation_id, sandbox_id, title, members } => {
+                self.create(&conversation_id, &sandbox_id, title, &caller, &members)
+            }
+            ConversationCommand::Get => self.detail(&caller),
+            ConversationCommand::Rename { title } => self.rename(&caller, &title),
+            ConversationCommand::AddMember { member } => self.add_member(&caller, &member),
+            ConversationCommand::Leave => self.leave(&caller),
+            ConversationCommand::ListMessages { before, limit } => self.list_messages(&caller, before.as_deref(), limit),
+            ConversationCommand::SendMessage { content, in_reply_to_message_id, client_id } => {
+                match self.send_message(&caller, &content, in_reply_to_message_id, client_id) {
+                    Ok(sent) => {
+                        let status = if sent.duplicate { 200 } else { 201 };
+                        let mut body = json!({"messageId": sent.message.id, "message": sent.message});
+                        if let Some(c) = &sent.client_id {
+                            body["clientId"] = Value::String(c.clone());
+                        }
+                        self.after_send(&sent).await;
+                        Ok((status, Some(body)))
+                    }
+                    Err(e) => Err(e),
+                }
+            }
+            ConversationCommand::EditMessage { message_id, content, timestamp } => self.edit_message(&caller, &message_id, &content, timestamp),
+            ConversationCommand::DeleteMessage { message_id } => self.delete_message(&caller, &message_id),
+            ConversationCommand::AddReaction { message_id, emoji } => self.add_reaction(&caller, &message_id, &emoji),
+            ConversationCommand::RemoveReaction { message_id, emoji } => self.remove_reaction(&caller, &message_id, &emoji),
+        };
+        let (status, body) = answer?;
+        // Renames and membership changes reach members' lists through the alarm's flush.
+        self.ensure_alarm(platform::now_ms() + config::activity_flush_ms(&self.env)).await;
+        match body {
+            Some(v) => crate::http::json(status, &v),
+            None => crate::http::no_content(),
+        }
+    }
+
+    fn create(&self, id: &str, sandbox_id: &str, title: Option<String>, creator: &str, humans: &[String]) -> Answer {
+        if self.meta()?.is_some() {
+            return Err(ApiError::internal("conversation id collision"));
+        }
+        let now = platform::now_ms();
+        let bot = MemberId::bot(sandbox_id)?.to_string();
+        self.exec(
+            "INSERT INTO conversation (id, sandbox_id, title, created_by, created_at) VALUES (?, ?, ?, ?, ?)",
+            vec![id.into(), sandbox_id.into(), title.clone().into(), creator.into(), now.into()],
+        )?;
+        self.exec("INSERT INTO members (member_id, kind, joined_at) VALUES (?, 'bot', ?)", vec![bot.into(), now.into()])?;
+        for m in humans {
+            self.exec("INSERT OR IGNORE INTO members (member_id, kind, joined_at) VALUES (?, 'user', ?)", vec![m.as_str().into(), now.into()])?;
+        }
+        Ok((201, Some(json!({"createdAt": now}))))
+    }
+
+    fn detail(&self, caller: &str) -> Answer {
+        let meta = self.require_member(caller)?;
+        Ok((200, Some(to_value(&self.detail_of(&meta)?)?)))
+    }
+
+    fn detail_of(&self, meta: &MetaRow) -> Result<ConversationDetail, ApiError> {
+        let members = self.active_members()?;
+        Ok(ConversationDetail {
+            id: meta.id.clone(),
+            title: meta.title.clone(),
+            sandbox_id: meta.sandbox_id.clone(),
+            created_by: meta.created_by.clone(),
+            created_at: meta.created_at,
+            members: members.into_iter().map(|m| MemberInfo { id: m.member_id, kind: m.kind, joined_at: m.joined_at }).collect(),
+        })
+    }
+
+    fn rename(&self, caller: &str, title: &str) -> Answer {
+        let meta = self.require_member(caller)?;
+        let title = validate::title(title)?;
+        if meta.title.as_deref() != Some(title.as_str()) {
+            self.exec("UPDATE conversation SET title = ?, list_version = list_version + 1", vec![title.as_str().into()])?;
+            self.emit(Event::ConversationRenamed { conversation_id: meta.id.clone(), title: title.clone() })?;
+        }
+        Ok((200, Some(json!({"id": meta.id, "title": title}))))
+    }
+
+    fn add_member(&self, caller: &str, member: &str) -> Answer {
+        let meta = self.require_member(caller)?;
+        let new = MemberId::user(member)?.to_string();
+        let members = self.active_members()?;
+        let existing = members.iter().any(|m| m.member_id == new);
+        if !existing {
+            if members.len() >= MAX_MEMBERS {
+                return Err(ApiError::invalid(format!("a conversation has at most {MAX_MEMBERS} members")));
+            }
+            let now = platform::now_ms();
+            self.exec(
+                "INSERT INTO members (member_id, kind, joined_at, left_at) VALUES (?, 'user', ?, NULL)
+                 ON CONFLICT (member_id) DO UPDATE SET joined_at = excluded.joined_at, left_at = NULL",
+                vec![new.as_str().into(), now.into()],
+            )?;
+            self.emit(Event::MemberJoined { conversation_id: meta.id.clone(), member_id: new.clone() })?;
+        }
+        let detail = self.detail_of(&meta)?;
+        let joined_at = detail.members.iter().find(|m| m.id == new).map(|m| m.joined_at).unwrap_or(0);
+        let item = ConversationListItem {
+            conversation_id: meta.id.clone(),
+            title: meta.title.clone(),
+            sandbox_id: meta.sandbox_id.clone(),
+            last_activity_at: meta.last_activity_at,
+            last_read_at: None,
+            joined_at,
+        };
+        // `listItem` is for the worker (it updates the new member's list) and is removed before answering.
+        Ok((if existing { 200 } else { 201 }, Some(json!({"members": detail.members, "listItem": item}))))
+    }
+
+    fn leave(&self, caller: &str) -> Answer {
+        let meta = self.require_member(caller)?;
+        if MemberId::parse(caller).map(|m| m.is_bot()).unwrap_or(false) {
+            return Err(ApiError::forbidden("the conversation's bot cannot leave it"));
+        }
+        self.exec("UPDATE members SET left_at = ? WHERE member_id = ?", vec![platform::now_ms().into(), caller.into()])?;
+        self.emit(Event::MemberLeft { conversation_id: meta.id.clone(), member_id: caller.to_string() })?;
+        for ws in self.state.get_websockets_with_tag(&member_tag(caller)) {
+            let _ = ws.close(Some(close::MEMBERSHIP_ENDED), Some("left the conversation"));
+        }
+        Ok((204, None))
+    }
+
+    fn list_messages(&self, caller: &str, before: Option<&str>, limit: usize) -> Answer {
+        let meta = self.require_member(caller)?;
+        let fetch = (limit + 1) as i64;
+        let rows: Vec<MessageRow> = match before {
+            Some(b) => self.query("SELECT * FROM messages WHERE id < ? ORDER BY id DESC LIMIT ?", vec![b.into(), fetch.into()])?,
+            None => self.query("SELECT * FROM messages ORDER BY id DESC LIMIT ?", vec![fetch.into()])?,
+        };
+        let has_more = rows.len() > limit;
+        let rows = &rows[..rows.len().min(limit)];
+        let messages = self.hydrate(&meta.id, rows)?;
+        let next_cursor = if has_more { messages.last().map(|m| m.id.clone()) } else { None };
+        Ok((200, Some(json!({"messages": messages, "hasMore": has_more, "nextCursor": next_cursor}))))
+    }
+
+    /// The send path: validate, check the idempotency ledger, write message + record + event, broadcast.
+    /// Synchronous from the first read to the last write, so racing repeats cannot both create.
+    fn send_message(&self, caller: &str, content: &Value, in_reply_to: Option<String>, client_id: Option<String>) -> Result<Sent, ApiError> {
+        let meta = self.require_member(caller)?;
+        let blocks = content::parse(content)?;
+        if let Some(c) = &client_id {
+            validate::client_id(c)?;
+        }
+        let reply_sender = match &in_reply_to {
+            Some(r) => {
+                ids::parse("inReplyToMessageId", r)?;
+                let found: Vec<MessageRow> = self.query("SELECT * FROM messages WHERE id = ?", vec![r.as_str().into()])?;
+                match found.into_iter().next() {
+                    Some(row) => Some(row.sender_id),
+                    None => return Err(ApiError::invalid("inReplyToMessageId: no such message in this conversation")),
+                }
+            }
+            None => None,
+        };
+        let now = platform::now_ms();
+        let ttl = config::idem_ttl_ms(&self.env);
+        let mut record_expiry = None;
+        if let Some(c) = &client_id {
+            #[derive(Deserialize)]
+            struct Rec {
+                message_id: String,
+                expires_at: i64,
+            }
+            let found: Vec<Rec> = self.query(
+                "SELECT message_id, expires_at FROM idempotency WHERE sender_id = ? AND client_id = ?",
+                vec![caller.into(), c.as_str().into()],
+            )?;
+            let found = found.into_iter().next().map(|r| IdemRecord { message_id: r.message_id, expires_at: r.expires_at });
+            match idempotency::decide(found.as_ref(), now, ttl) {
+                SendDecision::Replay { message_id } => {
+                    if let Some(message) = self.message(&meta.id, &message_id)? {
+                        return Ok(Sent { message, client_id, duplicate: true });
+                    }
+                    // The record outlived its message (cannot happen: messages are never hard-deleted).
+                    return Err(ApiError::internal("idempotency record without message"));
+                }
+                SendDecision::Create { expires_at } => record_expiry = Some(expires_at),
+            }
+        }
+        #[derive(Deserialize)]
+        struct LastId {
+            id: String,
+        }
+        let last: Vec<LastId> = self.query("SELECT id FROM messages ORDER BY id DESC LIMIT 1", vec![])?;
+        let last = last.first().and_then(|r| ids::parse("id", &r.id).ok());
+        let id = MonotonicUlids::new(last).next(now.max(0) as u64, platform::random_u128()).to_string();
+        let content_json = serde_json::to_string(&blocks).map_err(|e| internal("encode content", e))?;
+
+        // Writes: nothing above has written; nothing below awaits.
+        self.exec(
+            "INSERT INTO messages (id, sender_id, content, in_reply_to, created_at, client_id) VALUES (?, ?, ?, ?, ?, ?)",
+            vec![id.as_str().into(), caller.into(), content_json.into(), in_reply_to.clone().into(), now.into(), client_id.clone().into()],
+        )?;
+        if let (Some(c), Some(expires_at)) = (&client_id, record_expiry) {
+            self.exec(
+                "INSERT OR REPLACE INTO idempotency (sender_id, client_id, message_id, expires_at) VALUES (?, ?, ?, ?)",
+                vec![caller.into(), c.as_str().into(), id.as_str().into(), expires_at.into()],
+            )?;
+        }
+        self.exec("UPDATE conversation SET last_activity_at = ?, list_version = list_version + 1", vec![now.into()])?;
+        let message = Message {
+            id: id.clone(),
+            conversation_id: meta.id.clone(),
+            sender_id: caller.to_string(),
+            content: blocks,
+            in_reply_to_message_id: in_reply_to,
+            created_at: now,
+            updated_at: None,
+            client_updated_at: None,
+            deleted: false,
+            delivery_failed: false,
+            reactions: vec![],
+        };
+        self.emit(Event::MessageCreated { message: message.clone(), client_id: client_id.clone(), reply_to_sender: reply_sender })?;
+        if meta.title.is_none() {
+            let text = content::plain_text(&message.content);
+            let title = content::preview(&text, AUTO_TITLE_CHARS);
+            if !title.is_empty() {
+                self.exec("UPDATE conversation SET title = ? WHERE title IS NULL", vec![title.as_str().into()])?;
+                self.emit(Event::ConversationRenamed { conversation_id: meta.id.clone(), title })?;
+            }
+        }
+        Ok(Sent { message, client_id, duplicate: false })
+    }
+
+    /// After a send commits: make sure the alarm will flush activity (and later sweep the record).
+    async fn after_send(&self, sent: &Sent) {
+        if !sent.duplicate {
+            self.ensure_alarm(platform::now_ms() + config::activity_flush_ms(&self.env)).await;
+        }
+    }
+
+    fn edit_message(&self, caller: &str, message_id: &str, content: &Value, timestamp: i64) -> Answer {
+        let meta = self.require_member(caller)?;
+        let row = self.require_message(message_id)?;
+        if row.sender_id != caller {
+            return Err(ApiError::forbidden("only the sender may edit a message"));
+        }
+        if row.deleted != 0 {
+            return Err(ApiError::new(ErrorCode::MessageDeleted, "the message was deleted"));
+        }
+        if let Some(stored) = row.client_updated_at {
+            if timestamp < stored {
+                return Err(ApiError::new(ErrorCode::EditConflict, "Edit conflict: the message was edited more recently"));
+            }
+        }
+        let blocks = content::parse(content)?;
+        let content_json = serde_json::to_string(&blocks).map_err(|e| internal("encode content", e))?;
+        let now = platform::now_ms();
+        self.exec(
+            "UPDATE messages SET content = ?, updated_at = ?, client_updated_at = ? WHERE id = ?",
+            vec![content_json.into(), now.into(), timestamp.into(), message_id.into()],
+        )?;
+        let message = self.message(&meta.id, message_id)?.ok_or_else(|| ApiError::internal("edited message vanished"))?;
+        self.emit(Event::MessageUpdated { message: message.clone() })?;
+        Ok((200, Some(json!({"messageId": message.id, "message": message}))))
+    }
+
+    fn delete_message(&self, caller: &str, message_id: &str) -> Answer {
+        self.require_member(caller)?;
+        let row = self.require_message(message_id)?;
+        if row.sender_id != caller {
+            return Err(ApiError::forbidden("only the sender may delete a message"));
+        }
+        if row.deleted == 0 {
+            self.exec(
+                "UPDATE messages SET deleted = 1, content = '[]', updated_at = ? WHERE id = ?",
+                vec![platform::now_ms().into(), message_id.into()],
+            )?;
+            self.exec("DELETE FROM reactions WHERE message_id = ?", vec![message_id.into()])?;
+            self.emit(Event::MessageDeleted { message_id: message_id.to_string() })?;
+        }
+        Ok((204, None))
+    }
+
+    fn add_reaction(&self, caller: &str, message_id: &str, emoji: &str) -> Answer {
+        self.require_member(caller)?;
+        validate::emoji(emoji)?;
+        let row = self.require_message(message_id)?;
+        if row.deleted != 0 {
+            return Err(ApiError::new(ErrorCode::MessageDeleted, "the message was deleted"));
+        }
+        let written = self
+            .sql
+            .exec(
+                "INSERT OR IGNORE INTO reactions (message_id, member_id, emoji, created_at) VALUES (?, ?, ?, ?)",
+                vec![message_id.into(), caller.into(), emoji.into(), platform::now_ms().into()],
+            )
+            .map_err(sql_err)?
+            .rows_written();
+        if written > 0 {
+            self.emit(Event::ReactionAdded { message_id: message_id.into(), member_id: caller.into(), emoji: emoji.into() })?;
+        }
+        let summary = self.reactions_of(message_id)?;
+        Ok((if written > 0 { 201 } else { 200 }, Some(json!({"id": message_id, "reactions": summary}))))
+    }
+
+    fn remove_reaction(&self, caller: &str, message_id: &str, emoji: &str) -> Answer {
+        self.require_member(caller)?;
+        validate::emoji(emoji)?;
+        self.require_message(message_id)?;
+        let written = self
+            .sql
+            .exec(
+                "DELETE FROM reactions WHERE message_id = ? AND member_id = ? AND emoji = ?",
+                vec![message_id.into(), caller.into(), emoji.into()],
+            )
+            .map_err(sql_err)?
+            .rows_written();
+        if written > 0 {
+            self.emit(Event::ReactionRemoved { message_id: message_id.into(), member_id: caller.into(), emoji: emoji.into() })?;
+        }
+        let summary = self.reactions_of(message_id)?;
+        Ok((200, Some(json!({"id": message_id, "reactions": summary}))))
+    }
+
+    // ----------------------------------------------------------------------------------------------
+    // Sockets
+    // ----------------------------------------------------------------------------------------------
+
+    /// Accepts a member's socket as hibernatable, replays what it missed (`?since=`), then `ready`.
+    fn accept_socket(&self, req: &Request) -> Result<Response, ApiError> {
+        let member = req
+            .headers()
+            .get(MEMBER_HEADER)
+            .ok()
+            .flatten()
+            .ok_or_else(|| ApiError::unauthorized("no member"))?;
+        let url = req.url().map_err(|e| internal("socket url", e))?;
+        let since_raw = url.query_pairs().find(|(k, _)| k == "since").map(|(_, v)| v.into_owned());
+        let since = replay::parse_since(since_raw.as_deref())?;
+        let meta = self.require_member(&member)?;
+
+        let pair = WebSocketPair::new().map_err(|e| internal("socket pair", e))?;
+        let server = pair.server;
+        self.state.accept_websocket_with_tags(&server, &[member_tag(&member).as_str()]);
+        server
+            .serialize_attachment(Attachment { member: member.clone(), connected_at: platform::now_ms() })
+            .map_err(|e| internal("socket attachment", e))?;
+
+        let latest = meta.seq.max(0) as u64;
+        let oldest = self.scalar("SELECT MIN(seq) AS v FROM events", vec![])?.map(|v| v.max(0) as u64);
+        match replay::plan(since, latest, oldest) {
+            ResumePlan::Live => {}
+            ResumePlan::Resync => {
+                let _ = server.send_with_str(frames::resync(latest));
+            }
+            ResumePlan::Replay { after } => {
+                #[derive(Deserialize)]
+                struct Frame {
+                    frame: String,
+                }
+                let rows: Vec<Frame> = self.query("SELECT frame FROM events WHERE seq > ? ORDER BY seq", vec![(after as i64).into()])?;
+                for row in rows {
+                    let _ = server.send_with_str(&row.frame);
+                }
+            }
+        }
+        let _ = server.send_with_str(frames::ready(latest));
+        Ok(ResponseBuilder::new().with_status(101).with_websocket(pair.client).empty())
+    }
+
+    fn reject(&self, ws: &WebSocket, rejection: FrameRejection) {
+        match rejection {
+            FrameRejection::Reply { error, request_id } => {
+                let _ = ws.send_with_str(error.to_frame(request_id.as_deref()));
+            }
+            FrameRejection::Close { code, reason } => {
+                let _ = ws.close(Some(code), Some(reason));
+            }
+        }
+    }
+
+    /// Appends an event to the log (next seq) and sends the one encoded frame to every socket.
+    fn emit(&self, event: Event) -> Result<u64, ApiError> {
+        let seq = self
+            .scalar("UPDATE conversation SET seq = seq + 1 RETURNING seq AS v", vec![])?
+            .ok_or_else(|| ApiError::internal("no conversation row"))?
+            .max(0) as u64;
+        let frame = frames::event(event.name(), &event.payload(), seq);
+        self.exec("INSERT INTO events (seq, frame) VALUES (?, ?)", vec![(seq as i64).into(), frame.as_str().into()])?;
+        if seq % 64 == 0 {
+            self.exec("DELETE FROM events WHERE seq <= ?", vec![(replay::trim_below(seq) as i64).into()])?;
+        }
+        let encoded = EncodedFrame::new(&frame);
+        for ws in self.state.get_websockets() {
+            encoded.send(&ws);
+        }
+        Ok(seq)
+    }
+
+    // ----------------------------------------------------------------------------------------------
+    // Alarm: idempotency cleanup and the flush of activity to members' lists
+    // ----------------------------------------------------------------------------------------------
+
+    async fn ensure_alarm(&self, wanted: i64) {
+        if let Some(current) = self.alarm_at.get() {
+            if !alarm::should_set(Some(current), Some(wanted)) {
+                return;
+            }
+        }
+        let storage = self.state.storage();
+        let current = storage.get_alarm().await.ok().flatten();
+        if alarm::should_set(current, Some(wanted)) {
+            let at = ScheduledTime::new(js_sys::Date::new(&wasm_bindgen::JsValue::from_f64(wanted as f64)));
+            match storage.set_alarm(at).await {
+                Ok(()) => self.alarm_at.set(Some(wanted)),
+                Err(e) => worker::console_error!("set alarm: {e}"),
+            }
+        } else {
+            self.alarm_at.set(current);
+        }
+    }
+
+    async fn run_alarm(&self) {
+        let now = platform::now_ms();
+        if let Err(e) = self.exec("DELETE FROM idempotency WHERE expires_at <= ?", vec![now.into()]) {
+            worker::console_error!("sweep idempotency: {e}");
+        }
+        let mut retry_flush = false;
+        if let Ok(Some(meta)) = self.meta() {
+            #[derive(Deserialize)]
+            struct Versions {
+                list_version: i64,
+                list_flushed: i64,
+            }
+            let versions: Vec<Versions> = self.query("SELECT list_version, list_flushed FROM conversation", vec![]).unwrap_or_default();
+            if let Some(v) = versions.first() {
+                if v.list_version > v.list_flushed {
+                    let flushed_version = v.list_version;
+                    let ok = self.flush_lists(&meta).await;
+                    if ok {
+                        let _ = self.exec("UPDATE conversation SET list_flushed = MAX(list_flushed, ?)", vec![flushed_version.into()]);
+                    }
+                    retry_flush = !ok;
+                }
+            }
+        }
+        // Re-arm: the earliest remaining record, and a flush if something changed meanwhile (or failed).
+        let earliest = self.scalar("SELECT MIN(expires_at) AS v FROM idempotency", vec![]).unwrap_or_default();
+        #[derive(Deserialize)]
+        struct Dirty {
+            dirty: i64,
+        }
+        let dirty: Vec<Dirty> = self.query("SELECT list_version > list_flushed AS dirty FROM conversation", vec![]).unwrap_or_default();
+        let flush_ms = config::activity_flush_ms(&self.env);
+        let flush_at = if retry_flush {
+            Some(platform::now_ms() + flush_ms.max(1000) * 5)
+        } else if dirty.first().map(|d| d.dirty != 0).unwrap_or(false) {
+            Some(platform::now_ms() + flush_ms)
+        } else {
+            None
+        };
+        if let Some(at) = alarm::next_fire(earliest, flush_at) {
+            self.ensure_alarm(at).await;
+        }
+    }
+
+    /// Tells every member's object the conversation's current title and last activity.
+    async fn flush_lists(&self, meta: &MetaRow) -> bool {
+        let members = match self.active_members() {
+            Ok(m) => m,
+            Err(_) => return false,
+        };
+        let mut ok = true;
+        for chunk in members.chunks(50) {
+            let calls = chunk.iter().map(|m| {
+                rpc::member(
+                    &self.env,
+                    &m.member_id,
+                    MemberCommand::Touch {
+                        conversation_id: meta.id.clone(),
+                        title: meta.title.clone(),
+                        last_activity_at: meta.last_activity_at,
+                    },
+                )
+            });
+            for r in join_all(calls).await {
+                match r {
+                    Ok(resp) if resp.status_code() < 300 => {}
+                    Ok(resp) => {
+                        worker::console_error!("list flush answered {}", resp.status_code());
+                        ok = false;
+                    }
+                    Err(e) => {
+                        worker::console_error!("list flush: {e}");
+                        ok = false;
+                    }
+                }
+            }
+        }
+        ok
+    }
+
+    // ----------------------------------------------------------------------------------------------
+    // Storage helpers
+    // ----------------------------------------------------------------------------------------------
+
+    fn exec(&self, query: &str, bindings: Vec<SqlStorageValue>) -> Result<(), ApiError> {
+        self.sql.exec(query, bindings).map(|_| ()).map_err(sql_err)
+    }
+
+    fn query<T: serde::de::DeserializeOwned>(&self, query: &str, bindings: Vec<SqlStorageValue>) -> Result<Vec<T>, ApiError> {
+        self.sql.exec(query, bindings).and_then(|c| c.to_array::<T>()).map_err(sql_err)
+    }
+
+    /// The first row's integer column `v` (None when there is no row or it is NULL).
+    fn scalar(&self, query: &str, bindings: Vec<SqlStorageValue>) -> Result<Option<i64>, ApiError> {
+        #[derive(Deserialize)]
+        struct One {
+            v: Option<i64>,
+        }
+        Ok(self.query::<One>(query, bindings)?.into_iter().next().and_then(|r| r.v))
+    }
+
+    fn meta(&self) -> Result<Option<MetaRow>, ApiError> {
+        Ok(self
+            .query::<MetaRow>(
+                "SELECT id, sandbox_id, title, created_by, created_at, last_activity_at, seq FROM conversation LIMIT 1",
+                vec![],
+            )?
+            .into_iter()
+            .next())
+    }
+
+    /// The conversation, if `caller` is one of its current members: 404 when it does not exist,
+    /// 403 when the caller is not (or no longer) a member.
+    fn require_member(&self, caller: &str) -> Result<MetaRow, ApiError> {
+        let meta = self.meta()?.ok_or_else(|| ApiError::not_found("conversation not found"))?;
+        let found = self.scalar("SELECT 1 AS v FROM members WHERE member_id = ? AND left_at IS NULL", vec![caller.into()])?;
+        if found.is_none() {
+            return Err(ApiError::forbidden("not a member of this conversation"));
+        }
+        Ok(meta)
+    }
+
+    fn active_members(&self) -> Result<Vec<MemberRow>, ApiError> {
+        self.query("SELECT member_id, kind, joined_at FROM members WHERE left_at IS NULL ORDER BY joined_at, member_id", vec![])
+    }
+
+    fn require_message(&self, message_id: &str) -> Result<MessageRow, ApiError> {
+        let rows: Vec<MessageRow> = self.query("SELECT * FROM messages WHERE id = ?", vec![message_id.into()])?;
+        rows.into_iter().next().ok_or_else(|| ApiError::not_found("message not found"))
+    }
+
+    fn message(&self, conversation_id: &str, message_id: &str) -> Result<Option<Message>, ApiError> {
+        let rows: Vec<MessageRow> = self.query("SELECT * FROM messages WHERE id = ?", vec![message_id.into()])?;
+        Ok(self.hydrate(conversation_id, &rows)?.into_iter().next())
+    }
+
+    fn reactions_of(&self, message_id: &str) -> Result<Vec<switchboard_core::model::ReactionSummary>, ApiError> {
+        let rows: Vec<ReactionRow> = self.query(
+            "SELECT message_id, emoji, member_id FROM reactions WHERE message_id = ? ORDER BY rowid",
+            vec![message_id.into()],
+        )?;
+        Ok(reactions::summarize(rows.iter().map(|r| (r.emoji.as_str(), r.member_id.as_str()))))
+    }
+
+    /// Rows to client messages, with their reaction summaries (one query for the page).
+    fn hydrate(&self, conversation_id: &str, rows: &[MessageRow]) -> Result<Vec<Message>, ApiError> {
+        let mut reaction_rows: Vec<ReactionRow> = Vec::new();
+        if !rows.is_empty() {
+            let marks = vec!["?"; rows.len()].join(",");
+            let q = format!("SELECT message_id, emoji, member_id FROM reactions WHERE message_id IN ({marks}) ORDER BY rowid");
+            reaction_rows = self.query(&q, rows.iter().map(|r| SqlStorageValue::from(r.id.as_str())).collect())?;
+        }
+        rows.iter()
+            .map(|r| {
+                let content: Vec<Block> = serde_json::from_str(&r.content).map_err(|e| internal("stored content", e))?;
+                let mine = reaction_rows.iter().filter(|x| x.message_id == r.id);
+                Ok(Message {
+                    id: r.id.clone(),
+                    conversation_id: conversation_id.to_string(),
+                    sender_id: r.sender_id.clone(),
+                    content,
+                    in_reply_to_message_id: r.in_reply_to.clone(),
+                    created_at: r.created_at,
+                    updated_at: r.updated_at,
+                    client_updated_at: r.client_updated_at,
+                    deleted: r.deleted != 0,
+                    delivery_failed: r.delivery_failed != 0,
+                    reactions: reactions::summarize(mine.map(|x| (x.emoji.as_str(), x.member_id.as_str()))),
+                })
+            })
+            .collect()
+    }
+}
+
+fn to_value<T: Serialize>(v: &T) -> Result<Value, ApiError> {
+    serde_json::to_value(v).map_err(|e| internal("encode", e))
+}

@@ -1,0 +1,33 @@
+//! The Switchboard chat worker: a thin shell that turns HTTP and WebSocket traffic into calls on
+//! `switchboard-core`, and carries out what comes back with Durable Objects, D1 and sockets.
+//!
+//! - `api`: the request router (authenticate, validate, forward to the right object).
+//! - `conversation`: `ConversationObject`, one per conversation: members, messages, reactions,
+//!   idempotency records, the event log, and the conversation's hibernatable sockets.
+//! - `member`: `MemberObject`, one per member: the member's conversation list and ticket redemption.
+//! - `rpc`: the commands the worker sends those objects.
+//! - `http`, `platform`, `config`: responses, clock/randomness/raw socket sends, vars and secrets.
+
+mod api;
+mod config;
+mod conversation;
+mod http;
+mod member;
+mod platform;
+mod profiles;
+mod rpc;
+
+use worker::{event, Context, Env, Request, Response, Result};
+
+#[event(start)]
+fn start() {
+    console_error_panic_hook::set_once();
+}
+
+#[event(fetch)]
+async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
+    match api::handle(req, env, ctx).await {
+        Ok(resp) => Ok(resp),
+        Err(e) => http::error_response(&e),
+    }
+}

@@ -1,0 +1,55 @@
+//! What the core takes as arguments, got from the runtime: the clock, randomness, and a socket send
+//! that hands the same JavaScript string to every socket (a broadcast is encoded and copied once).
+
+use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
+
+pub fn now_ms() -> i64 {
+    js_sys::Date::now() as i64
+}
+
+pub fn now_secs() -> u64 {
+    (now_ms() / 1000).max(0) as u64
+}
+
+/// 128 random bits from the platform's CSPRNG.
+pub fn random_u128() -> u128 {
+    let mut buf = [0u8; 16];
+    if getrandom::getrandom(&mut buf).is_err() {
+        // crypto.getRandomValues does not fail in workerd; fall back to the clock rather than panic.
+        return (now_ms() as u128) << 64 | (js_sys::Math::random() * u64::MAX as f64) as u128;
+    }
+    u128::from_le_bytes(buf)
+}
+
+/// An unguessable token (hex of 128 random bits).
+pub fn nonce() -> String {
+    format!("{:032x}", random_u128())
+}
+
+#[wasm_bindgen]
+extern "C" {
+    /// The JavaScript WebSocket, seen only for `send(value)`.
+    type RawSocket;
+    #[wasm_bindgen(method, catch, js_name = send)]
+    fn send_value(this: &RawSocket, data: &JsValue) -> Result<(), JsValue>;
+}
+
+/// A frame converted to a JavaScript string once, then sent to any number of sockets.
+pub struct EncodedFrame(JsValue);
+
+impl EncodedFrame {
+    pub fn new(text: &str) -> Self {
+        EncodedFrame(JsValue::from_str(text))
+    }
+
+    /// Sends to one socket; a socket that is closing is skipped (its close handler cleans up).
+    pub fn send(&self, ws: &worker::WebSocket) -> bool {
+        let raw: &web_sys_socket::Socket = ws.as_ref();
+        raw.unchecked_ref::<RawSocket>().send_value(&self.0).is_ok()
+    }
+}
+
+mod web_sys_socket {
+    pub type Socket = worker::web_sys::WebSocket;
+}

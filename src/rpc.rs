@@ -1,0 +1,110 @@
+//! The commands the worker (and objects) send to the Durable Objects, as JSON over `stub.fetch`.
+//! An object answers with the final HTTP status and JSON body the client should see, so the worker
+//! forwards most answers untouched.
+
+use crate::http::internal;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use switchboard_core::ApiError;
+use worker::{Env, Method, Request, RequestInit, Response, Stub};
+
+pub const CONVERSATIONS: &str = "CONVERSATIONS";
+pub const MEMBERS: &str = "MEMBERS";
+/// The header that carries the authenticated member id from the worker to an object.
+pub const MEMBER_HEADER: &str = "x-switchboard-member";
+
+/// A command to a conversation, on behalf of `caller` (a member id the worker authenticated).
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ConversationCall {
+    pub caller: String,
+    #[serde(flatten)]
+    pub command: ConversationCommand,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum ConversationCommand {
+    Create { conversation_id: String, sandbox_id: String, title: Option<String>, members: Vec<String> },
+    Get,
+    Rename { title: String },
+    AddMember { member: String },
+    Leave,
+    ListMessages { before: Option<String>, limit: usize },
+    SendMessage { content: Value, in_reply_to_message_id: Option<String>, client_id: Option<String> },
+    EditMessage { message_id: String, content: Value, timestamp: i64 },
+    DeleteMessage { message_id: String },
+    AddReaction { message_id: String, emoji: String },
+    RemoveReaction { message_id: String, emoji: String },
+}
+
+/// A command to a member's object.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum MemberCommand {
+    /// The member joined (or was created into) a conversation.
+    Upsert { conversation_id: String, sandbox_id: String, title: Option<String>, joined_at: i64, last_activity_at: Option<i64> },
+    /// The member left.
+    Remove { conversation_id: String },
+    /// New activity or a new title, flushed by the conversation's alarm.
+    Touch { conversation_id: String, title: Option<String>, last_activity_at: Option<i64> },
+    List { sandbox_id: Option<String>, limit: usize, cursor: Option<String> },
+    /// Redeem a connect ticket's nonce; answers 204 once, 401 after.
+    RedeemTicket { nonce: String, expires_at_ms: i64 },
+}
+
+fn stub(env: &Env, binding: &str, name: &str) -> Result<Stub, ApiError> {
+    let ns = env.durable_object(binding).map_err(|e| internal("durable object binding", e))?;
+    ns.get_by_name(name).map_err(|e| internal("durable object stub", e))
+}
+
+async fn post(stub: Stub, body: String) -> Result<Response, ApiError> {
+    let mut init = RequestInit::new();
+    init.with_method(Method::Post).with_body(Some(body.into()));
+    let req = Request::new_with_init("https://object/rpc", &init).map_err(|e| internal("build rpc", e))?;
+    stub.fetch_with_request(req).await.map_err(|e| internal("call durable object", e))
+}
+
+pub async fn conversation(env: &Env, conversation_id: &str, caller: &str, command: ConversationCommand) -> Result<Response, ApiError> {
+    let body = serde_json::to_string(&ConversationCall { caller: caller.to_string(), command }).map_err(|e| internal("encode rpc", e))?;
+    post(stub(env, CONVERSATIONS, conversation_id)?, body).await
+}
+
+pub async fn member(env: &Env, member_id: &str, command: MemberCommand) -> Result<Response, ApiError> {
+    let body = serde_json::to_string(&command).map_err(|e| internal("encode rpc", e))?;
+    post(stub(env, MEMBERS, member_id)?, body).await
+}
+
+/// Forwards a WebSocket upgrade to the conversation's object, naming the authenticated member.
+pub async fn conversation_socket(env: &Env, conversation_id: &str, member_id: &str, since: Option<u64>) -> Result<Response, ApiError> {
+    let headers = worker::Headers::new();
+    let set = |k: &str, v: &str| headers.set(k, v).map_err(|e| internal("set header", e));
+    set("upgrade", "websocket")?;
+    set(MEMBER_HEADER, member_id)?;
+    let url = match since {
+        Some(s) => format!("https://object/ws?since={s}"),
+        None => "https://object/ws".to_string(),
+    };
+    let mut init = RequestInit::new();
+    init.with_method(Method::Get).with_headers(headers);
+    let req = Request::new_with_init(&url, &init).map_err(|e| internal("build upgrade", e))?;
+    stub(env, CONVERSATIONS, conversation_id)?.fetch_with_request(req).await.map_err(|e| internal("forward upgrade", e))
+}
+
+/// Reads an object's answer as (status, JSON); 204 reads as `null`.
+pub async fn read(mut resp: Response) -> Result<(u16, Value), ApiError> {
+    let status = resp.status_code();
+    let text = resp.text().await.map_err(|e| internal("read rpc answer", e))?;
+    if text.is_empty() {
+        return Ok((status, Value::Null));
+    }
+    let v = serde_json::from_str(&text).map_err(|e| internal("decode rpc answer", e))?;
+    Ok((status, v))
+}
+
+/// Turns an object's error answer back into an `ApiError`.
+pub fn as_error(status: u16, body: &Value) -> ApiError {
+    serde_json::from_value::<ApiError>(body["error"].clone()).unwrap_or_else(|_| {
+        worker::console_error!("object answered {status} without an error body");
+        ApiError::internal("internal error")
+    })
+}
