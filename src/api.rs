@@ -3,6 +3,7 @@
 
 use crate::config;
 use crate::http::{self, body_bytes, internal, json, query, Answer};
+use crate::notifications;
 use crate::platform;
 use crate::profiles;
 use crate::rpc::{self, ConversationCommand as C, MemberCommand};
@@ -15,6 +16,7 @@ use switchboard_core::model::ConversationListItem;
 use switchboard_core::requests::*;
 use switchboard_core::routes::Route;
 use switchboard_core::{replay, validate, ApiError, ErrorCode, MemberId};
+use switchboard_notify_contract::badge_bucket;
 use worker::{Context, Env, Method, Request};
 
 pub async fn handle(mut req: Request, env: Env, _ctx: Context) -> Answer {
@@ -52,6 +54,12 @@ pub async fn handle(mut req: Request, env: Env, _ctx: Context) -> Answer {
             list_messages(&req, &env, &id, &me).await
         }
         (Route::ConversationSocket(id), Method::Get) => socket(&req, &env, &id).await,
+        (Route::ConversationMarkRead(id), Method::Post) => {
+            let me = caller(&req, &env)?;
+            let body: MarkRead = parse(&mut req).await?;
+            mark_read(&env, &id, &me, &body.last_seen_message_id).await
+        }
+        (Route::Notifications, _) => notifications::forward(&env, req).await,
         (Route::Messages, Method::Post) => {
             let me = caller(&req, &env)?;
             let body: CreateMessage = parse(&mut req).await?;
@@ -284,6 +292,31 @@ async fn add_member(env: &Env, id: &str, me: &str, user_id: &str) -> Answer {
         o.remove("listItem");
     }
     json(status, &body)
+}
+
+/// Moves the read position forward in the conversation and the member's list; when the reader is
+/// caught up, clears the conversation's badge bucket (its answer is the remaining `badgeCount`).
+async fn mark_read(env: &Env, id: &str, me: &str, message: &str) -> Answer {
+    conversation_id(id)?;
+    ids::parse("lastSeenMessageId", message)?;
+    let (status, body) = rpc::read(rpc::conversation(env, id, me, C::MarkRead { message_id: message.to_string() }).await?).await?;
+    if status >= 300 {
+        return Err(rpc::as_error(status, &body));
+    }
+    let last_read_at = body["lastReadAt"].as_i64().unwrap_or_else(platform::now_ms);
+    let (s, b) = rpc::read(rpc::member(env, me, MemberCommand::MarkRead { conversation_id: id.to_string(), last_read_at }).await?).await?;
+    if s >= 300 {
+        return Err(rpc::as_error(s, &b));
+    }
+    let mut badge_count = serde_json::Value::Null;
+    if body["caughtUp"].as_bool() == Some(true) && !MemberId::parse(me)?.is_bot() {
+        let bucket = badge_bucket(body["sandboxId"].as_str().unwrap_or_default(), id);
+        match notifications::clear_badge_bucket(env, me, &bucket).await {
+            Ok(n) => badge_count = json!(n),
+            Err(e) => worker::console_error!("clear badge bucket {bucket}: {e}"),
+        }
+    }
+    json(200, &json!({"conversationId": id, "lastReadAt": last_read_at, "badgeCount": badge_count}))
 }
 
 async fn list_messages(req: &Request, env: &Env, id: &str, me: &str) -> Answer {

@@ -13,6 +13,7 @@
 
 use crate::config;
 use crate::http::{error_response, internal};
+use crate::notifications;
 use crate::platform::{self, EncodedFrame};
 use crate::rpc::{self, ConversationCall, ConversationCommand, MemberCommand, MEMBER_HEADER};
 use futures::future::join_all;
@@ -28,6 +29,7 @@ use switchboard_core::limits::{close, AUTO_TITLE_CHARS, MAX_MEMBERS};
 use switchboard_core::model::{ConversationDetail, ConversationListItem, MemberInfo, Message};
 use switchboard_core::replay::{self, ResumePlan};
 use switchboard_core::{alarm, reactions, validate, ApiError, ErrorCode, MemberId};
+use switchboard_notify_contract::{Recipient, SendPushForConversation, CONTRACT_VERSION};
 use worker::{
     durable_object, wasm_bindgen, DurableObject, Env, Request, Response, ResponseBuilder, ScheduledTime, SqlStorage,
     SqlStorageValue, State, WebSocket, WebSocketIncomingMessage, WebSocketPair, WebSocketRequestResponsePair,
@@ -52,6 +54,9 @@ CREATE TABLE IF NOT EXISTS idempotency (
   PRIMARY KEY (sender_id, client_id));
 CREATE INDEX IF NOT EXISTS idempotency_expiry ON idempotency (expires_at);
 CREATE TABLE IF NOT EXISTS events (seq INTEGER PRIMARY KEY, frame TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS read_state (
+  member_id TEXT PRIMARY KEY, last_read_message_id TEXT NOT NULL, last_read_at INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS viewers (member_id TEXT PRIMARY KEY, last_viewed_at INTEGER NOT NULL);
 ";
 
 /// Per-socket state, kept in the socket's attachment so it survives hibernation.
@@ -187,12 +192,14 @@ impl DurableObject for ConversationObject {
     }
 
     async fn websocket_close(&self, ws: WebSocket, _code: usize, _reason: String, _was_clean: bool) -> worker::Result<()> {
+        self.viewer_left(&ws);
         // Complete the closing handshake; the runtime forgets the socket.
         let _ = ws.close(Some(1000), Some("closed"));
         Ok(())
     }
 
     async fn websocket_error(&self, ws: WebSocket, _error: worker::Error) -> worker::Result<()> {
+        self.viewer_left(&ws);
         let _ = ws.close(Some(close::INTERNAL), Some("socket error"));
         Ok(())
     }
@@ -240,6 +247,7 @@ impl ConversationObject {
             ConversationCommand::DeleteMessage { message_id } => self.delete_message(&caller, &message_id),
             ConversationCommand::AddReaction { message_id, emoji } => self.add_reaction(&caller, &message_id, &emoji),
             ConversationCommand::RemoveReaction { message_id, emoji } => self.remove_reaction(&caller, &message_id, &emoji),
+            ConversationCommand::MarkRead { message_id } => self.mark_read(&caller, &message_id),
         };
         let (status, body) = answer?;
         // Renames and membership changes reach members' lists through the alarm's flush.
@@ -442,10 +450,121 @@ impl ConversationObject {
         Ok(Sent { message, client_id, duplicate: false })
     }
 
-    /// After a send commits: make sure the alarm will flush activity (and later sweep the record).
+    /// After a send commits: hand the push to the notifications worker (in the background; its failure
+    /// never fails the send), and make sure the alarm will flush activity and later sweep the record.
     async fn after_send(&self, sent: &Sent) {
-        if !sent.duplicate {
-            self.ensure_alarm(platform::now_ms() + config::activity_flush_ms(&self.env)).await;
+        if sent.duplicate {
+            return;
+        }
+        match self.push_request(&sent.message) {
+            Ok(Some(request)) => {
+                let env = self.env.clone();
+                self.state.wait_until(async move {
+                    if let Err(e) = notifications::send_push(&env, &request).await {
+                        worker::console_error!("push for message {}: {e}", request.message_id);
+                    }
+                });
+            }
+            Ok(None) => {}
+            Err(e) => worker::console_error!("push request: {e}"),
+        }
+        self.ensure_alarm(platform::now_ms() + config::activity_flush_ms(&self.env)).await;
+    }
+
+    /// The push for a new message: human members minus the sender, with what we know of their presence.
+    /// `None` when there is nobody to notify.
+    fn push_request(&self, message: &Message) -> Result<Option<SendPushForConversation>, ApiError> {
+        let meta = self.meta()?.ok_or_else(|| ApiError::internal("no conversation"))?;
+        #[derive(Deserialize)]
+        struct Human {
+            member_id: String,
+            last_viewed_at: Option<i64>,
+        }
+        let humans: Vec<Human> = self.query(
+            "SELECT m.member_id, v.last_viewed_at FROM members m LEFT JOIN viewers v ON v.member_id = m.member_id
+             WHERE m.left_at IS NULL AND m.kind = 'user' AND m.member_id != ?",
+            vec![message.sender_id.as_str().into()],
+        )?;
+        if humans.is_empty() {
+            return Ok(None);
+        }
+        let recipients = humans
+            .into_iter()
+            .map(|h| Recipient {
+                viewing: !self.state.get_websockets_with_tag(&member_tag(&h.member_id)).is_empty(),
+                user_id: h.member_id,
+                last_viewed_at: h.last_viewed_at,
+            })
+            .collect();
+        let sender_is_bot = MemberId::parse(&message.sender_id).map(|m| m.is_bot()).unwrap_or(false);
+        Ok(Some(SendPushForConversation {
+            version: CONTRACT_VERSION,
+            conversation_id: meta.id,
+            message_id: message.id.clone(),
+            sandbox_id: meta.sandbox_id,
+            conversation_title: meta.title,
+            sender_user_id: if sender_is_bot { None } else { Some(message.sender_id.clone()) },
+            text: content::plain_text(&message.content),
+            recipients,
+        }))
+    }
+
+    /// Moves the caller's read position forward (never back) and tells the members. Answers whether
+    /// the caller has now read the newest message, so the worker can clear their badge bucket.
+    fn mark_read(&self, caller: &str, message_id: &str) -> Answer {
+        let meta = self.require_member(caller)?;
+        self.require_message(message_id)?;
+        #[derive(Deserialize)]
+        struct ReadRow {
+            last_read_message_id: String,
+            last_read_at: i64,
+        }
+        let current: Option<ReadRow> = self
+            .query("SELECT last_read_message_id, last_read_at FROM read_state WHERE member_id = ?", vec![caller.into()])?
+            .into_iter()
+            .next();
+        let (last_id, last_at) = match current {
+            Some(r) if r.last_read_message_id.as_str() >= message_id => (r.last_read_message_id, r.last_read_at),
+            _ => {
+                let now = platform::now_ms();
+                self.exec(
+                    "INSERT OR REPLACE INTO read_state (member_id, last_read_message_id, last_read_at) VALUES (?, ?, ?)",
+                    vec![caller.into(), message_id.into(), now.into()],
+                )?;
+                self.emit(Event::ConversationRead {
+                    conversation_id: meta.id.clone(),
+                    member_id: caller.to_string(),
+                    last_read_at: now,
+                    last_read_message_id: message_id.to_string(),
+                })?;
+                (message_id.to_string(), now)
+            }
+        };
+        #[derive(Deserialize)]
+        struct Newest {
+            id: String,
+        }
+        let newest: Vec<Newest> = self.query("SELECT id FROM messages ORDER BY id DESC LIMIT 1", vec![])?;
+        let caught_up = newest.first().map(|n| n.id.as_str() <= last_id.as_str()).unwrap_or(true);
+        Ok((
+            200,
+            Some(json!({
+                "conversationId": meta.id,
+                "sandboxId": meta.sandbox_id,
+                "lastReadAt": last_at,
+                "lastReadMessageId": last_id,
+                "caughtUp": caught_up,
+            })),
+        ))
+    }
+
+    /// Records when a member's last socket on this conversation closed (for the push grace period).
+    fn viewer_left(&self, ws: &WebSocket) {
+        if let Ok(Some(a)) = ws.deserialize_attachment::<Attachment>() {
+            let _ = self.exec(
+                "INSERT OR REPLACE INTO viewers (member_id, last_viewed_at) VALUES (?, ?)",
+                vec![a.member.as_str().into(), platform::now_ms().into()],
+            );
         }
     }
 

@@ -13,6 +13,7 @@ mod config;
 mod conversation;
 mod http;
 mod member;
+mod notifications;
 mod platform;
 mod profiles;
 mod rpc;

@@ -106,6 +106,13 @@ impl MemberObject {
                 no_content()
             }
             MemberCommand::List { sandbox_id, limit, cursor } => self.list(sandbox_id, limit, cursor),
+            MemberCommand::MarkRead { conversation_id, last_read_at } => {
+                self.exec(
+                    "UPDATE conversations SET last_read_at = MAX(COALESCE(last_read_at, 0), ?1) WHERE conversation_id = ?2",
+                    vec![last_read_at.into(), conversation_id.into()],
+                )?;
+                no_content()
+            }
             MemberCommand::RedeemTicket { nonce, expires_at_ms } => {
                 let now = platform::now_ms();
                 self.exec("DELETE FROM tickets WHERE expires_at <= ?", vec![now.into()])?;

@@ -35,6 +35,7 @@ pub enum ConversationCommand {
     DeleteMessage { message_id: String },
     AddReaction { message_id: String, emoji: String },
     RemoveReaction { message_id: String, emoji: String },
+    MarkRead { message_id: String },
 }
 
 /// A command to a member's object.
@@ -48,6 +49,8 @@ pub enum MemberCommand {
     /// New activity or a new title, flushed by the conversation's alarm.
     Touch { conversation_id: String, title: Option<String>, last_activity_at: Option<i64> },
     List { sandbox_id: Option<String>, limit: usize, cursor: Option<String> },
+    /// The member's read position in a conversation moved forward.
+    MarkRead { conversation_id: String, last_read_at: i64 },
     /// Redeem a connect ticket's nonce; answers 204 once, 401 after.
     RedeemTicket { nonce: String, expires_at_ms: i64 },
 }

@@ -13,6 +13,8 @@ pub enum Event {
     ConversationRenamed { conversation_id: String, title: String },
     MemberJoined { conversation_id: String, member_id: String },
     MemberLeft { conversation_id: String, member_id: String },
+    /// A member's read position moved forward (read receipts).
+    ConversationRead { conversation_id: String, member_id: String, last_read_at: i64, last_read_message_id: String },
 }
 
 impl Event {
@@ -26,6 +28,7 @@ impl Event {
             Event::ConversationRenamed { .. } => "conversation.renamed",
             Event::MemberJoined { .. } => "member.joined",
             Event::MemberLeft { .. } => "member.left",
+            Event::ConversationRead { .. } => "conversation.read",
         }
     }
 
@@ -60,6 +63,12 @@ impl Event {
             Event::MemberJoined { conversation_id, member_id } | Event::MemberLeft { conversation_id, member_id } => {
                 json!({"conversationId": conversation_id, "memberId": member_id})
             }
+            Event::ConversationRead { conversation_id, member_id, last_read_at, last_read_message_id } => json!({
+                "conversationId": conversation_id,
+                "memberId": member_id,
+                "lastReadAt": last_read_at,
+                "lastReadMessageId": last_read_message_id,
+            }),
         }
     }
 }

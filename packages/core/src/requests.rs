@@ -88,6 +88,12 @@ pub struct AddReaction {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct MarkRead {
+    pub last_seen_message_id: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct SetProfile {
     pub label: String,
 }

@@ -11,6 +11,7 @@ pub enum Route {
     ConversationMembers(String),
     ConversationMessages(String),
     ConversationSocket(String),
+    ConversationMarkRead(String),
     Messages,
     Message(String),
     MessageReactions(String),
@@ -19,6 +20,8 @@ pub enum Route {
     BotMessages(String, String),
     BotMessage(String, String, String),
     BotProfile(String),
+    /// Served by the notifications worker; the chat worker forwards these unchanged.
+    Notifications,
 }
 
 impl Route {
@@ -39,6 +42,7 @@ impl Route {
             ["v1", "conversations", id, "members"] => Route::ConversationMembers(s(id)),
             ["v1", "conversations", id, "messages"] => Route::ConversationMessages(s(id)),
             ["v1", "conversations", id, "ws"] => Route::ConversationSocket(s(id)),
+            ["v1", "conversations", id, "mark-read"] => Route::ConversationMarkRead(s(id)),
             ["v1", "messages"] => Route::Messages,
             ["v1", "messages", id] => Route::Message(s(id)),
             ["v1", "messages", id, "reactions"] => Route::MessageReactions(s(id)),
@@ -47,6 +51,9 @@ impl Route {
             ["bot", "v1", "sandboxes", sb, "conversations", c, "messages"] => Route::BotMessages(s(sb), s(c)),
             ["bot", "v1", "sandboxes", sb, "conversations", c, "messages", m] => Route::BotMessage(s(sb), s(c), s(m)),
             ["bot", "v1", "sandboxes", sb, "profile"] => Route::BotProfile(s(sb)),
+            ["v1", "push-tokens"] | ["v1", "notification-preferences"] | ["v1", "badges"] | ["v1", "badges", "mark-read"] => {
+                Route::Notifications
+            }
             _ => return None,
         })
     }
@@ -67,6 +74,10 @@ mod tests {
             Some(Route::BotMessage("sb".into(), "C".into(), "M".into()))
         );
         assert_eq!(Route::parse("/bot/v1/sandboxes/sb/profile"), Some(Route::BotProfile("sb".into())));
+        assert_eq!(Route::parse("/v1/conversations/C/mark-read"), Some(Route::ConversationMarkRead("C".into())));
+        for p in ["/v1/push-tokens", "/v1/notification-preferences", "/v1/badges", "/v1/badges/mark-read"] {
+            assert_eq!(Route::parse(p), Some(Route::Notifications), "{p}");
+        }
     }
 
     #[test]
