@@ -15,7 +15,7 @@ use switchboard_core::limits::{MAX_ADDITIONAL_MEMBERS, MAX_TOKEN_LIFETIME_SECS};
 use switchboard_core::model::ConversationListItem;
 use switchboard_core::requests::*;
 use switchboard_core::routes::Route;
-use switchboard_core::{replay, validate, ApiError, ErrorCode, MemberId};
+use switchboard_core::{live, replay, validate, ApiError, ErrorCode, MemberId};
 use switchboard_notify_contract::badge_bucket;
 use worker::{Context, Env, Method, Request};
 
@@ -60,6 +60,36 @@ pub async fn handle(mut req: Request, env: Env, _ctx: Context) -> Answer {
             mark_read(&env, &id, &me, &body.last_seen_message_id).await
         }
         (Route::Notifications, _) => notifications::forward(&env, req).await,
+        (Route::ConversationPublish(id), Method::Post) => {
+            let content_type = req.headers().get("content-type").ok().flatten();
+            if !live::accepted_content_type(content_type.as_deref()) {
+                return Err(ApiError::new(
+                    ErrorCode::UnsupportedContentType,
+                    "publish takes application/x-ndjson (streamed lines) or application/json (one object)",
+                ));
+            }
+            let me = caller(&req, &env)?;
+            conversation_id(&id)?;
+            Ok(rpc::live_publish(&env, &id, &me, &req).await?)
+        }
+        (Route::ConversationLive(id), Method::Get) => {
+            let member = socket_member(&req, &env).await?;
+            conversation_id(&id)?;
+            Ok(rpc::live_call(&env, &id, "/live", Some(&member)).await?)
+        }
+        (Route::BotStatus(sb), Method::Post) => {
+            let me = bot(&req, &env, &sb)?;
+            let body: SetBotStatus = parse(&mut req).await?;
+            set_bot_status(&env, &sb, &me, body).await
+        }
+        (Route::BotStatus(sb), Method::Get) => {
+            let me = bot(&req, &env, &sb)?;
+            let (status, body) = rpc::read(rpc::member(&env, &me, MemberCommand::GetBotStatus).await?).await?;
+            if status >= 300 {
+                return Err(rpc::as_error(status, &body));
+            }
+            json(200, &json!({"sandboxId": sb, "online": body["online"], "at": body["at"]}))
+        }
         (Route::Messages, Method::Post) => {
             let me = caller(&req, &env)?;
             let body: CreateMessage = parse(&mut req).await?;
@@ -333,7 +363,18 @@ async fn socket(req: &Request, env: &Env, id: &str) -> Answer {
     if !http::is_websocket_upgrade(req) {
         return Err(ApiError::new(ErrorCode::UpgradeRequired, "this path takes a WebSocket upgrade"));
     }
-    let member = match query(req, "ticket")? {
+    let member = socket_member(req, env).await?;
+    conversation_id(id)?;
+    let since = replay::parse_since(query(req, "since")?.as_deref())?;
+    Ok(rpc::conversation_socket(env, id, &member, since).await?)
+}
+
+/// Who opens a socket: 426 unless an upgrade; a `?ticket=` (redeemed once) or the bearer token.
+async fn socket_member(req: &Request, env: &Env) -> Result<String, ApiError> {
+    if !http::is_websocket_upgrade(req) {
+        return Err(ApiError::new(ErrorCode::UpgradeRequired, "this path takes a WebSocket upgrade"));
+    }
+    match query(req, "ticket")? {
         Some(ticket) => {
             let t = config::auth(env)?.verify_ticket(&ticket, platform::now_secs())?;
             let member = t.member.to_string();
@@ -342,13 +383,35 @@ async fn socket(req: &Request, env: &Env, id: &str) -> Answer {
             if status >= 300 {
                 return Err(rpc::as_error(status, &body));
             }
-            member
+            Ok(member)
         }
-        None => caller(req, env)?,
-    };
-    conversation_id(id)?;
-    let since = replay::parse_since(query(req, "since")?.as_deref())?;
-    Ok(rpc::conversation_socket(env, id, &member, since).await?)
+        None => caller(req, env),
+    }
+}
+
+/// Records the bot's status; when it goes offline, every live channel of its conversations closes
+/// its subscribers (4002) and stops its publishes.
+async fn set_bot_status(env: &Env, sandbox_id: &str, me: &str, body: SetBotStatus) -> Answer {
+    let at = body.at.unwrap_or_else(platform::now_ms);
+    let cmd = MemberCommand::SetBotStatus { online: body.online, at };
+    let (status, answer) = rpc::read(rpc::member(env, me, cmd).await?).await?;
+    if status >= 300 {
+        return Err(rpc::as_error(status, &answer));
+    }
+    if !body.online {
+        let ids: Vec<String> = answer["conversations"]
+            .as_array()
+            .map(|a| a.iter().filter_map(|v| v.as_str().map(String::from)).collect())
+            .unwrap_or_default();
+        for chunk in ids.chunks(50) {
+            for r in join_all(chunk.iter().map(|c| rpc::live_call(env, c, "/bot-offline", None))).await {
+                if let Err(e) = r {
+                    worker::console_error!("bot offline: {e}");
+                }
+            }
+        }
+    }
+    json(200, &json!({"sandboxId": sandbox_id, "online": body.online, "at": at}))
 }
 
 // --------------------------------------------------------------------------------------------------

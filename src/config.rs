@@ -39,3 +39,8 @@ pub fn idem_ttl_ms(env: &Env) -> i64 {
 pub fn activity_flush_ms(env: &Env) -> i64 {
     millis(env, "ACTIVITY_FLUSH_MS", DEFAULT_ACTIVITY_FLUSH_MS)
 }
+
+/// A publish body that sends nothing for this long is ended.
+pub fn live_idle_ms(env: &Env) -> i64 {
+    millis(env, "LIVE_IDLE_MS", switchboard_core::live::DEFAULT_IDLE_TIMEOUT_MS)
+}

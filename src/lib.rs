@@ -4,7 +4,9 @@
 //! - `api`: the request router (authenticate, validate, forward to the right object).
 //! - `conversation`: `ConversationObject`, one per conversation: members, messages, reactions,
 //!   idempotency records, the event log, and the conversation's hibernatable sockets.
-//! - `member`: `MemberObject`, one per member: the member's conversation list and ticket redemption.
+//! - `member`: `MemberObject`, one per member: the member's conversation list, ticket redemption and
+//!   (for bots) the bot's online status.
+//! - `live`: `LiveChannelObject`, one per conversation: streamed NDJSON publish to live subscribers.
 //! - `rpc`: the commands the worker sends those objects.
 //! - `http`, `platform`, `config`: responses, clock/randomness/raw socket sends, vars and secrets.
 
@@ -12,6 +14,7 @@ mod api;
 mod config;
 mod conversation;
 mod http;
+mod live;
 mod member;
 mod notifications;
 mod platform;

@@ -19,6 +19,7 @@ CREATE TABLE IF NOT EXISTS conversations (
   last_activity_at INTEGER, last_read_at INTEGER, joined_at INTEGER NOT NULL, sort_key INTEGER NOT NULL);
 CREATE INDEX IF NOT EXISTS conversations_order ON conversations (sort_key DESC, conversation_id DESC);
 CREATE TABLE IF NOT EXISTS tickets (nonce TEXT PRIMARY KEY, expires_at INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS bot_status (id INTEGER PRIMARY KEY CHECK (id = 1), online INTEGER NOT NULL, at INTEGER NOT NULL);
 ";
 
 #[derive(Debug, Deserialize)]
@@ -112,6 +113,31 @@ impl MemberObject {
                     vec![last_read_at.into(), conversation_id.into()],
                 )?;
                 no_content()
+            }
+            MemberCommand::SetBotStatus { online, at } => {
+                self.exec(
+                    "INSERT OR REPLACE INTO bot_status (id, online, at) VALUES (1, ?, ?)",
+                    vec![(online as i64).into(), at.into()],
+                )?;
+                #[derive(Deserialize)]
+                struct Id {
+                    conversation_id: String,
+                }
+                let ids: Vec<Id> = self.sql.exec("SELECT conversation_id FROM conversations", None).and_then(|c| c.to_array()).map_err(sql_err)?;
+                let ids: Vec<String> = ids.into_iter().map(|i| i.conversation_id).collect();
+                json(200, &json!({"online": online, "at": at, "conversations": ids}))
+            }
+            MemberCommand::GetBotStatus => {
+                #[derive(Deserialize)]
+                struct Status {
+                    online: i64,
+                    at: i64,
+                }
+                let rows: Vec<Status> = self.sql.exec("SELECT online, at FROM bot_status WHERE id = 1", None).and_then(|c| c.to_array()).map_err(sql_err)?;
+                match rows.first() {
+                    Some(s) => json(200, &json!({"online": s.online != 0, "at": s.at})),
+                    None => json(200, &json!({"online": false, "at": null})),
+                }
             }
             MemberCommand::RedeemTicket { nonce, expires_at_ms } => {
                 let now = platform::now_ms();

@@ -10,6 +10,9 @@ use worker::{Env, Method, Request, RequestInit, Response, Stub};
 
 pub const CONVERSATIONS: &str = "CONVERSATIONS";
 pub const MEMBERS: &str = "MEMBERS";
+pub const LIVE: &str = "LIVE";
+/// The header that names the conversation to a live channel object.
+pub const CONVERSATION_HEADER: &str = "x-switchboard-conversation";
 /// The header that carries the authenticated member id from the worker to an object.
 pub const MEMBER_HEADER: &str = "x-switchboard-member";
 
@@ -51,6 +54,10 @@ pub enum MemberCommand {
     List { sandbox_id: Option<String>, limit: usize, cursor: Option<String> },
     /// The member's read position in a conversation moved forward.
     MarkRead { conversation_id: String, last_read_at: i64 },
+    /// A bot's status: answers `{online, at, conversations}` (its conversation ids, to tell their
+    /// live channels when it goes offline).
+    SetBotStatus { online: bool, at: i64 },
+    GetBotStatus,
     /// Redeem a connect ticket's nonce; answers 204 once, 401 after.
     RedeemTicket { nonce: String, expires_at_ms: i64 },
 }
@@ -91,6 +98,34 @@ pub async fn conversation_socket(env: &Env, conversation_id: &str, member_id: &s
     init.with_method(Method::Get).with_headers(headers);
     let req = Request::new_with_init(&url, &init).map_err(|e| internal("build upgrade", e))?;
     stub(env, CONVERSATIONS, conversation_id)?.fetch_with_request(req).await.map_err(|e| internal("forward upgrade", e))
+}
+
+/// Forwards a publish to the conversation's live channel, streaming the body through unread.
+pub async fn live_publish(env: &Env, conversation_id: &str, member_id: &str, req: &Request) -> Result<Response, ApiError> {
+    let headers = worker::Headers::new();
+    let set = |k: &str, v: &str| headers.set(k, v).map_err(|e| internal("set header", e));
+    set(MEMBER_HEADER, member_id)?;
+    set(CONVERSATION_HEADER, conversation_id)?;
+    let mut init = RequestInit::new();
+    let body = req.inner().body().map(wasm_bindgen::JsValue::from);
+    init.with_method(Method::Post).with_headers(headers).with_body(body);
+    let forwarded = Request::new_with_init("https://object/publish", &init).map_err(|e| internal("build publish", e))?;
+    stub(env, LIVE, conversation_id)?.fetch_with_request(forwarded).await.map_err(|e| internal("forward publish", e))
+}
+
+/// Forwards a live-channel WebSocket upgrade, or tells the channel its bot went offline.
+pub async fn live_call(env: &Env, conversation_id: &str, path: &str, member_id: Option<&str>) -> Result<Response, ApiError> {
+    let headers = worker::Headers::new();
+    let set = |k: &str, v: &str| headers.set(k, v).map_err(|e| internal("set header", e));
+    set(CONVERSATION_HEADER, conversation_id)?;
+    if let Some(m) = member_id {
+        set(MEMBER_HEADER, m)?;
+        set("upgrade", "websocket")?;
+    }
+    let mut init = RequestInit::new();
+    init.with_method(if member_id.is_some() { Method::Get } else { Method::Post }).with_headers(headers);
+    let req = Request::new_with_init(&format!("https://object{path}"), &init).map_err(|e| internal("build live call", e))?;
+    stub(env, LIVE, conversation_id)?.fetch_with_request(req).await.map_err(|e| internal("call live channel", e))
 }
 
 /// Reads an object's answer as (status, JSON); 204 reads as `null`.

@@ -20,6 +20,8 @@ pub enum ErrorCode {
     BadFrame,
     UnknownFrameType,
     BinaryNotSupported,
+    UnsupportedContentType,
+    BotOffline,
     Internal,
 }
 
@@ -30,12 +32,13 @@ impl ErrorCode {
             | ErrorCode::InvalidRequest
             | ErrorCode::BadFrame
             | ErrorCode::UnknownFrameType
-            | ErrorCode::BinaryNotSupported => 400,
+            | ErrorCode::BinaryNotSupported
+            | ErrorCode::UnsupportedContentType => 400,
             ErrorCode::Unauthorized => 401,
             ErrorCode::Forbidden => 403,
             ErrorCode::NotFound => 404,
             ErrorCode::MethodNotAllowed => 405,
-            ErrorCode::EditConflict | ErrorCode::MessageDeleted => 409,
+            ErrorCode::EditConflict | ErrorCode::MessageDeleted | ErrorCode::BotOffline => 409,
             ErrorCode::PayloadTooLarge => 413,
             ErrorCode::UpgradeRequired => 426,
             ErrorCode::Internal => 500,
@@ -57,6 +60,8 @@ impl ErrorCode {
             ErrorCode::BadFrame => "bad_frame",
             ErrorCode::UnknownFrameType => "unknown_frame_type",
             ErrorCode::BinaryNotSupported => "binary_not_supported",
+            ErrorCode::UnsupportedContentType => "unsupported_content_type",
+            ErrorCode::BotOffline => "bot_offline",
             ErrorCode::Internal => "internal",
         }
     }

@@ -94,6 +94,14 @@ pub struct MarkRead {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct SetBotStatus {
+    pub online: bool,
+    /// When the bot's state changed (ms); defaults to now.
+    pub at: Option<i64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct SetProfile {
     pub label: String,
 }

@@ -12,6 +12,8 @@ pub enum Route {
     ConversationMessages(String),
     ConversationSocket(String),
     ConversationMarkRead(String),
+    ConversationPublish(String),
+    ConversationLive(String),
     Messages,
     Message(String),
     MessageReactions(String),
@@ -20,6 +22,7 @@ pub enum Route {
     BotMessages(String, String),
     BotMessage(String, String, String),
     BotProfile(String),
+    BotStatus(String),
     /// Served by the notifications worker; the chat worker forwards these unchanged.
     Notifications,
 }
@@ -43,6 +46,8 @@ impl Route {
             ["v1", "conversations", id, "messages"] => Route::ConversationMessages(s(id)),
             ["v1", "conversations", id, "ws"] => Route::ConversationSocket(s(id)),
             ["v1", "conversations", id, "mark-read"] => Route::ConversationMarkRead(s(id)),
+            ["v1", "conversations", id, "publish"] => Route::ConversationPublish(s(id)),
+            ["v1", "conversations", id, "live"] => Route::ConversationLive(s(id)),
             ["v1", "messages"] => Route::Messages,
             ["v1", "messages", id] => Route::Message(s(id)),
             ["v1", "messages", id, "reactions"] => Route::MessageReactions(s(id)),
@@ -51,6 +56,7 @@ impl Route {
             ["bot", "v1", "sandboxes", sb, "conversations", c, "messages"] => Route::BotMessages(s(sb), s(c)),
             ["bot", "v1", "sandboxes", sb, "conversations", c, "messages", m] => Route::BotMessage(s(sb), s(c), s(m)),
             ["bot", "v1", "sandboxes", sb, "profile"] => Route::BotProfile(s(sb)),
+            ["bot", "v1", "sandboxes", sb, "bot-status"] => Route::BotStatus(s(sb)),
             ["v1", "push-tokens"] | ["v1", "notification-preferences"] | ["v1", "badges"] | ["v1", "badges", "mark-read"] => {
                 Route::Notifications
             }
@@ -75,6 +81,9 @@ mod tests {
         );
         assert_eq!(Route::parse("/bot/v1/sandboxes/sb/profile"), Some(Route::BotProfile("sb".into())));
         assert_eq!(Route::parse("/v1/conversations/C/mark-read"), Some(Route::ConversationMarkRead("C".into())));
+        assert_eq!(Route::parse("/v1/conversations/C/publish"), Some(Route::ConversationPublish("C".into())));
+        assert_eq!(Route::parse("/v1/conversations/C/live"), Some(Route::ConversationLive("C".into())));
+        assert_eq!(Route::parse("/bot/v1/sandboxes/sb/bot-status"), Some(Route::BotStatus("sb".into())));
         for p in ["/v1/push-tokens", "/v1/notification-preferences", "/v1/badges", "/v1/badges/mark-read"] {
             assert_eq!(Route::parse(p), Some(Route::Notifications), "{p}");
         }

@@ -1,0 +1,255 @@
+//! `LiveChannelObject`: one Durable Object per conversation for streamed live output.
+//!
+//! A publisher (the conversation's bot, or a member) streams newline-delimited JSON to
+//! `POST /v1/conversations/:id/publish`; every complete valid line goes, as it arrives, to every socket
+//! on `GET /v1/conversations/:id/live` as one frame. Nothing is stored: the live subscriber set is
+//! separate from the conversation's event sockets, and each publish in progress keeps only a bounded
+//! buffer of its recent lines for subscribers that join mid-stream. A line `{"final": true, "content"}`
+//! is committed to the conversation as a normal message when the publish ends.
+//!
+//! Membership and the bot's status are asked of the conversation's and the bot's objects once per
+//! publish or subscription, never per line.
+
+use crate::http::{error_response, internal, json};
+use crate::platform::EncodedFrame;
+use crate::rpc::{self, ConversationCommand, MemberCommand, CONVERSATION_HEADER, MEMBER_HEADER};
+use futures::future::{select, Either};
+use futures::StreamExt;
+use serde_json::{json, Value};
+use std::cell::{Cell, RefCell};
+use std::collections::BTreeMap;
+use std::time::Duration;
+use switchboard_core::live::{self, close, final_line, PublishBuffer};
+use switchboard_core::ndjson::{Line, LineSplitter, Tally};
+use switchboard_core::{ApiError, ErrorCode, MemberId};
+use worker::{
+    durable_object, wasm_bindgen, Delay, DurableObject, Env, Request, Response, ResponseBuilder, State, WebSocket,
+    WebSocketIncomingMessage, WebSocketPair, WebSocketRequestResponsePair,
+};
+
+/// Why a caller may not publish or subscribe.
+enum Refusal {
+    /// Unknown conversation, or not a member: the conversation's own answer.
+    NotVisible(ApiError),
+    BotOffline,
+    Fault(ApiError),
+}
+
+#[durable_object]
+pub struct LiveChannelObject {
+    state: State,
+    env: Env,
+    /// Publishes in progress, by arrival order, with their recent lines.
+    publishes: RefCell<BTreeMap<u64, PublishBuffer>>,
+    next_publish: Cell<u64>,
+    /// Bumped when the bot goes offline; a publish that sees it change stops.
+    offline_epoch: Cell<u64>,
+}
+
+impl DurableObject for LiveChannelObject {
+    fn new(state: State, env: Env) -> Self {
+        match WebSocketRequestResponsePair::new("ping", "pong") {
+            Ok(pair) => state.set_websocket_auto_response(&pair),
+            Err(e) => worker::console_error!("auto-response: {e:?}"),
+        }
+        LiveChannelObject {
+            state,
+            env,
+            publishes: RefCell::new(BTreeMap::new()),
+            next_publish: Cell::new(0),
+            offline_epoch: Cell::new(0),
+        }
+    }
+
+    async fn fetch(&self, mut req: Request) -> worker::Result<Response> {
+        let result = match req.path().as_str() {
+            "/publish" => self.publish(&mut req).await,
+            "/live" => self.subscribe(&req).await,
+            "/bot-offline" => Ok(self.bot_offline()),
+            _ => Err(ApiError::not_found("no such live operation")),
+        };
+        match result {
+            Ok(r) => Ok(r),
+            Err(e) => error_response(&e),
+        }
+    }
+
+    async fn websocket_message(&self, ws: WebSocket, message: WebSocketIncomingMessage) -> worker::Result<()> {
+        // Subscribers only listen; tell them so rather than ignoring what they send.
+        let error = match message {
+            WebSocketIncomingMessage::String(_) => ApiError::new(ErrorCode::UnknownFrameType, "the live channel takes no frames; publish over HTTP"),
+            WebSocketIncomingMessage::Binary(_) => ApiError::new(ErrorCode::BinaryNotSupported, "binary frames are not supported"),
+        };
+        let _ = ws.send_with_str(error.to_frame(None));
+        Ok(())
+    }
+
+    async fn websocket_close(&self, ws: WebSocket, _code: usize, _reason: String, _was_clean: bool) -> worker::Result<()> {
+        let _ = ws.close(Some(1000), Some("closed"));
+        Ok(())
+    }
+
+    async fn websocket_error(&self, ws: WebSocket, _error: worker::Error) -> worker::Result<()> {
+        let _ = ws.close(Some(switchboard_core::limits::close::INTERNAL), Some("socket error"));
+        Ok(())
+    }
+}
+
+fn header(req: &Request, name: &str) -> Option<String> {
+    req.headers().get(name).ok().flatten()
+}
+
+impl LiveChannelObject {
+    /// May `member` use this conversation's live channel? Answers the sandbox id.
+    async fn check(&self, conversation: &str, member: &str) -> Result<String, Refusal> {
+        let resp = rpc::conversation(&self.env, conversation, member, ConversationCommand::Get).await.map_err(Refusal::Fault)?;
+        let (status, body) = rpc::read(resp).await.map_err(Refusal::Fault)?;
+        if status != 200 {
+            let e = rpc::as_error(status, &body);
+            return Err(if status < 500 { Refusal::NotVisible(e) } else { Refusal::Fault(e) });
+        }
+        let sandbox = body["sandboxId"].as_str().unwrap_or_default().to_string();
+        let bot = MemberId::bot(&sandbox).map_err(Refusal::Fault)?.to_string();
+        let (s, status_body) = rpc::read(rpc::member(&self.env, &bot, MemberCommand::GetBotStatus).await.map_err(Refusal::Fault)?)
+            .await
+            .map_err(Refusal::Fault)?;
+        if s != 200 {
+            return Err(Refusal::Fault(rpc::as_error(s, &status_body)));
+        }
+        if status_body["online"].as_bool() != Some(true) {
+            return Err(Refusal::BotOffline);
+        }
+        Ok(sandbox)
+    }
+
+    fn broadcast(&self, line: &str) {
+        let frame = EncodedFrame::new(line);
+        for ws in self.state.get_websockets() {
+            frame.send(&ws);
+        }
+    }
+
+    /// Closes every subscriber with 4002 and stops the publishes in progress.
+    fn bot_offline(&self) -> Response {
+        self.offline_epoch.set(self.offline_epoch.get() + 1);
+        for ws in self.state.get_websockets() {
+            let _ = ws.close(Some(close::BOT_OFFLINE), Some("bot is not online"));
+        }
+        ResponseBuilder::new().with_status(204).empty()
+    }
+
+    async fn subscribe(&self, req: &Request) -> Result<Response, ApiError> {
+        let member = header(req, MEMBER_HEADER).ok_or_else(|| ApiError::unauthorized("no member"))?;
+        let conversation = header(req, CONVERSATION_HEADER).ok_or_else(|| ApiError::internal("no conversation"))?;
+        let refusal = match self.check(&conversation, &member).await {
+            Ok(_) => None,
+            Err(Refusal::NotVisible(_)) => Some((close::UNKNOWN_CONVERSATION, "unknown conversation")),
+            Err(Refusal::BotOffline) => Some((close::BOT_OFFLINE, "bot is not online")),
+            Err(Refusal::Fault(e)) => return Err(e),
+        };
+        let pair = WebSocketPair::new().map_err(|e| internal("socket pair", e))?;
+        let server = pair.server;
+        match refusal {
+            Some((code, reason)) => {
+                // Accept, then close at once: browsers can read a close code, not an HTTP status.
+                server.accept().map_err(|e| internal("accept", e))?;
+                let _ = server.close(Some(code), Some(reason));
+            }
+            None => {
+                self.state.accept_web_socket(&server);
+                // A late joiner first gets what the publishes in progress have sent so far.
+                for buffer in self.publishes.borrow().values() {
+                    for line in buffer.lines() {
+                        let _ = server.send_with_str(line);
+                    }
+                }
+            }
+        }
+        Ok(ResponseBuilder::new().with_status(101).with_websocket(pair.client).empty())
+    }
+
+    async fn publish(&self, req: &mut Request) -> Result<Response, ApiError> {
+        let member = header(req, MEMBER_HEADER).ok_or_else(|| ApiError::unauthorized("no member"))?;
+        let conversation = header(req, CONVERSATION_HEADER).ok_or_else(|| ApiError::internal("no conversation"))?;
+        match self.check(&conversation, &member).await {
+            Ok(_) => {}
+            Err(Refusal::NotVisible(e)) | Err(Refusal::Fault(e)) => return Err(e),
+            Err(Refusal::BotOffline) => return Err(ApiError::new(ErrorCode::BotOffline, "the conversation's bot is not online")),
+        }
+        let id = self.next_publish.get();
+        self.next_publish.set(id + 1);
+        self.publishes.borrow_mut().insert(id, PublishBuffer::default());
+        let outcome = self.stream_lines(req, id).await;
+        self.publishes.borrow_mut().remove(&id);
+        let (tally, ended, final_line) = outcome?;
+
+        let mut answer = json!({
+            "delivered": tally.delivered,
+            "skipped": tally.skipped(),
+            "skippedInvalid": tally.skipped_invalid,
+            "skippedTooLong": tally.skipped_too_long,
+            "ended": ended,
+            "messageId": Value::Null,
+        });
+        if let Some(f) = final_line {
+            let cmd = ConversationCommand::SendMessage { content: f.content, in_reply_to_message_id: None, client_id: f.client_id };
+            let (status, body) = rpc::read(rpc::conversation(&self.env, &conversation, &member, cmd).await?).await?;
+            if status < 300 {
+                answer["messageId"] = body["messageId"].clone();
+            } else {
+                answer["commitError"] = body["error"].clone();
+            }
+        }
+        json(200, &answer)
+    }
+
+    /// Reads the body as it arrives and delivers each complete line at once. Answers the tally, how the
+    /// body ended, and the last line that asked to be committed.
+    async fn stream_lines(&self, req: &mut Request, id: u64) -> Result<(Tally, &'static str, Option<live::FinalLine>), ApiError> {
+        let epoch = self.offline_epoch.get();
+        let idle = crate::config::live_idle_ms(&self.env).max(1) as u64;
+        let mut stream = req.stream().map_err(|e| ApiError::invalid(format!("no body to publish: {e}")))?;
+        let mut splitter = LineSplitter::new(live::MAX_LINE_BYTES);
+        let mut tally = Tally::default();
+        let mut committed = None;
+        let ended = loop {
+            let next = stream.next();
+            let timer = Delay::from(Duration::from_millis(idle));
+            futures::pin_mut!(next);
+            futures::pin_mut!(timer);
+            let lines = match select(next, timer).await {
+                Either::Left((Some(Ok(chunk)), _)) => splitter.push(&chunk),
+                Either::Left((Some(Err(e)), _)) => {
+                    worker::console_warn!("publish body broke off: {e}");
+                    break "aborted";
+                }
+                Either::Left((None, _)) => {
+                    let last = splitter.finish();
+                    self.deliver(id, last.into_iter(), &mut tally, &mut committed);
+                    break "complete";
+                }
+                Either::Right(_) => break "idle_timeout",
+            };
+            if self.offline_epoch.get() != epoch {
+                return Err(ApiError::new(ErrorCode::BotOffline, "the conversation's bot went offline"));
+            }
+            self.deliver(id, lines.into_iter(), &mut tally, &mut committed);
+        };
+        Ok((tally, ended, committed))
+    }
+
+    fn deliver(&self, id: u64, lines: impl Iterator<Item = Line>, tally: &mut Tally, committed: &mut Option<live::FinalLine>) {
+        for line in lines {
+            tally.count(&line);
+            if let Line::Json(text) = line {
+                self.broadcast(&text);
+                if let Some(buffer) = self.publishes.borrow_mut().get_mut(&id) {
+                    buffer.push(&text);
+                }
+                if let Some(f) = final_line(&text) {
+                    *committed = Some(f);
+                }
+            }
+        }
+    }
+}
