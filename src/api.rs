@@ -26,6 +26,25 @@ pub async fn handle(mut req: Request, env: Env, _ctx: Context) -> Answer {
         (Route::Health, Method::Get) => json(200, &json!({"ok": true})),
         (Route::DevToken, Method::Post) => dev_token(&mut req, &env).await,
         (Route::ConnectTicket, Method::Post) => connect_ticket(&req, &env).await,
+        (Route::Connect, Method::Get) => {
+            let member = socket_member(&req, &env).await?;
+            let since = replay::parse_since(query(&req, "since")?.as_deref())?;
+            let session = query(&req, "session")?;
+            let protocol = req.headers().get("sec-websocket-protocol").ok().flatten();
+            Ok(rpc::member_connect(&env, &member, since, session.as_deref(), protocol.as_deref()).await?)
+        }
+        (Route::ConversationPresence(id), Method::Get) => {
+            let me = caller(&req, &env)?;
+            to_conversation(&env, &id, &me, C::Presence).await
+        }
+        (Route::ConversationTyping(id), Method::Post) => {
+            let me = caller(&req, &env)?;
+            to_conversation(&env, &id, &me, C::Typing { stop: false }).await
+        }
+        (Route::ConversationTypingStop(id), Method::Post) => {
+            let me = caller(&req, &env)?;
+            to_conversation(&env, &id, &me, C::Typing { stop: true }).await
+        }
         (Route::Conversations, Method::Post) => create_conversation(&mut req, &env).await,
         (Route::Conversations, Method::Get) => {
             let me = caller(&req, &env)?;
@@ -334,7 +353,7 @@ async fn mark_read(env: &Env, id: &str, me: &str, message: &str) -> Answer {
         return Err(rpc::as_error(status, &body));
     }
     let last_read_at = body["lastReadAt"].as_i64().unwrap_or_else(platform::now_ms);
-    let (s, b) = rpc::read(rpc::member(env, me, MemberCommand::MarkRead { conversation_id: id.to_string(), last_read_at }).await?).await?;
+    let (s, b) = rpc::read(rpc::member(env, me, MemberCommand::MarkRead { conversation_id: id.to_string(), member_id: me.to_string(), last_read_at }).await?).await?;
     if s >= 300 {
         return Err(rpc::as_error(s, &b));
     }

@@ -19,7 +19,9 @@ use crate::rpc::{self, ConversationCall, ConversationCommand, MemberCommand, MEM
 use futures::future::join_all;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
+use std::collections::{HashMap, VecDeque};
+use std::rc::Rc;
 use switchboard_core::content::{self, Block};
 use switchboard_core::events::Event;
 use switchboard_core::frames::{self, ClientFrame, FrameRejection};
@@ -28,11 +30,12 @@ use switchboard_core::ids::{self, MonotonicUlids};
 use switchboard_core::limits::{close, AUTO_TITLE_CHARS, MAX_MEMBERS};
 use switchboard_core::model::{ConversationDetail, ConversationListItem, MemberInfo, Message};
 use switchboard_core::replay::{self, ResumePlan};
-use switchboard_core::{alarm, reactions, validate, ApiError, ErrorCode, MemberId};
+use switchboard_core::hub::contexts;
+use switchboard_core::{alarm, reactions, typing, validate, ApiError, ErrorCode, MemberId};
 use switchboard_notify_contract::{Recipient, SendPushForConversation, CONTRACT_VERSION};
 use worker::{
     durable_object, wasm_bindgen, DurableObject, Env, Request, Response, ResponseBuilder, ScheduledTime, SqlStorage,
-    SqlStorageValue, State, WebSocket, WebSocketIncomingMessage, WebSocketPair, WebSocketRequestResponsePair,
+    SqlStorageValue, State, Stub, WebSocket, WebSocketIncomingMessage, WebSocketPair, WebSocketRequestResponsePair,
 };
 
 const SCHEMA: &str = "
@@ -57,6 +60,8 @@ CREATE TABLE IF NOT EXISTS events (seq INTEGER PRIMARY KEY, frame TEXT NOT NULL)
 CREATE TABLE IF NOT EXISTS read_state (
   member_id TEXT PRIMARY KEY, last_read_message_id TEXT NOT NULL, last_read_at INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS viewers (member_id TEXT PRIMARY KEY, last_viewed_at INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS watchers (member_id TEXT PRIMARY KEY, present INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS typing (member_id TEXT PRIMARY KEY, expires_at INTEGER NOT NULL, last_broadcast_at INTEGER NOT NULL);
 ";
 
 /// Per-socket state, kept in the socket's attachment so it survives hibernation.
@@ -122,6 +127,28 @@ pub struct ConversationObject {
     sql: SqlStorage,
     /// The alarm time we last set or read; `None` = unknown or none.
     alarm_at: Cell<Option<i64>>,
+    /// Events waiting to go to the hubs of members who watch this conversation, in order.
+    outbox: RefCell<VecDeque<Outgoing>>,
+    /// A pump is draining the outbox (at most one at a time keeps each hub's order).
+    pumping: Cell<bool>,
+    /// One stub per watcher, reused so calls to one hub are delivered in order.
+    stubs: RefCell<HashMap<String, Rc<Stub>>>,
+}
+
+/// An event on its way to watchers' hubs.
+struct Outgoing {
+    event: &'static str,
+    payload: Value,
+    ephemeral: bool,
+}
+
+/// Clears the pumping flag however the pump ends.
+struct PumpGuard<'a>(&'a Cell<bool>);
+
+impl Drop for PumpGuard<'_> {
+    fn drop(&mut self) {
+        self.0.set(false);
+    }
 }
 
 impl DurableObject for ConversationObject {
@@ -135,7 +162,15 @@ impl DurableObject for ConversationObject {
             Ok(pair) => state.set_websocket_auto_response(&pair),
             Err(e) => worker::console_error!("auto-response: {e:?}"),
         }
-        ConversationObject { state, env, sql, alarm_at: Cell::new(None) }
+        ConversationObject {
+            state,
+            env,
+            sql,
+            alarm_at: Cell::new(None),
+            outbox: RefCell::new(VecDeque::new()),
+            pumping: Cell::new(false),
+            stubs: RefCell::new(HashMap::new()),
+        }
     }
 
     async fn fetch(&self, mut req: Request) -> worker::Result<Response> {
@@ -156,6 +191,7 @@ impl DurableObject for ConversationObject {
     async fn alarm(&self) -> worker::Result<Response> {
         self.alarm_at.set(None);
         self.run_alarm().await;
+        self.pump().await;
         Response::ok("ok")
     }
 
@@ -186,6 +222,7 @@ impl DurableObject for ConversationObject {
                 if let Ok(sent) = outcome {
                     self.after_send(&sent).await;
                 }
+                self.pump().await;
             }
         }
         Ok(())
@@ -248,7 +285,11 @@ impl ConversationObject {
             ConversationCommand::AddReaction { message_id, emoji } => self.add_reaction(&caller, &message_id, &emoji),
             ConversationCommand::RemoveReaction { message_id, emoji } => self.remove_reaction(&caller, &message_id, &emoji),
             ConversationCommand::MarkRead { message_id } => self.mark_read(&caller, &message_id),
+            ConversationCommand::Watch { watching, present } => self.watch(&caller, watching, present),
+            ConversationCommand::Presence => self.roster(&caller),
+            ConversationCommand::Typing { stop } => self.typing(&caller, stop).await,
         };
+        self.pump().await;
         let (status, body) = answer?;
         // Renames and membership changes reach members' lists through the alarm's flush.
         self.ensure_alarm(platform::now_ms() + config::activity_flush_ms(&self.env)).await;
@@ -338,8 +379,14 @@ impl ConversationObject {
         if MemberId::parse(caller).map(|m| m.is_bot()).unwrap_or(false) {
             return Err(ApiError::forbidden("the conversation's bot cannot leave it"));
         }
+        let was_present = self.scalar("SELECT present AS v FROM watchers WHERE member_id = ?", vec![caller.into()])?.unwrap_or(0) != 0;
         self.exec("UPDATE members SET left_at = ? WHERE member_id = ?", vec![platform::now_ms().into(), caller.into()])?;
+        self.exec("DELETE FROM watchers WHERE member_id = ?", vec![caller.into()])?;
+        self.exec("DELETE FROM typing WHERE member_id = ?", vec![caller.into()])?;
         self.emit(Event::MemberLeft { conversation_id: meta.id.clone(), member_id: caller.to_string() })?;
+        if was_present {
+            self.emit(Event::PresenceLeft { member_id: caller.to_string() })?;
+        }
         for ws in self.state.get_websockets_with_tag(&member_tag(caller)) {
             let _ = ws.close(Some(close::MEMBERSHIP_ENDED), Some("left the conversation"));
         }
@@ -479,9 +526,11 @@ impl ConversationObject {
         struct Human {
             member_id: String,
             last_viewed_at: Option<i64>,
+            present: i64,
         }
         let humans: Vec<Human> = self.query(
-            "SELECT m.member_id, v.last_viewed_at FROM members m LEFT JOIN viewers v ON v.member_id = m.member_id
+            "SELECT m.member_id, v.last_viewed_at, COALESCE(w.present, 0) AS present FROM members m
+             LEFT JOIN viewers v ON v.member_id = m.member_id LEFT JOIN watchers w ON w.member_id = m.member_id
              WHERE m.left_at IS NULL AND m.kind = 'user' AND m.member_id != ?",
             vec![message.sender_id.as_str().into()],
         )?;
@@ -491,7 +540,7 @@ impl ConversationObject {
         let recipients = humans
             .into_iter()
             .map(|h| Recipient {
-                viewing: !self.state.get_websockets_with_tag(&member_tag(&h.member_id)).is_empty(),
+                viewing: h.present != 0 || !self.state.get_websockets_with_tag(&member_tag(&h.member_id)).is_empty(),
                 user_id: h.member_id,
                 last_viewed_at: h.last_viewed_at,
             })
@@ -724,7 +773,145 @@ impl ConversationObject {
         for ws in self.state.get_websockets() {
             encoded.send(&ws);
         }
+        self.outbox.borrow_mut().push_back(Outgoing { event: event.name(), payload: event.payload(), ephemeral: false });
         Ok(seq)
+    }
+
+    /// An ephemeral event (typing): sent to sockets and watchers without a seq, never logged.
+    fn emit_ephemeral(&self, event: Event) {
+        let payload = event.payload();
+        let encoded = EncodedFrame::new(&frames::ephemeral_event(event.name(), &payload));
+        for ws in self.state.get_websockets() {
+            encoded.send(&ws);
+        }
+        self.outbox.borrow_mut().push_back(Outgoing { event: event.name(), payload, ephemeral: true });
+    }
+
+    /// Drains the outbox to the hubs of watching members, one event at a time so each hub sees this
+    /// conversation's events in order. A pump already running picks up what we queued.
+    async fn pump(&self) {
+        if self.pumping.get() || self.outbox.borrow().is_empty() {
+            return;
+        }
+        self.pumping.set(true);
+        let _guard = PumpGuard(&self.pumping);
+        loop {
+            let next = self.outbox.borrow_mut().pop_front();
+            let Some(out) = next else { break };
+            let (watchers, context) = match (self.watcher_ids(), self.meta()) {
+                (Ok(w), Ok(Some(m))) => (w, contexts::conversation(&m.sandbox_id, &m.id)),
+                _ => continue,
+            };
+            if watchers.is_empty() {
+                continue;
+            }
+            let command = MemberCommand::Deliver { context, event: out.event.to_string(), payload: out.payload, ephemeral: out.ephemeral };
+            let body = match serde_json::to_string(&command) {
+                Ok(b) => b,
+                Err(_) => continue,
+            };
+            let calls: Vec<_> = watchers
+                .iter()
+                .filter_map(|w| self.stub_for(w))
+                .map(|s| {
+                    let body = body.clone();
+                    async move { rpc::post_to(&s, body).await }
+                })
+                .collect();
+            for r in join_all(calls).await {
+                if let Err(e) = r {
+                    worker::console_error!("deliver to hub: {e}");
+                }
+            }
+        }
+    }
+
+    fn stub_for(&self, member: &str) -> Option<Rc<Stub>> {
+        if let Some(s) = self.stubs.borrow().get(member) {
+            return Some(s.clone());
+        }
+        let stub = Rc::new(rpc::member_stub(&self.env, member).ok()?);
+        self.stubs.borrow_mut().insert(member.to_string(), stub.clone());
+        Some(stub)
+    }
+
+    fn watcher_ids(&self) -> Result<Vec<String>, ApiError> {
+        #[derive(Deserialize)]
+        struct W {
+            member_id: String,
+        }
+        Ok(self.query::<W>("SELECT member_id FROM watchers", vec![])?.into_iter().map(|w| w.member_id).collect())
+    }
+
+    /// A member's hub now watches (or stops watching) this conversation, and is (or is not) present.
+    fn watch(&self, caller: &str, watching: bool, present: bool) -> Answer {
+        if !watching && !present {
+            // Unwatching needs no membership: a member who left may still be unsubscribing.
+            let was = self.scalar("SELECT present AS v FROM watchers WHERE member_id = ?", vec![caller.into()])?;
+            self.exec("DELETE FROM watchers WHERE member_id = ?", vec![caller.into()])?;
+            self.stubs.borrow_mut().remove(caller);
+            if was.unwrap_or(0) != 0 {
+                self.emit(Event::PresenceLeft { member_id: caller.to_string() })?;
+            }
+            return Ok((204, None));
+        }
+        self.require_member(caller)?;
+        let was = self.scalar("SELECT present AS v FROM watchers WHERE member_id = ?", vec![caller.into()])?.unwrap_or(0) != 0;
+        self.exec("INSERT OR REPLACE INTO watchers (member_id, present) VALUES (?, ?)", vec![caller.into(), (present as i64).into()])?;
+        if present && !was {
+            self.emit(Event::PresenceJoined { member_id: caller.to_string() })?;
+        } else if !present && was {
+            self.emit(Event::PresenceLeft { member_id: caller.to_string() })?;
+        }
+        Ok((204, None))
+    }
+
+    /// `{present: [memberId...]}`: members with a tab or device subscribed to this conversation's presence.
+    fn roster(&self, caller: &str) -> Answer {
+        self.require_member(caller)?;
+        #[derive(Deserialize)]
+        struct W {
+            member_id: String,
+        }
+        let present: Vec<String> = self
+            .query::<W>("SELECT member_id FROM watchers WHERE present = 1 ORDER BY member_id", vec![])?
+            .into_iter()
+            .map(|w| w.member_id)
+            .collect();
+        Ok((200, Some(json!({"present": present}))))
+    }
+
+    /// `typing` / `typing.stop`: broadcast (throttled) and ended by the alarm after the timeout.
+    async fn typing(&self, caller: &str, stop: bool) -> Answer {
+        self.require_member(caller)?;
+        let now = platform::now_ms();
+        #[derive(Deserialize)]
+        struct T {
+            expires_at: i64,
+            last_broadcast_at: i64,
+        }
+        let current = self
+            .query::<T>("SELECT expires_at, last_broadcast_at FROM typing WHERE member_id = ?", vec![caller.into()])?
+            .into_iter()
+            .next()
+            .map(|t| typing::Typing { expires_at: t.expires_at, last_broadcast_at: t.last_broadcast_at });
+        if stop {
+            self.exec("DELETE FROM typing WHERE member_id = ?", vec![caller.into()])?;
+            if typing::stop(current, now) {
+                self.emit_ephemeral(Event::TypingStop { member_id: caller.to_string() });
+            }
+            return Ok((204, None));
+        }
+        let (next, broadcast) = typing::start(current, now);
+        self.exec(
+            "INSERT OR REPLACE INTO typing (member_id, expires_at, last_broadcast_at) VALUES (?, ?, ?)",
+            vec![caller.into(), next.expires_at.into(), next.last_broadcast_at.into()],
+        )?;
+        if broadcast {
+            self.emit_ephemeral(Event::Typing { member_id: caller.to_string() });
+        }
+        self.ensure_alarm(next.expires_at).await;
+        Ok((204, None))
     }
 
     // ----------------------------------------------------------------------------------------------
@@ -752,6 +939,17 @@ impl ConversationObject {
 
     async fn run_alarm(&self) {
         let now = platform::now_ms();
+        #[derive(Deserialize)]
+        struct Expired {
+            member_id: String,
+        }
+        let expired: Vec<Expired> = self.query("SELECT member_id FROM typing WHERE expires_at <= ?", vec![now.into()]).unwrap_or_default();
+        if !expired.is_empty() {
+            let _ = self.exec("DELETE FROM typing WHERE expires_at <= ?", vec![now.into()]);
+            for e in expired {
+                self.emit_ephemeral(Event::TypingStop { member_id: e.member_id });
+            }
+        }
         if let Err(e) = self.exec("DELETE FROM idempotency WHERE expires_at <= ?", vec![now.into()]) {
             worker::console_error!("sweep idempotency: {e}");
         }
@@ -776,6 +974,8 @@ impl ConversationObject {
         }
         // Re-arm: the earliest remaining record, and a flush if something changed meanwhile (or failed).
         let earliest = self.scalar("SELECT MIN(expires_at) AS v FROM idempotency", vec![]).unwrap_or_default();
+        let typing_end = self.scalar("SELECT MIN(expires_at) AS v FROM typing", vec![]).unwrap_or_default();
+        let earliest = alarm::next_fire(earliest, typing_end);
         #[derive(Deserialize)]
         struct Dirty {
             dirty: i64,

@@ -39,6 +39,10 @@ pub enum ConversationCommand {
     AddReaction { message_id: String, emoji: String },
     RemoveReaction { message_id: String, emoji: String },
     MarkRead { message_id: String },
+    /// The caller's hub follows this conversation (`watching`) and/or is present in it.
+    Watch { watching: bool, present: bool },
+    Presence,
+    Typing { stop: bool },
 }
 
 /// A command to a member's object.
@@ -53,7 +57,9 @@ pub enum MemberCommand {
     Touch { conversation_id: String, title: Option<String>, last_activity_at: Option<i64> },
     List { sandbox_id: Option<String>, limit: usize, cursor: Option<String> },
     /// The member's read position in a conversation moved forward.
-    MarkRead { conversation_id: String, last_read_at: i64 },
+    MarkRead { conversation_id: String, member_id: String, last_read_at: i64 },
+    /// An event for the member's hub sockets subscribed to `context` (ephemeral: no seq, not logged).
+    Deliver { context: String, event: String, payload: serde_json::Value, ephemeral: bool },
     /// A bot's status: answers `{online, at, conversations}` (its conversation ids, to tell their
     /// live channels when it goes offline).
     SetBotStatus { online: bool, at: i64 },
@@ -67,7 +73,17 @@ fn stub(env: &Env, binding: &str, name: &str) -> Result<Stub, ApiError> {
     ns.get_by_name(name).map_err(|e| internal("durable object stub", e))
 }
 
-async fn post(stub: Stub, body: String) -> Result<Response, ApiError> {
+/// The member object's stub (kept by conversations so calls to one hub stay in order).
+pub fn member_stub(env: &Env, member_id: &str) -> Result<Stub, ApiError> {
+    stub(env, MEMBERS, member_id)
+}
+
+/// Sends an already-encoded command to a stub.
+pub async fn post_to(stub: &Stub, body: String) -> Result<Response, ApiError> {
+    post(stub, body).await
+}
+
+async fn post(stub: &Stub, body: String) -> Result<Response, ApiError> {
     let mut init = RequestInit::new();
     init.with_method(Method::Post).with_body(Some(body.into()));
     let req = Request::new_with_init("https://object/rpc", &init).map_err(|e| internal("build rpc", e))?;
@@ -76,12 +92,12 @@ async fn post(stub: Stub, body: String) -> Result<Response, ApiError> {
 
 pub async fn conversation(env: &Env, conversation_id: &str, caller: &str, command: ConversationCommand) -> Result<Response, ApiError> {
     let body = serde_json::to_string(&ConversationCall { caller: caller.to_string(), command }).map_err(|e| internal("encode rpc", e))?;
-    post(stub(env, CONVERSATIONS, conversation_id)?, body).await
+    post(&stub(env, CONVERSATIONS, conversation_id)?, body).await
 }
 
 pub async fn member(env: &Env, member_id: &str, command: MemberCommand) -> Result<Response, ApiError> {
     let body = serde_json::to_string(&command).map_err(|e| internal("encode rpc", e))?;
-    post(stub(env, MEMBERS, member_id)?, body).await
+    post(&stub(env, MEMBERS, member_id)?, body).await
 }
 
 /// Forwards a WebSocket upgrade to the conversation's object, naming the authenticated member.
@@ -126,6 +142,31 @@ pub async fn live_call(env: &Env, conversation_id: &str, path: &str, member_id: 
     init.with_method(if member_id.is_some() { Method::Get } else { Method::Post }).with_headers(headers);
     let req = Request::new_with_init(&format!("https://object{path}"), &init).map_err(|e| internal("build live call", e))?;
     stub(env, LIVE, conversation_id)?.fetch_with_request(req).await.map_err(|e| internal("call live channel", e))
+}
+
+/// Forwards an event-hub upgrade (`GET /connect`) to the member's object.
+pub async fn member_connect(env: &Env, member_id: &str, since: Option<u64>, session: Option<&str>, protocol: Option<&str>) -> Result<Response, ApiError> {
+    let headers = worker::Headers::new();
+    let set = |k: &str, v: &str| headers.set(k, v).map_err(|e| internal("set header", e));
+    set("upgrade", "websocket")?;
+    set(MEMBER_HEADER, member_id)?;
+    if let Some(p) = protocol {
+        set("sec-websocket-protocol", p)?;
+    }
+    let mut url = worker::Url::parse("https://object/connect").map_err(|e| internal("connect url", e))?;
+    {
+        let mut q = url.query_pairs_mut();
+        if let Some(s) = since {
+            q.append_pair("since", &s.to_string());
+        }
+        if let Some(s) = session {
+            q.append_pair("session", s);
+        }
+    }
+    let mut init = RequestInit::new();
+    init.with_method(Method::Get).with_headers(headers);
+    let req = Request::new_with_init(url.as_str(), &init).map_err(|e| internal("build connect", e))?;
+    stub(env, MEMBERS, member_id)?.fetch_with_request(req).await.map_err(|e| internal("forward connect", e))
 }
 
 /// Reads an object's answer as (status, JSON); 204 reads as `null`.

@@ -13,6 +13,13 @@ pub enum Event {
     ConversationRenamed { conversation_id: String, title: String },
     MemberJoined { conversation_id: String, member_id: String },
     MemberLeft { conversation_id: String, member_id: String },
+    /// A member became present in the conversation (first tab or device subscribed to its presence).
+    PresenceJoined { member_id: String },
+    /// A member's last presence subscription ended (or their socket went stale).
+    PresenceLeft { member_id: String },
+    /// Ephemeral (no seq, not replayed): a member is typing.
+    Typing { member_id: String },
+    TypingStop { member_id: String },
     /// A member's read position moved forward (read receipts).
     ConversationRead { conversation_id: String, member_id: String, last_read_at: i64, last_read_message_id: String },
 }
@@ -29,7 +36,16 @@ impl Event {
             Event::MemberJoined { .. } => "member.joined",
             Event::MemberLeft { .. } => "member.left",
             Event::ConversationRead { .. } => "conversation.read",
+            Event::PresenceJoined { .. } => "presence.joined",
+            Event::PresenceLeft { .. } => "presence.left",
+            Event::Typing { .. } => "typing",
+            Event::TypingStop { .. } => "typing.stop",
         }
+    }
+
+    /// Ephemeral events are sent without a seq and are not kept for resume.
+    pub fn is_ephemeral(&self) -> bool {
+        matches!(self, Event::Typing { .. } | Event::TypingStop { .. })
     }
 
     pub fn payload(&self) -> Value {
@@ -63,6 +79,10 @@ impl Event {
             Event::MemberJoined { conversation_id, member_id } | Event::MemberLeft { conversation_id, member_id } => {
                 json!({"conversationId": conversation_id, "memberId": member_id})
             }
+            Event::PresenceJoined { member_id }
+            | Event::PresenceLeft { member_id }
+            | Event::Typing { member_id }
+            | Event::TypingStop { member_id } => json!({"memberId": member_id}),
             Event::ConversationRead { conversation_id, member_id, last_read_at, last_read_message_id } => json!({
                 "conversationId": conversation_id,
                 "memberId": member_id,

@@ -12,6 +12,11 @@ pub fn event(name: &str, payload: &Value, seq: u64) -> String {
     json!({"type": "event", "event": name, "payload": payload, "seq": seq}).to_string()
 }
 
+/// `{"type":"event","event","payload"}` without a seq: an ephemeral event (typing), never replayed.
+pub fn ephemeral_event(name: &str, payload: &Value) -> String {
+    json!({"type": "event", "event": name, "payload": payload}).to_string()
+}
+
 /// `{"type":"resync","seq"}`: the client's `since` is outside what we keep; refetch over HTTP.
 pub fn resync(latest: u64) -> String {
     json!({"type": "resync", "seq": latest}).to_string()

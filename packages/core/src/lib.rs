@@ -11,6 +11,7 @@ pub mod error;
 pub mod events;
 pub mod frames;
 pub mod ids;
+pub mod hub;
 pub mod idempotency;
 pub mod limits;
 pub mod live;
@@ -21,6 +22,7 @@ pub mod reactions;
 pub mod replay;
 pub mod requests;
 pub mod routes;
+pub mod typing;
 pub mod validate;
 
 pub use error::{ApiError, ErrorCode};

@@ -5,6 +5,7 @@ pub enum Route {
     Health,
     DevToken,
     ConnectTicket,
+    Connect,
     Conversations,
     Conversation(String),
     ConversationLeave(String),
@@ -13,6 +14,9 @@ pub enum Route {
     ConversationSocket(String),
     ConversationMarkRead(String),
     ConversationPublish(String),
+    ConversationPresence(String),
+    ConversationTyping(String),
+    ConversationTypingStop(String),
     ConversationLive(String),
     Messages,
     Message(String),
@@ -39,6 +43,7 @@ impl Route {
             ["health"] => Route::Health,
             ["dev", "token"] => Route::DevToken,
             ["connect-ticket"] => Route::ConnectTicket,
+            ["connect"] => Route::Connect,
             ["v1", "conversations"] => Route::Conversations,
             ["v1", "conversations", id] => Route::Conversation(s(id)),
             ["v1", "conversations", id, "leave"] => Route::ConversationLeave(s(id)),
@@ -47,6 +52,9 @@ impl Route {
             ["v1", "conversations", id, "ws"] => Route::ConversationSocket(s(id)),
             ["v1", "conversations", id, "mark-read"] => Route::ConversationMarkRead(s(id)),
             ["v1", "conversations", id, "publish"] => Route::ConversationPublish(s(id)),
+            ["v1", "conversations", id, "presence"] => Route::ConversationPresence(s(id)),
+            ["v1", "conversations", id, "typing"] => Route::ConversationTyping(s(id)),
+            ["v1", "conversations", id, "typing", "stop"] => Route::ConversationTypingStop(s(id)),
             ["v1", "conversations", id, "live"] => Route::ConversationLive(s(id)),
             ["v1", "messages"] => Route::Messages,
             ["v1", "messages", id] => Route::Message(s(id)),
@@ -82,6 +90,9 @@ mod tests {
         assert_eq!(Route::parse("/bot/v1/sandboxes/sb/profile"), Some(Route::BotProfile("sb".into())));
         assert_eq!(Route::parse("/v1/conversations/C/mark-read"), Some(Route::ConversationMarkRead("C".into())));
         assert_eq!(Route::parse("/v1/conversations/C/publish"), Some(Route::ConversationPublish("C".into())));
+        assert_eq!(Route::parse("/connect"), Some(Route::Connect));
+        assert_eq!(Route::parse("/v1/conversations/C/typing/stop"), Some(Route::ConversationTypingStop("C".into())));
+        assert_eq!(Route::parse("/v1/conversations/C/presence"), Some(Route::ConversationPresence("C".into())));
         assert_eq!(Route::parse("/v1/conversations/C/live"), Some(Route::ConversationLive("C".into())));
         assert_eq!(Route::parse("/bot/v1/sandboxes/sb/bot-status"), Some(Route::BotStatus("sb".into())));
         for p in ["/v1/push-tokens", "/v1/notification-preferences", "/v1/badges", "/v1/badges/mark-read"] {

@@ -1,17 +1,26 @@
 //! `MemberObject`: one Durable Object per member (a user, or a sandbox's bot).
 //!
 //! It holds the member's conversation list, so listing never scans conversations and no global
-//! database sits on the message path, and it redeems the member's connect tickets exactly once.
+//! database sits on the message path; it redeems the member's connect tickets exactly once; it keeps
+//! a bot's online status; and (`hub`) it holds the member's event-hub sockets, one per tab or device,
+//! with their subscribed contexts and the member's own event log for resume.
+
+mod hub;
 
 use crate::http::{error_response, internal, json, no_content};
+use hub::HubState;
 use crate::platform;
 use crate::rpc::MemberCommand;
 use serde::Deserialize;
 use serde_json::json;
+use switchboard_core::hub::contexts;
 use switchboard_core::cursor::ListCursor;
 use switchboard_core::model::ConversationListItem;
 use switchboard_core::ApiError;
-use worker::{durable_object, wasm_bindgen, DurableObject, Env, Request, Response, SqlStorage, SqlStorageValue, State};
+use worker::{
+    durable_object, wasm_bindgen, DurableObject, Env, Request, Response, SqlStorage, SqlStorageValue, State, WebSocket,
+    WebSocketIncomingMessage,
+};
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS conversations (
@@ -20,6 +29,12 @@ CREATE TABLE IF NOT EXISTS conversations (
 CREATE INDEX IF NOT EXISTS conversations_order ON conversations (sort_key DESC, conversation_id DESC);
 CREATE TABLE IF NOT EXISTS tickets (nonce TEXT PRIMARY KEY, expires_at INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS bot_status (id INTEGER PRIMARY KEY CHECK (id = 1), online INTEGER NOT NULL, at INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS hub_state (id INTEGER PRIMARY KEY CHECK (id = 1), seq INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS hub_identity (id INTEGER PRIMARY KEY CHECK (id = 1), member_id TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS hub_log (seq INTEGER PRIMARY KEY, context TEXT NOT NULL, frame TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS hub_sessions (session TEXT PRIMARY KEY, opened_at INTEGER NOT NULL, closed_at INTEGER);
+CREATE TABLE IF NOT EXISTS hub_subs (session TEXT NOT NULL, context TEXT NOT NULL, PRIMARY KEY (session, context));
+CREATE TABLE IF NOT EXISTS hub_watch (conversation_id TEXT PRIMARY KEY, watching INTEGER NOT NULL, present INTEGER NOT NULL);
 ";
 
 #[derive(Debug, Deserialize)]
@@ -34,30 +49,65 @@ struct Row {
 
 #[durable_object]
 pub struct MemberObject {
+    state: State,
+    env: Env,
     sql: SqlStorage,
+    /// The JavaScript `DurableObjectState`, for the calls workers-rs does not wrap.
+    raw_state: wasm_bindgen::JsValue,
+    hub: HubState,
 }
 
 impl DurableObject for MemberObject {
-    fn new(state: State, _env: Env) -> Self {
+    fn new(state: State, env: Env) -> Self {
+        let raw = state._inner();
+        let raw_state: wasm_bindgen::JsValue = raw.clone().into();
+        let state = State::from(raw);
         let sql = state.storage().sql();
         if let Err(e) = sql.exec(SCHEMA, None) {
             worker::console_error!("member schema: {e}");
         }
-        MemberObject { sql }
+        hub::set_auto_response(&state);
+        MemberObject { state, env, sql, raw_state, hub: HubState::default() }
     }
 
     async fn fetch(&self, mut req: Request) -> worker::Result<Response> {
-        let result = match req.text().await {
-            Ok(body) => match serde_json::from_str::<MemberCommand>(&body) {
-                Ok(cmd) => self.run(cmd),
-                Err(e) => Err(internal("decode member rpc", e)),
-            },
-            Err(e) => Err(internal("read member rpc", e)),
+        let result = if req.path() == "/connect" {
+            self.hub_connect(&req).await
+        } else {
+            match req.text().await {
+                Ok(body) => match serde_json::from_str::<MemberCommand>(&body) {
+                    Ok(cmd) => self.run(cmd).await,
+                    Err(e) => Err(internal("decode member rpc", e)),
+                },
+                Err(e) => Err(internal("read member rpc", e)),
+            }
         };
         match result {
             Ok(r) => Ok(r),
             Err(e) => error_response(&e),
         }
+    }
+
+    async fn alarm(&self) -> worker::Result<Response> {
+        self.sweep_stale_sockets().await;
+        Response::ok("ok")
+    }
+
+    async fn websocket_message(&self, ws: WebSocket, message: WebSocketIncomingMessage) -> worker::Result<()> {
+        self.hub_message(&ws, message).await;
+        Ok(())
+    }
+
+    async fn websocket_close(&self, ws: WebSocket, _code: usize, _reason: String, _was_clean: bool) -> worker::Result<()> {
+        self.hub_closed(&ws).await;
+        let _ = ws.close(Some(1000), Some("closed"));
+        Ok(())
+    }
+
+    async fn websocket_error(&self, ws: WebSocket, _error: worker::Error) -> worker::Result<()> {
+        self.hub_closed(&ws).await;
+        let _ = ws.close(Some(switchboard_core::limits::close::INTERNAL), Some("socket error"));
+        Ok(())
     }
 }
 
@@ -70,9 +120,14 @@ impl MemberObject {
         self.sql.exec(q, b).map(|c| c.rows_written()).map_err(sql_err)
     }
 
-    fn run(&self, cmd: MemberCommand) -> Result<Response, ApiError> {
+    async fn run(&self, cmd: MemberCommand) -> Result<Response, ApiError> {
         match cmd {
+            MemberCommand::Deliver { context, event, payload, ephemeral } => {
+                self.deliver(&context, &event, &payload, ephemeral);
+                no_content()
+            }
             MemberCommand::Upsert { conversation_id, sandbox_id, title, joined_at, last_activity_at } => {
+                let existed = self.row(&conversation_id)?.is_some();
                 let sort_key = last_activity_at.unwrap_or(joined_at).max(joined_at);
                 self.exec(
                     "INSERT INTO conversations (conversation_id, sandbox_id, title, last_activity_at, joined_at, sort_key)
@@ -80,21 +135,31 @@ impl MemberObject {
                      ON CONFLICT (conversation_id) DO UPDATE SET title = excluded.title,
                        last_activity_at = excluded.last_activity_at, joined_at = excluded.joined_at, sort_key = excluded.sort_key",
                     vec![
-                        conversation_id.into(),
-                        sandbox_id.into(),
-                        title.into(),
+                        conversation_id.as_str().into(),
+                        sandbox_id.as_str().into(),
+                        title.clone().into(),
                         last_activity_at.into(),
                         joined_at.into(),
                         sort_key.into(),
                     ],
                 )?;
+                if !existed {
+                    let payload = json!({"conversationId": conversation_id, "title": title, "sandboxId": sandbox_id});
+                    self.deliver(&contexts::instance(&sandbox_id), "conversation.created", &payload, false);
+                }
                 no_content()
             }
             MemberCommand::Remove { conversation_id } => {
-                self.exec("DELETE FROM conversations WHERE conversation_id = ?", vec![conversation_id.into()])?;
+                let row = self.row(&conversation_id)?;
+                self.exec("DELETE FROM conversations WHERE conversation_id = ?", vec![conversation_id.as_str().into()])?;
+                if let Some(r) = row {
+                    self.deliver(&contexts::instance(&r.sandbox_id), "conversation.left", &json!({"conversationId": conversation_id}), false);
+                    self.forget_conversation(&r.sandbox_id, &conversation_id).await;
+                }
                 no_content()
             }
             MemberCommand::Touch { conversation_id, title, last_activity_at } => {
+                let before = self.row(&conversation_id)?;
                 // Activity only moves forward; a member who left has no row and is not re-added.
                 self.exec(
                     "UPDATE conversations SET title = ?1,
@@ -102,16 +167,29 @@ impl MemberObject {
                                                ELSE MAX(COALESCE(last_activity_at, ?2), ?2) END,
                        sort_key = MAX(sort_key, COALESCE(?2, sort_key))
                      WHERE conversation_id = ?3",
-                    vec![title.into(), last_activity_at.into(), conversation_id.into()],
+                    vec![title.clone().into(), last_activity_at.into(), conversation_id.as_str().into()],
                 )?;
+                if let Some(b) = before {
+                    let ctx = contexts::instance(&b.sandbox_id);
+                    if title.is_some() && b.title != title {
+                        self.deliver(&ctx, "conversation.renamed", &json!({"conversationId": conversation_id, "title": title}), false);
+                    }
+                    if let Some(at) = last_activity_at.filter(|at| b.last_activity_at.map(|x| *at > x).unwrap_or(true)) {
+                        self.deliver(&ctx, "conversation.activity", &json!({"conversationId": conversation_id, "lastActivityAt": at}), false);
+                    }
+                }
                 no_content()
             }
             MemberCommand::List { sandbox_id, limit, cursor } => self.list(sandbox_id, limit, cursor),
-            MemberCommand::MarkRead { conversation_id, last_read_at } => {
+            MemberCommand::MarkRead { conversation_id, member_id, last_read_at } => {
                 self.exec(
                     "UPDATE conversations SET last_read_at = MAX(COALESCE(last_read_at, 0), ?1) WHERE conversation_id = ?2",
-                    vec![last_read_at.into(), conversation_id.into()],
+                    vec![last_read_at.into(), conversation_id.as_str().into()],
                 )?;
+                if let Some(r) = self.row(&conversation_id)? {
+                    let payload = json!({"conversationId": conversation_id, "memberId": member_id, "lastReadAt": last_read_at});
+                    self.deliver(&contexts::instance(&r.sandbox_id), "conversation.read", &payload, false);
+                }
                 no_content()
             }
             MemberCommand::SetBotStatus { online, at } => {
@@ -152,6 +230,32 @@ impl MemberObject {
                 no_content()
             }
         }
+    }
+
+    fn row(&self, conversation_id: &str) -> Result<Option<Row>, ApiError> {
+        let rows: Vec<Row> = self
+            .sql
+            .exec(
+                "SELECT conversation_id, sandbox_id, title, last_activity_at, last_read_at, joined_at FROM conversations WHERE conversation_id = ?",
+                vec![conversation_id.into()],
+            )
+            .and_then(|c| c.to_array())
+            .map_err(sql_err)?;
+        Ok(rows.into_iter().next())
+    }
+
+    /// Does the member have a conversation with this sandbox (or is it this sandbox's bot)?
+    fn has_sandbox(&self, sandbox_id: &str) -> bool {
+        let rows: Vec<serde_json::Value> = self
+            .sql
+            .exec("SELECT conversation_id FROM conversations WHERE sandbox_id = ? LIMIT 1", vec![sandbox_id.into()])
+            .and_then(|c| c.to_array())
+            .unwrap_or_default();
+        !rows.is_empty()
+    }
+
+    fn has_conversation(&self, sandbox_id: &str, conversation_id: &str) -> bool {
+        matches!(self.row(conversation_id), Ok(Some(r)) if r.sandbox_id == sandbox_id)
     }
 
     fn list(&self, sandbox_id: Option<String>, limit: usize, cursor: Option<String>) -> Result<Response, ApiError> {

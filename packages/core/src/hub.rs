@@ -1,0 +1,292 @@
+//! The per-user event hub's rules (kilo-chat's event service, `kilo.events.v1`): context paths,
+//! subscription limits, the frames a hub socket speaks, ack accounting, and which contexts a user
+//! may see. The member object that holds the user's sockets carries these out.
+
+use crate::error::{ApiError, ErrorCode};
+use crate::limits::MAX_FRAME_BYTES;
+use serde_json::{json, Value};
+use std::collections::{BTreeSet, VecDeque};
+
+/// The WebSocket subprotocol of the hub.
+pub const SUBPROTOCOL: &str = "kilo.events.v1";
+pub const MAX_CONTEXTS: usize = 200;
+pub const MAX_CONTEXT_CHARS: usize = 256;
+/// More unacked events than this (after a first ack) closes the socket with 4002.
+pub const MAX_UNACKED: usize = 50;
+/// Events a user's hub keeps for resume.
+pub const HUB_REPLAY_WINDOW: u64 = 1000;
+/// A socket that has not pinged for this long is treated as gone (clients ping every 15 s).
+pub const STALE_SOCKET_MS: i64 = 45_000;
+/// How often the hub looks for stale sockets while it has any.
+pub const SWEEP_EVERY_MS: i64 = 15_000;
+
+pub mod close {
+    pub const TOO_MANY_UNACKED: u16 = 4002;
+    pub const STALE: u16 = 4008;
+    pub const REPLACED: u16 = 4009;
+}
+
+/// The context paths, built in one place. A presence path is `/presence` + the event path.
+pub mod contexts {
+    pub const PRESENCE_APP: &str = "/presence/app";
+    pub const PRESENCE_WEB: &str = "/presence/web";
+
+    pub fn instance(sandbox_id: &str) -> String {
+        format!("/kiloclaw/{sandbox_id}")
+    }
+
+    pub fn conversation(sandbox_id: &str, conversation_id: &str) -> String {
+        format!("/kiloclaw/{sandbox_id}/{conversation_id}")
+    }
+
+    pub fn presence(event_context: &str) -> String {
+        format!("/presence{event_context}")
+    }
+}
+
+/// What a context path names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Context {
+    Instance { sandbox_id: String },
+    Conversation { sandbox_id: String, conversation_id: String },
+    PresencePlatform,
+    PresenceInstance { sandbox_id: String },
+    PresenceConversation { sandbox_id: String, conversation_id: String },
+}
+
+impl Context {
+    pub fn parse(path: &str) -> Option<Context> {
+        let (presence, rest) = match path.strip_prefix("/presence") {
+            Some("/app") | Some("/web") => return Some(Context::PresencePlatform),
+            Some(rest) => (true, rest),
+            None => (false, path),
+        };
+        let segs: Vec<&str> = rest.strip_prefix("/kiloclaw/")?.split('/').collect();
+        let ok_sandbox = |s: &str| crate::validate::sandbox_id(s).is_ok();
+        let ok_conv = |s: &str| crate::ids::parse("conversationId", s).is_ok();
+        match (presence, segs.as_slice()) {
+            (false, [sb]) if ok_sandbox(sb) => Some(Context::Instance { sandbox_id: sb.to_string() }),
+            (true, [sb]) if ok_sandbox(sb) => Some(Context::PresenceInstance { sandbox_id: sb.to_string() }),
+            (false, [sb, c]) if ok_sandbox(sb) && ok_conv(c) => {
+                Some(Context::Conversation { sandbox_id: sb.to_string(), conversation_id: c.to_string() })
+            }
+            (true, [sb, c]) if ok_sandbox(sb) && ok_conv(c) => {
+                Some(Context::PresenceConversation { sandbox_id: sb.to_string(), conversation_id: c.to_string() })
+            }
+            _ => None,
+        }
+    }
+
+    /// The conversation whose events or presence this context follows, if any.
+    pub fn conversation_id(&self) -> Option<&str> {
+        match self {
+            Context::Conversation { conversation_id, .. } | Context::PresenceConversation { conversation_id, .. } => {
+                Some(conversation_id)
+            }
+            _ => None,
+        }
+    }
+}
+
+/// May a user see `context`? `has_conversation(sandbox, conversation)` and `has_sandbox(sandbox)` answer
+/// from the user's own conversation list.
+pub fn may_subscribe(context: &Context, has_sandbox: impl Fn(&str) -> bool, has_conversation: impl Fn(&str, &str) -> bool) -> bool {
+    match context {
+        Context::PresencePlatform => true,
+        Context::Instance { sandbox_id } | Context::PresenceInstance { sandbox_id } => has_sandbox(sandbox_id),
+        Context::Conversation { sandbox_id, conversation_id } | Context::PresenceConversation { sandbox_id, conversation_id } => {
+            has_conversation(sandbox_id, conversation_id)
+        }
+    }
+}
+
+/// A frame a hub client sent.
+#[derive(Debug, Clone, PartialEq)]
+pub enum HubFrame {
+    Subscribe(Vec<String>),
+    Unsubscribe(Vec<String>),
+    Ack(u64),
+    Typing { conversation_id: String, stop: bool },
+}
+
+fn contexts_field(o: &serde_json::Map<String, Value>) -> Result<Vec<String>, ApiError> {
+    let arr = o.get("contexts").and_then(Value::as_array).ok_or_else(|| ApiError::invalid("contexts: must be an array of strings"))?;
+    arr.iter()
+        .map(|v| match v.as_str() {
+            Some(s) if !s.is_empty() && s.chars().count() <= MAX_CONTEXT_CHARS => Ok(s.to_string()),
+            _ => Err(ApiError::invalid("contexts: each must be a string of 1..256 characters")),
+        })
+        .collect()
+}
+
+/// Parses a hub text frame. Errors are answered with an error frame; the socket stays open.
+pub fn parse_frame(text: &str) -> Result<HubFrame, ApiError> {
+    if text.len() > MAX_FRAME_BYTES {
+        return Err(ApiError::new(ErrorCode::BadFrame, "frame too large"));
+    }
+    let v: Value = serde_json::from_str(text).map_err(|e| ApiError::new(ErrorCode::BadFrame, format!("frame is not valid JSON: {e}")))?;
+    let o = v.as_object().ok_or_else(|| ApiError::new(ErrorCode::BadFrame, "frame must be a JSON object"))?;
+    let kind = o.get("type").and_then(Value::as_str).ok_or_else(|| ApiError::new(ErrorCode::BadFrame, "frame needs a string \"type\""))?;
+    match kind {
+        "context.subscribe" => Ok(HubFrame::Subscribe(contexts_field(o)?)),
+        "context.unsubscribe" => Ok(HubFrame::Unsubscribe(contexts_field(o)?)),
+        "ack" => match o.get("seq").and_then(Value::as_u64) {
+            Some(seq) => Ok(HubFrame::Ack(seq)),
+            None => Err(ApiError::invalid("seq: must be a non-negative integer")),
+        },
+        "typing" | "typing.stop" => match o.get("conversationId").and_then(Value::as_str) {
+            Some(c) => {
+                crate::ids::parse("conversationId", c)?;
+                Ok(HubFrame::Typing { conversation_id: c.to_string(), stop: kind == "typing.stop" })
+            }
+            None => Err(ApiError::invalid("conversationId: is required")),
+        },
+        other => Err(ApiError::new(ErrorCode::UnknownFrameType, format!("unknown frame type {other:?}"))),
+    }
+}
+
+/// The outcome of a subscribe: which contexts were added, and the errors to answer.
+#[derive(Debug, Default, PartialEq)]
+pub struct SubscribeOutcome {
+    pub added: Vec<String>,
+    pub errors: Vec<Value>,
+}
+
+/// Adds `wanted` to `current` up to `MAX_CONTEXTS`; `allowed` says whether the user may see a context.
+/// Refused contexts get `forbidden_context` errors; past the cap, `too_many_contexts` and the rest are
+/// dropped (those that fit are kept).
+pub fn subscribe(current: &BTreeSet<String>, wanted: &[String], allowed: impl Fn(&str) -> bool) -> SubscribeOutcome {
+    let mut out = SubscribeOutcome::default();
+    let mut count = current.len();
+    let mut over_cap = false;
+    for ctx in wanted {
+        if current.contains(ctx) || out.added.contains(ctx) {
+            continue;
+        }
+        if Context::parse(ctx).is_none() || !allowed(ctx) {
+            out.errors.push(json!({"type": "error", "code": "forbidden_context", "context": ctx, "message": "unknown context, or not yours"}));
+            continue;
+        }
+        if count >= MAX_CONTEXTS {
+            over_cap = true;
+            continue;
+        }
+        count += 1;
+        out.added.push(ctx.clone());
+    }
+    if over_cap {
+        out.errors.push(json!({"type": "error", "code": "too_many_contexts", "max": MAX_CONTEXTS, "message": "a socket subscribes to at most 200 contexts"}));
+    }
+    out
+}
+
+/// Per-socket ack accounting: the seqs sent and not yet acked.
+#[derive(Debug, Default, Clone)]
+pub struct AckWindow {
+    unacked: VecDeque<u64>,
+    acked_once: bool,
+}
+
+impl AckWindow {
+    /// Records a sent event; answers `true` when the socket must be closed (4002).
+    pub fn sent(&mut self, seq: u64) -> bool {
+        self.unacked.push_back(seq);
+        self.acked_once && self.unacked.len() > MAX_UNACKED
+    }
+
+    pub fn ack(&mut self, seq: u64) {
+        self.acked_once = true;
+        while self.unacked.front().is_some_and(|s| *s <= seq) {
+            self.unacked.pop_front();
+        }
+    }
+
+    pub fn unacked(&self) -> usize {
+        self.unacked.len()
+    }
+}
+
+/// `{"type":"event","context","event","payload","seq"}` as the hub sends it.
+pub fn event_frame(context: &str, event: &str, payload: &Value, seq: Option<u64>) -> String {
+    match seq {
+        Some(seq) => json!({"type": "event", "context": context, "event": event, "payload": payload, "seq": seq}),
+        None => json!({"type": "event", "context": context, "event": event, "payload": payload}),
+    }
+    .to_string()
+}
+
+/// What a (re)connecting hub socket gets for `since`, given the user's log bounds.
+pub use crate::replay::{plan as resume_plan, ResumePlan};
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const C: &str = "01ARZ3NDEKTSV4RRFFQ69G5FAV";
+
+    #[test]
+    fn context_paths_round_trip() {
+        let i = contexts::instance("sb1");
+        let c = contexts::conversation("sb1", C);
+        assert_eq!(Context::parse(&i), Some(Context::Instance { sandbox_id: "sb1".into() }));
+        assert_eq!(Context::parse(&c).and_then(|x| x.conversation_id().map(String::from)), Some(C.to_string()));
+        assert_eq!(Context::parse(&contexts::presence(&c)), Some(Context::PresenceConversation { sandbox_id: "sb1".into(), conversation_id: C.into() }));
+        assert_eq!(Context::parse(&contexts::presence(&i)), Some(Context::PresenceInstance { sandbox_id: "sb1".into() }));
+        assert_eq!(Context::parse(contexts::PRESENCE_APP), Some(Context::PresencePlatform));
+        for bad in ["", "/", "/kiloclaw", "/kiloclaw/", "/kiloclaw/a b", "/kiloclaw/sb/notaulid", "/presence/x", "/other/sb", "/kiloclaw/sb/C/extra"] {
+            assert_eq!(Context::parse(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn authorization_follows_the_users_list() {
+        let has_sb = |s: &str| s == "sb1";
+        let has_c = |s: &str, c: &str| s == "sb1" && c == C;
+        assert!(may_subscribe(&Context::PresencePlatform, has_sb, has_c));
+        assert!(may_subscribe(&Context::parse(&contexts::conversation("sb1", C)).unwrap(), has_sb, has_c));
+        assert!(!may_subscribe(&Context::parse(&contexts::conversation("sb2", C)).unwrap(), has_sb, has_c));
+        assert!(!may_subscribe(&Context::Instance { sandbox_id: "sb2".into() }, has_sb, has_c));
+    }
+
+    #[test]
+    fn subscribe_caps_and_refuses() {
+        let current: BTreeSet<String> = (0..199).map(|i| format!("/kiloclaw/sb{i}")).collect();
+        let wanted = vec!["/kiloclaw/new1".to_string(), "/kiloclaw/new2".to_string(), "/kiloclaw/nope".to_string(), "garbage".to_string()];
+        let out = subscribe(&current, &wanted, |c| c != "/kiloclaw/nope");
+        assert_eq!(out.added, vec!["/kiloclaw/new1"]);
+        let codes: Vec<&str> = out.errors.iter().filter_map(|e| e["code"].as_str()).collect();
+        assert_eq!(codes, vec!["forbidden_context", "forbidden_context", "too_many_contexts"]);
+        // Re-subscribing is a no-op, not an error.
+        let out = subscribe(&current, &["/kiloclaw/sb1".to_string()], |_| true);
+        assert!(out.added.is_empty() && out.errors.is_empty());
+    }
+
+    #[test]
+    fn frames() {
+        assert_eq!(parse_frame(r#"{"type":"context.subscribe","contexts":["/presence/app"]}"#), Ok(HubFrame::Subscribe(vec!["/presence/app".into()])));
+        assert_eq!(parse_frame(r#"{"type":"ack","seq":5}"#), Ok(HubFrame::Ack(5)));
+        assert_eq!(parse_frame(&format!(r#"{{"type":"typing","conversationId":"{C}"}}"#)), Ok(HubFrame::Typing { conversation_id: C.into(), stop: false }));
+        assert_eq!(parse_frame(r#"{"type":"ack","seq":-1}"#).unwrap_err().code, ErrorCode::InvalidRequest);
+        assert_eq!(parse_frame(r#"{"type":"context.subscribe","contexts":[""]}"#).unwrap_err().code, ErrorCode::InvalidRequest);
+        let long = "x".repeat(257);
+        assert!(parse_frame(&format!(r#"{{"type":"context.subscribe","contexts":["{long}"]}}"#)).is_err());
+        assert_eq!(parse_frame("nope").unwrap_err().code, ErrorCode::BadFrame);
+        assert_eq!(parse_frame(r#"{"type":"dance"}"#).unwrap_err().code, ErrorCode::UnknownFrameType);
+    }
+
+    #[test]
+    fn ack_window_closes_only_after_a_first_ack() {
+        let mut w = AckWindow::default();
+        for s in 1..=100 {
+            assert!(!w.sent(s), "no ack yet: never close");
+        }
+        w.ack(100);
+        assert_eq!(w.unacked(), 0);
+        for s in 101..=150 {
+            assert!(!w.sent(s));
+        }
+        assert!(w.sent(151), "51 unacked after a first ack");
+        w.ack(140);
+        assert_eq!(w.unacked(), 11);
+    }
+}
