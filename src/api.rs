@@ -417,11 +417,11 @@ async fn set_bot_status(env: &Env, sandbox_id: &str, me: &str, body: SetBotStatu
     if status >= 300 {
         return Err(rpc::as_error(status, &answer));
     }
+    let ids: Vec<String> = answer["conversations"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|v| v.as_str().map(String::from)).collect())
+        .unwrap_or_default();
     if !body.online {
-        let ids: Vec<String> = answer["conversations"]
-            .as_array()
-            .map(|a| a.iter().filter_map(|v| v.as_str().map(String::from)).collect())
-            .unwrap_or_default();
         for chunk in ids.chunks(50) {
             for r in join_all(chunk.iter().map(|c| rpc::live_call(env, c, "/bot-offline", None))).await {
                 if let Err(e) = r {
@@ -430,7 +430,37 @@ async fn set_bot_status(env: &Env, sandbox_id: &str, me: &str, body: SetBotStatu
             }
         }
     }
-    json(200, &json!({"sandboxId": sandbox_id, "online": body.online, "at": at}))
+    // `bot.status` on the instance context of every person who shares a conversation with the bot.
+    let mut people: Vec<String> = Vec::new();
+    for chunk in ids.chunks(50) {
+        for r in join_all(chunk.iter().map(|c| rpc::conversation(env, c, me, C::Get))).await {
+            let Ok(resp) = r else { continue };
+            let Ok((200, detail)) = rpc::read(resp).await else { continue };
+            for m in detail["members"].as_array().into_iter().flatten() {
+                if m["kind"] == "user" {
+                    if let Some(id) = m["id"].as_str() {
+                        people.push(id.to_string());
+                    }
+                }
+            }
+        }
+    }
+    people.sort();
+    people.dedup();
+    let payload = json!({"sandboxId": sandbox_id, "online": body.online, "at": at});
+    let context = switchboard_core::hub::contexts::instance(sandbox_id);
+    for chunk in people.chunks(50) {
+        let calls = chunk.iter().map(|p| {
+            let cmd = MemberCommand::Deliver { context: context.clone(), event: "bot.status".into(), payload: payload.clone(), ephemeral: false };
+            rpc::member(env, p, cmd)
+        });
+        for r in join_all(calls).await {
+            if let Err(e) = r {
+                worker::console_error!("bot.status delivery: {e}");
+            }
+        }
+    }
+    json(200, &payload)
 }
 
 // --------------------------------------------------------------------------------------------------
