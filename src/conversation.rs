@@ -291,8 +291,10 @@ impl ConversationObject {
         };
         self.pump().await;
         let (status, body) = answer?;
-        // Renames and membership changes reach members' lists through the alarm's flush.
-        self.ensure_alarm(platform::now_ms() + config::activity_flush_ms(&self.env)).await;
+        // Renames and new activity reach members' lists through the alarm's flush.
+        if self.scalar("SELECT list_version > list_flushed AS v FROM conversation", vec![]).ok().flatten().unwrap_or(0) != 0 {
+            self.ensure_alarm(platform::now_ms() + config::activity_flush_ms(&self.env)).await;
+        }
         match body {
             Some(v) => crate::http::json(status, &v),
             None => crate::http::no_content(),
