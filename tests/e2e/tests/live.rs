@@ -1,0 +1,346 @@
+//! The live channel (`POST /v1/conversations/:id/publish`, `GET /v1/conversations/:id/live`) and
+//! bot status (`/bot/v1/sandboxes/:sandboxId/bot-status`).
+
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use switchboard_e2e::*;
+
+fn api() -> Api {
+    Api::new(shared())
+}
+
+struct Room {
+    api: Api,
+    alice: Who,
+    bob: Who,
+    bot: Who,
+    sb: String,
+    conv: String,
+}
+
+/// alice and bob in a conversation of a fresh sandbox whose bot reported online.
+async fn room() -> Room {
+    room_on(api()).await
+}
+
+async fn room_on(api: Api) -> Room {
+    let alice = api.user("alice").await;
+    let bob = api.user("bob").await;
+    let sb = uid("sb");
+    let bot = api.bot_token(&sb).await;
+    let conv = api.create_conversation(&alice, &sb, Some("live"), &[&bob.id]).await;
+    set_online(&api, &bot, &sb, true).await;
+    Room { api, alice, bob, bot, sb, conv }
+}
+
+async fn set_online(api: &Api, bot: &Who, sb: &str, online: bool) -> Value {
+    let r = api.post(&format!("/bot/v1/sandboxes/{sb}/bot-status"), bot, &json!({ "online": online })).await;
+    let b = r.expect(200).clone();
+    assert_eq!(b["sandboxId"], json!(sb));
+    assert_eq!(b["online"], json!(online));
+    b
+}
+
+async fn subscribe(api: &Api, conv: &str, who: &Who) -> Ws {
+    match Ws::open_path(api, &format!("/v1/conversations/{conv}/live"), WsAuth::Bearer(&who.token), None, &format!("{}-live", who.id)).await {
+        Ok(ws) => ws,
+        Err(r) => panic!("live subscription refused: {} {}", r.status, r.text),
+    }
+}
+
+fn publish_path(conv: &str) -> String {
+    format!("/v1/conversations/{conv}/publish")
+}
+
+/// Publishes one whole NDJSON body (not streamed by the test).
+async fn publish_ndjson(api: &Api, conv: &str, who: &Who, body: &str) -> Resp {
+    api.send_typed("POST", &publish_path(conv), Some(&who.token), "application/x-ndjson", body).await
+}
+
+#[tokio::test]
+async fn bot_status_roundtrip() {
+    let api = api();
+    let sb = uid("sb");
+    let bot = api.bot_token(&sb).await;
+    let path = format!("/bot/v1/sandboxes/{sb}/bot-status");
+    let r = api.get(&path, &bot).await;
+    let b = r.expect(200).clone();
+    assert_eq!(b["sandboxId"], json!(sb));
+    assert_eq!(b["online"], json!(false), "never reported: offline: {b}");
+
+    let before = now_ms();
+    let b = set_online(&api, &bot, &sb, true).await;
+    let at = b["at"].as_i64().unwrap_or_else(|| panic!("at is not an integer: {b}"));
+    assert!(at >= before - 5_000 && at <= now_ms() + 5_000, "at {at} defaults to now");
+    assert_eq!(api.get(&path, &bot).await.expect(200), &b);
+
+    let r = api.post(&path, &bot, &json!({ "online": false, "at": 1_700_000_000_000i64 })).await;
+    assert_eq!(r.expect(200), &json!({ "sandboxId": sb, "online": false, "at": 1_700_000_000_000i64 }));
+    assert_eq!(api.get(&path, &bot).await.expect(200)["online"], json!(false));
+
+    for (what, body) in [
+        ("missing online", json!({})),
+        ("online not a boolean", json!({ "online": "yes" })),
+        ("at not an integer", json!({ "online": true, "at": "now" })),
+        ("unknown field", json!({ "online": true, "mood": "good" })),
+    ] {
+        let r = api.post(&path, &bot, &body).await;
+        assert_eq!((r.status, r.body["error"]["code"].as_str()), (400, Some("invalid_request")), "{what}: {} {}", r.status, r.text);
+    }
+    let human = api.user("alice").await;
+    api.post(&path, &human, &json!({ "online": true })).await.expect_error(403, "forbidden");
+    let other = api.bot_token(&uid("sb")).await;
+    api.post(&path, &other, &json!({ "online": true })).await.expect_error(403, "forbidden");
+    api.get(&path, &other).await.expect_error(403, "forbidden");
+    api.send("GET", &path, None, None).await.expect_error(401, "unauthorized");
+    assert_eq!(api.get(&path, &bot).await.expect(200)["online"], json!(false), "rejected calls changed the status");
+}
+
+/// Lines reach a subscriber as they arrive (each before the next is even sent); blank and invalid
+/// lines are skipped; the final line is committed as a message from the publisher.
+#[tokio::test]
+async fn streamed_publish_reaches_subscribers_line_by_line() {
+    let Room { api, alice, bob, bot, conv, .. } = room().await;
+    let mut live = subscribe(&api, &conv, &bob).await;
+    let (mut events, ready) = Ws::connect_ready(&api, &conv, &alice).await;
+
+    let mut p = StreamingRequest::start(&api, "POST", &publish_path(&conv), Some(&bot.token), "application/x-ndjson").await;
+    p.send(b"{\"delta\":\"Hel\"}\n").await;
+    assert_eq!(live.next_json(FRAME_TIMEOUT).await, json!({ "delta": "Hel" }), "first line, before the second was sent");
+    // a line split across two chunks, CRLF ending, a blank line, an invalid line
+    p.send(b"{\"delta\":").await;
+    p.send(b"\"lo\"}\r\n\n").await;
+    assert_eq!(live.next_json(FRAME_TIMEOUT).await, json!({ "delta": "lo" }));
+    p.send(b"this is not json\n").await;
+    let fin = json!({ "final": true, "content": [{ "type": "text", "text": "Hello" }], "clientId": "live-final-1" });
+    p.send(fin.to_string().as_bytes()).await; // last line without a newline
+    let r = p.finish().await;
+    let b = r.expect(200).clone();
+    assert_eq!(b["delivered"], json!(3), "{b}");
+    assert_eq!(b["skipped"], json!(1), "{b}");
+    assert_eq!(b["skippedInvalid"], json!(1), "{b}");
+    assert_eq!(b["skippedTooLong"], json!(0), "{b}");
+    assert_eq!(b["ended"], json!("complete"), "{b}");
+    assert!(b.get("commitError").map_or(true, |e| e.is_null()), "{b}");
+    let mid = b["messageId"].as_str().unwrap_or_else(|| panic!("no messageId: {b}")).to_string();
+    assert!(is_ulid(&mid));
+    assert_eq!(live.next_json(FRAME_TIMEOUT).await, fin, "the final line is delivered like any other");
+
+    // the stored message agrees with the stream
+    let msgs = api.messages(&alice, &conv).await;
+    assert_eq!(msgs.len(), 1, "{msgs:?}");
+    assert_eq!(msgs[0]["id"], json!(mid));
+    assert_eq!(msgs[0]["senderId"], json!(bot.id));
+    assert_eq!(msgs[0]["content"], json!([{ "type": "text", "text": "Hello" }]));
+    let ev = events.expect_event("message.created").await;
+    assert_eq!(ev["seq"], json!(ready + 1));
+    assert_eq!(ev["payload"]["messageId"], json!(mid));
+    assert_eq!(ev["payload"]["clientId"], json!("live-final-1"));
+
+    // the same final clientId again: the original message, no new one
+    let r = publish_ndjson(&api, &conv, &bot, &format!("{fin}\n")).await;
+    let b = r.expect(200).clone();
+    assert_eq!(b["messageId"], json!(mid), "{b}");
+    assert_eq!(api.messages(&alice, &conv).await.len(), 1);
+    assert_eq!(live.next_json(FRAME_TIMEOUT).await, fin);
+}
+
+#[tokio::test]
+async fn member_publishes_single_json_object() {
+    let Room { api, alice, bob, conv, .. } = room().await;
+    let mut live = subscribe(&api, &conv, &bob).await;
+    let r = api.send_typed("POST", &publish_path(&conv), Some(&alice.token), "application/json", r#"{"progress": 50}"#).await;
+    let b = r.expect(200).clone();
+    assert_eq!(b["delivered"], json!(1), "{b}");
+    assert_eq!(b["skipped"], json!(0), "{b}");
+    assert_eq!(b["ended"], json!("complete"), "{b}");
+    assert!(b["messageId"].is_null(), "no final line, no message: {b}");
+    assert_eq!(live.next_json(FRAME_TIMEOUT).await, json!({ "progress": 50 }));
+    assert!(api.messages(&alice, &conv).await.is_empty());
+}
+
+#[tokio::test]
+async fn publish_errors() {
+    let Room { api, alice, conv, .. } = room().await;
+    let path = publish_path(&conv);
+    let r = api.send_typed("POST", &path, Some(&alice.token), "text/plain", "{\"a\":1}\n").await;
+    r.expect_error(400, "unsupported_content_type");
+    let r = api.send_typed("POST", &path, None, "application/x-ndjson", "{\"a\":1}\n").await;
+    r.expect_error(401, "unauthorized");
+    let eve = api.user("eve").await;
+    let r = api.send_typed("POST", &path, Some(&eve.token), "application/x-ndjson", "{\"a\":1}\n").await;
+    r.expect_error(403, "forbidden");
+    let other_bot = api.bot_token(&uid("sb")).await;
+    let r = api.send_typed("POST", &path, Some(&other_bot.token), "application/x-ndjson", "{\"a\":1}\n").await;
+    r.expect_error(403, "forbidden");
+    let r = api.send_typed("POST", &publish_path(UNKNOWN_ULID), Some(&alice.token), "application/x-ndjson", "{\"a\":1}\n").await;
+    r.expect_error(404, "not_found");
+
+    // a conversation whose bot never reported online
+    let sb = uid("sb");
+    let quiet = api.create_conversation(&alice, &sb, Some("quiet"), &[]).await;
+    let r = api.send_typed("POST", &publish_path(&quiet), Some(&alice.token), "application/x-ndjson", "{\"a\":1}\n").await;
+    r.expect_error(409, "bot_offline");
+}
+
+#[tokio::test]
+async fn invalid_final_line_reports_commit_error() {
+    let Room { api, alice, bob, bot, conv, .. } = room().await;
+    let mut live = subscribe(&api, &conv, &bob).await;
+    let body = "{\"delta\":\"x\"}\n{\"final\":true,\"content\":[]}\n";
+    let r = publish_ndjson(&api, &conv, &bot, body).await;
+    let b = r.expect(200).clone();
+    assert_eq!(b["delivered"], json!(2), "{b}");
+    assert!(b["messageId"].is_null(), "{b}");
+    assert!(b.get("commitError").is_some_and(|e| !e.is_null()), "commitError expected: {b}");
+    assert_eq!(live.next_json(FRAME_TIMEOUT).await, json!({ "delta": "x" }));
+    assert_eq!(live.next_json(FRAME_TIMEOUT).await, json!({ "final": true, "content": [] }));
+    assert!(api.messages(&alice, &conv).await.is_empty());
+}
+
+#[tokio::test]
+async fn too_long_line_is_skipped() {
+    let Room { api, bob, bot, conv, .. } = room().await;
+    let mut live = subscribe(&api, &conv, &bob).await;
+    let long = json!({ "blob": "x".repeat(70 * 1024) }).to_string();
+    let body = format!("{{\"n\":1}}\n{long}\n{{\"n\":2}}\n");
+    let r = publish_ndjson(&api, &conv, &bot, &body).await;
+    let b = r.expect(200).clone();
+    assert_eq!(b["delivered"], json!(2), "{b}");
+    assert_eq!(b["skippedTooLong"], json!(1), "{b}");
+    assert_eq!(b["skipped"], json!(1), "{b}");
+    assert_eq!(live.next_json(FRAME_TIMEOUT).await, json!({ "n": 1 }));
+    assert_eq!(live.next_json(FRAME_TIMEOUT).await, json!({ "n": 2 }));
+}
+
+#[tokio::test]
+async fn late_subscriber_first_gets_the_lines_so_far() {
+    let Room { api, alice, bob, bot, conv, .. } = room().await;
+    let mut early = subscribe(&api, &conv, &bob).await;
+    let mut p = StreamingRequest::start(&api, "POST", &publish_path(&conv), Some(&bot.token), "application/x-ndjson").await;
+    p.send(b"{\"i\":1}\n{\"i\":2}\n").await;
+    assert_eq!(early.next_json(FRAME_TIMEOUT).await, json!({ "i": 1 }));
+    assert_eq!(early.next_json(FRAME_TIMEOUT).await, json!({ "i": 2 }));
+
+    let mut late = subscribe(&api, &conv, &alice).await;
+    assert_eq!(late.next_json(FRAME_TIMEOUT).await, json!({ "i": 1 }), "a late subscriber gets the publish so far");
+    assert_eq!(late.next_json(FRAME_TIMEOUT).await, json!({ "i": 2 }));
+    p.send(b"{\"i\":3}\n").await;
+    assert_eq!(late.next_json(FRAME_TIMEOUT).await, json!({ "i": 3 }));
+    assert_eq!(early.next_json(FRAME_TIMEOUT).await, json!({ "i": 3 }));
+    let r = p.finish().await;
+    assert_eq!(r.expect(200)["delivered"], json!(3));
+    late.expect_no_frame(Duration::from_millis(300)).await;
+}
+
+#[tokio::test]
+async fn concurrent_publishers_keep_their_own_order() {
+    let Room { api, alice, bob, bot, conv, .. } = room().await;
+    let mut live = subscribe(&api, &conv, &bob).await;
+    let mut a = StreamingRequest::start(&api, "POST", &publish_path(&conv), Some(&bot.token), "application/x-ndjson").await;
+    let mut b = StreamingRequest::start(&api, "POST", &publish_path(&conv), Some(&alice.token), "application/x-ndjson").await;
+    for i in 0..5 {
+        a.send(format!("{{\"from\":\"a\",\"i\":{i}}}\n").as_bytes()).await;
+        b.send(format!("{{\"from\":\"b\",\"i\":{i}}}\n").as_bytes()).await;
+    }
+    let (ra, rb) = tokio::join!(a.finish(), b.finish());
+    assert_eq!(ra.expect(200)["delivered"], json!(5));
+    assert_eq!(rb.expect(200)["delivered"], json!(5));
+    let mut seen_a = Vec::new();
+    let mut seen_b = Vec::new();
+    for _ in 0..10 {
+        let f = live.next_json(FRAME_TIMEOUT).await;
+        match f["from"].as_str() {
+            Some("a") => seen_a.push(f["i"].as_i64().unwrap()),
+            Some("b") => seen_b.push(f["i"].as_i64().unwrap()),
+            _ => panic!("unexpected live frame {f}"),
+        }
+    }
+    assert_eq!(seen_a, vec![0, 1, 2, 3, 4]);
+    assert_eq!(seen_b, vec![0, 1, 2, 3, 4]);
+}
+
+#[tokio::test]
+async fn bot_going_offline_closes_subscribers_and_stops_publishes() {
+    let Room { api, bob, bot, sb, conv, .. } = room().await;
+    let mut live = subscribe(&api, &conv, &bob).await;
+    let mut p = StreamingRequest::start(&api, "POST", &publish_path(&conv), Some(&bot.token), "application/x-ndjson").await;
+    p.send(b"{\"step\":1}\n").await;
+    assert_eq!(live.next_json(FRAME_TIMEOUT).await, json!({ "step": 1 }));
+
+    set_online(&api, &bot, &sb, false).await;
+    match live.next_frame(FRAME_TIMEOUT).await {
+        Some(Frame::Close(code, _)) => assert_eq!(code, 4002, "subscriber close code when the bot goes offline"),
+        other => panic!("expected close 4002, got {other:?}"),
+    }
+    let _ = p.try_send(b"{\"step\":2}\n").await;
+    let r = p.finish().await;
+    r.expect_error(409, "bot_offline");
+
+    // while offline: a new subscriber is closed with 4002, a publish is refused
+    let mut again = subscribe(&api, &conv, &bob).await;
+    match again.next_frame(FRAME_TIMEOUT).await {
+        Some(Frame::Close(code, _)) => assert_eq!(code, 4002),
+        other => panic!("expected close 4002 for a subscriber while the bot is offline, got {other:?}"),
+    }
+    publish_ndjson(&api, &conv, &bot, "{\"a\":1}\n").await.expect_error(409, "bot_offline");
+
+    // back online: works again
+    set_online(&api, &bot, &sb, true).await;
+    let mut live = subscribe(&api, &conv, &bob).await;
+    publish_ndjson(&api, &conv, &bot, "{\"back\":true}\n").await.expect(200);
+    assert_eq!(live.next_json(FRAME_TIMEOUT).await, json!({ "back": true }));
+}
+
+#[tokio::test]
+async fn live_socket_frames_and_access() {
+    let Room { api, alice, conv, .. } = room().await;
+    let mut live = subscribe(&api, &conv, &alice).await;
+    live.send_text("ping").await;
+    assert_eq!(live.next_frame(FRAME_TIMEOUT).await, Some(Frame::Text("pong".into())));
+    live.send_json(&json!({ "type": "hello" })).await;
+    let f = live.next_json(FRAME_TIMEOUT).await;
+    assert_eq!(f["type"], json!("error"), "{f}");
+
+    // ticket auth
+    let ticket = api.ticket(&alice).await;
+    let mut t = Ws::open_path(&api, &format!("/v1/conversations/{conv}/live"), WsAuth::Ticket(&ticket), None, "alice-live-ticket")
+        .await
+        .unwrap_or_else(|r| panic!("ticket subscription refused: {} {}", r.status, r.text));
+    t.send_text("ping").await;
+    assert_eq!(t.next_frame(FRAME_TIMEOUT).await, Some(Frame::Text("pong".into())));
+
+    // a non-member and an unknown conversation: closed with 4001
+    let eve = api.user("eve").await;
+    for (who, c) in [(&eve, conv.as_str()), (&alice, UNKNOWN_ULID)] {
+        match Ws::open_path(&api, &format!("/v1/conversations/{c}/live"), WsAuth::Bearer(&who.token), None, "live-denied").await {
+            Ok(mut ws) => match ws.next_frame(FRAME_TIMEOUT).await {
+                Some(Frame::Close(code, _)) => assert_eq!(code, 4001, "{} on {c}", who.id),
+                other => panic!("{} on {c}: expected close 4001, got {other:?}", who.id),
+            },
+            Err(r) => panic!("{} on {c}: expected an upgrade then close 4001, got HTTP {} {}", who.id, r.status, r.text),
+        }
+    }
+    // no auth: 401 before the upgrade
+    let r = Ws::refused_path(&api, &format!("/v1/conversations/{conv}/live"), WsAuth::None, None).await;
+    assert_eq!((r.status, r.body["error"]["code"].as_str()), (401, Some("unauthorized")), "{}", r.text);
+}
+
+/// A publish that stops sending ends with `idle_timeout` after LIVE_IDLE_MS (a dedicated server
+/// with a 1 s idle limit).
+#[tokio::test]
+async fn idle_publish_ends_with_idle_timeout() {
+    let server = Server::start(&[("LIVE_IDLE_MS", "1000")]);
+    let Room { api, bob, bot, conv, .. } = room_on(Api::new(&server)).await;
+    let mut live = subscribe(&api, &conv, &bob).await;
+    let mut p = StreamingRequest::start(&api, "POST", &publish_path(&conv), Some(&bot.token), "application/x-ndjson").await;
+    p.send(b"{\"thinking\":true}\n").await;
+    assert_eq!(live.next_json(FRAME_TIMEOUT).await, json!({ "thinking": true }));
+    // send nothing more, do not end the body
+    let r = p.response().await;
+    let b = r.expect(200).clone();
+    assert_eq!(b["ended"], json!("idle_timeout"), "{b}");
+    assert_eq!(b["delivered"], json!(1), "{b}");
+    assert!(b["messageId"].is_null(), "{b}");
+}
