@@ -47,7 +47,7 @@ pub async fn handle(mut req: Request, env: Env, _ctx: Context) -> Answer {
         }
         (Route::Conversations, Method::Post) => create_conversation(&mut req, &env).await,
         (Route::Conversations, Method::Get) => {
-            let me = caller(&req, &env)?;
+            let me = human(&req, &env)?;
             list_conversations(&req, &env, &me).await
         }
         (Route::Conversation(id), Method::Get) => {
@@ -89,7 +89,8 @@ pub async fn handle(mut req: Request, env: Env, _ctx: Context) -> Answer {
             }
             let me = caller(&req, &env)?;
             conversation_id(&id)?;
-            Ok(rpc::live_publish(&env, &id, &me, &req).await?)
+            let idle = config::live_idle_ms(&env).max(1) as u64;
+            rpc::live_publish(&env, &id, &me, &req, idle).await
         }
         (Route::ConversationLive(id), Method::Get) => {
             let member = socket_member(&req, &env).await?;
@@ -196,6 +197,15 @@ fn caller(req: &Request, env: &Env) -> Result<String, ApiError> {
     Ok(auth.verify_bearer(header.as_deref(), platform::now_secs())?.to_string())
 }
 
+/// A person; a bot's token is refused (bots use `/bot/v1/...`).
+fn human(req: &Request, env: &Env) -> Result<String, ApiError> {
+    let me = caller(req, env)?;
+    if me.starts_with("bot:") {
+        return Err(ApiError::forbidden("this route is for people; bots use /bot/v1/sandboxes/:sandboxId/..."));
+    }
+    Ok(me)
+}
+
 /// The bot of `sandbox_id`; any other caller is refused.
 fn bot(req: &Request, env: &Env, sandbox_id: &str) -> Result<String, ApiError> {
     let auth = config::auth(env)?;
@@ -235,10 +245,7 @@ async fn connect_ticket(req: &Request, env: &Env) -> Answer {
 // --------------------------------------------------------------------------------------------------
 
 async fn create_conversation(req: &mut Request, env: &Env) -> Answer {
-    let me = MemberId::parse(&caller(req, env)?)?;
-    if me.is_bot() {
-        return Err(ApiError::forbidden("only people create conversations"));
-    }
+    let me = MemberId::parse(&human(req, env)?)?;
     let body: CreateConversation = parse(req).await?;
     validate::sandbox_id(&body.sandbox_id)?;
     let title = body.title.as_deref().map(validate::title).transpose()?;

@@ -768,7 +768,8 @@ impl ConversationObject {
             .max(0) as u64;
         let frame = frames::event(event.name(), &event.payload(), seq);
         self.exec("INSERT INTO events (seq, frame) VALUES (?, ?)", vec![(seq as i64).into(), frame.as_str().into()])?;
-        if seq % 64 == 0 {
+        if seq > switchboard_core::limits::REPLAY_WINDOW {
+            // Keep exactly the window: the one event that just fell out of it.
             self.exec("DELETE FROM events WHERE seq <= ?", vec![(replay::trim_below(seq) as i64).into()])?;
         }
         let encoded = EncodedFrame::new(&frame);

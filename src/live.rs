@@ -13,17 +13,15 @@
 use crate::http::{error_response, internal, json};
 use crate::platform::EncodedFrame;
 use crate::rpc::{self, ConversationCommand, MemberCommand, CONVERSATION_HEADER, MEMBER_HEADER};
-use futures::future::{select, Either};
 use futures::StreamExt;
 use serde_json::{json, Value};
 use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
-use std::time::Duration;
 use switchboard_core::live::{self, close, final_line, PublishBuffer};
 use switchboard_core::ndjson::{Line, LineSplitter, Tally};
 use switchboard_core::{ApiError, ErrorCode, MemberId};
 use worker::{
-    durable_object, wasm_bindgen, Delay, DurableObject, Env, Request, Response, ResponseBuilder, State, WebSocket,
+    durable_object, wasm_bindgen, DurableObject, Env, Request, Response, ResponseBuilder, State, WebSocket,
     WebSocketIncomingMessage, WebSocketPair, WebSocketRequestResponsePair,
 };
 
@@ -63,6 +61,7 @@ impl DurableObject for LiveChannelObject {
 
     async fn fetch(&self, mut req: Request) -> worker::Result<Response> {
         let result = match req.path().as_str() {
+            "/check" => self.preflight(&req).await,
             "/publish" => self.publish(&mut req).await,
             "/live" => self.subscribe(&req).await,
             "/bot-offline" => Ok(self.bot_offline()),
@@ -92,6 +91,13 @@ impl DurableObject for LiveChannelObject {
     async fn websocket_error(&self, ws: WebSocket, _error: worker::Error) -> worker::Result<()> {
         let _ = ws.close(Some(switchboard_core::limits::close::INTERNAL), Some("socket error"));
         Ok(())
+    }
+}
+
+fn refusal_error(r: Refusal) -> ApiError {
+    match r {
+        Refusal::NotVisible(e) | Refusal::Fault(e) => e,
+        Refusal::BotOffline => ApiError::new(ErrorCode::BotOffline, "the conversation's bot is not online"),
     }
 }
 
@@ -152,7 +158,9 @@ impl LiveChannelObject {
         match refusal {
             Some((code, reason)) => {
                 // Accept, then close at once: browsers can read a close code, not an HTTP status.
-                server.accept().map_err(|e| internal("accept", e))?;
+                // Accepted through the hibernation API so the runtime, not an event listener nobody
+                // set, owns the socket's errors.
+                self.state.accept_web_socket(&server);
                 let _ = server.close(Some(code), Some(reason));
             }
             None => {
@@ -168,27 +176,39 @@ impl LiveChannelObject {
         Ok(ResponseBuilder::new().with_status(101).with_websocket(pair.client).empty())
     }
 
-    async fn publish(&self, req: &mut Request) -> Result<Response, ApiError> {
+    /// The worker asks before it forwards a body: refusing a publish whose body is already streaming
+    /// would leave the body half-read.
+    async fn preflight(&self, req: &Request) -> Result<Response, ApiError> {
         let member = header(req, MEMBER_HEADER).ok_or_else(|| ApiError::unauthorized("no member"))?;
         let conversation = header(req, CONVERSATION_HEADER).ok_or_else(|| ApiError::internal("no conversation"))?;
         match self.check(&conversation, &member).await {
-            Ok(_) => {}
-            Err(Refusal::NotVisible(e)) | Err(Refusal::Fault(e)) => return Err(e),
-            Err(Refusal::BotOffline) => return Err(ApiError::new(ErrorCode::BotOffline, "the conversation's bot is not online")),
+            Ok(_) => Ok(ResponseBuilder::new().with_status(204).empty()),
+            Err(r) => Err(refusal_error(r)),
         }
+    }
+
+    async fn publish(&self, req: &mut Request) -> Result<Response, ApiError> {
+        let member = header(req, MEMBER_HEADER).ok_or_else(|| ApiError::unauthorized("no member"))?;
+        let conversation = header(req, CONVERSATION_HEADER).ok_or_else(|| ApiError::internal("no conversation"))?;
+        // Checked again (the bot may have gone offline since the preflight). A refused body is still
+        // read to its end, so the answer never comes before the body is consumed.
+        let refused = self.check(&conversation, &member).await.err().map(refusal_error);
         let id = self.next_publish.get();
         self.next_publish.set(id + 1);
         self.publishes.borrow_mut().insert(id, PublishBuffer::default());
-        let outcome = self.stream_lines(req, id).await;
+        let outcome = self.stream_lines(req, id, refused.is_some()).await;
         self.publishes.borrow_mut().remove(&id);
-        let (tally, ended, final_line) = outcome?;
+        if let Some(e) = refused {
+            return Err(e);
+        }
+        let (tally, final_line) = outcome?;
 
         let mut answer = json!({
             "delivered": tally.delivered,
             "skipped": tally.skipped(),
             "skippedInvalid": tally.skipped_invalid,
             "skippedTooLong": tally.skipped_too_long,
-            "ended": ended,
+            "ended": "complete",
             "messageId": Value::Null,
         });
         if let Some(f) = final_line {
@@ -203,39 +223,41 @@ impl LiveChannelObject {
         json(200, &answer)
     }
 
-    /// Reads the body as it arrives and delivers each complete line at once. Answers the tally, how the
-    /// body ended, and the last line that asked to be committed.
-    async fn stream_lines(&self, req: &mut Request, id: u64) -> Result<(Tally, &'static str, Option<live::FinalLine>), ApiError> {
+    /// Reads the body to its end and delivers each complete line at once (unless `discard`). The worker
+    /// ends the body on the publisher's idle timeout or broken connection, so this never waits forever.
+    /// Answers the tally and the last line that asked to be committed; 409 if the bot went offline.
+    async fn stream_lines(&self, req: &mut Request, id: u64, discard: bool) -> Result<(Tally, Option<live::FinalLine>), ApiError> {
         let epoch = self.offline_epoch.get();
-        let idle = crate::config::live_idle_ms(&self.env).max(1) as u64;
         let mut stream = req.stream().map_err(|e| ApiError::invalid(format!("no body to publish: {e}")))?;
         let mut splitter = LineSplitter::new(live::MAX_LINE_BYTES);
         let mut tally = Tally::default();
         let mut committed = None;
-        let ended = loop {
-            let next = stream.next();
-            let timer = Delay::from(Duration::from_millis(idle));
-            futures::pin_mut!(next);
-            futures::pin_mut!(timer);
-            let lines = match select(next, timer).await {
-                Either::Left((Some(Ok(chunk)), _)) => splitter.push(&chunk),
-                Either::Left((Some(Err(e)), _)) => {
+        let mut went_offline = false;
+        while let Some(chunk) = stream.next().await {
+            let chunk = match chunk {
+                Ok(c) => c,
+                Err(e) => {
                     worker::console_warn!("publish body broke off: {e}");
-                    break "aborted";
+                    break;
                 }
-                Either::Left((None, _)) => {
-                    let last = splitter.finish();
-                    self.deliver(id, last.into_iter(), &mut tally, &mut committed);
-                    break "complete";
-                }
-                Either::Right(_) => break "idle_timeout",
             };
             if self.offline_epoch.get() != epoch {
-                return Err(ApiError::new(ErrorCode::BotOffline, "the conversation's bot went offline"));
+                went_offline = true;
             }
+            if discard || went_offline {
+                continue;
+            }
+            let lines = splitter.push(&chunk);
             self.deliver(id, lines.into_iter(), &mut tally, &mut committed);
-        };
-        Ok((tally, ended, committed))
+        }
+        if went_offline {
+            return Err(ApiError::new(ErrorCode::BotOffline, "the conversation's bot went offline"));
+        }
+        if !discard {
+            let last = splitter.finish();
+            self.deliver(id, last.into_iter(), &mut tally, &mut committed);
+        }
+        Ok((tally, committed))
     }
 
     fn deliver(&self, id: u64, lines: impl Iterator<Item = Line>, tally: &mut Tally, committed: &mut Option<live::FinalLine>) {

@@ -116,30 +116,134 @@ pub async fn conversation_socket(env: &Env, conversation_id: &str, member_id: &s
     stub(env, CONVERSATIONS, conversation_id)?.fetch_with_request(req).await.map_err(|e| internal("forward upgrade", e))
 }
 
-/// Forwards a publish to the conversation's live channel, streaming the body through unread.
-pub async fn live_publish(env: &Env, conversation_id: &str, member_id: &str, req: &Request) -> Result<Response, ApiError> {
+/// Forwards a publish to the conversation's live channel, streaming the body as it arrives.
+///
+/// The worker asks the channel first (`/check`), so a refused publish is answered before any body is
+/// forwarded. Then it pumps the client's body into a stream of its own rather than handing the request
+/// body over, and it ends that stream itself, normally, when the client's body ends, breaks off, or
+/// stays silent for `idle_ms`. The channel reads its body to the end before answering, so no stream is
+/// ever cut mid-read (the runtime answers that with an uncaught error and a restarted isolate).
+pub async fn live_publish(env: &Env, conversation_id: &str, member_id: &str, req: &Request, idle_ms: u64) -> Result<Response, ApiError> {
+    use futures::future::{select, Either};
+    use wasm_bindgen::JsCast;
+    use wasm_bindgen_futures::JsFuture;
+
+    let (status, body) = read(live_call_with(env, conversation_id, "/check", Some(member_id), false).await?).await?;
+    if status >= 300 {
+        return Err(as_error(status, &body));
+    }
+
     let headers = worker::Headers::new();
     let set = |k: &str, v: &str| headers.set(k, v).map_err(|e| internal("set header", e));
     set(MEMBER_HEADER, member_id)?;
     set(CONVERSATION_HEADER, conversation_id)?;
+    let pipe = web_sys::TransformStream::new().map_err(|e| internal("transform stream", format!("{e:?}")))?;
+    let writer = pipe.writable().get_writer().map_err(|e| internal("pipe writer", format!("{e:?}")))?;
     let mut init = RequestInit::new();
-    let body = req.inner().body().map(wasm_bindgen::JsValue::from);
-    init.with_method(Method::Post).with_headers(headers).with_body(body);
+    init.with_method(Method::Post).with_headers(headers).with_body(Some(pipe.readable().into()));
     let forwarded = Request::new_with_init("https://object/publish", &init).map_err(|e| internal("build publish", e))?;
-    stub(env, LIVE, conversation_id)?.fetch_with_request(forwarded).await.map_err(|e| internal("forward publish", e))
+    let channel = stub(env, LIVE, conversation_id)?;
+    let reader: Option<web_sys::ReadableStreamDefaultReader> = req.inner().body().map(|b| b.get_reader().unchecked_into());
+
+    /// How the client's body ended.
+    enum Ended {
+        Complete,
+        IdleTimeout,
+        Aborted,
+    }
+    let pump = {
+        let reader = reader.clone();
+        let writer = writer.clone();
+        async move {
+            let mut ended = Ended::Complete;
+            if let Some(reader) = reader {
+                loop {
+                    let read = JsFuture::from(reader.read());
+                    let timer = worker::Delay::from(std::time::Duration::from_millis(idle_ms));
+                    futures::pin_mut!(read);
+                    futures::pin_mut!(timer);
+                    let chunk = match select(read, timer).await {
+                        Either::Left((Ok(chunk), _)) => chunk,
+                        Either::Left((Err(_), _)) => {
+                            ended = Ended::Aborted;
+                            break;
+                        }
+                        Either::Right(_) => {
+                            ended = Ended::IdleTimeout;
+                            break;
+                        }
+                    };
+                    let done = js_sys::Reflect::get(&chunk, &"done".into()).ok().and_then(|v| v.as_bool()).unwrap_or(true);
+                    if done {
+                        break;
+                    }
+                    let Ok(value) = js_sys::Reflect::get(&chunk, &"value".into()) else { break };
+                    if JsFuture::from(writer.write_with_chunk(&value)).await.is_err() {
+                        ended = Ended::Aborted;
+                        break;
+                    }
+                }
+                if !matches!(ended, Ended::Complete) {
+                    // Stop reading the client before anything is answered.
+                    detach(reader.cancel());
+                }
+            }
+            detach(writer.close());
+            ended
+        }
+    };
+    let fetch = channel.fetch_with_request(forwarded);
+    futures::pin_mut!(pump);
+    futures::pin_mut!(fetch);
+    let (answer, ended) = match select(fetch, pump).await {
+        Either::Left((answer, pump)) => {
+            // The channel answered before the body ended (only on a fault): stop reading the client.
+            if let Some(r) = &reader {
+                detach(r.cancel());
+            }
+            detach(writer.abort());
+            drop(pump);
+            (answer, Ended::Aborted)
+        }
+        Either::Right((ended, fetch)) => (fetch.await, ended),
+    };
+    let resp = answer.map_err(|e| internal("forward publish", e))?;
+    let (status, mut body) = read(resp).await?;
+    if status >= 300 {
+        return Err(as_error(status, &body));
+    }
+    body["ended"] = serde_json::Value::from(match ended {
+        Ended::Complete => "complete",
+        Ended::IdleTimeout => "idle_timeout",
+        Ended::Aborted => "aborted",
+    });
+    crate::http::json(status, &body)
+}
+
+/// Awaits a promise in the background and ignores how it ends.
+fn detach(promise: js_sys::Promise) {
+    wasm_bindgen_futures::spawn_local(async move {
+        let _ = wasm_bindgen_futures::JsFuture::from(promise).await;
+    });
 }
 
 /// Forwards a live-channel WebSocket upgrade, or tells the channel its bot went offline.
 pub async fn live_call(env: &Env, conversation_id: &str, path: &str, member_id: Option<&str>) -> Result<Response, ApiError> {
+    live_call_with(env, conversation_id, path, member_id, member_id.is_some()).await
+}
+
+async fn live_call_with(env: &Env, conversation_id: &str, path: &str, member_id: Option<&str>, upgrade: bool) -> Result<Response, ApiError> {
     let headers = worker::Headers::new();
     let set = |k: &str, v: &str| headers.set(k, v).map_err(|e| internal("set header", e));
     set(CONVERSATION_HEADER, conversation_id)?;
     if let Some(m) = member_id {
         set(MEMBER_HEADER, m)?;
+    }
+    if upgrade {
         set("upgrade", "websocket")?;
     }
     let mut init = RequestInit::new();
-    init.with_method(if member_id.is_some() { Method::Get } else { Method::Post }).with_headers(headers);
+    init.with_method(if upgrade { Method::Get } else { Method::Post }).with_headers(headers);
     let req = Request::new_with_init(&format!("https://object{path}"), &init).map_err(|e| internal("build live call", e))?;
     stub(env, LIVE, conversation_id)?.fetch_with_request(req).await.map_err(|e| internal("call live channel", e))
 }

@@ -129,7 +129,10 @@ impl MemberObject {
         let _ = server.send_with_str(
             json!({"type": "hello", "sessionId": session, "seq": latest, "member": member, "contexts": subs, "restored": restored}).to_string(),
         );
-        if restored || since.is_some() {
+        if since.is_some() && !restored {
+            // The session to resume is unknown or expired: the client must refetch.
+            let _ = server.send_with_str(frames::resync(latest));
+        } else if restored {
             let oldest = self.scalar("SELECT MIN(seq) AS v FROM hub_log", vec![])?.map(|v| v.max(0) as u64);
             match hub::resume_plan(since, latest, oldest) {
                 ResumePlan::Live => {}
@@ -249,6 +252,8 @@ impl MemberObject {
         if let Some(session) = session_of(ws) {
             self.session_ended(&session);
             self.sync_watches().await;
+            // The sweep ends the session's resume window (and its watches) later.
+            self.ensure_sweep_at(platform::now_ms() + hub::RESUME_KEEP_MS + 1).await;
         }
     }
 
@@ -279,8 +284,8 @@ impl MemberObject {
         let text = hub::event_frame(context, event, payload, seq);
         if let Some(seq) = seq {
             let _ = self.exec("INSERT INTO hub_log (seq, context, frame) VALUES (?, ?, ?)", vec![(seq as i64).into(), context.into(), text.as_str().into()]);
-            if seq % 64 == 0 {
-                let _ = self.exec("DELETE FROM hub_log WHERE seq <= ?", vec![(seq.saturating_sub(hub::HUB_REPLAY_WINDOW) as i64).into()]);
+            if seq > hub::HUB_REPLAY_WINDOW {
+                let _ = self.exec("DELETE FROM hub_log WHERE seq <= ?", vec![((seq - hub::HUB_REPLAY_WINDOW) as i64).into()]);
             }
         }
         let frame = EncodedFrame::new(&text);
@@ -311,14 +316,30 @@ impl MemberObject {
     /// event or presence context) and is present in it (subscribed to its presence context).
     async fn sync_watches(&self) {
         let Some(member) = self.member_id() else { return };
+        // Open sessions watch and make the user present; sessions closed within the resume window
+        // keep watching (so their missed events are logged for resume) but are not present.
+        let open = self.open_sessions();
+        #[derive(Deserialize)]
+        struct S {
+            session: String,
+        }
+        let resumable: Vec<String> = self
+            .query::<S>(
+                "SELECT session FROM hub_sessions WHERE closed_at IS NOT NULL AND closed_at > ?",
+                vec![(platform::now_ms() - hub::RESUME_KEEP_MS).into()],
+            )
+            .unwrap_or_default()
+            .into_iter()
+            .map(|s| s.session)
+            .collect();
         let mut wanted: BTreeMap<String, (bool, bool)> = BTreeMap::new();
-        for session in self.open_sessions() {
-            if let Ok(subs) = self.load_subs(&session) {
+        for (session, is_open) in open.iter().map(|s| (s, true)).chain(resumable.iter().map(|s| (s, false))) {
+            if let Ok(subs) = self.load_subs(session) {
                 for ctx in subs.iter().filter_map(|c| Context::parse(c)) {
                     if let Some(conv) = ctx.conversation_id() {
                         let entry = wanted.entry(conv.to_string()).or_insert((false, false));
                         entry.0 = true;
-                        if matches!(ctx, Context::PresenceConversation { .. }) {
+                        if is_open && matches!(ctx, Context::PresenceConversation { .. }) {
                             entry.1 = true;
                         }
                     }
@@ -380,12 +401,17 @@ impl MemberObject {
     // Stale sockets: a socket that stops pinging leaves within STALE_SOCKET_MS + SWEEP_EVERY_MS
     // ----------------------------------------------------------------------------------------------
 
-    async fn ensure_sweep(&self) {
+    /// Arms the sweep for `at`, unless it is already due sooner.
+    async fn ensure_sweep_at(&self, at: i64) {
         let storage = self.state.storage();
-        if let Ok(None) = storage.get_alarm().await {
-            let at = platform::now_ms() + hub::SWEEP_EVERY_MS;
+        let current = storage.get_alarm().await.ok().flatten();
+        if switchboard_core::alarm::should_set(current, Some(at)) {
             let _ = storage.set_alarm(worker::ScheduledTime::new(js_sys::Date::new(&JsValue::from_f64(at as f64)))).await;
         }
+    }
+
+    async fn ensure_sweep(&self) {
+        self.ensure_sweep_at(platform::now_ms() + hub::SWEEP_EVERY_MS).await;
     }
 
     pub(super) async fn sweep_stale_sockets(&self) {
@@ -413,18 +439,27 @@ impl MemberObject {
                 any_open = true;
             }
         }
-        if dropped {
+        // Sessions closed longer than the resume window are forgotten (a later resume gets `resync`).
+        let cutoff = now - hub::RESUME_KEEP_MS;
+        #[derive(Deserialize)]
+        struct S {
+            session: String,
+        }
+        let expired: Vec<S> = self.query("SELECT session FROM hub_sessions WHERE closed_at IS NOT NULL AND closed_at <= ?", vec![cutoff.into()]).unwrap_or_default();
+        for s in &expired {
+            let _ = self.exec("DELETE FROM hub_subs WHERE session = ?", vec![s.session.as_str().into()]);
+            let _ = self.exec("DELETE FROM hub_sessions WHERE session = ?", vec![s.session.as_str().into()]);
+            self.hub.subs.borrow_mut().remove(&s.session);
+        }
+        if dropped || !expired.is_empty() {
             self.sync_watches().await;
         }
         if any_open {
             self.ensure_sweep().await;
         }
-        // Closed sessions are kept an hour for resume, then forgotten.
-        let _ = self.exec(
-            "DELETE FROM hub_subs WHERE session IN (SELECT session FROM hub_sessions WHERE closed_at < ?)",
-            vec![(now - 3_600_000).into()],
-        );
-        let _ = self.exec("DELETE FROM hub_sessions WHERE closed_at < ?", vec![(now - 3_600_000).into()]);
+        if let Some(closed) = self.scalar("SELECT MIN(closed_at) AS v FROM hub_sessions WHERE closed_at IS NOT NULL", vec![]).ok().flatten() {
+            self.ensure_sweep_at(closed + hub::RESUME_KEEP_MS + 1).await;
+        }
     }
 
     // ----------------------------------------------------------------------------------------------

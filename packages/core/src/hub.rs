@@ -17,6 +17,8 @@ pub const MAX_UNACKED: usize = 50;
 pub const HUB_REPLAY_WINDOW: u64 = 1000;
 /// A socket that has not pinged for this long is treated as gone (clients ping every 15 s).
 pub const STALE_SOCKET_MS: i64 = 45_000;
+/// A closed session can be resumed (and its missed events are kept for it) this long.
+pub const RESUME_KEEP_MS: i64 = 10 * 60_000;
 /// How often the hub looks for stale sockets while it has any.
 pub const SWEEP_EVERY_MS: i64 = 15_000;
 
