@@ -32,6 +32,9 @@ use tokio_tungstenite::tungstenite::Message;
 
 pub use serde_json;
 
+/// The fake Expo push service of the notifications tests.
+pub mod expo;
+
 /// The `JWT_SECRET` used when the repository has no `.dev.vars` (see [`jwt_secret`]).
 pub const FALLBACK_JWT_SECRET: &str = "switchboard-e2e-secret-6f1d0c9a4b7e2f3a8d5c1b0e9f7a6d4c";
 
@@ -347,7 +350,7 @@ fn newest_mtime(path: &Path) -> Option<SystemTime> {
     for e in fs::read_dir(path).ok()?.flatten() {
         let p = e.path();
         let name = e.file_name();
-        if name == "target" || name == "node_modules" {
+        if name == "target" || name == "node_modules" || name == "build" || name == ".wrangler" {
             continue;
         }
         if let Some(t) = newest_mtime(&p) {
@@ -357,24 +360,42 @@ fn newest_mtime(path: &Path) -> Option<SystemTime> {
     newest
 }
 
-/// Makes sure build/index.js exists. With SWITCHBOARD_PREBUILT=1 the caller vouches for it
-/// being current; otherwise this runs `scripts/build` once per process when the build is missing
+/// The build outputs of every worker: `build/index.js` and `services/*/build/index.js` (for each
+/// service with a Cargo.toml and a wrangler.toml, as scripts/build builds them).
+fn build_outputs(root: &Path) -> Vec<PathBuf> {
+    let mut outs = vec![root.join("build/index.js")];
+    if let Ok(entries) = fs::read_dir(root.join("services")) {
+        let mut dirs: Vec<PathBuf> = entries.flatten().map(|e| e.path()).collect();
+        dirs.sort();
+        for d in dirs {
+            if d.join("Cargo.toml").is_file() && d.join("wrangler.toml").is_file() {
+                outs.push(d.join("build/index.js"));
+            }
+        }
+    }
+    outs
+}
+
+/// Makes sure every worker's build exists. With SWITCHBOARD_PREBUILT=1 the caller vouches for it
+/// being current; otherwise this runs `scripts/build` once per process when a build is missing
 /// or older than the sources.
 fn ensure_built() {
     static BUILT: OnceLock<()> = OnceLock::new();
     BUILT.get_or_init(|| {
         let root = repo_root();
-        let out = root.join("build/index.js");
+        let outs = build_outputs(&root);
         if std::env::var("SWITCHBOARD_PREBUILT").as_deref() == Ok("1") {
-            assert!(
-                out.exists(),
-                "SWITCHBOARD_PREBUILT=1 but {} does not exist: run `bash scripts/build`",
-                out.display()
-            );
+            for out in &outs {
+                assert!(
+                    out.exists(),
+                    "SWITCHBOARD_PREBUILT=1 but {} does not exist: run `bash scripts/build`",
+                    out.display()
+                );
+            }
             return;
         }
-        let built = fs::metadata(&out).and_then(|m| m.modified()).ok();
-        let sources = ["src", "packages", "Cargo.toml", "Cargo.lock", "wrangler.toml"]
+        let built = outs.iter().map(|o| fs::metadata(o).and_then(|m| m.modified()).ok()).collect::<Option<Vec<_>>>().and_then(|v| v.into_iter().min());
+        let sources = ["src", "packages", "services", "Cargo.toml", "Cargo.lock", "wrangler.toml"]
             .iter()
             .filter_map(|p| newest_mtime(&root.join(p)))
             .max();
@@ -382,7 +403,7 @@ fn ensure_built() {
         if fresh {
             return;
         }
-        eprintln!("e2e: build/index.js missing or stale: running scripts/build");
+        eprintln!("e2e: a worker build is missing or stale: running scripts/build");
         let status = Command::new("bash")
             .arg("scripts/build")
             .current_dir(&root)
@@ -431,6 +452,103 @@ pub fn wrangler_configs() -> Vec<String> {
     }
 }
 
+/// The notifications worker's config, relative to the repository root.
+pub const NOTIFICATIONS_CONFIG: &str = "services/notifications/wrangler.toml";
+
+/// What a test server runs, and with which vars.
+///
+/// wrangler gives `--var` to the primary (first) worker only; every other worker reads its own
+/// config's `[vars]` and the `.dev.vars` beside it. So each worker under `services/` is started
+/// from a copy of its wrangler.toml generated in the server's run directory (absolute `main` and
+/// `migrations_dir`, no `[build]`), whose `[vars]` are its own plus `LOCAL_MODE=true`, the test
+/// `JWT_SECRET` and, for the notifications worker, `notifications_vars`.
+#[derive(Debug, Clone, Default)]
+pub struct StartOptions {
+    /// `--var`s of the primary worker, over `LOCAL_MODE=true` and `JWT_SECRET`.
+    pub vars: Vec<(String, String)>,
+    /// Vars of the notifications worker (e.g. `EXPO_PUSH_URL`, `IDEM_TTL_MS`).
+    pub notifications_vars: Vec<(String, String)>,
+    /// Run the notifications worker alone, as the primary worker (its local-mode `/dev/...`
+    /// routes then answer on the server's port).
+    pub notifications_only: bool,
+}
+
+impl StartOptions {
+    pub fn with_vars(vars: &[(&str, &str)]) -> StartOptions {
+        StartOptions { vars: vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(), ..Default::default() }
+    }
+}
+
+fn toml_string(s: &str) -> String {
+    let mut out = String::from("\"");
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if c.is_control() => out.push_str(&format!("\\u{:04X}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// `key = "value"` (a basic string without escapes) -> (key, value).
+fn toml_pair(line: &str) -> Option<(String, String)> {
+    let (k, v) = line.split_once('=')?;
+    let v = v.trim();
+    let v = v.strip_prefix('"')?.strip_suffix('"')?;
+    Some((k.trim().to_string(), v.to_string()))
+}
+
+/// Writes to `dst` a copy of the wrangler config `src` that runs from anywhere: `main` and
+/// `migrations_dir` absolute, no `[build]` (workers are built before), and `[vars]` = its own
+/// vars overridden by `vars`.
+pub fn generate_config(src: &Path, dst: &Path, vars: &[(String, String)]) -> PathBuf {
+    let text = fs::read_to_string(src).unwrap_or_else(|e| panic!("read {}: {e}", src.display()));
+    let dir = src.parent().unwrap_or(Path::new("."));
+    let abs = |rel: &str| {
+        let p = dir.join(rel);
+        p.canonicalize().unwrap_or(p).display().to_string()
+    };
+    let mut out = format!("# Generated by tests/e2e from {} for one test server.\n", src.display());
+    let mut section = String::new();
+    let mut merged: Vec<(String, String)> = Vec::new();
+    for line in text.lines() {
+        let t = line.trim();
+        if t.starts_with('[') {
+            section = t.to_string();
+        }
+        match section.as_str() {
+            "[build]" => continue,
+            "[vars]" => {
+                if let Some(kv) = toml_pair(t) {
+                    merged.push(kv);
+                }
+                continue;
+            }
+            _ => {}
+        }
+        match toml_pair(t) {
+            Some((k, v)) if k == "main" || k == "migrations_dir" => out.push_str(&format!("{k} = {}\n", toml_string(&abs(&v)))),
+            _ => {
+                out.push_str(line);
+                out.push('\n');
+            }
+        }
+    }
+    for (k, v) in vars {
+        merged.retain(|(kk, _)| kk != k);
+        merged.push((k.clone(), v.clone()));
+    }
+    out.push_str("\n[vars]\n");
+    for (k, v) in &merged {
+        out.push_str(&format!("{k} = {}\n", toml_string(v)));
+    }
+    fs::write(dst, out).unwrap_or_else(|e| panic!("write {}: {e}", dst.display()));
+    dst.to_path_buf()
+}
+
 struct Proc {
     child: Child,
     pgid: i32,
@@ -441,6 +559,8 @@ pub struct Server {
     pub port: u16,
     inspector_port: u16,
     vars: Vec<(String, String)>,
+    /// The wrangler configs, primary first (absolute paths; generated ones for `services/`).
+    configs: Vec<PathBuf>,
     run_dir: PathBuf,
     persist_dir: PathBuf,
     log_path: PathBuf,
@@ -451,6 +571,11 @@ impl Server {
     /// Starts a server with `JWT_SECRET`=[`jwt_secret`], `LOCAL_MODE`=true and `extra_vars`.
     /// Blocks until it answers HTTP; panics (printing the log tail) if it does not within 60 s.
     pub fn start(extra_vars: &[(&str, &str)]) -> Server {
+        Server::start_with(&StartOptions::with_vars(extra_vars))
+    }
+
+    /// Starts a server as `opts` says (see [`StartOptions`]).
+    pub fn start_with(opts: &StartOptions) -> Server {
         reap_stale_runs();
         ensure_built();
         static N: AtomicU64 = AtomicU64::new(0);
@@ -459,18 +584,38 @@ impl Server {
         fs::create_dir_all(&run_dir).expect("create run dir");
         let persist_dir = run_dir.join("state");
         fs::create_dir_all(&persist_dir).expect("create persist dir");
-        let mut vars = vec![
+        let base = vec![
             ("LOCAL_MODE".to_string(), "true".to_string()),
             ("JWT_SECRET".to_string(), jwt_secret().to_string()),
         ];
-        for (k, v) in extra_vars {
+        let mut vars = base.clone();
+        for (k, v) in &opts.vars {
             vars.retain(|(kk, _)| kk != k);
-            vars.push((k.to_string(), v.to_string()));
+            vars.push((k.clone(), v.clone()));
         }
+        let root = repo_root();
+        let listed = if opts.notifications_only { vec![NOTIFICATIONS_CONFIG.to_string()] } else { wrangler_configs() };
+        let configs: Vec<PathBuf> = listed
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                let path = root.join(c);
+                if !c.starts_with("services/") {
+                    return path;
+                }
+                let mut wvars = base.clone();
+                if c == NOTIFICATIONS_CONFIG {
+                    wvars.extend(opts.notifications_vars.iter().cloned());
+                }
+                let name = format!("{i}-{}.wrangler.toml", c.trim_start_matches("services/").split('/').next().unwrap_or("worker"));
+                generate_config(&path, &run_dir.join(name), &wvars)
+            })
+            .collect();
         let server = Server {
             port: free_port(),
             inspector_port: free_port(),
             vars,
+            configs,
             log_path: run_dir.join("wrangler.log"),
             run_dir,
             persist_dir,
@@ -510,7 +655,7 @@ impl Server {
         let _ = writeln!(log, "=== e2e: wrangler d1 migrations apply DB --local --persist-to {}", self.persist_dir.display());
         let status = wrangler_cmd(&root)
             .args(["d1", "migrations", "apply", "DB", "--local", "-c"])
-            .arg(&wrangler_configs()[0])
+            .arg(&self.configs[0])
             .arg("--persist-to")
             .arg(&self.persist_dir)
             .env("CI", "true")
@@ -550,7 +695,7 @@ impl Server {
         let _ = writeln!(log, "=== e2e: wrangler dev on 127.0.0.1:{} ({})", self.port, now_ms());
         let mut cmd = wrangler_cmd(&root);
         cmd.arg("dev");
-        for config in wrangler_configs() {
+        for config in &self.configs {
             cmd.arg("-c").arg(config);
         }
         cmd.args(["--ip", "127.0.0.1", "--port"])

@@ -1,0 +1,51 @@
+//! Building responses and reading requests: every error becomes `{"error":{"code","message"}}`.
+
+use serde::Serialize;
+use switchboard_core::limits::MAX_BODY_BYTES;
+use switchboard_core::{ApiError, ErrorCode};
+use worker::{Request, Response};
+
+pub type Answer = Result<Response, ApiError>;
+
+/// Logs an infrastructure failure and turns it into a 500 that reveals nothing internal.
+pub fn internal(context: &str, e: impl std::fmt::Display) -> ApiError {
+    worker::console_error!("{context}: {e}");
+    ApiError::internal("internal error")
+}
+
+pub fn json<T: Serialize>(status: u16, body: &T) -> Answer {
+    let text = serde_json::to_string(body).map_err(|e| internal("encode response", e))?;
+    let mut resp = Response::ok(text).map_err(|e| internal("build response", e))?.with_status(status);
+    resp.headers_mut().set("content-type", "application/json").map_err(|e| internal("set header", e))?;
+    Ok(resp)
+}
+
+pub fn no_content() -> Answer {
+    Ok(Response::empty().map_err(|e| internal("build response", e))?.with_status(204))
+}
+
+pub fn error_response(e: &ApiError) -> worker::Result<Response> {
+    let mut r = Response::ok(e.to_http_body())?.with_status(e.status());
+    r.headers_mut().set("content-type", "application/json")?;
+    Ok(r)
+}
+
+/// Reads the body, refusing more than `MAX_BODY_BYTES`.
+pub async fn body_bytes(req: &mut Request) -> Result<Vec<u8>, ApiError> {
+    if let Ok(Some(len)) = req.headers().get("content-length") {
+        if len.parse::<usize>().map(|n| n > MAX_BODY_BYTES).unwrap_or(false) {
+            return Err(ApiError::new(ErrorCode::PayloadTooLarge, "request body is over 256 KiB"));
+        }
+    }
+    let bytes = req.bytes().await.map_err(|e| ApiError::invalid_json(format!("cannot read body: {e}")))?;
+    if bytes.len() > MAX_BODY_BYTES {
+        return Err(ApiError::new(ErrorCode::PayloadTooLarge, "request body is over 256 KiB"));
+    }
+    Ok(bytes)
+}
+
+/// One query parameter, percent-decoded.
+pub fn query(req: &Request, name: &str) -> Result<Option<String>, ApiError> {
+    let url = req.url().map_err(|e| internal("parse url", e))?;
+    Ok(url.query_pairs().find(|(k, _)| k == name).map(|(_, v)| v.into_owned()))
+}

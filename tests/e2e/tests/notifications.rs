@@ -1,0 +1,682 @@
+//! End-to-end tests of the notifications worker (issue 3) against a fake Expo server on 127.0.0.1.
+//!
+//! Two servers, each started once per run of this binary:
+//! - `chat()`: the chat worker and the notifications worker in one `wrangler dev` (chat first);
+//!   tests drive the chat API (messages, sockets, mark-read, the forwarded notification routes) and
+//!   read what reached the fake Expo server.
+//! - `direct()`: the notifications worker alone (it is the primary worker, so its local-mode
+//!   `/dev/rpc/...` and `/dev/ledger` routes answer): replays of one RPC payload, short TTL and
+//!   receipt delay, the alarm.
+//!
+//! Every test uses its own users, sandbox and device tokens, and reads only the fake's requests
+//! that carry its own tokens, so the tests share the servers and run in parallel.
+
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use switchboard_e2e::expo::FakeExpo;
+use switchboard_e2e::serde_json::{json, Value};
+use switchboard_e2e::*;
+
+/// The chat server's presence grace period.
+const GRACE_MS: u64 = 3000;
+/// The direct server's record lifetime and receipt delay.
+const DIRECT_TTL_MS: i64 = 6000;
+const DIRECT_RECEIPT_DELAY_MS: i64 = 1500;
+const EXPO_ACCESS_TOKEN: &str = "e2e-expo-access-token";
+const WAIT: Duration = Duration::from_secs(20);
+
+struct Setup {
+    fake: FakeExpo,
+    server: Server,
+}
+
+fn start_once(cell: &'static OnceLock<Result<Setup, String>>, start: fn() -> Setup) -> &'static Setup {
+    let started = cell.get_or_init(|| {
+        std::panic::catch_unwind(start).map_err(|e| {
+            e.downcast_ref::<String>().cloned().or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string())).unwrap_or_else(|| "unknown panic".into())
+        })
+    });
+    match started {
+        Ok(s) => s,
+        Err(msg) => panic!("the notifications test server failed to start: {msg}"),
+    }
+}
+
+fn chat() -> &'static Setup {
+    static CELL: OnceLock<Result<Setup, String>> = OnceLock::new();
+    start_once(&CELL, || {
+        let fake = FakeExpo::start();
+        let mut nvars = fake.vars();
+        nvars.push(("PRESENCE_GRACE_MS".into(), GRACE_MS.to_string()));
+        let server = Server::start_with(&StartOptions { notifications_vars: nvars, ..Default::default() });
+        Setup { fake, server }
+    })
+}
+
+fn direct() -> &'static Setup {
+    static CELL: OnceLock<Result<Setup, String>> = OnceLock::new();
+    start_once(&CELL, || {
+        let fake = FakeExpo::start();
+        let mut nvars = fake.vars();
+        nvars.push(("IDEM_TTL_MS".into(), DIRECT_TTL_MS.to_string()));
+        nvars.push(("RECEIPT_DELAY_MS".into(), DIRECT_RECEIPT_DELAY_MS.to_string()));
+        nvars.push(("EXPO_ACCESS_TOKEN".into(), EXPO_ACCESS_TOKEN.into()));
+        let server = Server::start_with(&StartOptions { notifications_vars: nvars, notifications_only: true, ..Default::default() });
+        Setup { fake, server }
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Helpers
+// ---------------------------------------------------------------------------------------------
+
+fn device(who: &Who) -> String {
+    format!("ExponentPushToken[{}]", who.id)
+}
+
+async fn register(api: &Api, who: &Who, token: &str) {
+    let r = api.post("/v1/push-tokens", who, &json!({ "token": token, "platform": "ios", "appVersion": "1.0.0" })).await;
+    assert!(r.status == 201 || r.status == 200, "register {token}: {} {}", r.status, r.text);
+}
+
+/// A user of the direct server (no `/dev/token` there: the token is minted here).
+fn direct_user(prefix: &str) -> Who {
+    let id = uid(prefix);
+    Who { token: mint_user_token(&id), id }
+}
+
+fn bucket(sandbox: &str, conv: &str) -> String {
+    format!("kiloclaw:{sandbox}:{conv}")
+}
+
+async fn badges(api: &Api, who: &Who) -> Value {
+    api.get("/v1/badges", who).await.expect(200).clone()
+}
+
+fn bucket_count(badges: &Value, bucket: &str) -> i64 {
+    badges["buckets"].as_array().and_then(|b| b.iter().find(|x| x["badgeBucket"] == bucket)).map(|x| x["badgeCount"].as_i64().unwrap_or(-1)).unwrap_or(0)
+}
+
+/// A fresh, valid ULID (Crockford base32 of 48 bits of ms and 80 bits from a counter and the clock).
+fn ulid() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    const ALPHABET: &[u8] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
+    let ms = now_ms() as u128;
+    let rand = (std::process::id() as u128) << 48 ^ (N.fetch_add(1, Ordering::Relaxed) as u128) << 16 ^ (Instant::now().elapsed().as_nanos() & 0xffff);
+    let v: u128 = (ms << 80) | (rand & ((1u128 << 80) - 1));
+    (0..26).rev().map(|i| ALPHABET[((v >> (i * 5)) & 31) as usize] as char).collect()
+}
+
+fn payload(conv: &str, message: &str, sandbox: &str, sender: Option<&str>, recipients: &[Value]) -> Value {
+    json!({
+        "version": 1, "conversationId": conv, "messageId": message, "sandboxId": sandbox,
+        "conversationTitle": "Ops", "senderUserId": sender, "text": "deploy finished",
+        "recipients": recipients,
+    })
+}
+
+fn offline(who: &Who) -> Value {
+    json!({ "userId": who.id, "viewing": false, "lastViewedAt": null })
+}
+
+async fn rpc(api: &Api, method: &str, payload: &Value) -> Value {
+    let r = api.send_raw("POST", &format!("/dev/rpc/{method}"), None, Some(payload.to_string())).await;
+    r.expect(200).clone()
+}
+
+fn outcome_of(result: &Value, user: &str) -> String {
+    result["outcomes"]
+        .as_array()
+        .and_then(|o| o.iter().find(|x| x["userId"] == user))
+        .and_then(|x| x["outcome"].as_str())
+        .unwrap_or_else(|| panic!("no outcome for {user} in {result}"))
+        .to_string()
+}
+
+async fn ledger(api: &Api, who: &Who) -> Value {
+    api.send("GET", &format!("/dev/ledger?userId={}", urlencode(&who.id)), None, None).await.expect(200).clone()
+}
+
+/// Waits until `token` got `n` delivered messages, then a little longer to be sure no more come.
+async fn expect_delivered(fake: &FakeExpo, token: &str, n: usize) -> Vec<Value> {
+    fake.wait_for(&format!("{n} push(es) to {token}"), WAIT, |f| (f.delivered_to(token).len() >= n).then_some(())).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let got = fake.delivered_to(token);
+    assert_eq!(got.len(), n, "pushes to {token}: {got:#?}");
+    got
+}
+
+// ---------------------------------------------------------------------------------------------
+// Through the chat worker
+// ---------------------------------------------------------------------------------------------
+
+/// A message to a conversation with two offline humans gives one push each with the right title,
+/// body, data and badge; small requests are not gzipped and carry no access token.
+#[tokio::test]
+async fn two_offline_humans_get_one_push_each() {
+    let Setup { fake, server } = chat();
+    let api = Api::new(server);
+    let sb = uid("sb");
+    let (alice, bob, carol) = (api.user("alice").await, api.user("bob").await, api.user("carol").await);
+    let bot = api.bot_token(&sb).await;
+    api.put(&format!("/bot/v1/sandboxes/{sb}/profile"), &bot, &json!({ "label": "Claw" })).await.expect(200);
+    for w in [&alice, &bob, &carol] {
+        register(&api, w, &device(w)).await;
+    }
+    api.put("/v1/notification-preferences", &carol, &json!({ "preview": "full" })).await.expect(200);
+    let conv = api.create_conversation(&alice, &sb, Some("Plans"), &[&bob.id, &carol.id]).await;
+    let msg = api.send_text(&alice, &conv, "hello there").await;
+    let mid = msg["id"].as_str().unwrap().to_string();
+
+    let to_bob = expect_delivered(fake, &device(&bob), 1).await;
+    let to_carol = expect_delivered(fake, &device(&carol), 1).await;
+    let data = json!({ "type": "chat.message", "sandboxId": sb, "conversationId": conv, "messageId": mid });
+    assert_eq!(
+        to_bob[0],
+        json!({ "to": device(&bob), "title": "Claw · Plans", "body": "New message", "data": data,
+                "sound": "default", "priority": "high", "badge": 1 })
+    );
+    assert_eq!(to_carol[0]["body"], "hello there", "carol's preview is full");
+    assert_eq!(to_carol[0]["title"], "Claw · Plans");
+    assert_eq!(to_carol[0]["badge"], 1);
+    assert!(fake.sends_to(&device(&alice)).is_empty(), "the sender gets no push");
+    for r in fake.sends_to(&device(&bob)) {
+        assert!(!r.gzip && r.raw_len <= 1024, "a small request is not gzipped ({} bytes)", r.raw_len);
+        assert_eq!(r.header("authorization"), None, "no access token configured");
+        assert_eq!(r.header("content-type"), Some("application/json"));
+    }
+    let b = badges(&api, &bob).await;
+    assert_eq!(b["total"], 1);
+    assert_eq!(bucket_count(&b, &bucket(&sb, &conv)), 1);
+}
+
+/// A bot's message goes to every human member; without a profile the label is the sandbox id.
+#[tokio::test]
+async fn bot_message_goes_to_all_humans() {
+    let Setup { fake, server } = chat();
+    let api = Api::new(server);
+    let sb = uid("sb");
+    let (alice, bob) = (api.user("alice").await, api.user("bob").await);
+    register(&api, &alice, &device(&alice)).await;
+    register(&api, &bob, &device(&bob)).await;
+    let conv = api.create_conversation(&alice, &sb, None, &[&bob.id]).await;
+    let bot = api.bot_token(&sb).await;
+    api.post(&format!("/bot/v1/sandboxes/{sb}/conversations/{conv}/messages"), &bot, &json!({ "content": text("done") })).await.expect(201);
+    for w in [&alice, &bob] {
+        let got = expect_delivered(fake, &device(w), 1).await;
+        // The conversation is untitled or auto-titled from this first message.
+        let title = got[0]["title"].as_str().unwrap_or_default();
+        assert!(title == format!("{sb} · Untitled") || title == format!("{sb} · done"), "{title}");
+    }
+}
+
+/// Expo answering 500 then 200: the push is retried and the badge counts once.
+#[tokio::test]
+async fn expo_500_then_200_counts_badge_once() {
+    let Setup { fake, server } = chat();
+    let api = Api::new(server);
+    let sb = uid("sb");
+    let (alice, bob) = (api.user("alice").await, api.user("bob").await);
+    let t = device(&bob);
+    register(&api, &bob, &t).await;
+    fake.fail_next(&t, 500, 1);
+    let conv = api.create_conversation(&alice, &sb, Some("Retry"), &[&bob.id]).await;
+    api.send_text(&alice, &conv, "one").await;
+    let got = expect_delivered(fake, &t, 1).await;
+    let sends = fake.sends_to(&t);
+    assert_eq!(sends.iter().map(|r| r.status).collect::<Vec<_>>(), vec![500, 200]);
+    assert_eq!(sends[0].messages_to(&t), sends[1].messages_to(&t), "the retry carries the same message");
+    assert_eq!(got[0]["badge"], 1);
+    let b = badges(&api, &bob).await;
+    assert_eq!((b["total"].as_i64(), bucket_count(&b, &bucket(&sb, &conv))), (Some(1), 1));
+    api.send_text(&alice, &conv, "two").await;
+    let got = expect_delivered(fake, &t, 2).await;
+    assert_eq!(got[1]["badge"], 2);
+}
+
+/// 429 is retried with exponential backoff (waits of at least 125 ms, then 250 ms).
+#[tokio::test]
+async fn expo_429_is_retried_with_backoff() {
+    let Setup { fake, server } = chat();
+    let api = Api::new(server);
+    let (alice, bob) = (api.user("alice").await, api.user("bob").await);
+    let t = device(&bob);
+    register(&api, &bob, &t).await;
+    fake.fail_next(&t, 429, 2);
+    let conv = api.create_conversation(&alice, &uid("sb"), None, &[&bob.id]).await;
+    api.send_text(&alice, &conv, "rate limited").await;
+    expect_delivered(fake, &t, 1).await;
+    let sends = fake.sends_to(&t);
+    assert_eq!(sends.iter().map(|r| r.status).collect::<Vec<_>>(), vec![429, 429, 200]);
+    let gap1 = sends[1].at - sends[0].at;
+    let gap2 = sends[2].at - sends[1].at;
+    assert!(gap1 >= Duration::from_millis(120), "first backoff {gap1:?}");
+    assert!(gap2 >= Duration::from_millis(240), "second backoff {gap2:?}");
+    assert_eq!(badges(&api, &bob).await["total"], 1);
+}
+
+/// A ticket `DeviceNotRegistered` removes that token: the next message no longer goes to it.
+#[tokio::test]
+async fn device_not_registered_removes_the_token() {
+    let Setup { fake, server } = chat();
+    let api = Api::new(server);
+    let (alice, bob) = (api.user("alice").await, api.user("bob").await);
+    let dead = format!("ExponentPushToken[{}-old]", bob.id);
+    let live = device(&bob);
+    register(&api, &bob, &dead).await;
+    register(&api, &bob, &live).await;
+    fake.ticket_error(&dead, "DeviceNotRegistered");
+    let conv = api.create_conversation(&alice, &uid("sb"), None, &[&bob.id]).await;
+    api.send_text(&alice, &conv, "one").await;
+    expect_delivered(fake, &live, 1).await;
+    assert_eq!(fake.sends_to(&dead).len(), 1);
+    api.send_text(&alice, &conv, "two").await;
+    expect_delivered(fake, &live, 2).await;
+    assert_eq!(fake.sends_to(&dead).len(), 1, "the dead token was forgotten");
+}
+
+/// A viewer gets no push; nor within the grace period after leaving; after it, they do.
+#[tokio::test]
+async fn viewer_gets_no_push_until_the_grace_period_is_over() {
+    let Setup { fake, server } = chat();
+    let api = Api::new(server);
+    let (alice, bob, carol) = (api.user("alice").await, api.user("bob").await, api.user("carol").await);
+    let (tb, tc) = (device(&bob), device(&carol));
+    register(&api, &bob, &tb).await;
+    register(&api, &carol, &tc).await;
+    let conv = api.create_conversation(&alice, &uid("sb"), None, &[&bob.id, &carol.id]).await;
+    let (ws, _) = Ws::connect_ready(&api, &conv, &bob).await;
+    api.send_text(&alice, &conv, "while bob looks").await;
+    // Carol's push and bob's decision come from the same call.
+    expect_delivered(fake, &tc, 1).await;
+    assert!(fake.sends_to(&tb).is_empty(), "bob is viewing");
+    ws.close().await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let closed = Instant::now();
+    api.send_text(&alice, &conv, "just after bob left").await;
+    expect_delivered(fake, &tc, 2).await;
+    assert!(closed.elapsed() < Duration::from_millis(GRACE_MS), "the test was too slow to check the grace period");
+    assert!(fake.sends_to(&tb).is_empty(), "bob left less than the grace period ago");
+    tokio::time::sleep(Duration::from_millis(GRACE_MS + 500).saturating_sub(closed.elapsed())).await;
+    api.send_text(&alice, &conv, "later").await;
+    let got = expect_delivered(fake, &tb, 1).await;
+    assert_eq!(got[0]["badge"], 1, "suppressed messages were not counted");
+}
+
+/// Chat pushes switched off: none; switched on again: pushes resume.
+#[tokio::test]
+async fn preference_off_gives_no_push() {
+    let Setup { fake, server } = chat();
+    let api = Api::new(server);
+    let (alice, bob, carol) = (api.user("alice").await, api.user("bob").await, api.user("carol").await);
+    let (tb, tc) = (device(&bob), device(&carol));
+    register(&api, &bob, &tb).await;
+    register(&api, &carol, &tc).await;
+    let off = api.put("/v1/notification-preferences", &bob, &json!({ "chatMessagesEnabled": false })).await;
+    assert_eq!(off.expect(200), &json!({ "chatMessagesEnabled": false, "preview": "generic" }));
+    let conv = api.create_conversation(&alice, &uid("sb"), None, &[&bob.id, &carol.id]).await;
+    api.send_text(&alice, &conv, "muted").await;
+    expect_delivered(fake, &tc, 1).await;
+    assert!(fake.sends_to(&tb).is_empty(), "bob switched chat pushes off");
+    api.put("/v1/notification-preferences", &bob, &json!({ "chatMessagesEnabled": true })).await.expect(200);
+    api.send_text(&alice, &conv, "unmuted").await;
+    let got = expect_delivered(fake, &tb, 1).await;
+    assert_eq!(got[0]["badge"], 1);
+}
+
+/// 250 recipients' pushes go out in 3 requests (100, 100, 50), each gzipped (over 1 KiB).
+#[tokio::test]
+async fn many_recipients_go_out_in_gzipped_requests_of_100() {
+    let Setup { fake, server } = chat();
+    let api = Api::new(server);
+    let alice = api.user("alice").await;
+    let mut people = Vec::new();
+    for batch in 0..25 {
+        let made = futures_util::future::join_all((0..10).map(|i| {
+            let api = api.clone();
+            async move {
+                let w = api.user(&format!("crowd{}", batch * 10 + i)).await;
+                register(&api, &w, &device(&w)).await;
+                w
+            }
+        }))
+        .await;
+        people.extend(made);
+    }
+    let first: Vec<&str> = people[..100].iter().map(|w| w.id.as_str()).collect();
+    let conv = api.create_conversation(&alice, &uid("sb"), Some("Crowd"), &first).await;
+    for chunk in people[100..].chunks(10) {
+        futures_util::future::join_all(chunk.iter().map(|w| {
+            let api = api.clone();
+            let (alice, conv) = (alice.clone(), conv.clone());
+            async move {
+                let r = api.post(&format!("/v1/conversations/{conv}/members"), &alice, &json!({ "userId": w.id })).await;
+                assert_eq!(r.status, 201, "add member: {}", r.text);
+            }
+        }))
+        .await;
+    }
+    api.send_text(&alice, &conv, "hello everyone").await;
+    let tokens: Vec<String> = people.iter().map(device).collect();
+    fake.wait_for("a push to each of 250 devices", WAIT, |f| tokens.iter().all(|t| f.delivered_to(t).len() == 1).then_some(())).await;
+    let mine: Vec<_> = fake.requests().into_iter().filter(|r| r.is_send() && r.tokens().iter().any(|t| tokens.contains(t))).collect();
+    let mut sizes: Vec<usize> = mine.iter().map(|r| r.messages().len()).collect();
+    sizes.sort_unstable();
+    assert_eq!(sizes, vec![50, 100, 100], "requests of at most 100 messages");
+    for r in &mine {
+        assert!(r.gzip, "a body over 1 KiB is gzipped");
+        assert_eq!(r.header("content-encoding"), Some("gzip"));
+        assert!(r.raw_len < r.body.to_string().len(), "the gzipped body is smaller");
+    }
+}
+
+/// Mark-read clears the conversation's bucket, so the next push's badge is lower.
+#[tokio::test]
+async fn mark_read_lowers_the_next_push_badge() {
+    let Setup { fake, server } = chat();
+    let api = Api::new(server);
+    let sb = uid("sb");
+    let (alice, bob) = (api.user("alice").await, api.user("bob").await);
+    let t = device(&bob);
+    register(&api, &bob, &t).await;
+    let c1 = api.create_conversation(&alice, &sb, Some("One"), &[&bob.id]).await;
+    let c2 = api.create_conversation(&alice, &sb, Some("Two"), &[&bob.id]).await;
+    api.send_text(&alice, &c1, "a").await;
+    expect_delivered(fake, &t, 1).await;
+    let last = api.send_text(&alice, &c1, "b").await;
+    expect_delivered(fake, &t, 2).await;
+    api.send_text(&alice, &c2, "c").await;
+    let got = expect_delivered(fake, &t, 3).await;
+    assert_eq!(got.iter().map(|m| m["badge"].as_i64().unwrap()).collect::<Vec<_>>(), vec![1, 2, 3]);
+    let b = badges(&api, &bob).await;
+    assert_eq!((b["total"].as_i64(), bucket_count(&b, &bucket(&sb, &c1)), bucket_count(&b, &bucket(&sb, &c2))), (Some(3), 2, 1));
+
+    let r = api.post(&format!("/v1/conversations/{c1}/mark-read"), &bob, &json!({ "lastSeenMessageId": last["id"] })).await;
+    assert_eq!(r.expect(200)["badgeCount"], 1, "{}", r.text);
+    api.send_text(&alice, &c2, "d").await;
+    let got = expect_delivered(fake, &t, 4).await;
+    assert_eq!(got[3]["badge"], 2, "c1's two were cleared");
+
+    let r = api.post("/v1/badges/mark-read", &bob, &json!({ "badgeBucket": bucket(&sb, &c2) })).await;
+    assert_eq!(r.expect(200), &json!({ "badgeCount": 0 }));
+    api.send_text(&alice, &c1, "e").await;
+    let got = expect_delivered(fake, &t, 5).await;
+    assert_eq!(got[4]["badge"], 1);
+}
+
+/// The forwarded routes authenticate and validate: push tokens, preferences, badges.
+#[tokio::test]
+async fn routes_authenticate_and_validate() {
+    let Setup { fake, server } = chat();
+    let api = Api::new(server);
+    let (alice, bob, carol) = (api.user("alice").await, api.user("bob").await, api.user("carol").await);
+    let t = device(&bob);
+
+    api.send("POST", "/v1/push-tokens", None, Some(&json!({ "token": t }))).await.expect_error(401, "unauthorized");
+    api.send("GET", "/v1/badges", Some("not.a.jwt"), None).await.expect_error(401, "unauthorized");
+    api.post("/v1/push-tokens", &bob, &json!({ "token": "FcmToken[x]" })).await.expect_error(400, "invalid_request");
+    api.post("/v1/push-tokens", &bob, &json!({ "token": t, "extra": 1 })).await.expect_error(400, "invalid_request");
+    api.send_raw("POST", "/v1/push-tokens", Some(&bob.token), Some("{".into())).await.expect_error(400, "invalid_json");
+    let r = api.post("/v1/push-tokens", &bob, &json!({ "token": t, "platform": "android" })).await;
+    let b = r.expect(201);
+    assert_eq!((b["token"].as_str(), b["platform"].as_str()), (Some(t.as_str()), Some("android")));
+    api.post("/v1/push-tokens", &bob, &json!({ "token": t })).await.expect(200);
+
+    // The token moves to carol: a message to bob no longer reaches that device.
+    api.post("/v1/push-tokens", &carol, &json!({ "token": t })).await.expect(201);
+    let conv = api.create_conversation(&alice, &uid("sb"), None, &[&bob.id]).await;
+    let barrier = format!("ExponentPushToken[{}-barrier]", alice.id);
+    register(&api, &alice, &barrier).await;
+    api.send_text(&alice, &conv, "to bob only").await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(fake.sends_to(&t).is_empty(), "the token now belongs to carol");
+
+    let del = api.send("DELETE", "/v1/push-tokens", Some(&carol.token), Some(&json!({ "token": t }))).await;
+    del.expect(204);
+    api.send("DELETE", "/v1/push-tokens", Some(&carol.token), Some(&json!({ "token": t }))).await.expect(204);
+
+    let p = api.get("/v1/notification-preferences", &bob).await;
+    assert_eq!(p.expect(200), &json!({ "chatMessagesEnabled": true, "preview": "generic" }));
+    let p = api.put("/v1/notification-preferences", &bob, &json!({ "preview": "full" })).await;
+    assert_eq!(p.expect(200), &json!({ "chatMessagesEnabled": true, "preview": "full" }));
+    api.put("/v1/notification-preferences", &bob, &json!({ "preview": "loud" })).await.expect_error(400, "invalid_request");
+    let p = api.get("/v1/notification-preferences", &bob).await;
+    assert_eq!(p.expect(200)["preview"], "full");
+
+    assert_eq!(badges(&api, &carol).await, json!({ "buckets": [], "total": 0 }));
+    api.post("/v1/badges/mark-read", &carol, &json!({ "badgeBucket": "nope" })).await.expect_error(400, "invalid_request");
+    let r = api.post("/v1/badges/mark-read", &carol, &json!({ "badgeBucket": bucket("sb1", &conv) })).await;
+    assert_eq!(r.expect(200), &json!({ "badgeCount": 0 }));
+    let bot = api.bot_token(&uid("sb")).await;
+    api.get("/v1/badges", &bot).await.expect_error(403, "forbidden");
+    api.send("PATCH", "/v1/push-tokens", Some(&bob.token), Some(&json!({}))).await.expect_error(405, "method_not_allowed");
+}
+
+// ---------------------------------------------------------------------------------------------
+// The notifications worker alone (RPC payloads replayed directly, short TTL)
+// ---------------------------------------------------------------------------------------------
+
+/// A 400 from Expo is never retried; the chat side's retry of the same message then delivers it
+/// without counting the badge again; a further replay is a duplicate.
+#[tokio::test]
+async fn retry_after_expo_failure_never_counts_twice() {
+    let Setup { fake, server } = direct();
+    let api = Api::new(server);
+    let bob = direct_user("bob");
+    let t = device(&bob);
+    register(&api, &bob, &t).await;
+    fake.fail_next(&t, 400, 1);
+    let p = payload(&ulid(), &ulid(), &uid("sb"), Some("alice"), &[offline(&bob)]);
+    let r = rpc(&api, "sendPushForConversation", &p).await;
+    assert_eq!(outcome_of(&r, &bob.id), "failed", "{r}");
+    assert_eq!(fake.sends_to(&t).len(), 1, "a 400 is never retried");
+    assert_eq!(badges(&api, &bob).await["total"], 1, "the badge counted when pending was written");
+    let l = ledger(&api, &bob).await;
+    assert_eq!((l["records"][0]["status"].as_str(), l["records"][0]["counted"].as_bool()), (Some("failed"), Some(true)), "{l}");
+
+    let r = rpc(&api, "sendPushForConversation", &p).await;
+    assert_eq!(outcome_of(&r, &bob.id), "delivered", "{r}");
+    let got = fake.delivered_to(&t);
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0]["badge"], 1);
+    assert_eq!(badges(&api, &bob).await["total"], 1, "the retry did not count again");
+    let r = rpc(&api, "sendPushForConversation", &p).await;
+    assert_eq!(outcome_of(&r, &bob.id), "duplicate");
+    assert_eq!(fake.sends_to(&t).len(), 2);
+    for s in fake.sends_to(&t) {
+        assert_eq!(s.header("authorization"), Some(format!("Bearer {EXPO_ACCESS_TOKEN}").as_str()));
+    }
+}
+
+/// 5xx is retried a bounded number of times (5 attempts), then the recipient is `failed`.
+#[tokio::test]
+async fn expo_5xx_retries_are_bounded() {
+    let Setup { fake, server } = direct();
+    let api = Api::new(server);
+    let bob = direct_user("bob");
+    let t = device(&bob);
+    register(&api, &bob, &t).await;
+    fake.fail_next(&t, 503, 8);
+    let p = payload(&ulid(), &ulid(), &uid("sb"), None, &[offline(&bob)]);
+    let r = rpc(&api, "sendPushForConversation", &p).await;
+    assert_eq!(outcome_of(&r, &bob.id), "failed");
+    assert_eq!(fake.sends_to(&t).len(), 5);
+}
+
+/// Concurrent replays of one message while Expo is slow: one push, the others `duplicate`.
+#[tokio::test]
+async fn concurrent_replays_push_once() {
+    let Setup { fake, server } = direct();
+    let api = Api::new(server);
+    let bob = direct_user("bob");
+    let t = device(&bob);
+    register(&api, &bob, &t).await;
+    fake.hold_next(&t, Duration::from_millis(1500));
+    let p = payload(&ulid(), &ulid(), &uid("sb"), None, &[offline(&bob)]);
+    let results = futures_util::future::join_all((0..5).map(|_| rpc(&api, "sendPushForConversation", &p))).await;
+    let mut outcomes: Vec<String> = results.iter().map(|r| outcome_of(r, &bob.id)).collect();
+    outcomes.sort();
+    assert_eq!(outcomes, vec!["delivered", "duplicate", "duplicate", "duplicate", "duplicate"]);
+    assert_eq!(fake.sends_to(&t).len(), 1);
+    assert_eq!(badges(&api, &bob).await["total"], 1);
+}
+
+/// Presence and preferences as the payload states them, the skips, and the RPC's error answers.
+#[tokio::test]
+async fn rpc_decisions_and_errors() {
+    let Setup { fake, server } = direct();
+    let api = Api::new(server);
+    let (viewer, recent, away, none) = (direct_user("viewer"), direct_user("recent"), direct_user("away"), direct_user("none"));
+    for w in [&viewer, &recent, &away] {
+        register(&api, w, &device(w)).await;
+    }
+    let now = now_ms();
+    let recipients = [
+        json!({ "userId": viewer.id, "viewing": true, "lastViewedAt": null }),
+        json!({ "userId": recent.id, "viewing": false, "lastViewedAt": now - 2_000 }),
+        json!({ "userId": away.id, "viewing": false, "lastViewedAt": now - 60_000 }),
+        offline(&none),
+    ];
+    let r = rpc(&api, "sendPushForConversation", &payload(&ulid(), &ulid(), &uid("sb"), Some("alice"), &recipients)).await;
+    assert_eq!(outcome_of(&r, &viewer.id), "suppressed_presence");
+    assert_eq!(outcome_of(&r, &recent.id), "suppressed_presence", "within the 10 s grace period");
+    assert_eq!(outcome_of(&r, &away.id), "delivered");
+    assert_eq!(outcome_of(&r, &none.id), "no_tokens");
+    assert_eq!(fake.delivered_to(&device(&away)).len(), 1);
+    assert!(fake.sends_to(&device(&viewer)).is_empty() && fake.sends_to(&device(&recent)).is_empty());
+
+    let r = rpc(&api, "sendPushForConversation", &payload(&ulid(), &ulid(), "", None, &[offline(&away)])).await;
+    assert_eq!((r["skipped"].as_str(), r["outcomes"].as_array().map(Vec::len)), (Some("no_sandbox"), Some(0)));
+    let r = rpc(&api, "sendPushForConversation", &payload(&ulid(), &ulid(), "sb", Some(&away.id), &[offline(&away)])).await;
+    assert_eq!(r["skipped"], "no_recipients");
+
+    let bad = api.send_raw("POST", "/dev/rpc/sendPushForConversation", None, Some("not json".into())).await;
+    assert_eq!(bad.expect(200)["error"]["code"], "invalid_payload");
+    let mut v2 = payload(&ulid(), &ulid(), "sb", None, &[offline(&away)]);
+    v2["version"] = json!(2);
+    assert_eq!(rpc(&api, "sendPushForConversation", &v2).await["error"]["code"], "unsupported_version");
+    let mut extra = payload(&ulid(), &ulid(), "sb", None, &[offline(&away)]);
+    extra["surprise"] = json!(true);
+    assert_eq!(rpc(&api, "sendPushForConversation", &extra).await["error"]["code"], "invalid_payload");
+    let clear = json!({ "version": 1, "userId": away.id, "badgeBucket": "nope" });
+    assert_eq!(rpc(&api, "clearBadgeBucketForUser", &clear).await["error"]["code"], "invalid_payload");
+}
+
+/// `clearBadgeBucketForUser` lowers the next push's badge.
+#[tokio::test]
+async fn clear_badge_bucket_lowers_the_next_badge() {
+    let Setup { fake, server } = direct();
+    let api = Api::new(server);
+    let bob = direct_user("bob");
+    let t = device(&bob);
+    register(&api, &bob, &t).await;
+    let (sb, conv) = (uid("sb"), ulid());
+    for _ in 0..2 {
+        let r = rpc(&api, "sendPushForConversation", &payload(&conv, &ulid(), &sb, None, &[offline(&bob)])).await;
+        assert_eq!(outcome_of(&r, &bob.id), "delivered");
+    }
+    let clear = json!({ "version": 1, "userId": bob.id, "badgeBucket": bucket(&sb, &conv) });
+    assert_eq!(rpc(&api, "clearBadgeBucketForUser", &clear).await, json!({ "version": 1, "badgeCount": 0 }));
+    rpc(&api, "sendPushForConversation", &payload(&conv, &ulid(), &sb, None, &[offline(&bob)])).await;
+    let badges: Vec<i64> = fake.delivered_to(&t).iter().map(|m| m["badge"].as_i64().unwrap()).collect();
+    assert_eq!(badges, vec![1, 2, 1]);
+}
+
+/// With a short TTL, the alarm removes every record within one alarm period of its expiry, is
+/// never postponed by further traffic, and re-arms at the earliest remaining expiry; with nothing
+/// left, no alarm remains.
+#[tokio::test]
+async fn short_ttl_alarm_removes_every_record_and_rearms() {
+    let Setup { server, .. } = direct();
+    let api = Api::new(server);
+    let bob = direct_user("bob");
+    register(&api, &bob, &device(&bob)).await;
+    let (sb, conv) = (uid("sb"), ulid());
+    let mut keys = Vec::new();
+    for i in 0..3 {
+        if i > 0 {
+            tokio::time::sleep(Duration::from_millis(1000)).await;
+        }
+        let mid = ulid();
+        let r = rpc(&api, "sendPushForConversation", &payload(&conv, &mid, &sb, None, &[offline(&bob)])).await;
+        assert_eq!(outcome_of(&r, &bob.id), "delivered");
+        keys.push(format!("chat:{mid}:{}", bob.id));
+    }
+    let first = ledger(&api, &bob).await;
+    let expiry = |l: &Value, key: &str| -> Option<i64> {
+        l["records"].as_array().unwrap().iter().find(|r| r["key"] == key).and_then(|r| r["expiresAt"].as_i64())
+    };
+    let expiries: Vec<i64> = keys.iter().map(|k| expiry(&first, k).unwrap_or_else(|| panic!("no record {k}: {first}"))).collect();
+    assert!(expiries.windows(2).all(|w| w[0] < w[1]));
+    let alarm = first["alarmAt"].as_i64().expect("an alarm is set while records exist");
+    assert!(alarm <= expiries[0], "busy traffic did not postpone the alarm past the first expiry ({alarm} > {})", expiries[0]);
+
+    // Watch until every record is gone.
+    let slack = 2_500; // one alarm period's latency plus polling
+    let start = Instant::now();
+    let mut saw_rearm_at_next_expiry = false;
+    loop {
+        let l = ledger(&api, &bob).await;
+        let now = l["now"].as_i64().unwrap();
+        for (k, e) in keys.iter().zip(&expiries) {
+            let present = expiry(&l, k).is_some();
+            assert!(present || now >= *e, "{k} was removed before it expired");
+            assert!(!present || now < e + slack, "{k} outlived its TTL by more than one alarm period: {l}");
+        }
+        let remaining: Vec<i64> = keys.iter().filter_map(|k| expiry(&l, k)).collect();
+        let receipts_pending = !l["receipts"].as_array().unwrap().is_empty();
+        if let (Some(min), Some(at)) = (remaining.iter().min(), l["alarmAt"].as_i64()) {
+            assert!(at <= *min, "alarm {at} later than the earliest remaining expiry {min}");
+            if !receipts_pending && at == *min && remaining.len() < keys.len() {
+                saw_rearm_at_next_expiry = true;
+            }
+        }
+        if remaining.is_empty() && !receipts_pending {
+            assert!(l["records"].as_array().unwrap().is_empty(), "{l}");
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(30), "records were not removed: {l}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(saw_rearm_at_next_expiry, "the alarm was never seen re-armed at the next remaining expiry");
+    let l = poll_until("no alarm left", Duration::from_secs(10), Duration::from_millis(200), || {
+        let api = api.clone();
+        let bob = bob.clone();
+        async move {
+            let l = ledger(&api, &bob).await;
+            l["alarmAt"].is_null().then_some(l)
+        }
+    })
+    .await;
+    assert_eq!(l["badges"]["total"], 3, "cleanup does not touch badges");
+}
+
+/// A receipt `DeviceNotRegistered`, checked by the alarm after RECEIPT_DELAY_MS, removes the token.
+#[tokio::test]
+async fn receipt_device_not_registered_removes_the_token() {
+    let Setup { fake, server } = direct();
+    let api = Api::new(server);
+    let bob = direct_user("bob");
+    let t = device(&bob);
+    register(&api, &bob, &t).await;
+    fake.receipt_error(&t, "DeviceNotRegistered");
+    let (sb, conv) = (uid("sb"), ulid());
+    let sent = Instant::now();
+    let r = rpc(&api, "sendPushForConversation", &payload(&conv, &ulid(), &sb, None, &[offline(&bob)])).await;
+    assert_eq!(outcome_of(&r, &bob.id), "delivered");
+    let l = ledger(&api, &bob).await;
+    assert_eq!(l["receipts"].as_array().map(Vec::len), Some(1), "{l}");
+    fake.wait_for("a receipts request for the ticket", WAIT, |f| (!f.receipt_requests_for(&t).is_empty()).then_some(())).await;
+    assert!(sent.elapsed() >= Duration::from_millis(DIRECT_RECEIPT_DELAY_MS as u64 - 100), "receipts were checked too early");
+    let r = poll_until("the token is forgotten", WAIT, Duration::from_millis(300), || {
+        let (api, bob, sb, conv) = (api.clone(), bob.clone(), sb.clone(), conv.clone());
+        async move {
+            let r = rpc(&api, "sendPushForConversation", &payload(&conv, &ulid(), &sb, None, &[offline(&bob)])).await;
+            (outcome_of(&r, &bob.id) == "no_tokens").then_some(r)
+        }
+    })
+    .await;
+    assert_eq!(outcome_of(&r, &bob.id), "no_tokens");
+}
