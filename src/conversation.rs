@@ -293,7 +293,7 @@ impl ConversationObject {
         let (status, body) = answer?;
         // Renames and new activity reach members' lists through the alarm's flush.
         if self.scalar("SELECT list_version > list_flushed AS v FROM conversation", vec![]).ok().flatten().unwrap_or(0) != 0 {
-            self.ensure_alarm(platform::now_ms() + config::activity_flush_ms(&self.env)).await;
+            self.ensure_alarm(platform::now_ms() + self.flush_delay_ms()).await;
         }
         match body {
             Some(v) => crate::http::json(status, &v),
@@ -517,7 +517,7 @@ impl ConversationObject {
             Ok(None) => {}
             Err(e) => worker::console_error!("push request: {e}"),
         }
-        self.ensure_alarm(platform::now_ms() + config::activity_flush_ms(&self.env)).await;
+        self.ensure_alarm(platform::now_ms() + self.flush_delay_ms()).await;
     }
 
     /// The push for a new message: human members minus the sender, with what we know of their presence.
@@ -984,7 +984,7 @@ impl ConversationObject {
             dirty: i64,
         }
         let dirty: Vec<Dirty> = self.query("SELECT list_version > list_flushed AS dirty FROM conversation", vec![]).unwrap_or_default();
-        let flush_ms = config::activity_flush_ms(&self.env);
+        let flush_ms = self.flush_delay_ms();
         let flush_at = if retry_flush {
             Some(platform::now_ms() + flush_ms.max(1000) * 5)
         } else if dirty.first().map(|d| d.dirty != 0).unwrap_or(false) {
@@ -995,6 +995,14 @@ impl ConversationObject {
         if let Some(at) = alarm::next_fire(earliest, flush_at) {
             self.ensure_alarm(at).await;
         }
+    }
+
+    /// How long new activity waits before members' lists learn of it: `ACTIVITY_FLUSH_MS`, stretched
+    /// by one step per 100 members so a big room costs its members' objects at most about one call
+    /// per member every (members / 100) flush periods, whatever the message rate.
+    fn flush_delay_ms(&self) -> i64 {
+        let members = self.scalar("SELECT COUNT(*) AS v FROM members WHERE left_at IS NULL", vec![]).ok().flatten().unwrap_or(0);
+        config::activity_flush_ms(&self.env) * (1 + members / 100)
     }
 
     /// Tells every member's object the conversation's current title and last activity.

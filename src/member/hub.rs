@@ -36,6 +36,10 @@ extern "C" {
 struct Attachment {
     session: String,
     connected_at: i64,
+    /// Set when a newer connection of the same session took over; such a socket is closing and no
+    /// longer speaks for the session.
+    #[serde(default)]
+    replaced: bool,
 }
 
 /// Memory the hub may lose at any time (it is rebuilt from storage or only relaxes limits).
@@ -107,6 +111,10 @@ impl MemberObject {
         };
         // A session has one socket: a reconnect replaces a half-open old one.
         for old in self.state.get_websockets_with_tag(&session_tag(&session)) {
+            if let Ok(Some(mut a)) = old.deserialize_attachment::<Attachment>() {
+                a.replaced = true;
+                let _ = old.serialize_attachment(a);
+            }
             let _ = old.close(Some(close::REPLACED), Some("replaced by a newer connection"));
         }
         self.exec(
@@ -122,7 +130,7 @@ impl MemberObject {
         let server = pair.server;
         self.state.accept_websocket_with_tags(&server, &[session_tag(&session).as_str()]);
         server
-            .serialize_attachment(Attachment { session: session.clone(), connected_at: now })
+            .serialize_attachment(Attachment { session: session.clone(), connected_at: now, replaced: false })
             .map_err(|e| internal("socket attachment", e))?;
 
         let latest = self.hub_seq()?;
@@ -174,7 +182,7 @@ impl MemberObject {
     // ----------------------------------------------------------------------------------------------
 
     pub(super) async fn hub_message(&self, ws: &WebSocket, message: WebSocketIncomingMessage) {
-        let Some(session) = session_of(ws) else {
+        let Some(session) = live_session_of(ws) else {
             let _ = ws.close(Some(switchboard_core::limits::close::INTERNAL), Some("socket state lost"));
             return;
         };
@@ -249,7 +257,8 @@ impl MemberObject {
     }
 
     pub(super) async fn hub_closed(&self, ws: &WebSocket) {
-        if let Some(session) = session_of(ws) {
+        // A replaced socket closing says nothing about its session, which lives on in the newer one.
+        if let Some(session) = live_session_of(ws) {
             self.session_ended(&session);
             self.sync_watches().await;
             // The sweep ends the session's resume window (and its watches) later.
@@ -290,7 +299,7 @@ impl MemberObject {
         }
         let frame = EncodedFrame::new(&text);
         for ws in self.state.get_websockets() {
-            let Some(session) = session_of(&ws) else { continue };
+            let Some(session) = live_session_of(&ws) else { continue };
             if self.hub.closed.borrow().contains(&session) {
                 continue;
             }
@@ -421,6 +430,11 @@ impl MemberObject {
         let mut dropped = false;
         for ws in self.state.get_websockets() {
             let Some(a) = ws.deserialize_attachment::<Attachment>().ok().flatten() else { continue };
+            if a.replaced {
+                // Already told to close; if its client vanished, say it again and move on.
+                let _ = ws.close(Some(close::REPLACED), Some("replaced by a newer connection"));
+                continue;
+            }
             if self.hub.closed.borrow().contains(&a.session) {
                 continue;
             }
@@ -468,7 +482,7 @@ impl MemberObject {
 
     fn open_sessions(&self) -> Vec<String> {
         let closed = self.hub.closed.borrow();
-        let mut out: Vec<String> = self.state.get_websockets().iter().filter_map(session_of).filter(|s| !closed.contains(s)).collect();
+        let mut out: Vec<String> = self.state.get_websockets().iter().filter_map(live_session_of).filter(|s| !closed.contains(s)).collect();
         out.sort();
         out.dedup();
         out
@@ -510,6 +524,7 @@ impl MemberObject {
     }
 }
 
-fn session_of(ws: &WebSocket) -> Option<String> {
-    ws.deserialize_attachment::<Attachment>().ok().flatten().map(|a| a.session)
+/// The session a socket speaks for; `None` for a socket a newer connection replaced.
+fn live_session_of(ws: &WebSocket) -> Option<String> {
+    ws.deserialize_attachment::<Attachment>().ok().flatten().filter(|a| !a.replaced).map(|a| a.session)
 }

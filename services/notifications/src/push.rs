@@ -17,6 +17,7 @@ use crate::store;
 use futures::future::join_all;
 use switchboard_notify_contract::{badge_bucket, idempotency_key, BadgeCount, Outcome, RecipientOutcome, SendPushResult, CONTRACT_VERSION};
 use switchboard_notify_core::expo::{PushMessage, Ticket};
+use switchboard_notify_core::ledger::Suppression;
 use switchboard_notify_core::plan::{self, RpcFailure};
 use worker::Env;
 
@@ -65,13 +66,26 @@ async fn run(env: &Env, payload: &str) -> Result<SendPushResult, RpcFailure> {
     let claims = join_all(audience.recipients.iter().map(|r| {
         let prefs = ctx.prefs_of(&r.user_id);
         let suppression = plan::suppression(r, &prefs, ctx.tokens_of(&r.user_id).len(), now, settings.presence_grace_ms);
+        // A recipient with pushes off or no device costs no call to their object: nothing is sent
+        // and no badge counts, so there is nothing to make idempotent. (Presence suppression is
+        // recorded, so a replay after the viewer left still answers `duplicate` and sends nothing.)
+        let settled_here = match suppression {
+            Some(Suppression::Preference) => Some(Outcome::SuppressedPreference),
+            Some(Suppression::NoTokens) => Some(Outcome::NoTokens),
+            _ => None,
+        };
         let cmd = UserCommand::Claim {
             user_id: r.user_id.clone(),
             key: idempotency_key(&req.message_id, &r.user_id),
             bucket: bucket.clone(),
             suppression,
         };
-        async move { rpc::call::<ClaimAnswer>(env, &r.user_id, &cmd).await }
+        async move {
+            match settled_here {
+                Some(outcome) => Ok(ClaimAnswer::Suppressed { outcome }),
+                None => rpc::call::<ClaimAnswer>(env, &r.user_id, &cmd).await,
+            }
+        }
     }))
     .await;
 
