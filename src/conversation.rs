@@ -62,7 +62,24 @@ CREATE TABLE IF NOT EXISTS read_state (
 CREATE TABLE IF NOT EXISTS viewers (member_id TEXT PRIMARY KEY, last_viewed_at INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS watchers (member_id TEXT PRIMARY KEY, present INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS typing (member_id TEXT PRIMARY KEY, expires_at INTEGER NOT NULL, last_broadcast_at INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS list_flush (id INTEGER PRIMARY KEY CHECK (id = 1), pass_version INTEGER NOT NULL, cursor TEXT NOT NULL);
 ";
+
+/// Members' objects told of new activity at once during a list flush; small, so that other requests
+/// keep being answered while a big room's flush runs.
+const FLUSH_CONCURRENCY: usize = 8;
+/// Members told per alarm run, so one run stays far below the per-invocation subrequest limit.
+const FLUSH_BATCH: usize = 100;
+/// The pause between two batches of one flush pass.
+const FLUSH_BATCH_GAP_MS: i64 = 100;
+
+/// What one alarm run's list-flush step did.
+enum FlushStep {
+    Idle,
+    More,
+    Done,
+    Failed,
+}
 
 /// Per-socket state, kept in the socket's attachment so it survives hibernation.
 #[derive(Debug, Serialize, Deserialize)]
@@ -956,73 +973,74 @@ impl ConversationObject {
         if let Err(e) = self.exec("DELETE FROM idempotency WHERE expires_at <= ?", vec![now.into()]) {
             worker::console_error!("sweep idempotency: {e}");
         }
-        let mut retry_flush = false;
+        // One batch of the list flush per alarm run (bounded calls per invocation); a pass that
+        // still has members to tell, or failed, re-arms soon.
+        let mut flush_at = None;
         if let Ok(Some(meta)) = self.meta() {
-            #[derive(Deserialize)]
-            struct Versions {
-                list_version: i64,
-                list_flushed: i64,
-            }
-            let versions: Vec<Versions> = self.query("SELECT list_version, list_flushed FROM conversation", vec![]).unwrap_or_default();
-            if let Some(v) = versions.first() {
-                if v.list_version > v.list_flushed {
-                    let flushed_version = v.list_version;
-                    let ok = self.flush_lists(&meta).await;
-                    if ok {
-                        let _ = self.exec("UPDATE conversation SET list_flushed = MAX(list_flushed, ?)", vec![flushed_version.into()]);
+            match self.flush_batch(&meta).await {
+                FlushStep::Idle => {}
+                FlushStep::More => flush_at = Some(platform::now_ms() + FLUSH_BATCH_GAP_MS),
+                FlushStep::Failed => flush_at = Some(platform::now_ms() + self.flush_delay_ms().max(1000) * 5),
+                FlushStep::Done => {
+                    let dirty = self.scalar("SELECT list_version > list_flushed AS v FROM conversation", vec![]).ok().flatten().unwrap_or(0);
+                    if dirty != 0 {
+                        flush_at = Some(platform::now_ms() + self.flush_delay_ms());
                     }
-                    retry_flush = !ok;
                 }
             }
         }
-        // Re-arm: the earliest remaining record, and a flush if something changed meanwhile (or failed).
+        // Re-arm: the earliest remaining record or typing state, and the flush's next step.
         let earliest = self.scalar("SELECT MIN(expires_at) AS v FROM idempotency", vec![]).unwrap_or_default();
         let typing_end = self.scalar("SELECT MIN(expires_at) AS v FROM typing", vec![]).unwrap_or_default();
-        let earliest = alarm::next_fire(earliest, typing_end);
-        #[derive(Deserialize)]
-        struct Dirty {
-            dirty: i64,
-        }
-        let dirty: Vec<Dirty> = self.query("SELECT list_version > list_flushed AS dirty FROM conversation", vec![]).unwrap_or_default();
-        let flush_ms = self.flush_delay_ms();
-        let flush_at = if retry_flush {
-            Some(platform::now_ms() + flush_ms.max(1000) * 5)
-        } else if dirty.first().map(|d| d.dirty != 0).unwrap_or(false) {
-            Some(platform::now_ms() + flush_ms)
-        } else {
-            None
-        };
-        if let Some(at) = alarm::next_fire(earliest, flush_at) {
+        if let Some(at) = alarm::next_fire(alarm::next_fire(earliest, typing_end), flush_at) {
             self.ensure_alarm(at).await;
         }
     }
 
-    /// How long new activity waits before members' lists learn of it: `ACTIVITY_FLUSH_MS`, stretched
-    /// by one step per 100 members so a big room costs its members' objects at most about one call
-    /// per member every (members / 100) flush periods, whatever the message rate.
-    fn flush_delay_ms(&self) -> i64 {
-        let members = self.scalar("SELECT COUNT(*) AS v FROM members WHERE left_at IS NULL", vec![]).ok().flatten().unwrap_or(0);
-        config::activity_flush_ms(&self.env) * (1 + members / 100)
-    }
-
-    /// Tells every member's object the conversation's current title and last activity.
-    async fn flush_lists(&self, meta: &MetaRow) -> bool {
-        let members = match self.active_members() {
-            Ok(m) => m,
-            Err(_) => return false,
+    /// Tells the next batch of members' objects the conversation's current title and last activity.
+    /// A pass starts when the list is dirty, remembers the version it serves, walks the members in id
+    /// order `FLUSH_BATCH` at a time (the cursor is stored, so hibernation loses nothing), and when it
+    /// reaches the end marks that version flushed.
+    async fn flush_batch(&self, meta: &MetaRow) -> FlushStep {
+        #[derive(Deserialize)]
+        struct Pass {
+            pass_version: i64,
+            cursor: Option<String>,
+        }
+        let pass = self.query::<Pass>("SELECT pass_version, cursor FROM list_flush WHERE id = 1", vec![]).ok().and_then(|p| p.into_iter().next());
+        let (version, cursor) = match pass {
+            Some(p) => (p.pass_version, p.cursor.unwrap_or_default()),
+            None => {
+                let dirty = self.scalar("SELECT list_version AS v FROM conversation WHERE list_version > list_flushed", vec![]).ok().flatten();
+                match dirty {
+                    Some(v) => {
+                        let _ = self.exec("INSERT OR REPLACE INTO list_flush (id, pass_version, cursor) VALUES (1, ?, '')", vec![v.into()]);
+                        (v, String::new())
+                    }
+                    None => return FlushStep::Idle,
+                }
+            }
+        };
+        #[derive(Deserialize)]
+        struct M {
+            member_id: String,
+        }
+        let batch: Vec<M> = match self.query(
+            "SELECT member_id FROM members WHERE left_at IS NULL AND member_id > ? ORDER BY member_id LIMIT ?",
+            vec![cursor.as_str().into(), (FLUSH_BATCH as i64).into()],
+        ) {
+            Ok(b) => b,
+            Err(_) => return FlushStep::Failed,
         };
         let mut ok = true;
-        for chunk in members.chunks(50) {
+        for chunk in batch.chunks(FLUSH_CONCURRENCY) {
             let calls = chunk.iter().map(|m| {
-                rpc::member(
-                    &self.env,
-                    &m.member_id,
-                    MemberCommand::Touch {
-                        conversation_id: meta.id.clone(),
-                        title: meta.title.clone(),
-                        last_activity_at: meta.last_activity_at,
-                    },
-                )
+                let touch = MemberCommand::Touch {
+                    conversation_id: meta.id.clone(),
+                    title: meta.title.clone(),
+                    last_activity_at: meta.last_activity_at,
+                };
+                rpc::member(&self.env, &m.member_id, touch)
             });
             for r in join_all(calls).await {
                 match r {
@@ -1038,7 +1056,29 @@ impl ConversationObject {
                 }
             }
         }
-        ok
+        if !ok {
+            // The same batch is tried again later.
+            return FlushStep::Failed;
+        }
+        match batch.last() {
+            Some(last) if batch.len() == FLUSH_BATCH => {
+                let _ = self.exec("UPDATE list_flush SET cursor = ? WHERE id = 1", vec![last.member_id.as_str().into()]);
+                FlushStep::More
+            }
+            _ => {
+                let _ = self.exec("DELETE FROM list_flush WHERE id = 1", vec![]);
+                let _ = self.exec("UPDATE conversation SET list_flushed = MAX(list_flushed, ?)", vec![version.into()]);
+                FlushStep::Done
+            }
+        }
+    }
+
+    /// How long new activity waits before members' lists learn of it: `ACTIVITY_FLUSH_MS`, stretched
+    /// by one step per 100 members so a big room costs its members' objects at most about one call
+    /// per member every (members / 100) flush periods, whatever the message rate.
+    fn flush_delay_ms(&self) -> i64 {
+        let members = self.scalar("SELECT COUNT(*) AS v FROM members WHERE left_at IS NULL", vec![]).ok().flatten().unwrap_or(0);
+        config::activity_flush_ms(&self.env) * (1 + members / 100)
     }
 
     // ----------------------------------------------------------------------------------------------

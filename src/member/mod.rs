@@ -262,7 +262,8 @@ impl MemberObject {
         let cursor = cursor.as_deref().map(ListCursor::decode).transpose()?;
         let (key, id) = match &cursor {
             Some(c) => (c.sort_key, c.conversation_id.clone()),
-            None => (i64::MAX, String::new()),
+            // No cursor: the bound is not used (`?2 = 0`).
+            None => (0, String::new()),
         };
         let rows: Vec<Row> = self
             .sql

@@ -35,6 +35,9 @@ pub use serde_json;
 /// The fake Expo push service of the notifications tests.
 pub mod expo;
 
+/// A TCP forwarder whose connections can vanish without a trace (no close frame, FIN or RST).
+pub mod blackhole;
+
 /// The `JWT_SECRET` used when the repository has no `.dev.vars` (see [`jwt_secret`]).
 pub const FALLBACK_JWT_SECRET: &str = "switchboard-e2e-secret-6f1d0c9a4b7e2f3a8d5c1b0e9f7a6d4c";
 
@@ -1563,6 +1566,17 @@ impl Ws {
 
     pub async fn send_binary(&mut self, b: Vec<u8>) {
         self.stream.send(Message::Binary(b.into())).await.unwrap_or_else(|e| panic!("{}: send failed: {e}", self.label));
+    }
+
+    /// Drops the connection without a close frame, as a client whose process died: the TCP
+    /// connection is reset (`SO_LINGER` 0, so the kernel sends RST, not FIN) and nothing is sent
+    /// on the WebSocket. (For a client that vanishes without even a reset, see
+    /// [`blackhole::Blackhole`].)
+    pub fn abort(self) {
+        if let tokio_tungstenite::MaybeTlsStream::Plain(tcp) = self.stream.get_ref() {
+            tcp.set_zero_linger().unwrap_or_else(|e| panic!("{}: SO_LINGER 0 failed: {e}", self.label));
+        }
+        drop(self);
     }
 
     /// Sends a normal close and waits briefly for the server's answer.

@@ -446,3 +446,80 @@ async fn first_message_auto_titles_untitled_conversation() {
     assert_eq!(ws.expect_event("message.created").await["seq"], json!(ready + 2));
     assert_eq!(api.get(&format!("/v1/conversations/{titled}"), &alice).await.expect(200)["title"], json!("Fixed"));
 }
+
+/// At most 1,000 members, the bot included: 1 creator + 100 additional + the bot, then adds one by
+/// one up to 1,000; the next add answers 400 `invalid_request` and changes nothing. Every member
+/// added is in the detail's member list. Re-adding a member at the limit answers 200; after a
+/// member leaves, a new one fits again.
+#[tokio::test]
+async fn member_limit_is_1000() {
+    use futures_util::future::join_all;
+    let api = api();
+    let alice = api.user("alice").await;
+    let sb = uid("sb");
+    let prefix = uid("m");
+    let initial: Vec<String> = (0..100).map(|i| format!("{prefix}-c{i}")).collect();
+    let initial_refs: Vec<&str> = initial.iter().map(String::as_str).collect();
+    let id = api.create_conversation(&alice, &sb, Some("crowd"), &initial_refs).await;
+    let members_path = format!("/v1/conversations/{id}/members");
+    let detail = api.get(&format!("/v1/conversations/{id}"), &alice).await;
+    assert_eq!(detail.expect(200)["members"].as_array().map(Vec::len), Some(102), "creator + 100 + bot");
+
+    // 898 adds, 10 requests at a time, each one member
+    let added: Vec<String> = (0..898).map(|i| format!("{prefix}-a{i}")).collect();
+    let start = std::time::Instant::now();
+    for chunk in added.chunks(10) {
+        let bodies: Vec<Value> = chunk.iter().map(|u| json!({ "userId": u })).collect();
+        let answers = join_all(bodies.iter().map(|b| api.post(&members_path, &alice, b))).await;
+        for (u, r) in chunk.iter().zip(answers) {
+            assert_eq!(r.status, 201, "adding {u}: {} {}", r.status, r.text);
+        }
+    }
+    eprintln!("898 members added in {:.1} s", start.elapsed().as_secs_f64());
+
+    let d = api.get(&format!("/v1/conversations/{id}"), &alice).await;
+    let d = d.expect(200).clone();
+    let ids = member_ids(&d);
+    assert_eq!(ids.len(), 1000, "1,000 members including the bot");
+    let mut want: Vec<String> = initial.iter().chain(&added).cloned().collect();
+    want.push(alice.id.clone());
+    want.push(format!("bot:kiloclaw:{sb}"));
+    want.sort();
+    assert_eq!(ids, want, "the detail lists exactly the creator, the bot, the initial and the added members");
+    for m in d["members"].as_array().unwrap() {
+        let kind = if m["id"].as_str().unwrap().starts_with("bot:") { "bot" } else { "user" };
+        assert_eq!(m["kind"], json!(kind), "{m}");
+        assert!(m["joinedAt"].is_i64(), "{m}");
+    }
+
+    // the 1,001st
+    let extra = format!("{prefix}-extra");
+    let r = api.post(&members_path, &alice, &json!({ "userId": extra })).await;
+    r.expect_error(400, "invalid_request");
+    let d = api.get(&format!("/v1/conversations/{id}"), &alice).await;
+    let ids = member_ids(d.expect(200));
+    assert_eq!(ids.len(), 1000);
+    assert!(!ids.contains(&extra), "the refused member was added anyway");
+    let extra_who = api.dev_token(&extra).await;
+    api.get(&format!("/v1/conversations/{id}"), &extra_who).await.expect_error(403, "forbidden");
+    // an existing member at the limit: 200, nothing changes
+    let last = added.last().unwrap();
+    let r = api.post(&members_path, &alice, &json!({ "userId": last })).await;
+    r.expect(200);
+    // the last one added is a member: may read the conversation
+    let last_who = api.dev_token(last).await;
+    let d = api.get(&format!("/v1/conversations/{id}"), &last_who).await;
+    assert_eq!(member_ids(d.expect(200)).len(), 1000);
+    api.get(&format!("/v1/conversations/{id}/messages"), &last_who).await.expect(200);
+
+    // one leaves; now the extra one fits, and is listed
+    api.post_empty(&format!("/v1/conversations/{id}/leave"), &last_who).await.expect(204);
+    let r = api.post(&members_path, &alice, &json!({ "userId": extra })).await;
+    r.expect(201);
+    let d = api.get(&format!("/v1/conversations/{id}"), &extra_who).await;
+    let ids = member_ids(d.expect(200));
+    assert_eq!(ids.len(), 1000);
+    assert!(ids.contains(&extra) && !ids.contains(last), "after one left and one joined");
+    let r = api.post(&members_path, &alice, &json!({ "userId": format!("{prefix}-extra2") })).await;
+    r.expect_error(400, "invalid_request");
+}
