@@ -344,3 +344,28 @@ async fn idle_publish_ends_with_idle_timeout() {
     assert_eq!(b["delivered"], json!(1), "{b}");
     assert!(b["messageId"].is_null(), "{b}");
 }
+
+/// A subscriber that stops reading does not hold the others back: with one subscriber that never
+/// reads its socket (its TCP buffers fill up), a publish of ~30 MB still reaches the reading
+/// subscriber whole and in order, and the publish completes.
+#[tokio::test]
+async fn a_stalled_subscriber_does_not_slow_the_others() {
+    let Room { api, alice, bob, bot, conv, .. } = room().await;
+    let _stalled = subscribe(&api, &conv, &alice).await; // never read from again
+    let mut reader = subscribe(&api, &conv, &bob).await;
+    let pad = "x".repeat(60_000);
+    let n = 500;
+    let body: String = (0..n).map(|i| format!("{{\"i\":{i},\"pad\":\"{pad}\"}}\n")).collect();
+    let publish = {
+        let api = api.clone();
+        let conv = conv.clone();
+        let bot = bot.clone();
+        tokio::spawn(async move { publish_ndjson(&api, &conv, &bot, &body).await })
+    };
+    for i in 0..n {
+        let v = reader.next_json(Duration::from_secs(30)).await;
+        assert_eq!(v["i"], json!(i), "line {i} in order");
+    }
+    let r = publish.await.expect("publish task");
+    assert_eq!(r.expect(200)["delivered"], json!(n), "{}", r.text);
+}
