@@ -368,7 +368,11 @@ async fn mark_read(env: &Env, id: &str, me: &str, message: &str) -> Answer {
     if body["caughtUp"].as_bool() == Some(true) && !MemberId::parse(me)?.is_bot() {
         let bucket = badge_bucket(body["sandboxId"].as_str().unwrap_or_default(), id);
         match notifications::clear_badge_bucket(env, me, &bucket).await {
-            Ok(n) => badge_count = json!(n),
+            Ok(n) => {
+                badge_count = json!(n);
+                let sandbox = body["sandboxId"].as_str().unwrap_or_default();
+                notifications::announce_badge(env, me, sandbox, id, n).await;
+            }
             Err(e) => worker::console_error!("clear badge bucket {bucket}: {e}"),
         }
     }

@@ -526,8 +526,9 @@ impl ConversationObject {
             Ok(Some(request)) => {
                 let env = self.env.clone();
                 self.state.wait_until(async move {
-                    if let Err(e) = notifications::send_push(&env, &request).await {
-                        worker::console_error!("push for message {}: {e}", request.message_id);
+                    match notifications::send_push(&env, &request).await {
+                        Ok(result) => notifications::announce_badges(&env, &request.sandbox_id, &request.conversation_id, &result).await,
+                        Err(e) => worker::console_error!("push for message {}: {e}", request.message_id),
                     }
                 });
             }

@@ -3,6 +3,9 @@
 //! A failure here is logged and never fails a send.
 
 use crate::http::internal;
+use crate::rpc::{self, MemberCommand};
+use switchboard_core::hub::contexts;
+use switchboard_notify_contract::badge_bucket;
 use switchboard_core::ApiError;
 use switchboard_notify_contract::{BadgeCount, ClearBadgeBucket, SendPushForConversation, SendPushResult, CONTRACT_VERSION};
 use wasm_bindgen::prelude::*;
@@ -39,6 +42,28 @@ pub async fn send_push(env: &Env, request: &SendPushForConversation) -> Result<S
     let payload = serde_json::to_string(request).map_err(|e| e.to_string())?;
     let answer = call(rpc(env)?.send_push_for_conversation(payload)).await?;
     serde_json::from_str(&answer).map_err(|e| format!("bad sendPushForConversation answer {answer:?}: {e}"))
+}
+
+/// `badge.updated {badgeBucket, total}` on the sandbox's instance context, to a user's open apps.
+pub async fn announce_badge(env: &Env, user_id: &str, sandbox_id: &str, conversation_id: &str, total: i64) {
+    let cmd = MemberCommand::Deliver {
+        context: contexts::instance(sandbox_id),
+        event: "badge.updated".to_string(),
+        payload: serde_json::json!({"badgeBucket": badge_bucket(sandbox_id, conversation_id), "total": total}),
+        ephemeral: false,
+    };
+    if let Err(e) = rpc::member(env, user_id, cmd).await {
+        worker::console_error!("badge.updated for {user_id}: {e}");
+    }
+}
+
+/// Tells each recipient whose badge a push counted.
+pub async fn announce_badges(env: &Env, sandbox_id: &str, conversation_id: &str, result: &SendPushResult) {
+    let calls = result
+        .outcomes
+        .iter()
+        .filter_map(|o| o.badge_count.map(|n| announce_badge(env, &o.user_id, sandbox_id, conversation_id, n)));
+    futures::future::join_all(calls).await;
 }
 
 /// `clearBadgeBucketForUser`: answers the user's remaining total.

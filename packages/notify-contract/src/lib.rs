@@ -64,6 +64,10 @@ pub enum Outcome {
 pub struct RecipientOutcome {
     pub user_id: String,
     pub outcome: Outcome,
+    /// The user's total unread after this push, when the push counted toward their badge (the chat
+    /// side tells the user's open apps with a `badge.updated` event).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub badge_count: Option<i64>,
 }
 
 /// The answer to `sendPushForConversation`.

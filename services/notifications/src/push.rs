@@ -90,6 +90,8 @@ async fn run(env: &Env, payload: &str) -> Result<SendPushResult, RpcFailure> {
     .await;
 
     let mut outcomes: Vec<Outcome> = Vec::with_capacity(claims.len());
+    // The user's total unread, for each recipient whose badge this push counted.
+    let mut badges: Vec<Option<i64>> = vec![None; claims.len()];
     // (recipient index, lease) of each claimed send; messages and who each belongs to.
     let mut sends: Vec<(usize, i64)> = Vec::new();
     let mut messages: Vec<PushMessage> = Vec::new();
@@ -103,6 +105,7 @@ async fn run(env: &Env, payload: &str) -> Result<SendPushResult, RpcFailure> {
             Ok(ClaimAnswer::Duplicate) => Outcome::Duplicate,
             Ok(ClaimAnswer::Suppressed { outcome }) => outcome,
             Ok(ClaimAnswer::Send { lease, badge }) => {
+                badges[i] = Some(badge);
                 let prefs = ctx.prefs_of(&r.user_id);
                 for m in plan::messages_for(&req, &title, &prefs, ctx.tokens_of(&r.user_id), badge) {
                     messages.push(m);
@@ -160,7 +163,7 @@ async fn run(env: &Env, payload: &str) -> Result<SendPushResult, RpcFailure> {
     }
 
     let mut result: Vec<RecipientOutcome> =
-        audience.recipients.iter().zip(outcomes).map(|(r, outcome)| RecipientOutcome { user_id: r.user_id.clone(), outcome }).collect();
+        audience.recipients.iter().zip(outcomes).zip(badges).map(|((r, outcome), badge_count)| RecipientOutcome { user_id: r.user_id.clone(), outcome, badge_count }).collect();
     result.extend(audience.rejected);
     Ok(SendPushResult { version: CONTRACT_VERSION, skipped: None, outcomes: result })
 }

@@ -680,3 +680,50 @@ async fn receipt_device_not_registered_removes_the_token() {
     .await;
     assert_eq!(outcome_of(&r, &bob.id), "no_tokens");
 }
+
+/// The next `badge.updated` event on the hub (other instance events may come first).
+async fn next_badge_event(ws: &mut Ws) -> Value {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        assert!(!left.is_zero(), "{}: no badge.updated within {WAIT:?}", ws.label);
+        let f = ws.next_json(left).await;
+        if f["event"] == json!("badge.updated") {
+            return f;
+        }
+    }
+}
+
+/// Badge changes reach the user's open apps, on the sandbox's instance context: a push that counts
+/// raises the total, and a mark-read that catches up lowers it.
+#[tokio::test]
+async fn badge_changes_reach_the_users_hub() {
+    let Setup { fake, server } = chat();
+    let api = Api::new(server);
+    let sb = uid("sb");
+    let (alice, bob) = (api.user("alice").await, api.user("bob").await);
+    let t = device(&bob);
+    register(&api, &bob, &t).await;
+    let conv = api.create_conversation(&alice, &sb, Some("Badges"), &[&bob.id]).await;
+    let (mut ws, _) = Ws::open_hub(&api, WsAuth::Bearer(&bob.token), None, None, false, "bob-badges")
+        .await
+        .unwrap_or_else(|r| panic!("hub refused: {} {}", r.status, r.text));
+    assert_eq!(ws.next_json(FRAME_TIMEOUT).await["type"], json!("hello"));
+    ws.read_until_ready().await;
+    let ctx = format!("/kiloclaw/{sb}");
+    ws.send_json(&json!({ "type": "context.subscribe", "contexts": [ctx] })).await;
+    let f = ws.next_json(FRAME_TIMEOUT).await;
+    assert_eq!((f["type"].as_str(), &f["contexts"]), (Some("context.subscribed"), &json!([ctx])), "{f}");
+
+    let m = api.send_text(&alice, &conv, "ping bob").await;
+    expect_delivered(fake, &t, 1).await;
+    let up = next_badge_event(&mut ws).await;
+    assert_eq!(up["context"], json!(ctx), "{up}");
+    assert_eq!(up["payload"], json!({ "badgeBucket": bucket(&sb, &conv), "total": 1 }), "{up}");
+
+    let r = api.post(&format!("/v1/conversations/{conv}/mark-read"), &bob, &json!({ "lastSeenMessageId": m["id"] })).await;
+    assert_eq!(r.expect(200)["badgeCount"], 0, "{}", r.text);
+    let down = next_badge_event(&mut ws).await;
+    assert_eq!(down["payload"], json!({ "badgeBucket": bucket(&sb, &conv), "total": 0 }), "{down}");
+    assert!(down["seq"].as_i64() > up["seq"].as_i64(), "{up} {down}");
+}
