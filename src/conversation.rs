@@ -14,7 +14,7 @@
 use crate::config;
 use crate::http::{error_response, internal};
 use crate::notifications;
-use crate::platform::{self, EncodedFrame};
+use crate::platform;
 use crate::rpc::{self, ConversationCall, ConversationCommand, MemberCommand, MEMBER_HEADER};
 use futures::future::join_all;
 use serde::{Deserialize, Serialize};
@@ -140,6 +140,8 @@ fn member_tag(member: &str) -> String {
 #[durable_object]
 pub struct ConversationObject {
     state: State,
+    /// The JavaScript `DurableObjectState`, for the one-call broadcast.
+    raw_state: wasm_bindgen::JsValue,
     env: Env,
     sql: SqlStorage,
     /// The alarm time we last set or read; `None` = unknown or none.
@@ -170,6 +172,9 @@ impl Drop for PumpGuard<'_> {
 
 impl DurableObject for ConversationObject {
     fn new(state: State, env: Env) -> Self {
+        let raw = state._inner();
+        let raw_state: wasm_bindgen::JsValue = raw.clone().into();
+        let state = State::from(raw);
         let sql = state.storage().sql();
         if let Err(e) = sql.exec(SCHEMA, None) {
             worker::console_error!("conversation schema: {e}");
@@ -181,6 +186,7 @@ impl DurableObject for ConversationObject {
         }
         ConversationObject {
             state,
+            raw_state,
             env,
             sql,
             alarm_at: Cell::new(None),
@@ -784,27 +790,22 @@ impl ConversationObject {
             .scalar("UPDATE conversation SET seq = seq + 1 RETURNING seq AS v", vec![])?
             .ok_or_else(|| ApiError::internal("no conversation row"))?
             .max(0) as u64;
-        let frame = frames::event(event.name(), &event.payload(), seq);
+        let payload = event.payload();
+        let frame = frames::event(event.name(), &payload, seq);
         self.exec("INSERT INTO events (seq, frame) VALUES (?, ?)", vec![(seq as i64).into(), frame.as_str().into()])?;
         if seq > switchboard_core::limits::REPLAY_WINDOW {
             // Keep exactly the window: the one event that just fell out of it.
             self.exec("DELETE FROM events WHERE seq <= ?", vec![(replay::trim_below(seq) as i64).into()])?;
         }
-        let encoded = EncodedFrame::new(&frame);
-        for ws in self.state.get_websockets() {
-            encoded.send(&ws);
-        }
-        self.outbox.borrow_mut().push_back(Outgoing { event: event.name(), payload: event.payload(), ephemeral: false });
+        platform::broadcast(&self.raw_state, &frame);
+        self.outbox.borrow_mut().push_back(Outgoing { event: event.name(), payload, ephemeral: false });
         Ok(seq)
     }
 
     /// An ephemeral event (typing): sent to sockets and watchers without a seq, never logged.
     fn emit_ephemeral(&self, event: Event) {
         let payload = event.payload();
-        let encoded = EncodedFrame::new(&frames::ephemeral_event(event.name(), &payload));
-        for ws in self.state.get_websockets() {
-            encoded.send(&ws);
-        }
+        platform::broadcast(&self.raw_state, &frames::ephemeral_event(event.name(), &payload));
         self.outbox.borrow_mut().push_back(Outgoing { event: event.name(), payload, ephemeral: true });
     }
 

@@ -11,7 +11,7 @@
 //! publish or subscription, never per line.
 
 use crate::http::{error_response, internal, json};
-use crate::platform::EncodedFrame;
+use crate::platform;
 use crate::rpc::{self, ConversationCommand, MemberCommand, CONVERSATION_HEADER, MEMBER_HEADER};
 use futures::StreamExt;
 use serde_json::{json, Value};
@@ -36,6 +36,8 @@ enum Refusal {
 #[durable_object]
 pub struct LiveChannelObject {
     state: State,
+    /// The JavaScript `DurableObjectState`, for the one-call broadcast.
+    raw_state: wasm_bindgen::JsValue,
     env: Env,
     /// Publishes in progress, by arrival order, with their recent lines.
     publishes: RefCell<BTreeMap<u64, PublishBuffer>>,
@@ -46,12 +48,16 @@ pub struct LiveChannelObject {
 
 impl DurableObject for LiveChannelObject {
     fn new(state: State, env: Env) -> Self {
+        let raw = state._inner();
+        let raw_state: wasm_bindgen::JsValue = raw.clone().into();
+        let state = State::from(raw);
         match WebSocketRequestResponsePair::new("ping", "pong") {
             Ok(pair) => state.set_websocket_auto_response(&pair),
             Err(e) => worker::console_error!("auto-response: {e:?}"),
         }
         LiveChannelObject {
             state,
+            raw_state,
             env,
             publishes: RefCell::new(BTreeMap::new()),
             next_publish: Cell::new(0),
@@ -129,10 +135,7 @@ impl LiveChannelObject {
     }
 
     fn broadcast(&self, line: &str) {
-        let frame = EncodedFrame::new(line);
-        for ws in self.state.get_websockets() {
-            frame.send(&ws);
-        }
+        platform::broadcast(&self.raw_state, line);
     }
 
     /// Closes every subscriber with 4002 and stops the publishes in progress.
