@@ -263,6 +263,9 @@ async fn instance_context_events() {
     assert_eq!(ev["payload"]["conversationId"], json!(conv2));
     assert_eq!(ev["payload"]["memberId"], json!(bob.id));
     assert_eq!(ev["payload"]["lastReadAt"], read_at);
+    // caught up: the conversation's badge bucket was cleared, and the hub hears the new total
+    let ev = expect_hub_event(&mut h.ws, &ictx, "badge.updated").await;
+    assert_eq!(ev["payload"], json!({ "badgeBucket": format!("kiloclaw:{sb}:{conv2}"), "total": 0 }));
 
     let bot = api.bot_token(&sb).await;
     let r = api.post(&format!("/bot/v1/sandboxes/{sb}/bot-status"), &bot, &json!({ "online": true, "at": 1_800_000_000_000i64 })).await;
