@@ -22,6 +22,7 @@ use serde_json::{json, Value};
 use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, VecDeque};
 use std::rc::Rc;
+use switchboard_core::connected::ConnectedMembers;
 use switchboard_core::content::{self, Block};
 use switchboard_core::events::Event;
 use switchboard_core::frames::{self, ClientFrame, FrameRejection};
@@ -133,8 +134,11 @@ fn sql_err(e: worker::Error) -> ApiError {
     internal("conversation sql", e)
 }
 
+/// Every conversation socket is tagged with its member, so one member's sockets can be found.
+const MEMBER_TAG_PREFIX: &str = "m:";
+
 fn member_tag(member: &str) -> String {
-    format!("m:{member}")
+    format!("{MEMBER_TAG_PREFIX}{member}")
 }
 
 #[durable_object]
@@ -152,6 +156,24 @@ pub struct ConversationObject {
     pumping: Cell<bool>,
     /// One stub per watcher, reused so calls to one hub are delivered in order.
     stubs: RefCell<HashMap<String, Rc<Stub>>>,
+    /// Members with a socket open here (a cache of the runtime's socket list; see `connected`).
+    connected: RefCell<ConnectedMembers>,
+    /// Storage read once and kept in memory until this object changes it (see `Cached`).
+    cached: Cached,
+}
+
+/// What the send path would otherwise read from SQLite on every message. Each field is `None` until
+/// first read, and is dropped (set to `None`) by every command that writes what it mirrors, before
+/// it writes: only this object writes its storage, so memory and storage cannot disagree for longer
+/// than one synchronous command.
+#[derive(Default)]
+struct Cached {
+    /// Active members: id → is a person (not the bot). Dropped by create, add member and leave.
+    roster: RefCell<Option<Rc<HashMap<String, bool>>>>,
+    /// Members whose hubs watch this conversation. Dropped by watch and leave.
+    watchers: RefCell<Option<Rc<Vec<String>>>>,
+    /// The newest message id (for the next monotonic ULID). Set by each insert.
+    last_message_id: RefCell<Option<String>>,
 }
 
 /// An event on its way to watchers' hubs.
@@ -193,6 +215,8 @@ impl DurableObject for ConversationObject {
             outbox: RefCell::new(VecDeque::new()),
             pumping: Cell::new(false),
             stubs: RefCell::new(HashMap::new()),
+            connected: RefCell::new(ConnectedMembers::new()),
+            cached: Cached::default(),
         }
     }
 
@@ -252,14 +276,14 @@ impl DurableObject for ConversationObject {
     }
 
     async fn websocket_close(&self, ws: WebSocket, _code: usize, _reason: String, _was_clean: bool) -> worker::Result<()> {
-        self.viewer_left(&ws);
+        self.socket_gone(&ws);
         // Complete the closing handshake; the runtime forgets the socket.
         let _ = ws.close(Some(1000), Some("closed"));
         Ok(())
     }
 
     async fn websocket_error(&self, ws: WebSocket, _error: worker::Error) -> worker::Result<()> {
-        self.viewer_left(&ws);
+        self.socket_gone(&ws);
         let _ = ws.close(Some(close::INTERNAL), Some("socket error"));
         Ok(())
     }
@@ -270,6 +294,8 @@ struct Sent {
     message: Message,
     client_id: Option<String>,
     duplicate: bool,
+    /// The conversation as the message left it (its title may have just been set from the message).
+    meta: MetaRow,
 }
 
 impl ConversationObject {
@@ -328,6 +354,7 @@ impl ConversationObject {
         if self.meta()?.is_some() {
             return Err(ApiError::internal("conversation id collision"));
         }
+        self.cached.roster.replace(None);
         let now = platform::now_ms();
         let bot = MemberId::bot(sandbox_id)?.to_string();
         self.exec(
@@ -377,6 +404,7 @@ impl ConversationObject {
             if members.len() >= MAX_MEMBERS {
                 return Err(ApiError::invalid(format!("a conversation has at most {MAX_MEMBERS} members")));
             }
+            self.cached.roster.replace(None);
             let now = platform::now_ms();
             self.exec(
                 "INSERT INTO members (member_id, kind, joined_at, left_at) VALUES (?, 'user', ?, NULL)
@@ -405,6 +433,8 @@ impl ConversationObject {
             return Err(ApiError::forbidden("the conversation's bot cannot leave it"));
         }
         let was_present = self.scalar("SELECT present AS v FROM watchers WHERE member_id = ?", vec![caller.into()])?.unwrap_or(0) != 0;
+        self.cached.roster.replace(None);
+        self.cached.watchers.replace(None);
         self.exec("UPDATE members SET left_at = ? WHERE member_id = ?", vec![platform::now_ms().into(), caller.into()])?;
         self.exec("DELETE FROM watchers WHERE member_id = ?", vec![caller.into()])?;
         self.exec("DELETE FROM typing WHERE member_id = ?", vec![caller.into()])?;
@@ -415,6 +445,7 @@ impl ConversationObject {
         for ws in self.state.get_websockets_with_tag(&member_tag(caller)) {
             let _ = ws.close(Some(close::MEMBERSHIP_ENDED), Some("left the conversation"));
         }
+        self.connected.borrow_mut().gone(caller);
         Ok((204, None))
     }
 
@@ -435,7 +466,7 @@ impl ConversationObject {
     /// The send path: validate, check the idempotency ledger, write message + record + event, broadcast.
     /// Synchronous from the first read to the last write, so racing repeats cannot both create.
     fn send_message(&self, caller: &str, content: &Value, in_reply_to: Option<String>, client_id: Option<String>) -> Result<Sent, ApiError> {
-        let meta = self.require_member(caller)?;
+        let mut meta = self.require_member(caller)?;
         let blocks = content::parse(content)?;
         if let Some(c) = &client_id {
             validate::client_id(c)?;
@@ -468,7 +499,7 @@ impl ConversationObject {
             match idempotency::decide(found.as_ref(), now, ttl) {
                 SendDecision::Replay { message_id } => {
                     if let Some(message) = self.message(&meta.id, &message_id)? {
-                        return Ok(Sent { message, client_id, duplicate: true });
+                        return Ok(Sent { message, client_id, duplicate: true, meta });
                     }
                     // The record outlived its message (cannot happen: messages are never hard-deleted).
                     return Err(ApiError::internal("idempotency record without message"));
@@ -476,12 +507,7 @@ impl ConversationObject {
                 SendDecision::Create { expires_at } => record_expiry = Some(expires_at),
             }
         }
-        #[derive(Deserialize)]
-        struct LastId {
-            id: String,
-        }
-        let last: Vec<LastId> = self.query("SELECT id FROM messages ORDER BY id DESC LIMIT 1", vec![])?;
-        let last = last.first().and_then(|r| ids::parse("id", &r.id).ok());
+        let last = self.last_message_id()?.and_then(|id| ids::parse("id", &id).ok());
         let id = MonotonicUlids::new(last).next(now.max(0) as u64, platform::random_u128()).to_string();
         let content_json = serde_json::to_string(&blocks).map_err(|e| internal("encode content", e))?;
 
@@ -490,6 +516,7 @@ impl ConversationObject {
             "INSERT INTO messages (id, sender_id, content, in_reply_to, created_at, client_id) VALUES (?, ?, ?, ?, ?, ?)",
             vec![id.as_str().into(), caller.into(), content_json.into(), in_reply_to.clone().into(), now.into(), client_id.clone().into()],
         )?;
+        self.cached.last_message_id.replace(Some(id.clone()));
         if let (Some(c), Some(expires_at)) = (&client_id, record_expiry) {
             self.exec(
                 "INSERT OR REPLACE INTO idempotency (sender_id, client_id, message_id, expires_at) VALUES (?, ?, ?, ?)",
@@ -516,10 +543,11 @@ impl ConversationObject {
             let title = content::preview(&text, AUTO_TITLE_CHARS);
             if !title.is_empty() {
                 self.exec("UPDATE conversation SET title = ? WHERE title IS NULL", vec![title.as_str().into()])?;
-                self.emit(Event::ConversationRenamed { conversation_id: meta.id.clone(), title })?;
+                self.emit(Event::ConversationRenamed { conversation_id: meta.id.clone(), title: title.clone() })?;
+                meta.title = Some(title);
             }
         }
-        Ok(Sent { message, client_id, duplicate: false })
+        Ok(Sent { message, client_id, duplicate: false, meta })
     }
 
     /// After a send commits: hand the push to the notifications worker (in the background; its failure
@@ -528,7 +556,7 @@ impl ConversationObject {
         if sent.duplicate {
             return;
         }
-        match self.push_request(&sent.message) {
+        match self.push_request(&sent.meta, &sent.message) {
             Ok(Some(request)) => {
                 let env = self.env.clone();
                 self.state.wait_until(async move {
@@ -544,44 +572,77 @@ impl ConversationObject {
         self.ensure_alarm(platform::now_ms() + self.flush_delay_ms()).await;
     }
 
-    /// The push for a new message: human members minus the sender, with what we know of their presence.
-    /// `None` when there is nobody to notify.
-    fn push_request(&self, message: &Message) -> Result<Option<SendPushForConversation>, ApiError> {
-        let meta = self.meta()?.ok_or_else(|| ApiError::internal("no conversation"))?;
-        #[derive(Deserialize)]
-        struct Human {
-            member_id: String,
-            last_viewed_at: Option<i64>,
-            present: i64,
-        }
-        let humans: Vec<Human> = self.query(
-            "SELECT m.member_id, v.last_viewed_at, COALESCE(w.present, 0) AS present FROM members m
-             LEFT JOIN viewers v ON v.member_id = m.member_id LEFT JOIN watchers w ON w.member_id = m.member_id
-             WHERE m.left_at IS NULL AND m.kind = 'user' AND m.member_id != ?",
-            vec![message.sender_id.as_str().into()],
-        )?;
-        if humans.is_empty() {
+    /// The push for a new message: human members minus the sender who are not looking at the
+    /// conversation (no socket here, not present through their hub), with when they last looked.
+    /// `None` when there is nobody to notify. Members who are viewing are left out rather than sent
+    /// as `viewing: true`: the notifications worker would only suppress them, and in a busy room that
+    /// is most of the audience.
+    fn push_request(&self, meta: &MetaRow, message: &Message) -> Result<Option<SendPushForConversation>, ApiError> {
+        // People who might need a push: no socket open here. When every one of them is connected (a
+        // busy room, a conversation both people have open) nothing is read and nothing is sent.
+        let absent: Vec<String> = {
+            let roster = self.active_roster()?;
+            let connected = self.connected_members();
+            roster
+                .iter()
+                .filter(|(id, is_person)| **is_person && id.as_str() != message.sender_id && !connected.is_connected(id))
+                .map(|(id, _)| id.clone())
+                .collect()
+        };
+        if absent.is_empty() {
             return Ok(None);
         }
-        let recipients = humans
+        // Their last look and hub presence: one row holding every candidate as a JSON array, so one
+        // string crosses into Rust rather than one JavaScript object per member.
+        #[derive(Deserialize)]
+        struct Looks {
+            looks: Option<String>,
+            present: Option<String>,
+        }
+        let row = self
+            .query::<Looks>(
+                "SELECT (SELECT json_group_array(json_array(member_id, last_viewed_at)) FROM viewers) AS looks,
+                        (SELECT json_group_array(member_id) FROM watchers WHERE present != 0) AS present",
+                vec![],
+            )?
             .into_iter()
-            .map(|h| Recipient {
-                viewing: h.present != 0 || !self.state.get_websockets_with_tag(&member_tag(&h.member_id)).is_empty(),
-                user_id: h.member_id,
-                last_viewed_at: h.last_viewed_at,
-            })
+            .next();
+        let (looks, present) = row.map(|r| (r.looks, r.present)).unwrap_or((None, None));
+        let looks: Vec<(String, Option<i64>)> = decode_json_rows(looks.as_deref())?;
+        let present: Vec<String> = decode_json_rows(present.as_deref())?;
+        let last_viewed: HashMap<String, Option<i64>> = looks.into_iter().collect();
+        let recipients: Vec<Recipient> = absent
+            .into_iter()
+            .filter(|id| !present.contains(id))
+            .map(|id| Recipient { last_viewed_at: last_viewed.get(&id).copied().flatten(), viewing: false, user_id: id })
             .collect();
+        if recipients.is_empty() {
+            return Ok(None);
+        }
         let sender_is_bot = MemberId::parse(&message.sender_id).map(|m| m.is_bot()).unwrap_or(false);
         Ok(Some(SendPushForConversation {
             version: CONTRACT_VERSION,
-            conversation_id: meta.id,
+            conversation_id: meta.id.clone(),
             message_id: message.id.clone(),
-            sandbox_id: meta.sandbox_id,
-            conversation_title: meta.title,
+            sandbox_id: meta.sandbox_id.clone(),
+            conversation_title: meta.title.clone(),
             sender_user_id: if sender_is_bot { None } else { Some(message.sender_id.clone()) },
             text: content::plain_text(&message.content),
             recipients,
         }))
+    }
+
+    /// Members with a socket open here, rebuilt from the runtime's sockets (one call, tags only)
+    /// when the cache is new or old.
+    fn connected_members(&self) -> std::cell::Ref<'_, ConnectedMembers> {
+        let now = platform::now_ms();
+        if self.connected.borrow().needs_rebuild(now) {
+            let members = platform::socket_tags(&self.raw_state)
+                .into_iter()
+                .filter_map(|t| t.strip_prefix(MEMBER_TAG_PREFIX).map(str::to_string));
+            self.connected.borrow_mut().rebuild(members, now);
+        }
+        self.connected.borrow()
     }
 
     /// Moves the caller's read position forward (never back) and tells the members. Answers whether
@@ -615,12 +676,7 @@ impl ConversationObject {
                 (message_id.to_string(), now)
             }
         };
-        #[derive(Deserialize)]
-        struct Newest {
-            id: String,
-        }
-        let newest: Vec<Newest> = self.query("SELECT id FROM messages ORDER BY id DESC LIMIT 1", vec![])?;
-        let caught_up = newest.first().map(|n| n.id.as_str() <= last_id.as_str()).unwrap_or(true);
+        let caught_up = self.last_message_id()?.map(|newest| newest.as_str() <= last_id.as_str()).unwrap_or(true);
         Ok((
             200,
             Some(json!({
@@ -633,9 +689,11 @@ impl ConversationObject {
         ))
     }
 
-    /// Records when a member's last socket on this conversation closed (for the push grace period).
-    fn viewer_left(&self, ws: &WebSocket) {
+    /// A socket closed: the member may no longer be viewing, and when they stopped is recorded for the
+    /// push grace period.
+    fn socket_gone(&self, ws: &WebSocket) {
         if let Ok(Some(a)) = ws.deserialize_attachment::<Attachment>() {
+            self.connected.borrow_mut().closed(&a.member);
             let _ = self.exec(
                 "INSERT OR REPLACE INTO viewers (member_id, last_viewed_at) VALUES (?, ?)",
                 vec![a.member.as_str().into(), platform::now_ms().into()],
@@ -747,6 +805,7 @@ impl ConversationObject {
         let pair = WebSocketPair::new().map_err(|e| internal("socket pair", e))?;
         let server = pair.server;
         self.state.accept_websocket_with_tags(&server, &[member_tag(&member).as_str()]);
+        self.connected.borrow_mut().opened(&member);
         server
             .serialize_attachment(Attachment { member: member.clone(), connected_at: platform::now_ms() })
             .map_err(|e| internal("socket attachment", e))?;
@@ -820,13 +879,14 @@ impl ConversationObject {
         loop {
             let next = self.outbox.borrow_mut().pop_front();
             let Some(out) = next else { break };
-            let (watchers, context) = match (self.watcher_ids(), self.meta()) {
-                (Ok(w), Ok(Some(m))) => (w, contexts::conversation(&m.sandbox_id, &m.id)),
+            let watchers = match self.watcher_ids() {
+                Ok(w) if !w.is_empty() => w,
                 _ => continue,
             };
-            if watchers.is_empty() {
-                continue;
-            }
+            let context = match self.meta() {
+                Ok(Some(m)) => contexts::conversation(&m.sandbox_id, &m.id),
+                _ => continue,
+            };
             let command = MemberCommand::Deliver { context, event: out.event.to_string(), payload: out.payload, ephemeral: out.ephemeral };
             let body = match serde_json::to_string(&command) {
                 Ok(b) => b,
@@ -857,12 +917,17 @@ impl ConversationObject {
         Some(stub)
     }
 
-    fn watcher_ids(&self) -> Result<Vec<String>, ApiError> {
+    fn watcher_ids(&self) -> Result<Rc<Vec<String>>, ApiError> {
+        if let Some(w) = self.cached.watchers.borrow().as_ref() {
+            return Ok(w.clone());
+        }
         #[derive(Deserialize)]
         struct W {
             member_id: String,
         }
-        Ok(self.query::<W>("SELECT member_id FROM watchers", vec![])?.into_iter().map(|w| w.member_id).collect())
+        let ids: Rc<Vec<String>> = Rc::new(self.query::<W>("SELECT member_id FROM watchers", vec![])?.into_iter().map(|w| w.member_id).collect());
+        self.cached.watchers.replace(Some(ids.clone()));
+        Ok(ids)
     }
 
     /// A member's hub now watches (or stops watching) this conversation, and is (or is not) present.
@@ -870,6 +935,7 @@ impl ConversationObject {
         if !watching && !present {
             // Unwatching needs no membership: a member who left may still be unsubscribing.
             let was = self.scalar("SELECT present AS v FROM watchers WHERE member_id = ?", vec![caller.into()])?;
+            self.cached.watchers.replace(None);
             self.exec("DELETE FROM watchers WHERE member_id = ?", vec![caller.into()])?;
             self.stubs.borrow_mut().remove(caller);
             if was.unwrap_or(0) != 0 {
@@ -879,6 +945,7 @@ impl ConversationObject {
         }
         self.require_member(caller)?;
         let was = self.scalar("SELECT present AS v FROM watchers WHERE member_id = ?", vec![caller.into()])?.unwrap_or(0) != 0;
+        self.cached.watchers.replace(None);
         self.exec("INSERT OR REPLACE INTO watchers (member_id, present) VALUES (?, ?)", vec![caller.into(), (present as i64).into()])?;
         if present && !was {
             self.emit(Event::PresenceJoined { member_id: caller.to_string() })?;
@@ -1079,7 +1146,7 @@ impl ConversationObject {
     /// by one step per 100 members so a big room costs its members' objects at most about one call
     /// per member every (members / 100) flush periods, whatever the message rate.
     fn flush_delay_ms(&self) -> i64 {
-        let members = self.scalar("SELECT COUNT(*) AS v FROM members WHERE left_at IS NULL", vec![]).ok().flatten().unwrap_or(0);
+        let members = self.active_roster().map(|r| r.len() as i64).unwrap_or(0);
         config::activity_flush_ms(&self.env) * (1 + members / 100)
     }
 
@@ -1118,11 +1185,40 @@ impl ConversationObject {
     /// 403 when the caller is not (or no longer) a member.
     fn require_member(&self, caller: &str) -> Result<MetaRow, ApiError> {
         let meta = self.meta()?.ok_or_else(|| ApiError::not_found("conversation not found"))?;
-        let found = self.scalar("SELECT 1 AS v FROM members WHERE member_id = ? AND left_at IS NULL", vec![caller.into()])?;
-        if found.is_none() {
+        if !self.active_roster()?.contains_key(caller) {
             return Err(ApiError::forbidden("not a member of this conversation"));
         }
         Ok(meta)
+    }
+
+    /// The newest message's id, from memory after the first read.
+    fn last_message_id(&self) -> Result<Option<String>, ApiError> {
+        if let Some(id) = self.cached.last_message_id.borrow().as_ref() {
+            return Ok(Some(id.clone()));
+        }
+        #[derive(Deserialize)]
+        struct LastId {
+            id: String,
+        }
+        let last = self.query::<LastId>("SELECT id FROM messages ORDER BY id DESC LIMIT 1", vec![])?.into_iter().next().map(|r| r.id);
+        self.cached.last_message_id.replace(last.clone());
+        Ok(last)
+    }
+
+    /// Active members (id → is a person), from memory after the first read.
+    fn active_roster(&self) -> Result<Rc<HashMap<String, bool>>, ApiError> {
+        if let Some(r) = self.cached.roster.borrow().as_ref() {
+            return Ok(r.clone());
+        }
+        #[derive(Deserialize)]
+        struct R {
+            member_id: String,
+            kind: String,
+        }
+        let rows: Vec<R> = self.query("SELECT member_id, kind FROM members WHERE left_at IS NULL", vec![])?;
+        let roster: Rc<HashMap<String, bool>> = Rc::new(rows.into_iter().map(|r| (r.member_id, r.kind == "user")).collect());
+        self.cached.roster.replace(Some(roster.clone()));
+        Ok(roster)
     }
 
     fn active_members(&self) -> Result<Vec<MemberRow>, ApiError> {
@@ -1174,6 +1270,14 @@ impl ConversationObject {
                 })
             })
             .collect()
+    }
+}
+
+/// A JSON array built by SQLite (`json_group_array`); nothing (no row) is an empty list.
+fn decode_json_rows<T: serde::de::DeserializeOwned>(text: Option<&str>) -> Result<Vec<T>, ApiError> {
+    match text {
+        None | Some("") => Ok(Vec::new()),
+        Some(t) => serde_json::from_str(t).map_err(|e| internal("decode json rows", e)),
     }
 }
 

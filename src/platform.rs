@@ -54,16 +54,25 @@ mod web_sys_socket {
     pub type Socket = worker::web_sys::WebSocket;
 }
 
-#[wasm_bindgen(inline_js = "export function broadcast_all(state, frame) { let n = 0; for (const ws of state.getWebSockets()) { try { ws.send(frame); n++; } catch (_) {} } return n; }")]
+#[wasm_bindgen(inline_js = "export function broadcast_all(state, frame) { let n = 0; for (const ws of state.getWebSockets()) { try { ws.send(frame); n++; } catch (_) {} } return n; }
+export function first_tags(state) { const out = []; for (const ws of state.getWebSockets()) { try { const t = state.getTags(ws); if (t.length > 0) out.push(t[0]); } catch (_) {} } return JSON.stringify(out); }")]
 extern "C" {
     /// Sends one frame to every socket of a Durable Object in a single call: the frame crosses the
     /// Wasm/JS boundary once and the sockets never do (at N = 1,000 the per-socket crossings of
     /// `getWebSockets()` + `send` dominated a broadcast).
     fn broadcast_all(state: &JsValue, frame: &str) -> u32;
+    /// The first tag of every socket of a Durable Object, as one JSON array.
+    fn first_tags(state: &JsValue) -> String;
 }
 
 /// Broadcasts `frame` to every socket of the object whose JavaScript state is `state`; answers how
 /// many sockets took it.
 pub fn broadcast(state: &JsValue, frame: &str) -> u32 {
     broadcast_all(state, frame)
+}
+
+/// The first tag of every socket of the object whose JavaScript state is `state` (one call; the
+/// sockets never cross into Rust).
+pub fn socket_tags(state: &JsValue) -> Vec<String> {
+    serde_json::from_str(&first_tags(state)).unwrap_or_default()
 }

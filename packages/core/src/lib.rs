@@ -5,6 +5,7 @@
 //! set alarms). The workers in `src/` and `services/` are thin shells over these modules.
 
 pub mod alarm;
+pub mod connected;
 pub mod content;
 pub mod cursor;
 pub mod error;
