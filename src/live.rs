@@ -16,8 +16,8 @@ use crate::rpc::{self, ConversationCommand, MemberCommand, CONVERSATION_HEADER, 
 use futures::StreamExt;
 use serde_json::{json, Value};
 use std::cell::{Cell, RefCell};
-use std::collections::BTreeMap;
-use switchboard_core::live::{self, close, final_line, PublishBuffer};
+use std::collections::{BTreeMap, HashMap};
+use switchboard_core::live::{self, close, final_line, PublishBuffer, SubscriberWindow, WindowState};
 use switchboard_core::ndjson::{Line, LineSplitter, Tally};
 use switchboard_core::{ApiError, ErrorCode, MemberId};
 use worker::{
@@ -44,7 +44,17 @@ pub struct LiveChannelObject {
     next_publish: Cell<u64>,
     /// Bumped when the bot goes offline; a publish that sees it change stops.
     offline_epoch: Cell<u64>,
+    /// What each subscriber (by its socket tag) was sent and has not acknowledged. `None` until first
+    /// needed after the object started: then built from the sockets' tags (a subscriber that joined
+    /// before a hibernation starts afresh, which only errs on the lenient side).
+    windows: RefCell<Option<HashMap<String, SubscriberWindow>>>,
 }
+
+/// How often a publish waiting for a subscriber's acks looks again.
+const ROOM_POLL_MS: u64 = 5;
+
+/// Every subscriber socket is tagged `s:<random>`; refused sockets (closed at once) have no tag.
+const SUBSCRIBER_TAG_PREFIX: &str = "s:";
 
 impl DurableObject for LiveChannelObject {
     fn new(state: State, env: Env) -> Self {
@@ -62,6 +72,7 @@ impl DurableObject for LiveChannelObject {
             publishes: RefCell::new(BTreeMap::new()),
             next_publish: Cell::new(0),
             offline_epoch: Cell::new(0),
+            windows: RefCell::new(None),
         }
     }
 
@@ -80,21 +91,41 @@ impl DurableObject for LiveChannelObject {
     }
 
     async fn websocket_message(&self, ws: WebSocket, message: WebSocketIncomingMessage) -> worker::Result<()> {
-        // Subscribers only listen; tell them so rather than ignoring what they send.
-        let error = match message {
-            WebSocketIncomingMessage::String(_) => ApiError::new(ErrorCode::UnknownFrameType, "the live channel takes no frames; publish over HTTP"),
-            WebSocketIncomingMessage::Binary(_) => ApiError::new(ErrorCode::BinaryNotSupported, "binary frames are not supported"),
+        // Subscribers only acknowledge; anything else gets an error frame (which counts as sent).
+        let tag = self.subscriber_tag(&ws);
+        let outcome = match message {
+            WebSocketIncomingMessage::String(text) => live::parse_subscriber_frame(&text),
+            WebSocketIncomingMessage::Binary(_) => Err(ApiError::new(ErrorCode::BinaryNotSupported, "binary frames are not supported")),
         };
-        let _ = ws.send_with_str(error.to_frame(None));
+        let error = match (outcome, &tag) {
+            (Ok(received), Some(tag)) => {
+                let mut windows = self.windows_mut();
+                match windows.get_mut(tag) {
+                    Some(w) => w.ack(received).err(),
+                    None => None,
+                }
+            }
+            (Ok(_), None) => None,
+            (Err(e), _) => Some(e),
+        };
+        if let Some(e) = error {
+            let frame = e.to_frame(None);
+            let _ = ws.send_with_str(&frame);
+            if let Some(tag) = tag {
+                self.count_sent(&[tag], frame.len());
+            }
+        }
         Ok(())
     }
 
     async fn websocket_close(&self, ws: WebSocket, _code: usize, _reason: String, _was_clean: bool) -> worker::Result<()> {
+        self.forget(&ws);
         let _ = ws.close(Some(1000), Some("closed"));
         Ok(())
     }
 
     async fn websocket_error(&self, ws: WebSocket, _error: worker::Error) -> worker::Result<()> {
+        self.forget(&ws);
         let _ = ws.close(Some(switchboard_core::limits::close::INTERNAL), Some("socket error"));
         Ok(())
     }
@@ -134,8 +165,86 @@ impl LiveChannelObject {
         Ok(sandbox)
     }
 
+    /// Sends `line` to every subscriber (one call into the runtime), then counts it against each
+    /// subscriber's window and closes those that left more than a window unacknowledged.
     fn broadcast(&self, line: &str) {
         platform::broadcast(&self.raw_state, line);
+        let overrun: Vec<String> = self
+            .windows_mut()
+            .iter_mut()
+            .filter_map(|(tag, w)| (w.sent(line.len()) == WindowState::Overrun).then(|| tag.clone()))
+            .collect();
+        for tag in overrun {
+            self.close_too_slow(&tag);
+        }
+    }
+
+    /// Waits until every subscriber's window has room for a frame of `bytes` (their acks arrive
+    /// meanwhile), at most `STALL_GRACE_MS`; then closes the subscribers still full. Reading the
+    /// publish body pauses meanwhile, so the publisher is slowed, never a subscriber's data dropped.
+    async fn make_room(&self, bytes: usize) {
+        let deadline = platform::now_ms() + live::STALL_GRACE_MS;
+        loop {
+            let full: Vec<String> = self.windows_mut().iter().filter(|(_, w)| !w.has_room(bytes)).map(|(t, _)| t.clone()).collect();
+            if full.is_empty() {
+                return;
+            }
+            if platform::now_ms() >= deadline {
+                for tag in full {
+                    self.close_too_slow(&tag);
+                }
+                return;
+            }
+            worker::Delay::from(std::time::Duration::from_millis(ROOM_POLL_MS)).await;
+        }
+    }
+
+    /// Counts one frame of `bytes` sent to each of `tags`, closing any it overruns.
+    fn count_sent(&self, tags: &[String], bytes: usize) {
+        let mut overrun = Vec::new();
+        {
+            let mut windows = self.windows_mut();
+            for tag in tags {
+                if let Some(w) = windows.get_mut(tag) {
+                    if w.sent(bytes) == WindowState::Overrun {
+                        overrun.push(tag.clone());
+                    }
+                }
+            }
+        }
+        for tag in overrun {
+            self.close_too_slow(&tag);
+        }
+    }
+
+    fn close_too_slow(&self, tag: &str) {
+        self.windows_mut().remove(tag);
+        for ws in self.state.get_websockets_with_tag(tag) {
+            let _ = ws.close(Some(close::TOO_SLOW), Some("too many frames unacknowledged"));
+        }
+    }
+
+    /// The subscribers' windows, built from the sockets' tags the first time after the object started.
+    fn windows_mut(&self) -> std::cell::RefMut<'_, HashMap<String, SubscriberWindow>> {
+        if self.windows.borrow().is_none() {
+            let built: HashMap<String, SubscriberWindow> = platform::socket_tags(&self.raw_state)
+                .into_iter()
+                .filter(|t| t.starts_with(SUBSCRIBER_TAG_PREFIX))
+                .map(|t| (t, SubscriberWindow::default()))
+                .collect();
+            *self.windows.borrow_mut() = Some(built);
+        }
+        std::cell::RefMut::map(self.windows.borrow_mut(), |w| w.get_or_insert_with(HashMap::new))
+    }
+
+    fn subscriber_tag(&self, ws: &WebSocket) -> Option<String> {
+        self.state.get_tags(ws).into_iter().find(|t| t.starts_with(SUBSCRIBER_TAG_PREFIX))
+    }
+
+    fn forget(&self, ws: &WebSocket) {
+        if let Some(tag) = self.subscriber_tag(ws) {
+            self.windows_mut().remove(&tag);
+        }
     }
 
     /// Closes every subscriber with 4002 and stops the publishes in progress.
@@ -144,6 +253,7 @@ impl LiveChannelObject {
         for ws in self.state.get_websockets() {
             let _ = ws.close(Some(close::BOT_OFFLINE), Some("bot is not online"));
         }
+        self.windows_mut().clear();
         ResponseBuilder::new().with_status(204).empty()
     }
 
@@ -167,12 +277,22 @@ impl LiveChannelObject {
                 let _ = server.close(Some(code), Some(reason));
             }
             None => {
-                self.state.accept_web_socket(&server);
+                let tag = format!("{SUBSCRIBER_TAG_PREFIX}{}", platform::nonce());
+                // The window map is built (from the existing sockets) before this one is accepted,
+                // so the new subscriber is added exactly once.
+                self.windows_mut().insert(tag.clone(), SubscriberWindow::default());
+                self.state.accept_websocket_with_tags(&server, &[tag.as_str()]);
                 // A late joiner first gets what the publishes in progress have sent so far.
+                let mut sizes = Vec::new();
                 for buffer in self.publishes.borrow().values() {
                     for line in buffer.lines() {
                         let _ = server.send_with_str(line);
+                        sizes.push(line.len());
                     }
+                }
+                let tags = [tag];
+                for bytes in sizes {
+                    self.count_sent(&tags, bytes);
                 }
             }
         }
@@ -251,22 +371,23 @@ impl LiveChannelObject {
                 continue;
             }
             let lines = splitter.push(&chunk);
-            self.deliver(id, lines.into_iter(), &mut tally, &mut committed);
+            self.deliver(id, lines.into_iter(), &mut tally, &mut committed).await;
         }
         if went_offline {
             return Err(ApiError::new(ErrorCode::BotOffline, "the conversation's bot went offline"));
         }
         if !discard {
             let last = splitter.finish();
-            self.deliver(id, last.into_iter(), &mut tally, &mut committed);
+            self.deliver(id, last.into_iter(), &mut tally, &mut committed).await;
         }
         Ok((tally, committed))
     }
 
-    fn deliver(&self, id: u64, lines: impl Iterator<Item = Line>, tally: &mut Tally, committed: &mut Option<live::FinalLine>) {
+    async fn deliver(&self, id: u64, lines: impl Iterator<Item = Line>, tally: &mut Tally, committed: &mut Option<live::FinalLine>) {
         for line in lines {
             tally.count(&line);
             if let Line::Json(text) = line {
+                self.make_room(text.len()).await;
                 self.broadcast(&text);
                 if let Some(buffer) = self.publishes.borrow_mut().get_mut(&id) {
                     buffer.push(&text);

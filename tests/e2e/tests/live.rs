@@ -49,6 +49,42 @@ async fn subscribe(api: &Api, conv: &str, who: &Who) -> Ws {
     }
 }
 
+/// Publishes `body` in the background while the test reads.
+fn publish_in_background(api: &Api, conv: &str, who: &Who, body: String) -> tokio::task::JoinHandle<Resp> {
+    let (api, conv, who) = (api.clone(), conv.to_string(), who.clone());
+    tokio::spawn(async move { publish_ndjson(&api, &conv, &who, &body).await })
+}
+
+/// Reads `n` lines `{"i": 0..n}` in order, acknowledging every `every` frames.
+async fn read_acking(ws: &mut Ws, n: usize, every: usize) {
+    for i in 0..n {
+        let v = ws.next_json(Duration::from_secs(30)).await;
+        assert_eq!(v["i"], json!(i), "line {i} in order");
+        if (i + 1) % every == 0 {
+            ws.send_json(&json!({ "type": "ack", "received": i + 1 })).await;
+        }
+    }
+}
+
+/// Reads lines `{"i": 0..}` in order up to a close frame, which must be 4008; answers how many.
+async fn lines_until_too_slow(ws: &mut Ws) -> usize {
+    let mut got = 0usize;
+    loop {
+        match ws.next_frame(Duration::from_secs(30)).await {
+            Some(Frame::Text(t)) => {
+                let v: Value = serde_json::from_str(&t).expect("json line");
+                assert_eq!(v["i"], json!(got), "line {got} in order");
+                got += 1;
+            }
+            Some(Frame::Close(code, _)) => {
+                assert_eq!(code, 4008, "closed as too slow");
+                return got;
+            }
+            other => panic!("expected lines then close 4008, got {other:?} after {got} lines"),
+        }
+    }
+}
+
 fn publish_path(conv: &str) -> String {
     format!("/v1/conversations/{conv}/publish")
 }
@@ -301,7 +337,13 @@ async fn live_socket_frames_and_access() {
     assert_eq!(live.next_frame(FRAME_TIMEOUT).await, Some(Frame::Text("pong".into())));
     live.send_json(&json!({ "type": "hello" })).await;
     let f = live.next_json(FRAME_TIMEOUT).await;
-    assert_eq!(f["type"], json!("error"), "{f}");
+    assert_eq!((f["type"].as_str(), f["code"].as_str()), (Some("error"), Some("unknown_frame_type")), "{f}");
+    // An ack counting more frames than were sent (one: the error above) is refused; a right one is silent.
+    live.send_json(&json!({ "type": "ack", "received": 5 })).await;
+    let f = live.next_json(FRAME_TIMEOUT).await;
+    assert_eq!((f["type"].as_str(), f["code"].as_str()), (Some("error"), Some("invalid_request")), "{f}");
+    live.send_json(&json!({ "type": "ack", "received": 2 })).await;
+    live.expect_no_frame(Duration::from_millis(300)).await;
 
     // ticket auth
     let ticket = api.ticket(&alice).await;
@@ -345,27 +387,57 @@ async fn idle_publish_ends_with_idle_timeout() {
     assert!(b["messageId"].is_null(), "{b}");
 }
 
-/// A subscriber that stops reading does not hold the others back: with one subscriber that never
-/// reads its socket (its TCP buffers fill up), a publish of ~30 MB still reaches the reading
-/// subscriber whole and in order, and the publish completes.
+/// A subscriber that stops reading holds the others back at most once, for the stall grace (2 s),
+/// and is then closed (4008): the window (4 MiB or 4,096 frames unacknowledged) fills, the publish
+/// waits for its acks, none come. With one subscriber that never reads its socket, a publish of
+/// ~30 MB still reaches the reading subscriber (which acknowledges as it reads) whole and in order,
+/// the publish completes, and the stalled subscriber, when it finally reads, finds the lines that fit
+/// in its window and then close 4008.
 #[tokio::test]
-async fn a_stalled_subscriber_does_not_slow_the_others() {
+async fn a_stalled_subscriber_is_closed_and_the_others_get_everything() {
     let Room { api, alice, bob, bot, conv, .. } = room().await;
-    let _stalled = subscribe(&api, &conv, &alice).await; // never read from again
+    let mut stalled = subscribe(&api, &conv, &alice).await; // not read until the publish is over
     let mut reader = subscribe(&api, &conv, &bob).await;
     let pad = "x".repeat(60_000);
     let n = 500;
     let body: String = (0..n).map(|i| format!("{{\"i\":{i},\"pad\":\"{pad}\"}}\n")).collect();
-    let publish = {
-        let api = api.clone();
-        let conv = conv.clone();
-        let bot = bot.clone();
-        tokio::spawn(async move { publish_ndjson(&api, &conv, &bot, &body).await })
-    };
-    for i in 0..n {
-        let v = reader.next_json(Duration::from_secs(30)).await;
-        assert_eq!(v["i"], json!(i), "line {i} in order");
-    }
+    // How many lines (frames, without their newline) fit in the 4 MiB window.
+    let window_lines = body
+        .lines()
+        .scan(0usize, |total, l| {
+            *total += l.len();
+            Some(*total)
+        })
+        .take_while(|&t| t <= 4 * 1024 * 1024)
+        .count();
+    let publish = publish_in_background(&api, &conv, &bot, body);
+    read_acking(&mut reader, n, 8).await;
     let r = publish.await.expect("publish task");
     assert_eq!(r.expect(200)["delivered"], json!(n), "{}", r.text);
+
+    // The stalled subscriber got the lines that fit in its window, in order, then 4008.
+    let got = lines_until_too_slow(&mut stalled).await;
+    assert_eq!(got, window_lines, "the lines that fit in the 4 MiB window, then the close");
+    // The acknowledging reader was never closed.
+    reader.send_text("ping").await;
+    assert_eq!(reader.next_frame(FRAME_TIMEOUT).await, Some(Frame::Text("pong".into())));
+}
+
+/// A subscriber that reads but never acknowledges is closed after the window's 4,096 frames, and
+/// one that acknowledges is not, however many frames go by (the publish waits for its acks).
+#[tokio::test]
+async fn a_subscriber_that_never_acknowledges_is_closed_after_the_frame_window() {
+    let Room { api, alice, bob, bot, conv, .. } = room().await;
+    let mut silent = subscribe(&api, &conv, &alice).await;
+    let mut acking = subscribe(&api, &conv, &bob).await;
+    let n = 5000usize;
+    let body: String = (0..n).map(|i| format!("{{\"i\":{i}}}\n")).collect();
+    let publish = publish_in_background(&api, &conv, &bot, body);
+    read_acking(&mut acking, n, 100).await;
+    let r = publish.await.expect("publish task");
+    assert_eq!(r.expect(200)["delivered"], json!(n), "{}", r.text);
+    let got = lines_until_too_slow(&mut silent).await;
+    assert_eq!(got, 4096, "the window's frames, then the close");
+    acking.send_text("ping").await;
+    assert_eq!(acking.next_frame(FRAME_TIMEOUT).await, Some(Frame::Text("pong".into())));
 }
