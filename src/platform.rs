@@ -55,6 +55,8 @@ mod web_sys_socket {
 }
 
 #[wasm_bindgen(inline_js = "export function broadcast_all(state, frame) { let n = 0; for (const ws of state.getWebSockets()) { try { ws.send(frame); n++; } catch (_) {} } return n; }
+export function attachment_members(state) { const out = []; for (const ws of state.getWebSockets()) { try { const a = ws.deserializeAttachment(); if (a && typeof a.member === 'string') out.push(a.member); } catch (_) {} } return JSON.stringify(out); }
+export function close_member(state, member, code, reason) { let n = 0; for (const ws of state.getWebSockets()) { try { const a = ws.deserializeAttachment(); if (a && a.member === member) { ws.close(code, reason); n++; } } catch (_) {} } return n; }
 export function first_tags(state) { const out = []; for (const ws of state.getWebSockets()) { try { const t = state.getTags(ws); if (t.length > 0) out.push(t[0]); } catch (_) {} } return JSON.stringify(out); }")]
 extern "C" {
     /// Sends one frame to every socket of a Durable Object in a single call: the frame crosses the
@@ -63,6 +65,10 @@ extern "C" {
     fn broadcast_all(state: &JsValue, frame: &str) -> u32;
     /// The first tag of every socket of a Durable Object, as one JSON array.
     fn first_tags(state: &JsValue) -> String;
+    /// The `member` of every socket's attachment, as one JSON array.
+    fn attachment_members(state: &JsValue) -> String;
+    /// Closes every socket whose attachment's `member` is `member`; answers how many.
+    fn close_member(state: &JsValue, member: &str, code: u16, reason: &str) -> u32;
 }
 
 /// Broadcasts `frame` to every socket of the object whose JavaScript state is `state`; answers how
@@ -75,4 +81,15 @@ pub fn broadcast(state: &JsValue, frame: &str) -> u32 {
 /// sockets never cross into Rust).
 pub fn socket_tags(state: &JsValue) -> Vec<String> {
     serde_json::from_str(&first_tags(state)).unwrap_or_default()
+}
+
+/// The `member` field of every socket's attachment, for objects that do not tag their sockets (a tag
+/// costs the runtime memory per socket; the attachment is there anyway).
+pub fn socket_members(state: &JsValue) -> Vec<String> {
+    serde_json::from_str(&attachment_members(state)).unwrap_or_default()
+}
+
+/// Closes every socket whose attachment names `member`, with `code` and `reason`.
+pub fn close_sockets_of(state: &JsValue, member: &str, code: u16, reason: &str) -> u32 {
+    close_member(state, member, code, reason)
 }
