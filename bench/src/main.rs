@@ -33,6 +33,10 @@ pub struct Config {
     pub http_n: usize,
     pub memory_sockets: Vec<usize>,
     pub memory_runs: usize,
+    /// Idle sockets opened (and hibernated) before the memory baseline is taken, so what is
+    /// measured is the cost of more sockets, not the server's one-time warm-up (code compiled on
+    /// the connect path, heaps grown to their working size).
+    pub memory_warmup: usize,
     pub hibernate_wait: Duration,
     pub first_cycles: usize,
     pub serve_core: String,
@@ -58,7 +62,7 @@ const USAGE: &str = "usage: switchboard-bench [run] [--out DIR] [--build DIR] [-
   [--servers ours,room,ceiling] [--scenarios fanout,http,memory,first,sizes] [--runs 3]
   [--max-members 1000 (members of the conversation: min(N, this); sockets beyond reuse members)]
   [--sat-secs 1.5] [--lat-secs 1.5] [--warm-secs 0.5] [--http-n 1000] [--memory-sockets 1000,5000]
-  [--memory-runs 3] [--hibernate-wait 11] [--first-cycles 3] [--serve-core 0] [--serve-var NAME=VALUE]...
+  [--memory-runs 3] [--memory-warmup 100] [--hibernate-wait 11] [--first-cycles 3] [--serve-core 0] [--serve-var NAME=VALUE]...
   [--variant ours-NAME[=BUILD_DIR][,VAR=VALUE...]]... (another copy of our worker, measured beside ours)
   [--notifications stub|absent] [--noisy 0.2] [--retries 2] [--retry-budget 40] [--quick]
 switchboard-bench load --server ours --n 1000 --secs 20 --mode socket|http [--inspector PORT] [--serve-var ..]
@@ -87,6 +91,7 @@ fn parse_args() -> Result<Config, String> {
         http_n: 1000,
         memory_sockets: vec![1000, 5000],
         memory_runs: 3,
+        memory_warmup: 100,
         hibernate_wait: Duration::from_secs(11),
         first_cycles: 3,
         serve_core: "0".into(),
@@ -135,6 +140,7 @@ fn parse_args() -> Result<Config, String> {
             "--http-n" => c.http_n = val()?.parse().map_err(|_| "bad --http-n")?,
             "--memory-sockets" => c.memory_sockets = parse_list(&val()?)?,
             "--memory-runs" => c.memory_runs = val()?.parse().map_err(|_| "bad --memory-runs")?,
+            "--memory-warmup" => c.memory_warmup = val()?.parse().map_err(|_| "bad --memory-warmup")?,
             "--hibernate-wait" => c.hibernate_wait = secs(val()?)?,
             "--first-cycles" => c.first_cycles = val()?.parse().map_err(|_| "bad --first-cycles")?,
             "--serve-core" => c.serve_core = val()?,

@@ -124,6 +124,9 @@ pub struct MemoryRow {
     pub rss_base_mib: Option<Agg>,
     pub rss_mib: Option<Agg>,
     pub hibernated_after_s: f64,
+    /// Idle sockets already open (and hibernated) when the baseline was taken.
+    #[serde(default)]
+    pub warmup_sockets: usize,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -323,6 +326,7 @@ pub fn markdown(r: &Results) -> String {
     }
     if !r.memory.is_empty() {
         let _ = writeln!(s, "\n### Memory per idle hibernated socket (workerd RSS delta)\n");
+        let _ = writeln!(s, "RSS growth from a warm baseline (taken after {} idle sockets were open and hibernated) to that many more idle sockets, divided by their number.\n", r.memory[0].warmup_sockets);
         let _ = writeln!(s, "| sockets | server | KiB per socket | RSS before MiB | RSS after MiB |");
         let _ = writeln!(s, "|---:|---|---:|---:|---:|");
         for m in &r.memory {

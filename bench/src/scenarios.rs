@@ -329,8 +329,14 @@ impl Fanout<'_> {
                 .iter()
                 .map(|l| common.unwrap_or_else(|| cfg.fixed_rate.unwrap_or_else(|| pace::half_rate(l.row.msgs_per_s.map(|a| a.median).unwrap_or(1.0), 0.5))))
                 .collect();
-            for i in 0..cfg.runs {
-                for (j, l) in live.iter_mut().enumerate() {
+            // Each server's latency runs back to back, ours last: our worker leaves background
+            // work behind (list-flush passes to members' objects) that must not land in another
+            // server's latency runs; its own runs carry it, as they should.
+            let mut order: Vec<usize> = (0..live.len()).collect();
+            order.sort_by_key(|&j| net::is_ours(&live[j].row.server));
+            for &j in &order {
+                for i in 0..cfg.runs {
+                    let l = &mut live[j];
                     let send = self.sender(&l.conv, &l.http);
                     let c = Ctx { serve: self.serve, tracker: l.tracker.clone(), n, window };
                     let mut attempt = 0;
@@ -397,7 +403,12 @@ impl Fanout<'_> {
 
     /// Before a run of `next`: wait until workerd is idle, longer after a run of our worker.
     async fn settle(&mut self, next: &str) {
+        let t = Instant::now();
         self.serve.quiesce_for(if self.after_ours { 8 } else { 2 }).await;
+        let waited = t.elapsed().as_secs_f64();
+        if waited > 3.0 {
+            say(format!("waited {waited:.1} s for workerd to be idle before a run of {next}"));
+        }
         self.after_ours = net::is_ours(next);
     }
 
@@ -459,6 +470,7 @@ async fn memory(cfg: &Config, toks: &[String]) -> Res<Vec<MemoryRow>> {
                     rss_base_mib: agg(v.iter().map(|x| x.1)),
                     rss_mib: agg(v.iter().map(|x| x.2)),
                     hibernated_after_s: cfg.hibernate_wait.as_secs_f64(),
+                    warmup_sockets: cfg.memory_warmup.max(1),
                 });
             }
         }
@@ -475,18 +487,21 @@ async fn memory_one(cfg: &Config, template: &Path, server: &str, mut conv: Conv,
     conv.base = serve.base(server).to_string();
     let tracker = Tracker::new();
     let result = async {
-        // One socket first: the object and the isolate exist before the baseline.
-        let mut sockets = Sockets::open_many(&conv, toks, 0..1, tracker.clone()).await?;
+        // Warm-up sockets first, hibernated like the rest: the object and the isolate exist, the
+        // connect path is compiled and the heaps have grown to their working size before the
+        // baseline, so the delta is what more sockets cost.
+        let warmup = cfg.memory_warmup.max(1);
+        let mut sockets = Sockets::open_many(&conv, toks, 0..warmup, tracker.clone()).await?;
         serve.quiesce().await;
-        tokio::time::sleep(Duration::from_secs(1)).await;
+        tokio::time::sleep(cfg.hibernate_wait).await;
         let base = cpu::rss_kib(serve.workerd).ok_or("no workerd RSS")? as f64;
         let mut out = Vec::new();
-        let mut open = 1;
+        let mut open = warmup;
         let mut targets = cfg.memory_sockets.clone();
         targets.sort_unstable();
         for target in targets {
-            sockets.extend(&conv, toks, open..target + 1).await?;
-            open = target + 1;
+            sockets.extend(&conv, toks, open..warmup + target).await?;
+            open = warmup + target;
             serve.quiesce().await;
             // The object hibernates after ~10 s without events.
             tokio::time::sleep(cfg.hibernate_wait).await;
