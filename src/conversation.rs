@@ -69,10 +69,9 @@ CREATE TABLE IF NOT EXISTS list_flush (id INTEGER PRIMARY KEY CHECK (id = 1), pa
 /// Members' objects told of new activity at once during a list flush; small, so that other requests
 /// keep being answered while a big room's flush runs.
 const FLUSH_CONCURRENCY: usize = 8;
-/// Members told per alarm run, so one run stays far below the per-invocation subrequest limit.
-const FLUSH_BATCH: usize = 100;
-/// The pause between two batches of one flush pass.
-const FLUSH_BATCH_GAP_MS: i64 = 100;
+/// Members told per alarm run, so one run stays far below the per-invocation subrequest limit. The
+/// batches of a pass are spread over a flush period (`alarm::flush_batch_gap_ms`).
+const FLUSH_BATCH: usize = 50;
 
 /// What one alarm run's list-flush step did.
 enum FlushStep {
@@ -1040,7 +1039,10 @@ impl ConversationObject {
         if let Ok(Some(meta)) = self.meta() {
             match self.flush_batch(&meta).await {
                 FlushStep::Idle => {}
-                FlushStep::More => flush_at = Some(platform::now_ms() + FLUSH_BATCH_GAP_MS),
+                FlushStep::More => {
+                    let members = self.active_roster().map(|r| r.len()).unwrap_or(0);
+                    flush_at = Some(platform::now_ms() + alarm::flush_batch_gap_ms(members, FLUSH_BATCH, self.flush_delay_ms()));
+                }
                 FlushStep::Failed => flush_at = Some(platform::now_ms() + self.flush_delay_ms().max(1000) * 5),
                 FlushStep::Done => {
                     let dirty = self.scalar("SELECT list_version > list_flushed AS v FROM conversation", vec![]).ok().flatten().unwrap_or(0);

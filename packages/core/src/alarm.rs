@@ -19,9 +19,32 @@ pub fn should_set(current: Option<i64>, wanted: Option<i64>) -> bool {
     }
 }
 
+/// The shortest pause between two batches of a list-flush pass.
+pub const MIN_FLUSH_BATCH_GAP_MS: i64 = 100;
+
+/// The pause between two batches of one list-flush pass over `members` members, `batch` at a time,
+/// when passes start `period_ms` apart: the pass is spread over about one period, so a big room's
+/// calls to its members' objects come as a steady trickle rather than a burst that delays the
+/// room's own messages. Never below `MIN_FLUSH_BATCH_GAP_MS`.
+pub fn flush_batch_gap_ms(members: usize, batch: usize, period_ms: i64) -> i64 {
+    let batches = members.div_ceil(batch.max(1)).max(1) as i64;
+    (period_ms / batches).max(MIN_FLUSH_BATCH_GAP_MS)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn flush_passes_spread_over_a_period() {
+        // 1,000 members, 50 a batch, an 11 s period: 20 batches 550 ms apart.
+        assert_eq!(flush_batch_gap_ms(1000, 50, 11_000), 550);
+        assert_eq!(flush_batch_gap_ms(1001, 50, 11_000), 523);
+        // Small rooms and short periods keep the floor.
+        assert_eq!(flush_batch_gap_ms(10, 50, 1_000), 1_000);
+        assert_eq!(flush_batch_gap_ms(1000, 50, 100), MIN_FLUSH_BATCH_GAP_MS);
+        assert_eq!(flush_batch_gap_ms(0, 0, 0), MIN_FLUSH_BATCH_GAP_MS);
+    }
 
     #[test]
     fn picks_earliest() {
