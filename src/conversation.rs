@@ -1136,12 +1136,10 @@ impl ConversationObject {
         }
     }
 
-    /// How long new activity waits before members' lists learn of it: `ACTIVITY_FLUSH_MS`, stretched
-    /// by one step per 100 members so a big room costs its members' objects at most about one call
-    /// per member every (members / 100) flush periods, whatever the message rate.
+    /// How long new activity waits before members' lists learn of it (`alarm::flush_period_ms`).
     fn flush_delay_ms(&self) -> i64 {
-        let members = self.active_roster().map(|r| r.len() as i64).unwrap_or(0);
-        config::activity_flush_ms(&self.env) * (1 + members / 100)
+        let members = self.active_roster().map(|r| r.len()).unwrap_or(0);
+        alarm::flush_period_ms(config::activity_flush_ms(&self.env), members)
     }
 
     // ----------------------------------------------------------------------------------------------

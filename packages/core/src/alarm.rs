@@ -19,6 +19,17 @@ pub fn should_set(current: Option<i64>, wanted: Option<i64>) -> bool {
     }
 }
 
+/// Members per step by which a conversation's list-flush period is stretched.
+pub const FLUSH_STEP_MEMBERS: usize = 25;
+
+/// How long new activity waits before members' lists learn of it: `base_ms`, stretched by one step
+/// per `FLUSH_STEP_MEMBERS` members. A pass costs one call per member, so a big room flushes less
+/// often: its members' objects see about one call each per period, whatever the message rate, and
+/// the passes stay a small share of the room's work (1,000 members: 41 periods of 1 s).
+pub fn flush_period_ms(base_ms: i64, members: usize) -> i64 {
+    base_ms.max(0) * (1 + (members / FLUSH_STEP_MEMBERS) as i64)
+}
+
 /// The shortest pause between two batches of a list-flush pass.
 pub const MIN_FLUSH_BATCH_GAP_MS: i64 = 100;
 
@@ -34,6 +45,15 @@ pub fn flush_batch_gap_ms(members: usize, batch: usize, period_ms: i64) -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn flush_period_grows_with_the_room() {
+        assert_eq!(flush_period_ms(1_000, 2), 1_000);
+        assert_eq!(flush_period_ms(1_000, 25), 2_000);
+        assert_eq!(flush_period_ms(1_000, 100), 5_000);
+        assert_eq!(flush_period_ms(1_000, 1_000), 41_000);
+        assert_eq!(flush_period_ms(-5, 1_000), 0);
+    }
 
     #[test]
     fn flush_passes_spread_over_a_period() {
