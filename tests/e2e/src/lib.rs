@@ -697,6 +697,11 @@ impl Server {
         let mut log = self.log_file();
         let _ = writeln!(log, "=== e2e: wrangler dev on 127.0.0.1:{} ({})", self.port, now_ms());
         let mut cmd = wrangler_cmd(&root);
+        // Each server its own dev registry: with the shared one (~/.config/.wrangler/registry),
+        // every other running `wrangler dev` reloads its runtime whenever a server starts or stops,
+        // and a request in flight during that reload is answered 503 "Your worker restarted
+        // mid-request". The workers of one server find each other through their own registry.
+        cmd.env("WRANGLER_REGISTRY_PATH", self.run_dir.join("registry"));
         cmd.arg("dev");
         for config in &self.configs {
             cmd.arg("-c").arg(config);
