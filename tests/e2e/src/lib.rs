@@ -422,6 +422,10 @@ fn ensure_built() {
 // Server
 // ---------------------------------------------------------------------------------------------
 
+/// How `wrangler dev`'s proxy answers a non-GET request that was in flight when it reloaded the
+/// local runtime.
+const DEV_PROXY_RESTARTED: &str = "Your worker restarted mid-request";
+
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0").local_addr().unwrap().port()
 }
@@ -955,20 +959,33 @@ impl Api {
     }
 
     /// Sends a request with an optional bearer token and a raw body (sent as JSON content).
+    ///
+    /// A request that `wrangler dev`'s own proxy answers "Your worker restarted mid-request" (its
+    /// local runtime was reloaded under the request; wrangler retries only GET and HEAD itself) is
+    /// sent again, at most twice, and the retry is logged. That answer never comes from our worker.
     pub async fn send_raw(&self, method: &str, path: &str, token: Option<&str>, body: Option<String>) -> Resp {
-        let m = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
-        let mut req = self.http.request(m, format!("{}{}", self.base, path));
-        if let Some(t) = token {
-            req = req.header("authorization", format!("Bearer {t}"));
+        let mut attempt = 0;
+        loop {
+            let m = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
+            let mut req = self.http.request(m, format!("{}{}", self.base, path));
+            if let Some(t) = token {
+                req = req.header("authorization", format!("Bearer {t}"));
+            }
+            if let Some(b) = &body {
+                req = req.header("content-type", "application/json").body(b.clone());
+            }
+            let resp = req.send().await.unwrap_or_else(|e| panic!("{method} {path}: request failed: {e}"));
+            let status = resp.status().as_u16();
+            let text = resp.text().await.unwrap_or_else(|e| panic!("{method} {path}: reading body failed: {e}"));
+            if status == 503 && text.starts_with(DEV_PROXY_RESTARTED) && attempt < 2 {
+                attempt += 1;
+                eprintln!("e2e: {method} {path}: wrangler dev reloaded its runtime mid-request; sending again ({attempt})");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                continue;
+            }
+            let body = serde_json::from_str(&text).unwrap_or(Value::Null);
+            return Resp { method: method.to_string(), path: path.to_string(), status, body, text };
         }
-        if let Some(b) = body {
-            req = req.header("content-type", "application/json").body(b);
-        }
-        let resp = req.send().await.unwrap_or_else(|e| panic!("{method} {path}: request failed: {e}"));
-        let status = resp.status().as_u16();
-        let text = resp.text().await.unwrap_or_else(|e| panic!("{method} {path}: reading body failed: {e}"));
-        let body = serde_json::from_str(&text).unwrap_or(Value::Null);
-        Resp { method: method.to_string(), path: path.to_string(), status, body, text }
     }
 
     pub async fn send(&self, method: &str, path: &str, token: Option<&str>, body: Option<&Value>) -> Resp {
