@@ -282,15 +282,8 @@ impl Fanout<'_> {
                                 if r.stalled { " STALLED" } else { "" },
                                 if noisy { " (machine busy)" } else { "" },
                             ));
-                            if noisy && attempt < cfg.retries && self.retry_budget > 0 {
-                                self.retry_budget -= 1;
-                                attempt += 1;
-                                l.row.retried_runs += 1;
-                                tokio::time::sleep(Duration::from_secs(1)).await;
+                            if self.repeat_if_noisy(noisy, &mut attempt, &mut l.row).await {
                                 continue;
-                            }
-                            if noisy {
-                                l.row.noisy_runs += 1;
                             }
                             if r.stalled {
                                 l.row.errors.push(format!("saturation run {} did not drain", i + 1));
@@ -360,15 +353,8 @@ impl Fanout<'_> {
                                     r.other_cpu * 100.0,
                                     if noisy { " (machine busy)" } else { "" },
                                 ));
-                                if noisy && attempt < cfg.retries && self.retry_budget > 0 {
-                                self.retry_budget -= 1;
-                                    attempt += 1;
-                                    l.row.retried_runs += 1;
-                                    tokio::time::sleep(Duration::from_secs(1)).await;
+                                if self.repeat_if_noisy(noisy, &mut attempt, &mut l.row).await {
                                     continue;
-                                }
-                                if noisy {
-                                    l.row.noisy_runs += 1;
                                 }
                                 if r.delivered_ratio < 0.999 {
                                     l.row.errors.push(format!("latency run {} ({basis}) delivered {:.3} of expected", i + 1, r.delivered_ratio));
@@ -402,6 +388,22 @@ impl Fanout<'_> {
     }
 
     /// Before a run of `next`: wait until workerd is idle, longer after a run of our worker.
+    /// After a run: when other processes kept the machine busy and retries are left (per run and for
+    /// the suite), counts a repeat, pauses and answers true; otherwise counts a kept noisy run.
+    async fn repeat_if_noisy(&mut self, noisy: bool, attempt: &mut usize, row: &mut FanoutRow) -> bool {
+        if noisy && *attempt < self.cfg.retries && self.retry_budget > 0 {
+            self.retry_budget -= 1;
+            *attempt += 1;
+            row.retried_runs += 1;
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            return true;
+        }
+        if noisy {
+            row.noisy_runs += 1;
+        }
+        false
+    }
+
     async fn settle(&mut self, next: &str) {
         let t = Instant::now();
         self.serve.quiesce_for(if self.after_ours { 8 } else { 2 }).await;
