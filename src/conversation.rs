@@ -88,7 +88,7 @@ struct Attachment {
     connected_at: i64,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 struct MetaRow {
     id: String,
     sandbox_id: String,
@@ -153,6 +153,9 @@ pub struct ConversationObject {
     connected: RefCell<ConnectedMembers>,
     /// Storage read once and kept in memory until this object changes it (see `Cached`).
     cached: Cached,
+    /// `IDEM_TTL_MS` and `ACTIVITY_FLUSH_MS`, read once (vars change only with a new deployment).
+    idem_ttl_ms: i64,
+    activity_flush_ms: i64,
 }
 
 /// What the send path would otherwise read from SQLite on every message. Each field is `None` until
@@ -167,6 +170,14 @@ struct Cached {
     watchers: RefCell<Option<Rc<Vec<String>>>>,
     /// The newest message id (for the next monotonic ULID). Set by each insert.
     last_message_id: RefCell<Option<String>>,
+    /// The conversation row. Dropped by every write to it through `exec`; the two writes of every
+    /// send (activity, seq) update it in place instead (`touch_activity`, `next_seq`).
+    meta: RefCell<Option<MetaRow>>,
+}
+
+/// Whether a statement writes the conversation row (and so invalidates `Cached::meta`).
+fn writes_conversation_row(query: &str) -> bool {
+    query.starts_with("UPDATE conversation ") || query.starts_with("INSERT INTO conversation ") || query.starts_with("DELETE FROM conversation")
 }
 
 /// An event on its way to watchers' hubs.
@@ -202,7 +213,6 @@ impl DurableObject for ConversationObject {
         ConversationObject {
             state,
             raw_state,
-            env,
             sql,
             alarm_at: Cell::new(None),
             outbox: RefCell::new(VecDeque::new()),
@@ -210,6 +220,9 @@ impl DurableObject for ConversationObject {
             stubs: RefCell::new(HashMap::new()),
             connected: RefCell::new(ConnectedMembers::new()),
             cached: Cached::default(),
+            idem_ttl_ms: config::idem_ttl_ms(&env),
+            activity_flush_ms: config::activity_flush_ms(&env),
+            env,
         }
     }
 
@@ -347,7 +360,7 @@ impl ConversationObject {
         if self.meta()?.is_some() {
             return Err(ApiError::internal("conversation id collision"));
         }
-        self.cached.roster.replace(None);
+        self.forget_roster();
         let now = platform::now_ms();
         let bot = MemberId::bot(sandbox_id)?.to_string();
         self.exec(
@@ -397,7 +410,7 @@ impl ConversationObject {
             if members.len() >= MAX_MEMBERS {
                 return Err(ApiError::invalid(format!("a conversation has at most {MAX_MEMBERS} members")));
             }
-            self.cached.roster.replace(None);
+            self.forget_roster();
             let now = platform::now_ms();
             self.exec(
                 "INSERT INTO members (member_id, kind, joined_at, left_at) VALUES (?, 'user', ?, NULL)
@@ -426,7 +439,7 @@ impl ConversationObject {
             return Err(ApiError::forbidden("the conversation's bot cannot leave it"));
         }
         let was_present = self.scalar("SELECT present AS v FROM watchers WHERE member_id = ?", vec![caller.into()])?.unwrap_or(0) != 0;
-        self.cached.roster.replace(None);
+        self.forget_roster();
         self.cached.watchers.replace(None);
         self.exec("UPDATE members SET left_at = ? WHERE member_id = ?", vec![platform::now_ms().into(), caller.into()])?;
         self.exec("DELETE FROM watchers WHERE member_id = ?", vec![caller.into()])?;
@@ -474,7 +487,7 @@ impl ConversationObject {
             None => None,
         };
         let now = platform::now_ms();
-        let ttl = config::idem_ttl_ms(&self.env);
+        let ttl = self.idem_ttl_ms;
         let mut record_expiry = None;
         if let Some(c) = &client_id {
             #[derive(Deserialize)]
@@ -514,7 +527,7 @@ impl ConversationObject {
                 vec![caller.into(), c.as_str().into(), id.as_str().into(), expires_at.into()],
             )?;
         }
-        self.exec("UPDATE conversation SET last_activity_at = ?, list_version = list_version + 1", vec![now.into()])?;
+        self.touch_activity(now)?;
         let message = Message {
             id: id.clone(),
             conversation_id: meta.id.clone(),
@@ -571,16 +584,12 @@ impl ConversationObject {
     fn push_request(&self, meta: &MetaRow, message: &Message) -> Result<Option<SendPushForConversation>, ApiError> {
         // People who might need a push: no socket open here. When every one of them is connected (a
         // busy room, a conversation both people have open) nothing is read and nothing is sent.
-        let absent: Vec<String> = {
+        let absent = {
             let roster = self.active_roster()?;
-            let connected = self.connected_members();
-            roster
-                .iter()
-                .filter(|(id, is_person)| **is_person && id.as_str() != message.sender_id && !connected.is_connected(id))
-                .map(|(id, _)| id.clone())
-                .collect()
+            self.refresh_connected();
+            self.connected.borrow_mut().absent(roster.iter().map(|(id, is_person)| (id.as_str(), *is_person)))
         };
-        if absent.is_empty() {
+        if absent.iter().all(|id| *id == message.sender_id) {
             return Ok(None);
         }
         // Their last look and hub presence: one row holding every candidate as a JSON array, so one
@@ -603,9 +612,9 @@ impl ConversationObject {
         let present: Vec<String> = decode_json_rows(present.as_deref())?;
         let last_viewed: HashMap<String, Option<i64>> = looks.into_iter().collect();
         let recipients: Vec<Recipient> = absent
-            .into_iter()
-            .filter(|id| !present.contains(id))
-            .map(|id| Recipient { last_viewed_at: last_viewed.get(&id).copied().flatten(), viewing: false, user_id: id })
+            .iter()
+            .filter(|id| **id != message.sender_id && !present.contains(id))
+            .map(|id| Recipient { last_viewed_at: last_viewed.get(id).copied().flatten(), viewing: false, user_id: id.clone() })
             .collect();
         if recipients.is_empty() {
             return Ok(None);
@@ -623,15 +632,14 @@ impl ConversationObject {
         }))
     }
 
-    /// Members with a socket open here, rebuilt from the sockets' attachments (one call into the runtime)
-    /// when the cache is new or old.
-    fn connected_members(&self) -> std::cell::Ref<'_, ConnectedMembers> {
+    /// Rebuilds the cache of members with a socket open here from the sockets' attachments (one call
+    /// into the runtime) when it is new or old.
+    fn refresh_connected(&self) {
         let now = platform::now_ms();
         if self.connected.borrow().needs_rebuild(now) {
             let members = platform::socket_members(&self.raw_state);
             self.connected.borrow_mut().rebuild(members, now);
         }
-        self.connected.borrow()
     }
 
     /// Moves the caller's read position forward (never back) and tells the members. Answers whether
@@ -802,8 +810,8 @@ impl ConversationObject {
             .map_err(|e| internal("socket attachment", e))?;
 
         let latest = meta.seq.max(0) as u64;
-        let oldest = self.scalar("SELECT MIN(seq) AS v FROM events", vec![])?.map(|v| v.max(0) as u64);
-        match replay::plan(since, latest, oldest) {
+        let min_in_log = self.scalar("SELECT MIN(seq) AS v FROM events", vec![])?.map(|v| v.max(0) as u64);
+        match replay::plan(since, latest, replay::oldest_kept(latest, min_in_log)) {
             ResumePlan::Live => {}
             ResumePlan::Resync => {
                 let _ = server.send_with_str(frames::resync(latest));
@@ -836,15 +844,12 @@ impl ConversationObject {
 
     /// Appends an event to the log (next seq) and sends the one encoded frame to every socket.
     fn emit(&self, event: Event) -> Result<u64, ApiError> {
-        let seq = self
-            .scalar("UPDATE conversation SET seq = seq + 1 RETURNING seq AS v", vec![])?
-            .ok_or_else(|| ApiError::internal("no conversation row"))?
-            .max(0) as u64;
+        let seq = self.next_seq()?;
         let payload = event.payload();
         let frame = frames::event(event.name(), &payload, seq);
         self.exec("INSERT INTO events (seq, frame) VALUES (?, ?)", vec![(seq as i64).into(), frame.as_str().into()])?;
-        if seq > switchboard_core::limits::REPLAY_WINDOW {
-            // Keep exactly the window: the one event that just fell out of it.
+        if replay::trim_due(seq) {
+            // What fell out of the window since the last trim (resumes never see it: `oldest_kept`).
             self.exec("DELETE FROM events WHERE seq <= ?", vec![(replay::trim_below(seq) as i64).into()])?;
         }
         platform::broadcast(&self.raw_state, &frame);
@@ -1139,7 +1144,7 @@ impl ConversationObject {
     /// How long new activity waits before members' lists learn of it (`alarm::flush_period_ms`).
     fn flush_delay_ms(&self) -> i64 {
         let members = self.active_roster().map(|r| r.len()).unwrap_or(0);
-        alarm::flush_period_ms(config::activity_flush_ms(&self.env), members)
+        alarm::flush_period_ms(self.activity_flush_ms, members)
     }
 
     // ----------------------------------------------------------------------------------------------
@@ -1147,7 +1152,44 @@ impl ConversationObject {
     // ----------------------------------------------------------------------------------------------
 
     fn exec(&self, query: &str, bindings: Vec<SqlStorageValue>) -> Result<(), ApiError> {
+        if writes_conversation_row(query) {
+            self.cached.meta.replace(None);
+        }
         self.sql.exec(query, bindings).map(|_| ()).map_err(sql_err)
+    }
+
+    /// Assigns the next event seq, keeping the cached conversation row in step.
+    fn next_seq(&self) -> Result<u64, ApiError> {
+        let seq = match self.scalar("UPDATE conversation SET seq = seq + 1 RETURNING seq AS v", vec![]) {
+            Ok(Some(seq)) => seq,
+            Ok(None) => return Err(ApiError::internal("no conversation row")),
+            Err(e) => {
+                self.cached.meta.replace(None);
+                return Err(e);
+            }
+        };
+        if let Some(m) = self.cached.meta.borrow_mut().as_mut() {
+            m.seq = seq;
+        }
+        Ok(seq.max(0) as u64)
+    }
+
+    /// Records new activity (a message) on the conversation row and in the cached copy.
+    fn touch_activity(&self, now: i64) -> Result<(), ApiError> {
+        if let Err(e) = self.sql.exec("UPDATE conversation SET last_activity_at = ?, list_version = list_version + 1", vec![now.into()]) {
+            self.cached.meta.replace(None);
+            return Err(sql_err(e));
+        }
+        if let Some(m) = self.cached.meta.borrow_mut().as_mut() {
+            m.last_activity_at = Some(now);
+        }
+        Ok(())
+    }
+
+    /// Members joined or left: the cached roster and who of it is absent are recomputed on next use.
+    fn forget_roster(&self) {
+        self.cached.roster.replace(None);
+        self.connected.borrow_mut().roster_changed();
     }
 
     fn query<T: serde::de::DeserializeOwned>(&self, query: &str, bindings: Vec<SqlStorageValue>) -> Result<Vec<T>, ApiError> {
@@ -1163,14 +1205,22 @@ impl ConversationObject {
         Ok(self.query::<One>(query, bindings)?.into_iter().next().and_then(|r| r.v))
     }
 
+    /// The conversation row, from memory after the first read (see `Cached::meta`).
     fn meta(&self) -> Result<Option<MetaRow>, ApiError> {
-        Ok(self
+        if let Some(m) = self.cached.meta.borrow().as_ref() {
+            return Ok(Some(m.clone()));
+        }
+        let row = self
             .query::<MetaRow>(
                 "SELECT id, sandbox_id, title, created_by, created_at, last_activity_at, seq FROM conversation LIMIT 1",
                 vec![],
             )?
             .into_iter()
-            .next())
+            .next();
+        if let Some(m) = &row {
+            self.cached.meta.replace(Some(m.clone()));
+        }
+        Ok(row)
     }
 
     /// The conversation, if `caller` is one of its current members: 404 when it does not exist,

@@ -34,6 +34,22 @@ pub fn trim_below(latest: u64) -> u64 {
     latest.saturating_sub(REPLAY_WINDOW)
 }
 
+/// The log is trimmed once every this many events rather than on each (one statement fewer per
+/// message); up to this many events older than the window stay in storage in between.
+pub const TRIM_EVERY: u64 = 64;
+
+/// Whether assigning `seq` is the moment to delete what fell out of the window.
+pub fn trim_due(seq: u64) -> bool {
+    seq > REPLAY_WINDOW && seq % TRIM_EVERY == 0
+}
+
+/// The oldest event a resume may be served from: the smallest seq in the log (`min_in_log`), but
+/// never older than the window, so what a client gets does not depend on when the log was last
+/// trimmed.
+pub fn oldest_kept(latest: u64, min_in_log: Option<u64>) -> Option<u64> {
+    min_in_log.map(|m| m.max(trim_below(latest) + 1))
+}
+
 /// Parses the `since` query parameter: a non-negative integer.
 pub fn parse_since(raw: Option<&str>) -> Result<Option<u64>, crate::ApiError> {
     match raw {
@@ -66,7 +82,29 @@ mod tests {
         assert_eq!(parse_since(Some("5")).unwrap(), Some(5));
     }
 
+    #[test]
+    fn trimmed_in_batches_but_served_from_the_window() {
+        assert!(!trim_due(64), "nothing falls out of the window before it is full");
+        assert!(trim_due(1024) && !trim_due(1025) && trim_due(1088));
+        // Log holds 1..=1030 (last trim at 1024 removed seq <= 24, say, but 25..=30 are past the window).
+        assert_eq!(oldest_kept(1030, Some(25)), Some(31));
+        assert_eq!(plan(Some(29), 1030, oldest_kept(1030, Some(25))), ResumePlan::Resync);
+        assert_eq!(plan(Some(30), 1030, oldest_kept(1030, Some(25))), ResumePlan::Replay { after: 30 });
+        assert_eq!(oldest_kept(10, Some(1)), Some(1));
+        assert_eq!(oldest_kept(10, None), None);
+    }
+
     proptest! {
+        /// A log trimmed only every `TRIM_EVERY` events answers every resume exactly as a log trimmed
+        /// to the window after each event would.
+        #[test]
+        fn batched_trim_is_invisible(latest in 0u64..5000, since in 0u64..5000) {
+            let last_trim = (1..=latest).rev().find(|s| trim_due(*s));
+            let min_in_log = if latest == 0 { None } else { Some(last_trim.map(|t| trim_below(t) + 1).unwrap_or(1)) };
+            let exact = if latest == 0 { None } else { Some(trim_below(latest) + 1) };
+            prop_assert_eq!(plan(Some(since), latest, oldest_kept(latest, min_in_log)), plan(Some(since), latest, exact));
+        }
+
         /// Simulates a log trimmed to the window: a replay plan never skips an event the client lacks
         /// and never repeats one it has.
         #[test]
