@@ -9,6 +9,7 @@
 //! half that rate; N in --ns), HTTP sends at N = 1000, memory per idle hibernated socket, time to the
 //! first answer from a fresh object, and bundle sizes.
 
+mod counters;
 mod cpu;
 mod net;
 mod scenarios;

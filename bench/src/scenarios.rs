@@ -1,5 +1,6 @@
 //! The scenarios and the results files.
 
+use crate::counters::ProcessCounters;
 use crate::cpu::{self, Snap, Usage};
 use crate::net::{self, Conv, Res, Send, Sender, Serve, Sockets, Tracker};
 use crate::Config;
@@ -53,10 +54,14 @@ async fn saturate(c: &Ctx<'_>, send: &Send<'_>, sockets: &mut Sockets, warm: Dur
     }
     let (measure_at, end) = (t0 + warm, t0 + warm + dur);
     let mut snap0: Option<Snap> = None;
+    let mut hw = ProcessCounters::open(c.serve.workerd);
     loop {
         let now = Instant::now();
         if snap0.is_none() && now >= measure_at {
             snap0 = Some(Snap::take(c.serve.workerd, c.serve.node));
+            if let Some(h) = hw.as_mut() {
+                h.start();
+            }
         }
         if now >= end {
             break;
@@ -72,10 +77,12 @@ async fn saturate(c: &Ctx<'_>, send: &Send<'_>, sockets: &mut Sockets, warm: Dur
         }
     }
     let snap1 = Snap::take(c.serve.workerd, c.serve.node);
+    let counted = hw.as_mut().and_then(|h| h.stop());
     let usage = snap0.map(|s| snap1.since(&s)).unwrap_or_default();
     let win = t.st.borrow().win_delivered;
     let drained = t.drain(Duration::from_secs(20)).await;
     let d = win as f64 / dur.as_secs_f64();
+    let per = counted.and_then(|h| h.per(win));
     Ok(SatRun {
         deliveries_per_s: d,
         msgs_per_s: d / c.n as f64,
@@ -84,6 +91,8 @@ async fn saturate(c: &Ctx<'_>, send: &Send<'_>, sockets: &mut Sockets, warm: Dur
         serve_cpu: usage.serve,
         other_cpu: usage.other,
         stalled: !drained,
+        instructions_per_delivery: per.map(|p| p.0),
+        cycles_per_delivery: per.map(|p| p.1),
     })
 }
 
@@ -270,7 +279,7 @@ impl Fanout<'_> {
                         Ok(r) => {
                             let noisy = r.other_cpu > cfg.noisy;
                             say(format!(
-                                "{} N={n} {mode}: run {}: {:.0} deliveries/s ({:.1} msg/s), workerd {:.0}%, generator {:.0}%, serve.mjs {:.0}%, other {:.0}%{}{}",
+                                "{} N={n} {mode}: run {}: {:.0} deliveries/s ({:.1} msg/s), workerd {:.0}%, generator {:.0}%, serve.mjs {:.0}%, other {:.0}%{}{}{}",
                                 l.row.server,
                                 i + 1,
                                 r.deliveries_per_s,
@@ -279,6 +288,10 @@ impl Fanout<'_> {
                                 r.generator_cpu * 100.0,
                                 r.serve_cpu * 100.0,
                                 r.other_cpu * 100.0,
+                                match (r.instructions_per_delivery, r.cycles_per_delivery) {
+                                    (Some(i), Some(c)) => format!(", {:.0}k instructions and {:.0}k cycles per delivery", i / 1e3, c / 1e3),
+                                    _ => String::new(),
+                                },
                                 if r.stalled { " STALLED" } else { "" },
                                 if noisy { " (machine busy)" } else { "" },
                             ));
@@ -303,6 +316,8 @@ impl Fanout<'_> {
             row.workerd_cpu = agg(row.saturation.iter().map(|r| r.workerd_cpu));
             row.generator_cpu = agg(row.saturation.iter().map(|r| r.generator_cpu));
             row.other_cpu = agg(row.saturation.iter().map(|r| r.other_cpu));
+            row.instructions_per_delivery = agg(row.saturation.iter().filter_map(|r| r.instructions_per_delivery));
+            row.cycles_per_delivery = agg(row.saturation.iter().filter_map(|r| r.cycles_per_delivery));
             if row.server == "room" && mode == "socket" {
                 if let Some(a) = row.msgs_per_s {
                     self.room_half.insert(n, pace::half_rate(a.median, 0.5));
