@@ -28,6 +28,9 @@ pub struct Config {
     pub servers: Vec<String>,
     pub scenarios: Vec<String>,
     pub runs: usize,
+    /// Saturation runs (socket sends) at N = 1,000, the N of the throughput targets: more than
+    /// `runs`, so that one run slowed by the host cannot move the median that decides them.
+    pub target_runs: usize,
     pub sat: Duration,
     pub lat: Duration,
     pub warm: Duration,
@@ -60,7 +63,7 @@ pub struct Config {
 }
 
 const USAGE: &str = "usage: switchboard-bench [run] [--out DIR] [--build DIR] [--work DIR] [--ns 10,100,1000,5000]
-  [--servers ours,room,ceiling] [--scenarios fanout,http,memory,first,sizes] [--runs 3]
+  [--servers ours,room,ceiling] [--scenarios fanout,http,memory,first,sizes] [--runs 3] [--target-runs 7]
   [--max-members 1000 (members of the conversation: min(N, this); sockets beyond reuse members)]
   [--sat-secs 1.5] [--lat-secs 1.5] [--warm-secs 0.5] [--http-n 1000] [--memory-sockets 1000,5000]
   [--memory-runs 3] [--memory-warmup 100] [--hibernate-wait 11] [--first-cycles 3] [--serve-core 0] [--serve-var NAME=VALUE]...
@@ -86,6 +89,7 @@ fn parse_args() -> Result<Config, String> {
         servers: vec!["room".into(), "ours".into(), "ceiling".into()],
         scenarios: vec!["sizes".into(), "fanout".into(), "http".into(), "first".into(), "memory".into()],
         runs: 3,
+        target_runs: 7,
         sat: Duration::from_millis(1500),
         lat: Duration::from_millis(1500),
         warm: Duration::from_millis(500),
@@ -134,6 +138,7 @@ fn parse_args() -> Result<Config, String> {
             "--servers" => c.servers = parse_list(&val()?)?,
             "--scenarios" => c.scenarios = parse_list(&val()?)?,
             "--runs" => c.runs = val()?.parse().map_err(|_| "bad --runs")?,
+            "--target-runs" => c.target_runs = val()?.parse().map_err(|_| "bad --target-runs")?,
             "--sat-secs" => c.sat = secs(val()?)?,
             "--lat-secs" => c.lat = secs(val()?)?,
             "--warm-secs" => c.warm = secs(val()?)?,
@@ -167,6 +172,7 @@ fn parse_args() -> Result<Config, String> {
             "--mode" => load_mode = val()?,
             "--quick" => {
                 c.runs = 1;
+                c.target_runs = 1;
                 c.sat = Duration::from_secs(1);
                 c.lat = Duration::from_secs(1);
                 c.memory_runs = 1;
