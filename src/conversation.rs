@@ -259,9 +259,9 @@ impl DurableObject for ConversationObject {
         match frames::parse_client(&text) {
             Err(rejection) => self.reject(&ws, rejection),
             Ok(ClientFrame::MessageCreate { request_id, content, in_reply_to_message_id, client_id }) => {
-                let member = match ws.deserialize_attachment::<Attachment>() {
-                    Ok(Some(a)) => a.member,
-                    _ => {
+                let member = match platform::socket_member(&ws) {
+                    Some(m) => m,
+                    None => {
                         let _ = ws.close(Some(close::INTERNAL), Some("socket state lost"));
                         return Ok(());
                     }
@@ -845,15 +845,18 @@ impl ConversationObject {
     /// Appends an event to the log (next seq) and sends the one encoded frame to every socket.
     fn emit(&self, event: Event) -> Result<u64, ApiError> {
         let seq = self.next_seq()?;
-        let payload = event.payload();
-        let frame = frames::event(event.name(), &payload, seq);
+        let frame = frames::event_with_payload_json(event.name(), &event.payload_json(), seq);
         self.exec("INSERT INTO events (seq, frame) VALUES (?, ?)", vec![(seq as i64).into(), frame.as_str().into()])?;
         if replay::trim_due(seq) {
             // What fell out of the window since the last trim (resumes never see it: `oldest_kept`).
             self.exec("DELETE FROM events WHERE seq <= ?", vec![(replay::trim_below(seq) as i64).into()])?;
         }
         platform::broadcast(&self.raw_state, &frame);
-        self.outbox.borrow_mut().push_back(Outgoing { event: event.name(), payload, ephemeral: false });
+        // Hubs get the events committed while they watch; with no watcher, nothing is queued (and the
+        // payload is never built as a `Value`).
+        if !matches!(self.watcher_ids(), Ok(w) if w.is_empty()) {
+            self.outbox.borrow_mut().push_back(Outgoing { event: event.name(), payload: event.payload(), ephemeral: false });
+        }
         Ok(seq)
     }
 

@@ -57,6 +57,7 @@ mod web_sys_socket {
 #[wasm_bindgen(inline_js = "export function broadcast_all(state, frame) { let n = 0; for (const ws of state.getWebSockets()) { try { ws.send(frame); n++; } catch (_) {} } return n; }
 export function attachment_members(state) { const out = []; for (const ws of state.getWebSockets()) { try { const a = ws.deserializeAttachment(); if (a && typeof a.member === 'string') out.push(a.member); } catch (_) {} } return JSON.stringify(out); }
 export function close_member(state, member, code, reason) { let n = 0; for (const ws of state.getWebSockets()) { try { const a = ws.deserializeAttachment(); if (a && a.member === member) { ws.close(code, reason); n++; } } catch (_) {} } return n; }
+export function attachment_member(ws) { try { const a = ws.deserializeAttachment(); return a && typeof a.member === 'string' ? a.member : undefined; } catch (_) { return undefined; } }
 export function first_tags(state) { const out = []; for (const ws of state.getWebSockets()) { try { const t = state.getTags(ws); if (t.length > 0) out.push(t[0]); } catch (_) {} } return JSON.stringify(out); }")]
 extern "C" {
     /// Sends one frame to every socket of a Durable Object in a single call: the frame crosses the
@@ -65,6 +66,8 @@ extern "C" {
     fn broadcast_all(state: &JsValue, frame: &str) -> u32;
     /// The first tag of every socket of a Durable Object, as one JSON array.
     fn first_tags(state: &JsValue) -> String;
+    /// The `member` of one socket's attachment (`undefined` when it has none).
+    fn attachment_member(ws: &JsValue) -> Option<String>;
     /// The `member` of every socket's attachment, as one JSON array.
     fn attachment_members(state: &JsValue) -> String;
     /// Closes every socket whose attachment's `member` is `member`; answers how many.
@@ -87,6 +90,13 @@ pub fn socket_tags(state: &JsValue) -> Vec<String> {
 /// costs the runtime memory per socket; the attachment is there anyway).
 pub fn socket_members(state: &JsValue) -> Vec<String> {
     serde_json::from_str(&attachment_members(state)).unwrap_or_default()
+}
+
+/// The member a socket belongs to, read from its attachment in one call (no generic conversion of the
+/// whole attachment object: this runs once per incoming frame).
+pub fn socket_member(ws: &worker::WebSocket) -> Option<String> {
+    let raw: &web_sys_socket::Socket = ws.as_ref();
+    attachment_member(raw.as_ref())
 }
 
 /// Closes every socket whose attachment names `member`, with `code` and `reason`.

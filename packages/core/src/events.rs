@@ -43,6 +43,48 @@ impl Event {
         }
     }
 
+    /// The payload as JSON text: what `payload()` serializes to (the same object; keys may come in
+    /// another order). `message.created`, sent once per message, is written straight from the message
+    /// without building a `Value` tree first.
+    pub fn payload_json(&self) -> String {
+        match self {
+            Event::MessageCreated { message, client_id, reply_to_sender } => {
+                #[derive(serde::Serialize)]
+                #[serde(rename_all = "camelCase")]
+                struct ReplyTo<'a> {
+                    message_id: &'a str,
+                    sender_id: &'a str,
+                }
+                #[derive(serde::Serialize)]
+                #[serde(rename_all = "camelCase")]
+                struct Created<'a> {
+                    message_id: &'a str,
+                    sender_id: &'a str,
+                    content: &'a [crate::content::Block],
+                    in_reply_to_message_id: Option<&'a str>,
+                    reply_to: Option<ReplyTo<'a>>,
+                    client_id: Option<&'a str>,
+                    message: &'a Message,
+                }
+                let reply_to = match (&message.in_reply_to_message_id, reply_to_sender) {
+                    (Some(id), Some(sender)) => Some(ReplyTo { message_id: id, sender_id: sender }),
+                    _ => None,
+                };
+                let created = Created {
+                    message_id: &message.id,
+                    sender_id: &message.sender_id,
+                    content: &message.content,
+                    in_reply_to_message_id: message.in_reply_to_message_id.as_deref(),
+                    reply_to,
+                    client_id: client_id.as_deref(),
+                    message,
+                };
+                serde_json::to_string(&created).unwrap_or_else(|_| self.payload().to_string())
+            }
+            other => other.payload().to_string(),
+        }
+    }
+
     /// Ephemeral events are sent without a seq and are not kept for resume.
     pub fn is_ephemeral(&self) -> bool {
         matches!(self, Event::Typing { .. } | Event::TypingStop { .. })
@@ -111,6 +153,22 @@ mod tests {
             deleted: false,
             delivery_failed: false,
             reactions: vec![],
+        }
+    }
+
+    #[test]
+    fn payload_json_is_the_payload() {
+        let events = [
+            Event::MessageCreated { message: msg(Some("m1")), client_id: Some("k".into()), reply_to_sender: Some("bob".into()) },
+            Event::MessageCreated { message: msg(None), client_id: None, reply_to_sender: None },
+            Event::MessageCreated { message: msg(Some("gone")), client_id: Some("k2".into()), reply_to_sender: None },
+            Event::MessageUpdated { message: msg(None) },
+            Event::MessageDeleted { message_id: "m".into() },
+            Event::Typing { member_id: "alice".into() },
+        ];
+        for e in events {
+            let parsed: Value = serde_json::from_str(&e.payload_json()).unwrap();
+            assert_eq!(parsed, e.payload(), "{}", e.name());
         }
     }
 

@@ -8,8 +8,16 @@ use serde_json::{json, Map, Value};
 
 /// `{"type":"event","event","payload","seq"}`: encoded once, stored in the replay log as is, and sent
 /// byte-for-byte the same to every socket and to every later resume.
+/// `{"type":"event","event":…,"payload":…,"seq":…}`.
 pub fn event(name: &str, payload: &Value, seq: u64) -> String {
-    json!({"type": "event", "event": name, "payload": payload, "seq": seq}).to_string()
+    event_with_payload_json(name, &payload.to_string(), seq)
+}
+
+/// An event frame around a payload that is already JSON text (`Event::payload_json`): nothing is
+/// parsed or copied into a tree.
+pub fn event_with_payload_json(name: &str, payload_json: &str, seq: u64) -> String {
+    let name = Value::from(name).to_string();
+    format!(r#"{{"type":"event","event":{name},"payload":{payload_json},"seq":{seq}}}"#)
 }
 
 /// `{"type":"event","event","payload"}` without a seq: an ephemeral event (typing), never replayed.
@@ -28,9 +36,23 @@ pub fn ready(latest: u64) -> String {
 }
 
 /// `{"type":"message.ack",...}`: the answer to a `message.create` frame.
+/// The answer to `message.create`, written straight from the message (no intermediate `Value`).
 pub fn message_ack(request_id: Option<&str>, message: &Message, duplicate: bool) -> String {
-    json!({"type": "message.ack", "requestId": request_id, "messageId": message.id, "message": message, "duplicate": duplicate})
-        .to_string()
+    #[derive(serde::Serialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Ack<'a> {
+        #[serde(rename = "type")]
+        kind: &'static str,
+        request_id: Option<&'a str>,
+        message_id: &'a str,
+        message: &'a Message,
+        duplicate: bool,
+    }
+    let ack = Ack { kind: "message.ack", request_id, message_id: &message.id, message, duplicate };
+    serde_json::to_string(&ack).unwrap_or_else(|_| {
+        json!({"type": "message.ack", "requestId": request_id, "messageId": message.id, "message": message, "duplicate": duplicate})
+            .to_string()
+    })
 }
 
 /// A frame a client sent us, after validation of its envelope.
@@ -119,6 +141,30 @@ mod tests {
             Err(FrameRejection::Close { .. }) => "close",
             Ok(_) => "ok",
         }
+    }
+
+    #[test]
+    fn ack_frame_shape() {
+        let message: Message = serde_json::from_value(json!({
+            "id": "01JC0000000000000000000000", "conversationId": "c", "senderId": "u1",
+            "content": [{"type": "text", "text": "hi"}], "inReplyToMessageId": null, "createdAt": 5,
+            "updatedAt": null, "clientUpdatedAt": null, "deleted": false, "deliveryFailed": false, "reactions": []
+        }))
+        .unwrap();
+        let f: Value = serde_json::from_str(&message_ack(Some("r1"), &message, false)).unwrap();
+        assert_eq!(
+            f,
+            json!({"type": "message.ack", "requestId": "r1", "messageId": message.id, "message": message, "duplicate": false})
+        );
+        let f: Value = serde_json::from_str(&message_ack(None, &message, true)).unwrap();
+        assert_eq!(f["requestId"], Value::Null);
+        assert_eq!(f["duplicate"], json!(true));
+    }
+
+    #[test]
+    fn event_frame_around_payload_text() {
+        let f: Value = serde_json::from_str(&event_with_payload_json("message.created", r#"{"a":[1,"x\"y"]}"#, 9)).unwrap();
+        assert_eq!(f, json!({"type": "event", "event": "message.created", "payload": {"a": [1, "x\"y"]}, "seq": 9}));
     }
 
     #[test]
