@@ -1,33 +1,53 @@
-//! Hardware counters of the served workerd: instructions and cycles its threads executed (user and
-//! kernel) during a measured window, through `perf_event_open`.
+//! Hardware counters of the served workerd: instructions, cycles and cache misses of its threads
+//! (user and kernel) during a measured window, through `perf_event_open`.
 //!
 //! Why: on a shared VM the host's load moves absolute rates by tens of percent within minutes while
 //! the guest sees no steal and no other process. Instructions per delivery do not move with it: they
 //! are the work a server does per delivery, so they compare servers even when rates cannot. Cycles
-//! per delivery include the stalls (cache misses, a busy sibling hyperthread) and do move.
+//! per delivery include the stalls (cache misses, a busy sibling hyperthread) and do move; cache
+//! misses per delivery tell how much of that is memory.
 //!
 //! Where the counters cannot be opened (no PMU in the VM, `perf_event_paranoid`, not Linux), every
 //! figure is simply absent from the report.
 
-/// Instructions and cycles counted over one window.
+/// Counts over one window.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct HwCounts {
     pub instructions: u64,
     pub cycles: u64,
+    /// `None` where the PMU has no generic cache-miss event.
+    pub cache_misses: Option<u64>,
+}
+
+/// Counts per delivery.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PerDelivery {
+    pub instructions: f64,
+    pub cycles: f64,
+    pub cache_misses: Option<f64>,
 }
 
 impl HwCounts {
     /// Per unit of work (`per` deliveries); `None` when nothing was delivered or nothing counted.
-    pub fn per(&self, per: u64) -> Option<(f64, f64)> {
+    pub fn per(&self, per: u64) -> Option<PerDelivery> {
         if per == 0 || self.instructions == 0 {
             return None;
         }
-        Some((self.instructions as f64 / per as f64, self.cycles as f64 / per as f64))
+        let d = per as f64;
+        Some(PerDelivery {
+            instructions: self.instructions as f64 / d,
+            cycles: self.cycles as f64 / d,
+            cache_misses: self.cache_misses.map(|m| m as f64 / d),
+        })
     }
 
     fn add(&mut self, other: HwCounts) {
         self.instructions += other.instructions;
         self.cycles += other.cycles;
+        self.cache_misses = match (self.cache_misses, other.cache_misses) {
+            (Some(a), Some(b)) => Some(a + b),
+            (a, b) => a.or(b),
+        };
     }
 }
 
@@ -41,6 +61,7 @@ mod imp {
         group: Group,
         instructions: Counter,
         cycles: Counter,
+        cache_misses: Option<Counter>,
     }
 
     /// One counter group per thread of a process (its threads when `open` ran).
@@ -57,7 +78,9 @@ mod imp {
         let instructions = group.add(&b)?;
         b.event(Hardware::CPU_CYCLES);
         let cycles = group.add(&b)?;
-        Ok(Thread { group, instructions, cycles })
+        b.event(Hardware::CACHE_MISSES);
+        let cache_misses = group.add(&b).ok();
+        Ok(Thread { group, instructions, cycles, cache_misses })
     }
 
     impl ProcessCounters {
@@ -95,7 +118,8 @@ mod imp {
             for t in &mut self.threads {
                 if let Ok(data) = t.group.read() {
                     let get = |c: &Counter| data.get(c).map(|e| e.value()).unwrap_or(0);
-                    sum.add(HwCounts { instructions: get(&t.instructions), cycles: get(&t.cycles) });
+                    let cache_misses = t.cache_misses.as_ref().map(get);
+                    sum.add(HwCounts { instructions: get(&t.instructions), cycles: get(&t.cycles), cache_misses });
                     any = true;
                 }
             }
@@ -129,14 +153,17 @@ mod tests {
 
     #[test]
     fn per_delivery() {
-        let c = HwCounts { instructions: 9_000_000, cycles: 12_000_000 };
-        assert_eq!(c.per(100), Some((90_000.0, 120_000.0)));
+        let c = HwCounts { instructions: 9_000_000, cycles: 12_000_000, cache_misses: Some(50_000) };
+        assert_eq!(c.per(100), Some(PerDelivery { instructions: 90_000.0, cycles: 120_000.0, cache_misses: Some(500.0) }));
         assert_eq!(c.per(0), None);
         assert_eq!(HwCounts::default().per(10), None);
         let mut s = HwCounts::default();
         s.add(c);
         s.add(c);
         assert_eq!(s.instructions, 18_000_000);
+        assert_eq!(s.cache_misses, Some(100_000));
+        s.add(HwCounts { cache_misses: None, ..c });
+        assert_eq!(s.cache_misses, Some(100_000), "a thread without the event adds nothing");
     }
 
     /// Counts this very process while it spins: where the machine lets counters open, they count

@@ -57,6 +57,8 @@ pub struct SatRun {
     pub instructions_per_delivery: Option<f64>,
     #[serde(default)]
     pub cycles_per_delivery: Option<f64>,
+    #[serde(default)]
+    pub cache_misses_per_delivery: Option<f64>,
 }
 
 /// One latency run (open loop at a fixed rate).
@@ -109,6 +111,8 @@ pub struct FanoutRow {
     pub instructions_per_delivery: Option<Agg>,
     #[serde(default)]
     pub cycles_per_delivery: Option<Agg>,
+    #[serde(default)]
+    pub cache_misses_per_delivery: Option<Agg>,
     pub latency: Vec<LatencySet>,
     /// Runs repeated because other processes were busy during them.
     pub retried_runs: usize,
@@ -296,12 +300,13 @@ fn work_table(r: &Results) -> String {
         "Instructions do not move with the host's load; cycles include stalls and do. A ratio above 1.00 \
          is more work per delivery than the ceiling's.\n"
     );
-    let _ = writeln!(s, "| N | server | instructions/delivery | × ceiling | cycles/delivery | × ceiling |");
-    let _ = writeln!(s, "|---:|---|---:|---:|---:|---:|");
+    let _ = writeln!(s, "| N | server | instructions/delivery | × ceiling | cycles/delivery | × ceiling | cache misses/delivery | × ceiling |");
+    let _ = writeln!(s, "|---:|---|---:|---:|---:|---:|---:|---:|");
     for &n in &ns {
         let c = row(r, CEILING, "socket", n);
         let ci = c.and_then(|f| f.instructions_per_delivery).map(|a| a.median);
         let cc = c.and_then(|f| f.cycles_per_delivery).map(|a| a.median);
+        let cm = c.and_then(|f| f.cache_misses_per_delivery).map(|a| a.median);
         for server in servers_in(r) {
             let Some(f) = row(r, &server, "socket", n) else { continue };
             let ratio = |a: &Option<Agg>, base: Option<f64>| match (a, base) {
@@ -310,12 +315,14 @@ fn work_table(r: &Results) -> String {
             };
             let _ = writeln!(
                 s,
-                "| {n} | {} | {} | {} | {} | {} |",
+                "| {n} | {} | {} | {} | {} | {} | {} | {} |",
                 label(&server),
                 agg(&f.instructions_per_delivery, 0),
                 ratio(&f.instructions_per_delivery, ci),
                 agg(&f.cycles_per_delivery, 0),
                 ratio(&f.cycles_per_delivery, cc),
+                agg(&f.cache_misses_per_delivery, 0),
+                ratio(&f.cache_misses_per_delivery, cm),
             );
         }
     }

@@ -91,8 +91,9 @@ async fn saturate(c: &Ctx<'_>, send: &Send<'_>, sockets: &mut Sockets, warm: Dur
         serve_cpu: usage.serve,
         other_cpu: usage.other,
         stalled: !drained,
-        instructions_per_delivery: per.map(|p| p.0),
-        cycles_per_delivery: per.map(|p| p.1),
+        instructions_per_delivery: per.map(|p| p.instructions),
+        cycles_per_delivery: per.map(|p| p.cycles),
+        cache_misses_per_delivery: per.and_then(|p| p.cache_misses),
     })
 }
 
@@ -290,7 +291,12 @@ impl Fanout<'_> {
                                 r.serve_cpu * 100.0,
                                 r.other_cpu * 100.0,
                                 match (r.instructions_per_delivery, r.cycles_per_delivery) {
-                                    (Some(i), Some(c)) => format!(", {:.0}k instructions and {:.0}k cycles per delivery", i / 1e3, c / 1e3),
+                                    (Some(i), Some(c)) => format!(
+                                        ", {:.0}k instructions and {:.0}k cycles per delivery{}",
+                                        i / 1e3,
+                                        c / 1e3,
+                                        r.cache_misses_per_delivery.map(|m| format!(", {m:.0} cache misses")).unwrap_or_default()
+                                    ),
                                     _ => String::new(),
                                 },
                                 if r.stalled { " STALLED" } else { "" },
@@ -319,6 +325,7 @@ impl Fanout<'_> {
             row.other_cpu = agg(row.saturation.iter().map(|r| r.other_cpu));
             row.instructions_per_delivery = agg(row.saturation.iter().filter_map(|r| r.instructions_per_delivery));
             row.cycles_per_delivery = agg(row.saturation.iter().filter_map(|r| r.cycles_per_delivery));
+            row.cache_misses_per_delivery = agg(row.saturation.iter().filter_map(|r| r.cache_misses_per_delivery));
             if row.server == "room" && mode == "socket" {
                 if let Some(a) = row.msgs_per_s {
                     self.room_half.insert(n, pace::half_rate(a.median, 0.5));
