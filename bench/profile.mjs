@@ -9,6 +9,7 @@
 // `perf` works here, OUT.perf.txt (native profile of the whole workerd process).
 import WebSocket from "ws";
 import fs from "node:fs";
+import path from "node:path";
 import readline from "node:readline";
 import { spawn, spawnSync } from "node:child_process";
 
@@ -43,6 +44,9 @@ let profile, done = {};
 if (args.summarize) {
   profile = JSON.parse(fs.readFileSync(args.summarize, "utf8"));
   args.out = args.summarize.replace(/\.cpuprofile$/, "");
+  // Files are named <server>-n<N>-<mode>[-tag].cpuprofile: the header names what was profiled.
+  const named = path.basename(args.summarize).match(/^(.+)-n(\d+)-(socket|http)/);
+  if (named && !process.argv.includes("--server")) [args.server, args.n, args.mode] = [named[1], Number(named[2]), named[3]];
 } else {
 // 1. The load: set up, then wait for "go".
 const load = spawn("taskset", ["-c", "1", args.bin, "load", "--server", args.server, "--n", String(args.n), "--mode", args.mode,
