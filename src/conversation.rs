@@ -689,11 +689,11 @@ impl ConversationObject {
     /// A socket closed: the member may no longer be viewing, and when they stopped is recorded for the
     /// push grace period.
     fn socket_gone(&self, ws: &WebSocket) {
-        if let Ok(Some(a)) = ws.deserialize_attachment::<Attachment>() {
-            self.connected.borrow_mut().closed(&a.member);
+        if let Some(member) = platform::socket_member(ws) {
+            self.connected.borrow_mut().closed(&member);
             let _ = self.exec(
                 "INSERT OR REPLACE INTO viewers (member_id, last_viewed_at) VALUES (?, ?)",
-                vec![a.member.as_str().into(), platform::now_ms().into()],
+                vec![member.as_str().into(), platform::now_ms().into()],
             );
         }
     }
@@ -845,7 +845,7 @@ impl ConversationObject {
     /// Appends an event to the log (next seq) and sends the one encoded frame to every socket.
     fn emit(&self, event: Event) -> Result<u64, ApiError> {
         let seq = self.next_seq()?;
-        let frame = frames::event_with_payload_json(event.name(), &event.payload_json(), seq);
+        let frame = frames::event(event.name(), &event.payload_json(), seq);
         self.exec("INSERT INTO events (seq, frame) VALUES (?, ?)", vec![(seq as i64).into(), frame.as_str().into()])?;
         if replay::trim_due(seq) {
             // What fell out of the window since the last trim (resumes never see it: `oldest_kept`).

@@ -8,14 +8,9 @@ use serde_json::{json, Map, Value};
 
 /// `{"type":"event","event","payload","seq"}`: encoded once, stored in the replay log as is, and sent
 /// byte-for-byte the same to every socket and to every later resume.
-/// `{"type":"event","event":…,"payload":…,"seq":…}`.
-pub fn event(name: &str, payload: &Value, seq: u64) -> String {
-    event_with_payload_json(name, &payload.to_string(), seq)
-}
-
-/// An event frame around a payload that is already JSON text (`Event::payload_json`): nothing is
-/// parsed or copied into a tree.
-pub fn event_with_payload_json(name: &str, payload_json: &str, seq: u64) -> String {
+/// `{"type":"event","event":…,"payload":…,"seq":…}` around a payload that is already JSON text
+/// (`Event::payload_json`): nothing is parsed or copied into a tree.
+pub fn event(name: &str, payload_json: &str, seq: u64) -> String {
     let name = Value::from(name).to_string();
     format!(r#"{{"type":"event","event":{name},"payload":{payload_json},"seq":{seq}}}"#)
 }
@@ -49,10 +44,7 @@ pub fn message_ack(request_id: Option<&str>, message: &Message, duplicate: bool)
         duplicate: bool,
     }
     let ack = Ack { kind: "message.ack", request_id, message_id: &message.id, message, duplicate };
-    serde_json::to_string(&ack).unwrap_or_else(|_| {
-        json!({"type": "message.ack", "requestId": request_id, "messageId": message.id, "message": message, "duplicate": duplicate})
-            .to_string()
-    })
+    serde_json::to_string(&ack).unwrap_or_else(|e| ApiError::internal(format!("encode ack: {e}")).to_frame(request_id))
 }
 
 /// A frame a client sent us, after validation of its envelope.
@@ -163,13 +155,13 @@ mod tests {
 
     #[test]
     fn event_frame_around_payload_text() {
-        let f: Value = serde_json::from_str(&event_with_payload_json("message.created", r#"{"a":[1,"x\"y"]}"#, 9)).unwrap();
+        let f: Value = serde_json::from_str(&event("message.created", r#"{"a":[1,"x\"y"]}"#, 9)).unwrap();
         assert_eq!(f, json!({"type": "event", "event": "message.created", "payload": {"a": [1, "x\"y"]}, "seq": 9}));
     }
 
     #[test]
     fn event_frame_shape() {
-        let f: Value = serde_json::from_str(&event("message.deleted", &json!({"messageId": "m"}), 7)).unwrap();
+        let f: Value = serde_json::from_str(&event("message.deleted", &json!({"messageId": "m"}).to_string(), 7)).unwrap();
         assert_eq!(f, json!({"type": "event", "event": "message.deleted", "payload": {"messageId": "m"}, "seq": 7}));
     }
 
