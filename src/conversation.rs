@@ -15,6 +15,7 @@ use crate::config;
 use crate::http::{error_response, internal};
 use crate::notifications;
 use crate::platform;
+use crate::sql::Sql;
 use crate::rpc::{self, ConversationCall, ConversationCommand, MemberCommand, MEMBER_HEADER};
 use futures::future::join_all;
 use serde::{Deserialize, Serialize};
@@ -35,14 +36,14 @@ use switchboard_core::hub::contexts;
 use switchboard_core::{alarm, reactions, typing, validate, ApiError, ErrorCode, MemberId};
 use switchboard_notify_contract::{Recipient, SendPushForConversation, CONTRACT_VERSION};
 use worker::{
-    durable_object, wasm_bindgen, DurableObject, Env, Request, Response, ResponseBuilder, ScheduledTime, SqlStorage,
+    durable_object, wasm_bindgen, DurableObject, Env, Request, Response, ResponseBuilder, ScheduledTime,
     SqlStorageValue, State, Stub, WebSocket, WebSocketIncomingMessage, WebSocketPair, WebSocketRequestResponsePair,
 };
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS conversation (
   id TEXT PRIMARY KEY, sandbox_id TEXT NOT NULL, title TEXT, created_by TEXT NOT NULL, created_at INTEGER NOT NULL,
-  last_activity_at INTEGER, seq INTEGER NOT NULL DEFAULT 0,
+  last_activity_at INTEGER,
   list_version INTEGER NOT NULL DEFAULT 0, list_flushed INTEGER NOT NULL DEFAULT 0);
 CREATE TABLE IF NOT EXISTS members (
   member_id TEXT PRIMARY KEY, kind TEXT NOT NULL, joined_at INTEGER NOT NULL, left_at INTEGER);
@@ -140,7 +141,7 @@ pub struct ConversationObject {
     /// The JavaScript `DurableObjectState`, for the one-call broadcast.
     raw_state: wasm_bindgen::JsValue,
     env: Env,
-    sql: SqlStorage,
+    sql: Sql,
     /// The alarm time we last set or read; `None` = unknown or none.
     alarm_at: Cell<Option<i64>>,
     /// Events waiting to go to the hubs of members who watch this conversation, in order.
@@ -170,8 +171,9 @@ struct Cached {
     watchers: RefCell<Option<Rc<Vec<String>>>>,
     /// The newest message id (for the next monotonic ULID). Set by each insert.
     last_message_id: RefCell<Option<String>>,
-    /// The conversation row. Dropped by every write to it through `exec`; the two writes of every
-    /// send (activity, seq) update it in place instead (`touch_activity`, `next_seq`).
+    /// The conversation row, with the seq of the newest logged event. Dropped by every write to the
+    /// row through `exec`; a send's activity and each event's seq update it in place instead
+    /// (`touch_activity`, `next_seq`).
     meta: RefCell<Option<MetaRow>>,
 }
 
@@ -201,8 +203,8 @@ impl DurableObject for ConversationObject {
         let raw = state._inner();
         let raw_state: wasm_bindgen::JsValue = raw.clone().into();
         let state = State::from(raw);
-        let sql = state.storage().sql();
-        if let Err(e) = sql.exec(SCHEMA, None) {
+        let sql = Sql::new(state.storage().sql());
+        if let Err(e) = sql.exec(SCHEMA, vec![]) {
             worker::console_error!("conversation schema: {e}");
         }
         // `ping` is answered by the runtime without waking the object.
@@ -754,8 +756,7 @@ impl ConversationObject {
                 "INSERT OR IGNORE INTO reactions (message_id, member_id, emoji, created_at) VALUES (?, ?, ?, ?)",
                 vec![message_id.into(), caller.into(), emoji.into(), platform::now_ms().into()],
             )
-            .map_err(sql_err)?
-            .rows_written();
+            .map_err(sql_err)?;
         if written > 0 {
             self.emit(Event::ReactionAdded { message_id: message_id.into(), member_id: caller.into(), emoji: emoji.into() })?;
         }
@@ -773,8 +774,7 @@ impl ConversationObject {
                 "DELETE FROM reactions WHERE message_id = ? AND member_id = ? AND emoji = ?",
                 vec![message_id.into(), caller.into(), emoji.into()],
             )
-            .map_err(sql_err)?
-            .rows_written();
+            .map_err(sql_err)?;
         if written > 0 {
             self.emit(Event::ReactionRemoved { message_id: message_id.into(), member_id: caller.into(), emoji: emoji.into() })?;
         }
@@ -846,7 +846,10 @@ impl ConversationObject {
     fn emit(&self, event: Event) -> Result<u64, ApiError> {
         let seq = self.next_seq()?;
         let frame = frames::event(event.name(), &event.payload_json(), seq);
-        self.exec("INSERT INTO events (seq, frame) VALUES (?, ?)", vec![(seq as i64).into(), frame.as_str().into()])?;
+        if let Err(e) = self.exec("INSERT INTO events (seq, frame) VALUES (?, ?)", vec![(seq as i64).into(), frame.as_str().into()]) {
+            self.cached.meta.replace(None);
+            return Err(e);
+        }
         if replay::trim_due(seq) {
             // What fell out of the window since the last trim (resumes never see it: `oldest_kept`).
             self.exec("DELETE FROM events WHERE seq <= ?", vec![(replay::trim_below(seq) as i64).into()])?;
@@ -1161,20 +1164,17 @@ impl ConversationObject {
         self.sql.exec(query, bindings).map(|_| ()).map_err(sql_err)
     }
 
-    /// Assigns the next event seq, keeping the cached conversation row in step.
+    /// Assigns the next event seq. A conversation's seq is its newest logged event's (`events` is
+    /// never trimmed up to its newest row), kept in the cached conversation row: the event's insert
+    /// is its only write. A failed insert drops the cache, so the seq is read again from the log.
     fn next_seq(&self) -> Result<u64, ApiError> {
-        let seq = match self.scalar("UPDATE conversation SET seq = seq + 1 RETURNING seq AS v", vec![]) {
-            Ok(Some(seq)) => seq,
-            Ok(None) => return Err(ApiError::internal("no conversation row")),
-            Err(e) => {
-                self.cached.meta.replace(None);
-                return Err(e);
-            }
-        };
-        if let Some(m) = self.cached.meta.borrow_mut().as_mut() {
-            m.seq = seq;
+        if self.cached.meta.borrow().is_none() {
+            self.meta()?;
         }
-        Ok(seq.max(0) as u64)
+        let mut cached = self.cached.meta.borrow_mut();
+        let meta = cached.as_mut().ok_or_else(|| ApiError::internal("no conversation row"))?;
+        meta.seq += 1;
+        Ok(meta.seq.max(0) as u64)
     }
 
     /// Records new activity (a message) on the conversation row and in the cached copy.
@@ -1196,7 +1196,7 @@ impl ConversationObject {
     }
 
     fn query<T: serde::de::DeserializeOwned>(&self, query: &str, bindings: Vec<SqlStorageValue>) -> Result<Vec<T>, ApiError> {
-        self.sql.exec(query, bindings).and_then(|c| c.to_array::<T>()).map_err(sql_err)
+        self.sql.rows(query, bindings).map_err(sql_err)
     }
 
     /// The first row's integer column `v` (None when there is no row or it is NULL).
@@ -1215,7 +1215,8 @@ impl ConversationObject {
         }
         let row = self
             .query::<MetaRow>(
-                "SELECT id, sandbox_id, title, created_by, created_at, last_activity_at, seq FROM conversation LIMIT 1",
+                "SELECT id, sandbox_id, title, created_by, created_at, last_activity_at,
+                   COALESCE((SELECT MAX(seq) FROM events), 0) AS seq FROM conversation LIMIT 1",
                 vec![],
             )?
             .into_iter()

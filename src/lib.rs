@@ -8,6 +8,7 @@
 //!   (for bots) the bot's online status.
 //! - `live`: `LiveChannelObject`, one per conversation: streamed NDJSON publish to live subscribers.
 //! - `rpc`: the commands the worker sends those objects.
+//! - `sql`: the objects' SQLite calls, one crossing into JavaScript per statement.
 //! - `http`, `platform`, `config`: responses, clock/randomness/raw socket sends, vars and secrets.
 
 mod api;
@@ -20,6 +21,7 @@ mod notifications;
 mod platform;
 mod profiles;
 mod rpc;
+mod sql;
 
 use worker::{event, Context, Env, Request, Response, Result};
 

@@ -512,7 +512,7 @@ impl MemberObject {
     }
 
     fn query<T: serde::de::DeserializeOwned>(&self, q: &str, b: Vec<worker::SqlStorageValue>) -> Result<Vec<T>, ApiError> {
-        self.sql.exec(q, b).and_then(|c| c.to_array()).map_err(sql_err)
+        self.sql.rows(q, b).map_err(sql_err)
     }
 
     fn scalar(&self, q: &str, b: Vec<worker::SqlStorageValue>) -> Result<Option<i64>, ApiError> {

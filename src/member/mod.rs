@@ -10,6 +10,7 @@ mod hub;
 use crate::http::{error_response, internal, json, no_content};
 use hub::HubState;
 use crate::platform;
+use crate::sql::Sql;
 use crate::rpc::MemberCommand;
 use serde::Deserialize;
 use serde_json::json;
@@ -18,7 +19,7 @@ use switchboard_core::cursor::ListCursor;
 use switchboard_core::model::ConversationListItem;
 use switchboard_core::ApiError;
 use worker::{
-    durable_object, wasm_bindgen, DurableObject, Env, Request, Response, SqlStorage, SqlStorageValue, State, WebSocket,
+    durable_object, wasm_bindgen, DurableObject, Env, Request, Response, SqlStorageValue, State, WebSocket,
     WebSocketIncomingMessage,
 };
 
@@ -51,7 +52,7 @@ struct Row {
 pub struct MemberObject {
     state: State,
     env: Env,
-    sql: SqlStorage,
+    sql: Sql,
     /// The JavaScript `DurableObjectState`, for the calls workers-rs does not wrap.
     raw_state: wasm_bindgen::JsValue,
     hub: HubState,
@@ -62,8 +63,8 @@ impl DurableObject for MemberObject {
         let raw = state._inner();
         let raw_state: wasm_bindgen::JsValue = raw.clone().into();
         let state = State::from(raw);
-        let sql = state.storage().sql();
-        if let Err(e) = sql.exec(SCHEMA, None) {
+        let sql = Sql::new(state.storage().sql());
+        if let Err(e) = sql.exec(SCHEMA, vec![]) {
             worker::console_error!("member schema: {e}");
         }
         hub::set_auto_response(&state);
@@ -117,7 +118,7 @@ fn sql_err(e: worker::Error) -> ApiError {
 
 impl MemberObject {
     fn exec(&self, q: &str, b: Vec<SqlStorageValue>) -> Result<usize, ApiError> {
-        self.sql.exec(q, b).map(|c| c.rows_written()).map_err(sql_err)
+        self.sql.exec(q, b).map_err(sql_err)
     }
 
     async fn run(&self, cmd: MemberCommand) -> Result<Response, ApiError> {
@@ -201,7 +202,7 @@ impl MemberObject {
                 struct Id {
                     conversation_id: String,
                 }
-                let ids: Vec<Id> = self.sql.exec("SELECT conversation_id FROM conversations", None).and_then(|c| c.to_array()).map_err(sql_err)?;
+                let ids: Vec<Id> = self.sql.rows("SELECT conversation_id FROM conversations", vec![]).map_err(sql_err)?;
                 let ids: Vec<String> = ids.into_iter().map(|i| i.conversation_id).collect();
                 json(200, &json!({"online": online, "at": at, "conversations": ids}))
             }
@@ -211,7 +212,7 @@ impl MemberObject {
                     online: i64,
                     at: i64,
                 }
-                let rows: Vec<Status> = self.sql.exec("SELECT online, at FROM bot_status WHERE id = 1", None).and_then(|c| c.to_array()).map_err(sql_err)?;
+                let rows: Vec<Status> = self.sql.rows("SELECT online, at FROM bot_status WHERE id = 1", vec![]).map_err(sql_err)?;
                 match rows.first() {
                     Some(s) => json(200, &json!({"online": s.online != 0, "at": s.at})),
                     None => json(200, &json!({"online": false, "at": null})),
@@ -235,11 +236,10 @@ impl MemberObject {
     fn row(&self, conversation_id: &str) -> Result<Option<Row>, ApiError> {
         let rows: Vec<Row> = self
             .sql
-            .exec(
+            .rows(
                 "SELECT conversation_id, sandbox_id, title, last_activity_at, last_read_at, joined_at FROM conversations WHERE conversation_id = ?",
                 vec![conversation_id.into()],
             )
-            .and_then(|c| c.to_array())
             .map_err(sql_err)?;
         Ok(rows.into_iter().next())
     }
@@ -248,8 +248,7 @@ impl MemberObject {
     fn has_sandbox(&self, sandbox_id: &str) -> bool {
         let rows: Vec<serde_json::Value> = self
             .sql
-            .exec("SELECT conversation_id FROM conversations WHERE sandbox_id = ? LIMIT 1", vec![sandbox_id.into()])
-            .and_then(|c| c.to_array())
+            .rows("SELECT conversation_id FROM conversations WHERE sandbox_id = ? LIMIT 1", vec![sandbox_id.into()])
             .unwrap_or_default();
         !rows.is_empty()
     }
@@ -267,7 +266,7 @@ impl MemberObject {
         };
         let rows: Vec<Row> = self
             .sql
-            .exec(
+            .rows(
                 "SELECT conversation_id, sandbox_id, title, last_activity_at, last_read_at, joined_at FROM conversations
                  WHERE (?1 IS NULL OR sandbox_id = ?1)
                    AND (?2 = 0 OR sort_key < ?3 OR (sort_key = ?3 AND conversation_id < ?4))
@@ -280,7 +279,6 @@ impl MemberObject {
                     ((limit + 1) as i64).into(),
                 ],
             )
-            .and_then(|c| c.to_array())
             .map_err(sql_err)?;
         let has_more = rows.len() > limit;
         let items: Vec<ConversationListItem> = rows

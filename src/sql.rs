@@ -1,0 +1,76 @@
+//! The Durable Objects' SQLite calls, one crossing of the Wasm/JS boundary each.
+//!
+//! `worker::SqlStorage::exec` crosses into JavaScript once per binding (build the value, push it
+//! onto an array) and once more per row and per field to read an answer (`toArray`, then a generic
+//! conversion of each row object). On a message's path that glue cost about as much as SQLite
+//! itself. Here the bindings go over as one JSON array and the rows come back as one JSON string,
+//! parsed in Rust: one call per statement whatever its size.
+//!
+//! Values keep their meaning on the way: integers travel as JavaScript numbers (as the crate's
+//! `SqlStorageValue::Integer` does), strings exactly, `NULL` as `null`. A blob or a non-finite
+//! float has no JSON form and is refused with an error (no table here stores either).
+
+use serde::de::DeserializeOwned;
+use wasm_bindgen::prelude::*;
+use worker::{SqlStorage, SqlStorageValue};
+
+type Result<T> = worker::Result<T>;
+
+#[wasm_bindgen(inline_js = "export function sql_run(sql, q, args) { const c = args === '[]' ? sql.exec(q) : sql.exec(q, ...JSON.parse(args)); return c.rowsWritten; }
+export function sql_rows(sql, q, args) { const c = args === '[]' ? sql.exec(q) : sql.exec(q, ...JSON.parse(args)); return JSON.stringify(c.toArray()); }")]
+extern "C" {
+    /// Runs one statement; answers the rows it wrote.
+    #[wasm_bindgen(catch)]
+    fn sql_run(sql: &JsValue, q: &str, args: &str) -> std::result::Result<f64, JsValue>;
+    /// Runs one statement; answers its rows as one JSON array of objects.
+    #[wasm_bindgen(catch)]
+    fn sql_rows(sql: &JsValue, q: &str, args: &str) -> std::result::Result<String, JsValue>;
+}
+
+/// An object's SQLite database.
+pub struct Sql {
+    raw: JsValue,
+}
+
+impl Sql {
+    pub fn new(storage: SqlStorage) -> Self {
+        Sql { raw: storage.as_ref().clone() }
+    }
+
+    /// Runs a statement (or several, without bindings); answers the rows written.
+    pub fn exec(&self, query: &str, bindings: Vec<SqlStorageValue>) -> Result<usize> {
+        let args = args_json(&bindings)?;
+        let written = sql_run(&self.raw, query, &args).map_err(worker::Error::from)?;
+        Ok(written.max(0.0) as usize)
+    }
+
+    /// Runs a query; answers its rows, each deserialized from the JSON object of its columns.
+    pub fn rows<T: DeserializeOwned>(&self, query: &str, bindings: Vec<SqlStorageValue>) -> Result<Vec<T>> {
+        let args = args_json(&bindings)?;
+        let text = sql_rows(&self.raw, query, &args).map_err(worker::Error::from)?;
+        serde_json::from_str(&text).map_err(|e| worker::Error::RustError(format!("sql rows: {e}")))
+    }
+}
+
+/// The bindings as one JSON array.
+fn args_json(bindings: &[SqlStorageValue]) -> Result<String> {
+    let unsupported = |what: &str| worker::Error::RustError(format!("sql binding: {what} has no JSON form"));
+    let mut out = String::with_capacity(2 + bindings.len() * 16);
+    out.push('[');
+    for (i, v) in bindings.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        match v {
+            SqlStorageValue::Null => out.push_str("null"),
+            SqlStorageValue::Boolean(b) => out.push_str(if *b { "true" } else { "false" }),
+            SqlStorageValue::Integer(n) => out.push_str(&n.to_string()),
+            SqlStorageValue::Float(f) if f.is_finite() => out.push_str(&f.to_string()),
+            SqlStorageValue::Float(_) => return Err(unsupported("a non-finite float")),
+            SqlStorageValue::String(s) => out.push_str(&serde_json::to_string(s).map_err(|e| worker::Error::RustError(e.to_string()))?),
+            SqlStorageValue::Blob(_) => return Err(unsupported("a blob")),
+        }
+    }
+    out.push(']');
+    Ok(out)
+}
