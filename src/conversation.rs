@@ -1201,11 +1201,7 @@ impl ConversationObject {
 
     /// The first row's integer column `v` (None when there is no row or it is NULL).
     fn scalar(&self, query: &str, bindings: Vec<SqlStorageValue>) -> Result<Option<i64>, ApiError> {
-        #[derive(Deserialize)]
-        struct One {
-            v: Option<i64>,
-        }
-        Ok(self.query::<One>(query, bindings)?.into_iter().next().and_then(|r| r.v))
+        self.sql.scalar(query, bindings).map_err(sql_err)
     }
 
     /// The conversation row, from memory after the first read (see `Cached::meta`).

@@ -50,10 +50,20 @@ impl Sql {
         let text = sql_rows(&self.raw, query, &args).map_err(worker::Error::from)?;
         serde_json::from_str(&text).map_err(|e| worker::Error::RustError(format!("sql rows: {e}")))
     }
+
+    /// The first row's integer column `v` (`None` when there is no row or it is NULL).
+    pub fn scalar(&self, query: &str, bindings: Vec<SqlStorageValue>) -> Result<Option<i64>> {
+        #[derive(serde::Deserialize)]
+        struct One {
+            v: Option<i64>,
+        }
+        Ok(self.rows::<One>(query, bindings)?.into_iter().next().and_then(|r| r.v))
+    }
 }
 
 /// The bindings as one JSON array.
 fn args_json(bindings: &[SqlStorageValue]) -> Result<String> {
+    use std::fmt::Write as _;
     let unsupported = |what: &str| worker::Error::RustError(format!("sql binding: {what} has no JSON form"));
     let mut out = String::with_capacity(2 + bindings.len() * 16);
     out.push('[');
@@ -64,10 +74,17 @@ fn args_json(bindings: &[SqlStorageValue]) -> Result<String> {
         match v {
             SqlStorageValue::Null => out.push_str("null"),
             SqlStorageValue::Boolean(b) => out.push_str(if *b { "true" } else { "false" }),
-            SqlStorageValue::Integer(n) => out.push_str(&n.to_string()),
-            SqlStorageValue::Float(f) if f.is_finite() => out.push_str(&f.to_string()),
+            SqlStorageValue::Integer(n) => {
+                let _ = write!(out, "{n}");
+            }
+            SqlStorageValue::Float(f) if f.is_finite() => {
+                let _ = write!(out, "{f}");
+            }
             SqlStorageValue::Float(_) => return Err(unsupported("a non-finite float")),
-            SqlStorageValue::String(s) => out.push_str(&serde_json::to_string(s).map_err(|e| worker::Error::RustError(e.to_string()))?),
+            SqlStorageValue::String(s) => {
+                let escaped = serde_json::to_string(s).map_err(|e| worker::Error::RustError(e.to_string()))?;
+                out.push_str(&escaped);
+            }
             SqlStorageValue::Blob(_) => return Err(unsupported("a blob")),
         }
     }

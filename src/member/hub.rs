@@ -516,11 +516,7 @@ impl MemberObject {
     }
 
     fn scalar(&self, q: &str, b: Vec<worker::SqlStorageValue>) -> Result<Option<i64>, ApiError> {
-        #[derive(Deserialize)]
-        struct One {
-            v: Option<i64>,
-        }
-        Ok(self.query::<One>(q, b)?.into_iter().next().and_then(|r| r.v))
+        self.sql.scalar(q, b).map_err(sql_err)
     }
 }
 
