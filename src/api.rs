@@ -113,7 +113,11 @@ pub async fn handle(mut req: Request, env: Env, _ctx: Context) -> Answer {
         (Route::Messages, Method::Post) => {
             let me = caller(&req, &env)?;
             let body: CreateMessage = parse(&mut req).await?;
-            let cmd = C::SendMessage { content: body.content, in_reply_to_message_id: body.in_reply_to_message_id, client_id: body.client_id };
+            let cmd = C::SendMessage {
+                content: body.content,
+                in_reply_to_message_id: body.in_reply_to_message_id,
+                client_id: body.client_id,
+            };
             to_conversation(&env, &body.conversation_id, &me, cmd).await
         }
         (Route::Message(mid), Method::Patch) => {
@@ -133,7 +137,8 @@ pub async fn handle(mut req: Request, env: Env, _ctx: Context) -> Answer {
             let me = caller(&req, &env)?;
             let body: AddReaction = parse(&mut req).await?;
             message_id(&mid)?;
-            to_conversation(&env, &body.conversation_id, &me, C::AddReaction { message_id: mid, emoji: body.emoji }).await
+            to_conversation(&env, &body.conversation_id, &me, C::AddReaction { message_id: mid, emoji: body.emoji })
+                .await
         }
         (Route::MessageReactions(mid), Method::Delete) => {
             let me = caller(&req, &env)?;
@@ -157,14 +162,24 @@ pub async fn handle(mut req: Request, env: Env, _ctx: Context) -> Answer {
         (Route::BotMessages(sb, id), Method::Post) => {
             let me = bot(&req, &env, &sb)?;
             let body: BotCreateMessage = parse(&mut req).await?;
-            let cmd = C::SendMessage { content: body.content, in_reply_to_message_id: body.in_reply_to_message_id, client_id: body.client_id };
+            let cmd = C::SendMessage {
+                content: body.content,
+                in_reply_to_message_id: body.in_reply_to_message_id,
+                client_id: body.client_id,
+            };
             to_conversation(&env, &id, &me, cmd).await
         }
         (Route::BotMessage(sb, id, mid), Method::Patch) => {
             let me = bot(&req, &env, &sb)?;
             let body: BotEditMessage = parse(&mut req).await?;
             message_id(&mid)?;
-            to_conversation(&env, &id, &me, C::EditMessage { message_id: mid, content: body.content, timestamp: body.timestamp }).await
+            to_conversation(
+                &env,
+                &id,
+                &me,
+                C::EditMessage { message_id: mid, content: body.content, timestamp: body.timestamp },
+            )
+            .await
         }
         (Route::BotMessage(sb, id, mid), Method::Delete) => {
             let me = bot(&req, &env, &sb)?;
@@ -255,14 +270,20 @@ async fn create_conversation(req: &mut Request, env: &Env) -> Answer {
     }
     let mut humans = vec![me.to_string()];
     for u in extra {
-        let m = MemberId::user(&u).map_err(|_| ApiError::invalid(format!("additionalMembers: {u:?} is not a valid user id")))?;
+        let m = MemberId::user(&u)
+            .map_err(|_| ApiError::invalid(format!("additionalMembers: {u:?} is not a valid user id")))?;
         let m = m.to_string();
         if !humans.contains(&m) {
             humans.push(m);
         }
     }
     let id = MonotonicUlids::default().next(platform::now_ms().max(0) as u64, platform::random_u128()).to_string();
-    let cmd = C::Create { conversation_id: id.clone(), sandbox_id: body.sandbox_id.clone(), title: title.clone(), members: humans.clone() };
+    let cmd = C::Create {
+        conversation_id: id.clone(),
+        sandbox_id: body.sandbox_id.clone(),
+        title: title.clone(),
+        members: humans.clone(),
+    };
     let (status, answer) = rpc::read(rpc::conversation(env, &id, &me.to_string(), cmd).await?).await?;
     if status != 201 {
         return Err(rpc::as_error(status, &answer));
@@ -315,7 +336,8 @@ async fn list_conversations(req: &Request, env: &Env, me: &str) -> Answer {
 async fn leave(env: &Env, id: &str, me: &str) -> Answer {
     let resp = to_conversation(env, id, me, C::Leave).await?;
     if resp.status_code() == 204 {
-        let (status, body) = rpc::read(rpc::member(env, me, MemberCommand::Remove { conversation_id: id.to_string() }).await?).await?;
+        let (status, body) =
+            rpc::read(rpc::member(env, me, MemberCommand::Remove { conversation_id: id.to_string() }).await?).await?;
         if status >= 300 {
             return Err(rpc::as_error(status, &body));
         }
@@ -325,7 +347,8 @@ async fn leave(env: &Env, id: &str, me: &str) -> Answer {
 
 async fn add_member(env: &Env, id: &str, me: &str, user_id: &str) -> Answer {
     conversation_id(id)?;
-    let (status, mut body) = rpc::read(rpc::conversation(env, id, me, C::AddMember { member: user_id.to_string() }).await?).await?;
+    let (status, mut body) =
+        rpc::read(rpc::conversation(env, id, me, C::AddMember { member: user_id.to_string() }).await?).await?;
     if status >= 300 {
         return Err(rpc::as_error(status, &body));
     }
@@ -355,12 +378,21 @@ async fn add_member(env: &Env, id: &str, me: &str, user_id: &str) -> Answer {
 async fn mark_read(env: &Env, id: &str, me: &str, message: &str) -> Answer {
     conversation_id(id)?;
     ids::parse("lastSeenMessageId", message)?;
-    let (status, body) = rpc::read(rpc::conversation(env, id, me, C::MarkRead { message_id: message.to_string() }).await?).await?;
+    let (status, body) =
+        rpc::read(rpc::conversation(env, id, me, C::MarkRead { message_id: message.to_string() }).await?).await?;
     if status >= 300 {
         return Err(rpc::as_error(status, &body));
     }
     let last_read_at = body["lastReadAt"].as_i64().unwrap_or_else(platform::now_ms);
-    let (s, b) = rpc::read(rpc::member(env, me, MemberCommand::MarkRead { conversation_id: id.to_string(), member_id: me.to_string(), last_read_at }).await?).await?;
+    let (s, b) = rpc::read(
+        rpc::member(
+            env,
+            me,
+            MemberCommand::MarkRead { conversation_id: id.to_string(), member_id: me.to_string(), last_read_at },
+        )
+        .await?,
+    )
+    .await?;
     if s >= 300 {
         return Err(rpc::as_error(s, &b));
     }
@@ -462,7 +494,12 @@ async fn set_bot_status(env: &Env, sandbox_id: &str, me: &str, body: SetBotStatu
     let context = switchboard_core::hub::contexts::instance(sandbox_id);
     for chunk in people.chunks(50) {
         let calls = chunk.iter().map(|p| {
-            let cmd = MemberCommand::Deliver { context: context.clone(), event: "bot.status".into(), payload: payload.clone(), ephemeral: false };
+            let cmd = MemberCommand::Deliver {
+                context: context.clone(),
+                event: "bot.status".into(),
+                payload: payload.clone(),
+                ephemeral: false,
+            };
             rpc::member(env, p, cmd)
         });
         for r in join_all(calls).await {
@@ -500,4 +537,3 @@ async fn to_conversation(env: &Env, id: &str, me: &str, cmd: C) -> Answer {
     conversation_id(id)?;
     Ok(rpc::conversation(env, id, me, cmd).await?)
 }
-

@@ -15,8 +15,8 @@ use crate::config;
 use crate::http::{error_response, internal};
 use crate::notifications;
 use crate::platform;
-use crate::sql::Sql;
 use crate::rpc::{self, ConversationCall, ConversationCommand, MemberCommand, MEMBER_HEADER};
+use crate::sql::Sql;
 use futures::future::join_all;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -27,12 +27,12 @@ use switchboard_core::connected::ConnectedMembers;
 use switchboard_core::content::{self, Block};
 use switchboard_core::events::Event;
 use switchboard_core::frames::{self, ClientFrame, FrameRejection};
+use switchboard_core::hub::contexts;
 use switchboard_core::idempotency::{self, IdemRecord, SendDecision};
 use switchboard_core::ids::{self, MonotonicUlids};
 use switchboard_core::limits::{close, AUTO_TITLE_CHARS, MAX_MEMBERS};
 use switchboard_core::model::{ConversationDetail, ConversationListItem, MemberInfo, Message};
 use switchboard_core::replay::{self, ResumePlan};
-use switchboard_core::hub::contexts;
 use switchboard_core::{alarm, reactions, typing, validate, ApiError, ErrorCode, MemberId};
 use switchboard_notify_contract::{Recipient, SendPushForConversation, CONTRACT_VERSION};
 use worker::{
@@ -134,7 +134,6 @@ fn sql_err(e: worker::Error) -> ApiError {
     internal("conversation sql", e)
 }
 
-
 #[durable_object]
 pub struct ConversationObject {
     state: State,
@@ -179,7 +178,9 @@ struct Cached {
 
 /// Whether a statement writes the conversation row (and so invalidates `Cached::meta`).
 fn writes_conversation_row(query: &str) -> bool {
-    query.starts_with("UPDATE conversation ") || query.starts_with("INSERT INTO conversation ") || query.starts_with("DELETE FROM conversation")
+    query.starts_with("UPDATE conversation ")
+        || query.starts_with("INSERT INTO conversation ")
+        || query.starts_with("DELETE FROM conversation")
 }
 
 /// An event on its way to watchers' hubs.
@@ -283,7 +284,13 @@ impl DurableObject for ConversationObject {
         Ok(())
     }
 
-    async fn websocket_close(&self, ws: WebSocket, _code: usize, _reason: String, _was_clean: bool) -> worker::Result<()> {
+    async fn websocket_close(
+        &self,
+        ws: WebSocket,
+        _code: usize,
+        _reason: String,
+        _was_clean: bool,
+    ) -> worker::Result<()> {
         self.socket_gone(&ws);
         // Complete the closing handshake; the runtime forgets the socket.
         let _ = ws.close(Some(1000), Some("closed"));
@@ -322,7 +329,9 @@ impl ConversationObject {
             ConversationCommand::Rename { title } => self.rename(&caller, &title),
             ConversationCommand::AddMember { member } => self.add_member(&caller, &member),
             ConversationCommand::Leave => self.leave(&caller),
-            ConversationCommand::ListMessages { before, limit } => self.list_messages(&caller, before.as_deref(), limit),
+            ConversationCommand::ListMessages { before, limit } => {
+                self.list_messages(&caller, before.as_deref(), limit)
+            }
             ConversationCommand::SendMessage { content, in_reply_to_message_id, client_id } => {
                 match self.send_message(&caller, &content, in_reply_to_message_id, client_id) {
                     Ok(sent) => {
@@ -337,10 +346,14 @@ impl ConversationObject {
                     Err(e) => Err(e),
                 }
             }
-            ConversationCommand::EditMessage { message_id, content, timestamp } => self.edit_message(&caller, &message_id, &content, timestamp),
+            ConversationCommand::EditMessage { message_id, content, timestamp } => {
+                self.edit_message(&caller, &message_id, &content, timestamp)
+            }
             ConversationCommand::DeleteMessage { message_id } => self.delete_message(&caller, &message_id),
             ConversationCommand::AddReaction { message_id, emoji } => self.add_reaction(&caller, &message_id, &emoji),
-            ConversationCommand::RemoveReaction { message_id, emoji } => self.remove_reaction(&caller, &message_id, &emoji),
+            ConversationCommand::RemoveReaction { message_id, emoji } => {
+                self.remove_reaction(&caller, &message_id, &emoji)
+            }
             ConversationCommand::MarkRead { message_id } => self.mark_read(&caller, &message_id),
             ConversationCommand::Watch { watching, present } => self.watch(&caller, watching, present),
             ConversationCommand::Presence => self.roster(&caller),
@@ -349,7 +362,9 @@ impl ConversationObject {
         self.pump().await;
         let (status, body) = answer?;
         // Renames and new activity reach members' lists through the alarm's flush.
-        if self.scalar("SELECT list_version > list_flushed AS v FROM conversation", vec![]).ok().flatten().unwrap_or(0) != 0 {
+        if self.scalar("SELECT list_version > list_flushed AS v FROM conversation", vec![]).ok().flatten().unwrap_or(0)
+            != 0
+        {
             self.ensure_alarm(platform::now_ms() + self.flush_delay_ms()).await;
         }
         match body {
@@ -369,9 +384,15 @@ impl ConversationObject {
             "INSERT INTO conversation (id, sandbox_id, title, created_by, created_at) VALUES (?, ?, ?, ?, ?)",
             vec![id.into(), sandbox_id.into(), title.clone().into(), creator.into(), now.into()],
         )?;
-        self.exec("INSERT INTO members (member_id, kind, joined_at) VALUES (?, 'bot', ?)", vec![bot.into(), now.into()])?;
+        self.exec(
+            "INSERT INTO members (member_id, kind, joined_at) VALUES (?, 'bot', ?)",
+            vec![bot.into(), now.into()],
+        )?;
         for m in humans {
-            self.exec("INSERT OR IGNORE INTO members (member_id, kind, joined_at) VALUES (?, 'user', ?)", vec![m.as_str().into(), now.into()])?;
+            self.exec(
+                "INSERT OR IGNORE INTO members (member_id, kind, joined_at) VALUES (?, 'user', ?)",
+                vec![m.as_str().into(), now.into()],
+            )?;
         }
         Ok((201, Some(json!({"createdAt": now}))))
     }
@@ -389,7 +410,10 @@ impl ConversationObject {
             sandbox_id: meta.sandbox_id.clone(),
             created_by: meta.created_by.clone(),
             created_at: meta.created_at,
-            members: members.into_iter().map(|m| MemberInfo { id: m.member_id, kind: m.kind, joined_at: m.joined_at }).collect(),
+            members: members
+                .into_iter()
+                .map(|m| MemberInfo { id: m.member_id, kind: m.kind, joined_at: m.joined_at })
+                .collect(),
         })
     }
 
@@ -397,7 +421,10 @@ impl ConversationObject {
         let meta = self.require_member(caller)?;
         let title = validate::title(title)?;
         if meta.title.as_deref() != Some(title.as_str()) {
-            self.exec("UPDATE conversation SET title = ?, list_version = list_version + 1", vec![title.as_str().into()])?;
+            self.exec(
+                "UPDATE conversation SET title = ?, list_version = list_version + 1",
+                vec![title.as_str().into()],
+            )?;
             self.emit(Event::ConversationRenamed { conversation_id: meta.id.clone(), title: title.clone() })?;
         }
         Ok((200, Some(json!({"id": meta.id, "title": title}))))
@@ -440,10 +467,15 @@ impl ConversationObject {
         if MemberId::parse(caller).map(|m| m.is_bot()).unwrap_or(false) {
             return Err(ApiError::forbidden("the conversation's bot cannot leave it"));
         }
-        let was_present = self.scalar("SELECT present AS v FROM watchers WHERE member_id = ?", vec![caller.into()])?.unwrap_or(0) != 0;
+        let was_present =
+            self.scalar("SELECT present AS v FROM watchers WHERE member_id = ?", vec![caller.into()])?.unwrap_or(0)
+                != 0;
         self.forget_roster();
         self.cached.watchers.replace(None);
-        self.exec("UPDATE members SET left_at = ? WHERE member_id = ?", vec![platform::now_ms().into(), caller.into()])?;
+        self.exec(
+            "UPDATE members SET left_at = ? WHERE member_id = ?",
+            vec![platform::now_ms().into(), caller.into()],
+        )?;
         self.exec("DELETE FROM watchers WHERE member_id = ?", vec![caller.into()])?;
         self.exec("DELETE FROM typing WHERE member_id = ?", vec![caller.into()])?;
         self.emit(Event::MemberLeft { conversation_id: meta.id.clone(), member_id: caller.to_string() })?;
@@ -459,7 +491,8 @@ impl ConversationObject {
         let meta = self.require_member(caller)?;
         let fetch = (limit + 1) as i64;
         let rows: Vec<MessageRow> = match before {
-            Some(b) => self.query("SELECT * FROM messages WHERE id < ? ORDER BY id DESC LIMIT ?", vec![b.into(), fetch.into()])?,
+            Some(b) => self
+                .query("SELECT * FROM messages WHERE id < ? ORDER BY id DESC LIMIT ?", vec![b.into(), fetch.into()])?,
             None => self.query("SELECT * FROM messages ORDER BY id DESC LIMIT ?", vec![fetch.into()])?,
         };
         let has_more = rows.len() > limit;
@@ -471,7 +504,13 @@ impl ConversationObject {
 
     /// The send path: validate, check the idempotency ledger, write message + record + event, broadcast.
     /// Synchronous from the first read to the last write, so racing repeats cannot both create.
-    fn send_message(&self, caller: &str, content: &Value, in_reply_to: Option<String>, client_id: Option<String>) -> Result<Sent, ApiError> {
+    fn send_message(
+        &self,
+        caller: &str,
+        content: &Value,
+        in_reply_to: Option<String>,
+        client_id: Option<String>,
+    ) -> Result<Sent, ApiError> {
         let mut meta = self.require_member(caller)?;
         let blocks = content::parse(content)?;
         if let Some(c) = &client_id {
@@ -480,7 +519,8 @@ impl ConversationObject {
         let reply_sender = match &in_reply_to {
             Some(r) => {
                 ids::parse("inReplyToMessageId", r)?;
-                let found: Vec<MessageRow> = self.query("SELECT * FROM messages WHERE id = ?", vec![r.as_str().into()])?;
+                let found: Vec<MessageRow> =
+                    self.query("SELECT * FROM messages WHERE id = ?", vec![r.as_str().into()])?;
                 match found.into_iter().next() {
                     Some(row) => Some(row.sender_id),
                     None => return Err(ApiError::invalid("inReplyToMessageId: no such message in this conversation")),
@@ -501,7 +541,8 @@ impl ConversationObject {
                 "SELECT message_id, expires_at FROM idempotency WHERE sender_id = ? AND client_id = ?",
                 vec![caller.into(), c.as_str().into()],
             )?;
-            let found = found.into_iter().next().map(|r| IdemRecord { message_id: r.message_id, expires_at: r.expires_at });
+            let found =
+                found.into_iter().next().map(|r| IdemRecord { message_id: r.message_id, expires_at: r.expires_at });
             match idempotency::decide(found.as_ref(), now, ttl) {
                 SendDecision::Replay { message_id } => {
                     if let Some(message) = self.message(&meta.id, &message_id)? {
@@ -543,7 +584,11 @@ impl ConversationObject {
             delivery_failed: false,
             reactions: vec![],
         };
-        self.emit(Event::MessageCreated { message: message.clone(), client_id: client_id.clone(), reply_to_sender: reply_sender })?;
+        self.emit(Event::MessageCreated {
+            message: message.clone(),
+            client_id: client_id.clone(),
+            reply_to_sender: reply_sender,
+        })?;
         if meta.title.is_none() {
             let text = content::plain_text(&message.content);
             let title = content::preview(&text, AUTO_TITLE_CHARS);
@@ -567,7 +612,10 @@ impl ConversationObject {
                 let env = self.env.clone();
                 self.state.wait_until(async move {
                     match notifications::send_push(&env, &request).await {
-                        Ok(result) => notifications::announce_badges(&env, &request.sandbox_id, &request.conversation_id, &result).await,
+                        Ok(result) => {
+                            notifications::announce_badges(&env, &request.sandbox_id, &request.conversation_id, &result)
+                                .await
+                        }
                         Err(e) => worker::console_error!("push for message {}: {e}", request.message_id),
                     }
                 });
@@ -616,7 +664,11 @@ impl ConversationObject {
         let recipients: Vec<Recipient> = absent
             .iter()
             .filter(|id| **id != message.sender_id && !present.contains(id))
-            .map(|id| Recipient { last_viewed_at: last_viewed.get(id).copied().flatten(), viewing: false, user_id: id.clone() })
+            .map(|id| Recipient {
+                last_viewed_at: last_viewed.get(id).copied().flatten(),
+                viewing: false,
+                user_id: id.clone(),
+            })
             .collect();
         if recipients.is_empty() {
             return Ok(None);
@@ -655,7 +707,10 @@ impl ConversationObject {
             last_read_at: i64,
         }
         let current: Option<ReadRow> = self
-            .query("SELECT last_read_message_id, last_read_at FROM read_state WHERE member_id = ?", vec![caller.into()])?
+            .query(
+                "SELECT last_read_message_id, last_read_at FROM read_state WHERE member_id = ?",
+                vec![caller.into()],
+            )?
             .into_iter()
             .next();
         let (last_id, last_at) = match current {
@@ -711,7 +766,10 @@ impl ConversationObject {
         }
         if let Some(stored) = row.client_updated_at {
             if timestamp < stored {
-                return Err(ApiError::new(ErrorCode::EditConflict, "Edit conflict: the message was edited more recently"));
+                return Err(ApiError::new(
+                    ErrorCode::EditConflict,
+                    "Edit conflict: the message was edited more recently",
+                ));
             }
         }
         let blocks = content::parse(content)?;
@@ -721,7 +779,8 @@ impl ConversationObject {
             "UPDATE messages SET content = ?, updated_at = ?, client_updated_at = ? WHERE id = ?",
             vec![content_json.into(), now.into(), timestamp.into(), message_id.into()],
         )?;
-        let message = self.message(&meta.id, message_id)?.ok_or_else(|| ApiError::internal("edited message vanished"))?;
+        let message =
+            self.message(&meta.id, message_id)?.ok_or_else(|| ApiError::internal("edited message vanished"))?;
         self.emit(Event::MessageUpdated { message: message.clone() })?;
         Ok((200, Some(json!({"messageId": message.id, "message": message}))))
     }
@@ -758,7 +817,11 @@ impl ConversationObject {
             )
             .map_err(sql_err)?;
         if written > 0 {
-            self.emit(Event::ReactionAdded { message_id: message_id.into(), member_id: caller.into(), emoji: emoji.into() })?;
+            self.emit(Event::ReactionAdded {
+                message_id: message_id.into(),
+                member_id: caller.into(),
+                emoji: emoji.into(),
+            })?;
         }
         let summary = self.reactions_of(message_id)?;
         Ok((if written > 0 { 201 } else { 200 }, Some(json!({"id": message_id, "reactions": summary}))))
@@ -776,7 +839,11 @@ impl ConversationObject {
             )
             .map_err(sql_err)?;
         if written > 0 {
-            self.emit(Event::ReactionRemoved { message_id: message_id.into(), member_id: caller.into(), emoji: emoji.into() })?;
+            self.emit(Event::ReactionRemoved {
+                message_id: message_id.into(),
+                member_id: caller.into(),
+                emoji: emoji.into(),
+            })?;
         }
         let summary = self.reactions_of(message_id)?;
         Ok((200, Some(json!({"id": message_id, "reactions": summary}))))
@@ -788,12 +855,8 @@ impl ConversationObject {
 
     /// Accepts a member's socket as hibernatable, replays what it missed (`?since=`), then `ready`.
     fn accept_socket(&self, req: &Request) -> Result<Response, ApiError> {
-        let member = req
-            .headers()
-            .get(MEMBER_HEADER)
-            .ok()
-            .flatten()
-            .ok_or_else(|| ApiError::unauthorized("no member"))?;
+        let member =
+            req.headers().get(MEMBER_HEADER).ok().flatten().ok_or_else(|| ApiError::unauthorized("no member"))?;
         let url = req.url().map_err(|e| internal("socket url", e))?;
         let since_raw = url.query_pairs().find(|(k, _)| k == "since").map(|(_, v)| v.into_owned());
         let since = replay::parse_since(since_raw.as_deref())?;
@@ -821,7 +884,8 @@ impl ConversationObject {
                 struct Frame {
                     frame: String,
                 }
-                let rows: Vec<Frame> = self.query("SELECT frame FROM events WHERE seq > ? ORDER BY seq", vec![(after as i64).into()])?;
+                let rows: Vec<Frame> =
+                    self.query("SELECT frame FROM events WHERE seq > ? ORDER BY seq", vec![(after as i64).into()])?;
                 for row in rows {
                     let _ = server.send_with_str(&row.frame);
                 }
@@ -846,7 +910,9 @@ impl ConversationObject {
     fn emit(&self, event: Event) -> Result<u64, ApiError> {
         let seq = self.next_seq()?;
         let frame = frames::event(event.name(), &event.payload_json(), seq);
-        if let Err(e) = self.exec("INSERT INTO events (seq, frame) VALUES (?, ?)", vec![(seq as i64).into(), frame.as_str().into()]) {
+        if let Err(e) =
+            self.exec("INSERT INTO events (seq, frame) VALUES (?, ?)", vec![(seq as i64).into(), frame.as_str().into()])
+        {
             self.cached.meta.replace(None);
             return Err(e);
         }
@@ -858,7 +924,11 @@ impl ConversationObject {
         // Hubs get the events committed while they watch; with no watcher, nothing is queued (and the
         // payload is never built as a `Value`).
         if !matches!(self.watcher_ids(), Ok(w) if w.is_empty()) {
-            self.outbox.borrow_mut().push_back(Outgoing { event: event.name(), payload: event.payload(), ephemeral: false });
+            self.outbox.borrow_mut().push_back(Outgoing {
+                event: event.name(),
+                payload: event.payload(),
+                ephemeral: false,
+            });
         }
         Ok(seq)
     }
@@ -889,7 +959,12 @@ impl ConversationObject {
                 Ok(Some(m)) => contexts::conversation(&m.sandbox_id, &m.id),
                 _ => continue,
             };
-            let command = MemberCommand::Deliver { context, event: out.event.to_string(), payload: out.payload, ephemeral: out.ephemeral };
+            let command = MemberCommand::Deliver {
+                context,
+                event: out.event.to_string(),
+                payload: out.payload,
+                ephemeral: out.ephemeral,
+            };
             let body = match serde_json::to_string(&command) {
                 Ok(b) => b,
                 Err(_) => continue,
@@ -927,7 +1002,9 @@ impl ConversationObject {
         struct W {
             member_id: String,
         }
-        let ids: Rc<Vec<String>> = Rc::new(self.query::<W>("SELECT member_id FROM watchers", vec![])?.into_iter().map(|w| w.member_id).collect());
+        let ids: Rc<Vec<String>> = Rc::new(
+            self.query::<W>("SELECT member_id FROM watchers", vec![])?.into_iter().map(|w| w.member_id).collect(),
+        );
         self.cached.watchers.replace(Some(ids.clone()));
         Ok(ids)
     }
@@ -946,9 +1023,14 @@ impl ConversationObject {
             return Ok((204, None));
         }
         self.require_member(caller)?;
-        let was = self.scalar("SELECT present AS v FROM watchers WHERE member_id = ?", vec![caller.into()])?.unwrap_or(0) != 0;
+        let was =
+            self.scalar("SELECT present AS v FROM watchers WHERE member_id = ?", vec![caller.into()])?.unwrap_or(0)
+                != 0;
         self.cached.watchers.replace(None);
-        self.exec("INSERT OR REPLACE INTO watchers (member_id, present) VALUES (?, ?)", vec![caller.into(), (present as i64).into()])?;
+        self.exec(
+            "INSERT OR REPLACE INTO watchers (member_id, present) VALUES (?, ?)",
+            vec![caller.into(), (present as i64).into()],
+        )?;
         if present && !was {
             self.emit(Event::PresenceJoined { member_id: caller.to_string() })?;
         } else if !present && was {
@@ -1034,7 +1116,8 @@ impl ConversationObject {
         struct Expired {
             member_id: String,
         }
-        let expired: Vec<Expired> = self.query("SELECT member_id FROM typing WHERE expires_at <= ?", vec![now.into()]).unwrap_or_default();
+        let expired: Vec<Expired> =
+            self.query("SELECT member_id FROM typing WHERE expires_at <= ?", vec![now.into()]).unwrap_or_default();
         if !expired.is_empty() {
             let _ = self.exec("DELETE FROM typing WHERE expires_at <= ?", vec![now.into()]);
             for e in expired {
@@ -1052,11 +1135,17 @@ impl ConversationObject {
                 FlushStep::Idle => {}
                 FlushStep::More => {
                     let members = self.active_roster().map(|r| r.len()).unwrap_or(0);
-                    flush_at = Some(platform::now_ms() + alarm::flush_batch_gap_ms(members, FLUSH_BATCH, self.flush_delay_ms()));
+                    flush_at = Some(
+                        platform::now_ms() + alarm::flush_batch_gap_ms(members, FLUSH_BATCH, self.flush_delay_ms()),
+                    );
                 }
                 FlushStep::Failed => flush_at = Some(platform::now_ms() + self.flush_delay_ms().max(1000) * 5),
                 FlushStep::Done => {
-                    let dirty = self.scalar("SELECT list_version > list_flushed AS v FROM conversation", vec![]).ok().flatten().unwrap_or(0);
+                    let dirty = self
+                        .scalar("SELECT list_version > list_flushed AS v FROM conversation", vec![])
+                        .ok()
+                        .flatten()
+                        .unwrap_or(0);
                     if dirty != 0 {
                         flush_at = Some(platform::now_ms() + self.flush_delay_ms());
                     }
@@ -1081,14 +1170,23 @@ impl ConversationObject {
             pass_version: i64,
             cursor: Option<String>,
         }
-        let pass = self.query::<Pass>("SELECT pass_version, cursor FROM list_flush WHERE id = 1", vec![]).ok().and_then(|p| p.into_iter().next());
+        let pass = self
+            .query::<Pass>("SELECT pass_version, cursor FROM list_flush WHERE id = 1", vec![])
+            .ok()
+            .and_then(|p| p.into_iter().next());
         let (version, cursor) = match pass {
             Some(p) => (p.pass_version, p.cursor.unwrap_or_default()),
             None => {
-                let dirty = self.scalar("SELECT list_version AS v FROM conversation WHERE list_version > list_flushed", vec![]).ok().flatten();
+                let dirty = self
+                    .scalar("SELECT list_version AS v FROM conversation WHERE list_version > list_flushed", vec![])
+                    .ok()
+                    .flatten();
                 match dirty {
                     Some(v) => {
-                        let _ = self.exec("INSERT OR REPLACE INTO list_flush (id, pass_version, cursor) VALUES (1, ?, '')", vec![v.into()]);
+                        let _ = self.exec(
+                            "INSERT OR REPLACE INTO list_flush (id, pass_version, cursor) VALUES (1, ?, '')",
+                            vec![v.into()],
+                        );
                         (v, String::new())
                     }
                     None => return FlushStep::Idle,
@@ -1136,7 +1234,8 @@ impl ConversationObject {
         }
         match batch.last() {
             Some(last) if batch.len() == FLUSH_BATCH => {
-                let _ = self.exec("UPDATE list_flush SET cursor = ? WHERE id = 1", vec![last.member_id.as_str().into()]);
+                let _ =
+                    self.exec("UPDATE list_flush SET cursor = ? WHERE id = 1", vec![last.member_id.as_str().into()]);
                 FlushStep::More
             }
             _ => {
@@ -1179,7 +1278,10 @@ impl ConversationObject {
 
     /// Records new activity (a message) on the conversation row and in the cached copy.
     fn touch_activity(&self, now: i64) -> Result<(), ApiError> {
-        if let Err(e) = self.sql.exec("UPDATE conversation SET last_activity_at = ?, list_version = list_version + 1", vec![now.into()]) {
+        if let Err(e) = self
+            .sql
+            .exec("UPDATE conversation SET last_activity_at = ?, list_version = list_version + 1", vec![now.into()])
+        {
             self.cached.meta.replace(None);
             return Err(sql_err(e));
         }
@@ -1195,7 +1297,11 @@ impl ConversationObject {
         self.connected.borrow_mut().roster_changed();
     }
 
-    fn query<T: serde::de::DeserializeOwned>(&self, query: &str, bindings: Vec<SqlStorageValue>) -> Result<Vec<T>, ApiError> {
+    fn query<T: serde::de::DeserializeOwned>(
+        &self,
+        query: &str,
+        bindings: Vec<SqlStorageValue>,
+    ) -> Result<Vec<T>, ApiError> {
         self.sql.rows(query, bindings).map_err(sql_err)
     }
 
@@ -1242,7 +1348,11 @@ impl ConversationObject {
         struct LastId {
             id: String,
         }
-        let last = self.query::<LastId>("SELECT id FROM messages ORDER BY id DESC LIMIT 1", vec![])?.into_iter().next().map(|r| r.id);
+        let last = self
+            .query::<LastId>("SELECT id FROM messages ORDER BY id DESC LIMIT 1", vec![])?
+            .into_iter()
+            .next()
+            .map(|r| r.id);
         self.cached.last_message_id.replace(last.clone());
         Ok(last)
     }
@@ -1258,13 +1368,17 @@ impl ConversationObject {
             kind: String,
         }
         let rows: Vec<R> = self.query("SELECT member_id, kind FROM members WHERE left_at IS NULL", vec![])?;
-        let roster: Rc<HashMap<String, bool>> = Rc::new(rows.into_iter().map(|r| (r.member_id, r.kind == "user")).collect());
+        let roster: Rc<HashMap<String, bool>> =
+            Rc::new(rows.into_iter().map(|r| (r.member_id, r.kind == "user")).collect());
         self.cached.roster.replace(Some(roster.clone()));
         Ok(roster)
     }
 
     fn active_members(&self) -> Result<Vec<MemberRow>, ApiError> {
-        self.query("SELECT member_id, kind, joined_at FROM members WHERE left_at IS NULL ORDER BY joined_at, member_id", vec![])
+        self.query(
+            "SELECT member_id, kind, joined_at FROM members WHERE left_at IS NULL ORDER BY joined_at, member_id",
+            vec![],
+        )
     }
 
     fn require_message(&self, message_id: &str) -> Result<MessageRow, ApiError> {
@@ -1290,12 +1404,15 @@ impl ConversationObject {
         let mut reaction_rows: Vec<ReactionRow> = Vec::new();
         if !rows.is_empty() {
             let marks = vec!["?"; rows.len()].join(",");
-            let q = format!("SELECT message_id, emoji, member_id FROM reactions WHERE message_id IN ({marks}) ORDER BY rowid");
+            let q = format!(
+                "SELECT message_id, emoji, member_id FROM reactions WHERE message_id IN ({marks}) ORDER BY rowid"
+            );
             reaction_rows = self.query(&q, rows.iter().map(|r| SqlStorageValue::from(r.id.as_str())).collect())?;
         }
         rows.iter()
             .map(|r| {
-                let content: Vec<Block> = serde_json::from_str(&r.content).map_err(|e| internal("stored content", e))?;
+                let content: Vec<Block> =
+                    serde_json::from_str(&r.content).map_err(|e| internal("stored content", e))?;
                 let mine = reaction_rows.iter().filter(|x| x.message_id == r.id);
                 Ok(Message {
                     id: r.id.clone(),

@@ -57,10 +57,5 @@ pub fn query(req: &Request, name: &str) -> Result<Option<String>, ApiError> {
 }
 
 pub fn is_websocket_upgrade(req: &Request) -> bool {
-    req.headers()
-        .get("upgrade")
-        .ok()
-        .flatten()
-        .map(|v| v.eq_ignore_ascii_case("websocket"))
-        .unwrap_or(false)
+    req.headers().get("upgrade").ok().flatten().map(|v| v.eq_ignore_ascii_case("websocket")).unwrap_or(false)
 }

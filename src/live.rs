@@ -95,7 +95,9 @@ impl DurableObject for LiveChannelObject {
         let tag = self.subscriber_tag(&ws);
         let outcome = match message {
             WebSocketIncomingMessage::String(text) => live::parse_subscriber_frame(&text),
-            WebSocketIncomingMessage::Binary(_) => Err(ApiError::new(ErrorCode::BinaryNotSupported, "binary frames are not supported")),
+            WebSocketIncomingMessage::Binary(_) => {
+                Err(ApiError::new(ErrorCode::BinaryNotSupported, "binary frames are not supported"))
+            }
         };
         let error = match (outcome, &tag) {
             (Ok(received), Some(tag)) => {
@@ -118,7 +120,13 @@ impl DurableObject for LiveChannelObject {
         Ok(())
     }
 
-    async fn websocket_close(&self, ws: WebSocket, _code: usize, _reason: String, _was_clean: bool) -> worker::Result<()> {
+    async fn websocket_close(
+        &self,
+        ws: WebSocket,
+        _code: usize,
+        _reason: String,
+        _was_clean: bool,
+    ) -> worker::Result<()> {
         self.forget(&ws);
         let _ = ws.close(Some(1000), Some("closed"));
         Ok(())
@@ -145,7 +153,9 @@ fn header(req: &Request, name: &str) -> Option<String> {
 impl LiveChannelObject {
     /// May `member` use this conversation's live channel? Answers the sandbox id.
     async fn check(&self, conversation: &str, member: &str) -> Result<String, Refusal> {
-        let resp = rpc::conversation(&self.env, conversation, member, ConversationCommand::Get).await.map_err(Refusal::Fault)?;
+        let resp = rpc::conversation(&self.env, conversation, member, ConversationCommand::Get)
+            .await
+            .map_err(Refusal::Fault)?;
         let (status, body) = rpc::read(resp).await.map_err(Refusal::Fault)?;
         if status != 200 {
             let e = rpc::as_error(status, &body);
@@ -153,9 +163,10 @@ impl LiveChannelObject {
         }
         let sandbox = body["sandboxId"].as_str().unwrap_or_default().to_string();
         let bot = MemberId::bot(&sandbox).map_err(Refusal::Fault)?.to_string();
-        let (s, status_body) = rpc::read(rpc::member(&self.env, &bot, MemberCommand::GetBotStatus).await.map_err(Refusal::Fault)?)
-            .await
-            .map_err(Refusal::Fault)?;
+        let (s, status_body) =
+            rpc::read(rpc::member(&self.env, &bot, MemberCommand::GetBotStatus).await.map_err(Refusal::Fault)?)
+                .await
+                .map_err(Refusal::Fault)?;
         if s != 200 {
             return Err(Refusal::Fault(rpc::as_error(s, &status_body)));
         }
@@ -185,7 +196,8 @@ impl LiveChannelObject {
     async fn make_room(&self, bytes: usize) {
         let deadline = platform::now_ms() + live::STALL_GRACE_MS;
         loop {
-            let full: Vec<String> = self.windows_mut().iter().filter(|(_, w)| !w.has_room(bytes)).map(|(t, _)| t.clone()).collect();
+            let full: Vec<String> =
+                self.windows_mut().iter().filter(|(_, w)| !w.has_room(bytes)).map(|(t, _)| t.clone()).collect();
             if full.is_empty() {
                 return;
             }
@@ -335,7 +347,11 @@ impl LiveChannelObject {
             "messageId": Value::Null,
         });
         if let Some(f) = final_line {
-            let cmd = ConversationCommand::SendMessage { content: f.content, in_reply_to_message_id: None, client_id: f.client_id };
+            let cmd = ConversationCommand::SendMessage {
+                content: f.content,
+                in_reply_to_message_id: None,
+                client_id: f.client_id,
+            };
             let (status, body) = rpc::read(rpc::conversation(&self.env, &conversation, &member, cmd).await?).await?;
             if status < 300 {
                 answer["messageId"] = body["messageId"].clone();
@@ -349,7 +365,12 @@ impl LiveChannelObject {
     /// Reads the body to its end and delivers each complete line at once (unless `discard`). The worker
     /// ends the body on the publisher's idle timeout or broken connection, so this never waits forever.
     /// Answers the tally and the last line that asked to be committed; 409 if the bot went offline.
-    async fn stream_lines(&self, req: &mut Request, id: u64, discard: bool) -> Result<(Tally, Option<live::FinalLine>), ApiError> {
+    async fn stream_lines(
+        &self,
+        req: &mut Request,
+        id: u64,
+        discard: bool,
+    ) -> Result<(Tally, Option<live::FinalLine>), ApiError> {
         let epoch = self.offline_epoch.get();
         let mut stream = req.stream().map_err(|e| ApiError::invalid(format!("no body to publish: {e}")))?;
         let mut splitter = LineSplitter::new(live::MAX_LINE_BYTES);
@@ -383,7 +404,13 @@ impl LiveChannelObject {
         Ok((tally, committed))
     }
 
-    async fn deliver(&self, id: u64, lines: impl Iterator<Item = Line>, tally: &mut Tally, committed: &mut Option<live::FinalLine>) {
+    async fn deliver(
+        &self,
+        id: u64,
+        lines: impl Iterator<Item = Line>,
+        tally: &mut Tally,
+        committed: &mut Option<live::FinalLine>,
+    ) {
         for line in lines {
             tally.count(&line);
             if let Line::Json(text) = line {

@@ -5,9 +5,11 @@
 use crate::http::internal;
 use crate::rpc::{self, MemberCommand};
 use switchboard_core::hub::contexts;
-use switchboard_notify_contract::badge_bucket;
 use switchboard_core::ApiError;
-use switchboard_notify_contract::{BadgeCount, ClearBadgeBucket, SendPushForConversation, SendPushResult, CONTRACT_VERSION};
+use switchboard_notify_contract::badge_bucket;
+use switchboard_notify_contract::{
+    BadgeCount, ClearBadgeBucket, SendPushForConversation, SendPushResult, CONTRACT_VERSION,
+};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
 use worker::{Env, Request, Response};
@@ -68,10 +70,15 @@ pub async fn announce_badges(env: &Env, sandbox_id: &str, conversation_id: &str,
 
 /// `clearBadgeBucketForUser`: answers the user's remaining total.
 pub async fn clear_badge_bucket(env: &Env, user_id: &str, badge_bucket: &str) -> Result<i64, String> {
-    let req = ClearBadgeBucket { version: CONTRACT_VERSION, user_id: user_id.to_string(), badge_bucket: badge_bucket.to_string() };
+    let req = ClearBadgeBucket {
+        version: CONTRACT_VERSION,
+        user_id: user_id.to_string(),
+        badge_bucket: badge_bucket.to_string(),
+    };
     let payload = serde_json::to_string(&req).map_err(|e| e.to_string())?;
     let answer = call(rpc(env)?.clear_badge_bucket_for_user(payload)).await?;
-    let count: BadgeCount = serde_json::from_str(&answer).map_err(|e| format!("bad clearBadgeBucketForUser answer {answer:?}: {e}"))?;
+    let count: BadgeCount =
+        serde_json::from_str(&answer).map_err(|e| format!("bad clearBadgeBucketForUser answer {answer:?}: {e}"))?;
     Ok(count.badge_count)
 }
 

@@ -54,11 +54,13 @@ mod web_sys_socket {
     pub type Socket = worker::web_sys::WebSocket;
 }
 
-#[wasm_bindgen(inline_js = "export function broadcast_all(state, frame) { let n = 0; for (const ws of state.getWebSockets()) { try { ws.send(frame); n++; } catch (_) {} } return n; }
+#[wasm_bindgen(
+    inline_js = "export function broadcast_all(state, frame) { let n = 0; for (const ws of state.getWebSockets()) { try { ws.send(frame); n++; } catch (_) {} } return n; }
 export function attachment_members(state) { const out = []; for (const ws of state.getWebSockets()) { try { const a = ws.deserializeAttachment(); if (a && typeof a.member === 'string') out.push(a.member); } catch (_) {} } return JSON.stringify(out); }
 export function close_member(state, member, code, reason) { let n = 0; for (const ws of state.getWebSockets()) { try { const a = ws.deserializeAttachment(); if (a && a.member === member) { ws.close(code, reason); n++; } } catch (_) {} } return n; }
 export function attachment_member(ws) { try { const a = ws.deserializeAttachment(); return a && typeof a.member === 'string' ? a.member : undefined; } catch (_) { return undefined; } }
-export function first_tags(state) { const out = []; for (const ws of state.getWebSockets()) { try { const t = state.getTags(ws); if (t.length > 0) out.push(t[0]); } catch (_) {} } return JSON.stringify(out); }")]
+export function first_tags(state) { const out = []; for (const ws of state.getWebSockets()) { try { const t = state.getTags(ws); if (t.length > 0) out.push(t[0]); } catch (_) {} } return JSON.stringify(out); }"
+)]
 extern "C" {
     /// Sends one frame to every socket of a Durable Object in a single call: the frame crosses the
     /// Wasm/JS boundary once and the sockets never do (at N = 1,000 the per-socket crossings of

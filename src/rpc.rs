@@ -27,22 +27,57 @@ pub struct ConversationCall {
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum ConversationCommand {
-    Create { conversation_id: String, sandbox_id: String, title: Option<String>, members: Vec<String> },
+    Create {
+        conversation_id: String,
+        sandbox_id: String,
+        title: Option<String>,
+        members: Vec<String>,
+    },
     Get,
-    Rename { title: String },
-    AddMember { member: String },
+    Rename {
+        title: String,
+    },
+    AddMember {
+        member: String,
+    },
     Leave,
-    ListMessages { before: Option<String>, limit: usize },
-    SendMessage { content: Value, in_reply_to_message_id: Option<String>, client_id: Option<String> },
-    EditMessage { message_id: String, content: Value, timestamp: i64 },
-    DeleteMessage { message_id: String },
-    AddReaction { message_id: String, emoji: String },
-    RemoveReaction { message_id: String, emoji: String },
-    MarkRead { message_id: String },
+    ListMessages {
+        before: Option<String>,
+        limit: usize,
+    },
+    SendMessage {
+        content: Value,
+        in_reply_to_message_id: Option<String>,
+        client_id: Option<String>,
+    },
+    EditMessage {
+        message_id: String,
+        content: Value,
+        timestamp: i64,
+    },
+    DeleteMessage {
+        message_id: String,
+    },
+    AddReaction {
+        message_id: String,
+        emoji: String,
+    },
+    RemoveReaction {
+        message_id: String,
+        emoji: String,
+    },
+    MarkRead {
+        message_id: String,
+    },
     /// The caller's hub follows this conversation (`watching`) and/or is present in it.
-    Watch { watching: bool, present: bool },
+    Watch {
+        watching: bool,
+        present: bool,
+    },
     Presence,
-    Typing { stop: bool },
+    Typing {
+        stop: bool,
+    },
 }
 
 /// A command to a member's object.
@@ -50,22 +85,53 @@ pub enum ConversationCommand {
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum MemberCommand {
     /// The member joined (or was created into) a conversation.
-    Upsert { conversation_id: String, sandbox_id: String, title: Option<String>, joined_at: i64, last_activity_at: Option<i64> },
+    Upsert {
+        conversation_id: String,
+        sandbox_id: String,
+        title: Option<String>,
+        joined_at: i64,
+        last_activity_at: Option<i64>,
+    },
     /// The member left.
-    Remove { conversation_id: String },
+    Remove {
+        conversation_id: String,
+    },
     /// New activity or a new title, flushed by the conversation's alarm.
-    Touch { conversation_id: String, title: Option<String>, last_activity_at: Option<i64> },
-    List { sandbox_id: Option<String>, limit: usize, cursor: Option<String> },
+    Touch {
+        conversation_id: String,
+        title: Option<String>,
+        last_activity_at: Option<i64>,
+    },
+    List {
+        sandbox_id: Option<String>,
+        limit: usize,
+        cursor: Option<String>,
+    },
     /// The member's read position in a conversation moved forward.
-    MarkRead { conversation_id: String, member_id: String, last_read_at: i64 },
+    MarkRead {
+        conversation_id: String,
+        member_id: String,
+        last_read_at: i64,
+    },
     /// An event for the member's hub sockets subscribed to `context` (ephemeral: no seq, not logged).
-    Deliver { context: String, event: String, payload: serde_json::Value, ephemeral: bool },
+    Deliver {
+        context: String,
+        event: String,
+        payload: serde_json::Value,
+        ephemeral: bool,
+    },
     /// A bot's status: answers `{online, at, conversations}` (its conversation ids, to tell their
     /// live channels when it goes offline).
-    SetBotStatus { online: bool, at: i64 },
+    SetBotStatus {
+        online: bool,
+        at: i64,
+    },
     GetBotStatus,
     /// Redeem a connect ticket's nonce; answers 204 once, 401 after.
-    RedeemTicket { nonce: String, expires_at_ms: i64 },
+    RedeemTicket {
+        nonce: String,
+        expires_at_ms: i64,
+    },
 }
 
 fn stub(env: &Env, binding: &str, name: &str) -> Result<Stub, ApiError> {
@@ -90,8 +156,14 @@ async fn post(stub: &Stub, body: String) -> Result<Response, ApiError> {
     stub.fetch_with_request(req).await.map_err(|e| internal("call durable object", e))
 }
 
-pub async fn conversation(env: &Env, conversation_id: &str, caller: &str, command: ConversationCommand) -> Result<Response, ApiError> {
-    let body = serde_json::to_string(&ConversationCall { caller: caller.to_string(), command }).map_err(|e| internal("encode rpc", e))?;
+pub async fn conversation(
+    env: &Env,
+    conversation_id: &str,
+    caller: &str,
+    command: ConversationCommand,
+) -> Result<Response, ApiError> {
+    let body = serde_json::to_string(&ConversationCall { caller: caller.to_string(), command })
+        .map_err(|e| internal("encode rpc", e))?;
     post(&stub(env, CONVERSATIONS, conversation_id)?, body).await
 }
 
@@ -101,7 +173,12 @@ pub async fn member(env: &Env, member_id: &str, command: MemberCommand) -> Resul
 }
 
 /// Forwards a WebSocket upgrade to the conversation's object, naming the authenticated member.
-pub async fn conversation_socket(env: &Env, conversation_id: &str, member_id: &str, since: Option<u64>) -> Result<Response, ApiError> {
+pub async fn conversation_socket(
+    env: &Env,
+    conversation_id: &str,
+    member_id: &str,
+    since: Option<u64>,
+) -> Result<Response, ApiError> {
     let headers = worker::Headers::new();
     let set = |k: &str, v: &str| headers.set(k, v).map_err(|e| internal("set header", e));
     set("upgrade", "websocket")?;
@@ -123,7 +200,13 @@ pub async fn conversation_socket(env: &Env, conversation_id: &str, member_id: &s
 /// body over, and it ends that stream itself, normally, when the client's body ends, breaks off, or
 /// stays silent for `idle_ms`. The channel reads its body to the end before answering, so no stream is
 /// ever cut mid-read (the runtime answers that with an uncaught error and a restarted isolate).
-pub async fn live_publish(env: &Env, conversation_id: &str, member_id: &str, req: &Request, idle_ms: u64) -> Result<Response, ApiError> {
+pub async fn live_publish(
+    env: &Env,
+    conversation_id: &str,
+    member_id: &str,
+    req: &Request,
+    idle_ms: u64,
+) -> Result<Response, ApiError> {
     use futures::future::{select, Either};
     use wasm_bindgen::JsCast;
     use wasm_bindgen_futures::JsFuture;
@@ -141,9 +224,11 @@ pub async fn live_publish(env: &Env, conversation_id: &str, member_id: &str, req
     let writer = pipe.writable().get_writer().map_err(|e| internal("pipe writer", format!("{e:?}")))?;
     let mut init = RequestInit::new();
     init.with_method(Method::Post).with_headers(headers).with_body(Some(pipe.readable().into()));
-    let forwarded = Request::new_with_init("https://object/publish", &init).map_err(|e| internal("build publish", e))?;
+    let forwarded =
+        Request::new_with_init("https://object/publish", &init).map_err(|e| internal("build publish", e))?;
     let channel = stub(env, LIVE, conversation_id)?;
-    let reader: Option<web_sys::ReadableStreamDefaultReader> = req.inner().body().map(|b| b.get_reader().unchecked_into());
+    let reader: Option<web_sys::ReadableStreamDefaultReader> =
+        req.inner().body().map(|b| b.get_reader().unchecked_into());
 
     /// How the client's body ended.
     enum Ended {
@@ -173,7 +258,8 @@ pub async fn live_publish(env: &Env, conversation_id: &str, member_id: &str, req
                             break;
                         }
                     };
-                    let done = js_sys::Reflect::get(&chunk, &"done".into()).ok().and_then(|v| v.as_bool()).unwrap_or(true);
+                    let done =
+                        js_sys::Reflect::get(&chunk, &"done".into()).ok().and_then(|v| v.as_bool()).unwrap_or(true);
                     if done {
                         break;
                     }
@@ -228,11 +314,22 @@ fn detach(promise: js_sys::Promise) {
 }
 
 /// Forwards a live-channel WebSocket upgrade, or tells the channel its bot went offline.
-pub async fn live_call(env: &Env, conversation_id: &str, path: &str, member_id: Option<&str>) -> Result<Response, ApiError> {
+pub async fn live_call(
+    env: &Env,
+    conversation_id: &str,
+    path: &str,
+    member_id: Option<&str>,
+) -> Result<Response, ApiError> {
     live_call_with(env, conversation_id, path, member_id, member_id.is_some()).await
 }
 
-async fn live_call_with(env: &Env, conversation_id: &str, path: &str, member_id: Option<&str>, upgrade: bool) -> Result<Response, ApiError> {
+async fn live_call_with(
+    env: &Env,
+    conversation_id: &str,
+    path: &str,
+    member_id: Option<&str>,
+    upgrade: bool,
+) -> Result<Response, ApiError> {
     let headers = worker::Headers::new();
     let set = |k: &str, v: &str| headers.set(k, v).map_err(|e| internal("set header", e));
     set(CONVERSATION_HEADER, conversation_id)?;
@@ -244,12 +341,19 @@ async fn live_call_with(env: &Env, conversation_id: &str, path: &str, member_id:
     }
     let mut init = RequestInit::new();
     init.with_method(if upgrade { Method::Get } else { Method::Post }).with_headers(headers);
-    let req = Request::new_with_init(&format!("https://object{path}"), &init).map_err(|e| internal("build live call", e))?;
+    let req =
+        Request::new_with_init(&format!("https://object{path}"), &init).map_err(|e| internal("build live call", e))?;
     stub(env, LIVE, conversation_id)?.fetch_with_request(req).await.map_err(|e| internal("call live channel", e))
 }
 
 /// Forwards an event-hub upgrade (`GET /connect`) to the member's object.
-pub async fn member_connect(env: &Env, member_id: &str, since: Option<u64>, session: Option<&str>, protocol: Option<&str>) -> Result<Response, ApiError> {
+pub async fn member_connect(
+    env: &Env,
+    member_id: &str,
+    since: Option<u64>,
+    session: Option<&str>,
+    protocol: Option<&str>,
+) -> Result<Response, ApiError> {
     let headers = worker::Headers::new();
     let set = |k: &str, v: &str| headers.set(k, v).map_err(|e| internal("set header", e));
     set("upgrade", "websocket")?;

@@ -16,8 +16,10 @@ use worker::{SqlStorage, SqlStorageValue};
 
 type Result<T> = worker::Result<T>;
 
-#[wasm_bindgen(inline_js = "export function sql_run(sql, q, args) { const c = args === '[]' ? sql.exec(q) : sql.exec(q, ...JSON.parse(args)); return c.rowsWritten; }
-export function sql_rows(sql, q, args) { const c = args === '[]' ? sql.exec(q) : sql.exec(q, ...JSON.parse(args)); return JSON.stringify(c.toArray()); }")]
+#[wasm_bindgen(
+    inline_js = "export function sql_run(sql, q, args) { const c = args === '[]' ? sql.exec(q) : sql.exec(q, ...JSON.parse(args)); return c.rowsWritten; }
+export function sql_rows(sql, q, args) { const c = args === '[]' ? sql.exec(q) : sql.exec(q, ...JSON.parse(args)); return JSON.stringify(c.toArray()); }"
+)]
 extern "C" {
     /// Runs one statement; answers the rows it wrote.
     #[wasm_bindgen(catch)]

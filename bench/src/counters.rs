@@ -154,7 +154,10 @@ mod tests {
     #[test]
     fn per_delivery() {
         let c = HwCounts { instructions: 9_000_000, cycles: 12_000_000, cache_misses: Some(50_000) };
-        assert_eq!(c.per(100), Some(PerDelivery { instructions: 90_000.0, cycles: 120_000.0, cache_misses: Some(500.0) }));
+        assert_eq!(
+            c.per(100),
+            Some(PerDelivery { instructions: 90_000.0, cycles: 120_000.0, cache_misses: Some(500.0) })
+        );
         assert_eq!(c.per(0), None);
         assert_eq!(HwCounts::default().per(10), None);
         let mut s = HwCounts::default();

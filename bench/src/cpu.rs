@@ -54,7 +54,9 @@ pub fn rss_kib(pid: u32) -> Option<u64> {
 }
 
 pub fn loadavg() -> String {
-    std::fs::read_to_string("/proc/loadavg").map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" ")).unwrap_or_default()
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_default()
 }
 
 /// A snapshot of CPU counters.
@@ -79,7 +81,13 @@ pub struct Usage {
 
 impl Snap {
     pub fn take(workerd: u32, node: u32) -> Snap {
-        Snap { at: Instant::now(), me: self_cpu_secs(), workerd: proc_cpu_secs(workerd), node: proc_cpu_secs(node), machine: machine_busy_secs() }
+        Snap {
+            at: Instant::now(),
+            me: self_cpu_secs(),
+            workerd: proc_cpu_secs(workerd),
+            node: proc_cpu_secs(node),
+            machine: machine_busy_secs(),
+        }
     }
 
     pub fn since(&self, earlier: &Snap) -> Usage {

@@ -73,7 +73,10 @@ switchboard-bench load --server ours --n 1000 --secs 20 --mode socket|http [--in
   (saturates one server for profiling; prints the workerd pid and the inspector port)";
 
 fn parse_list<T: std::str::FromStr>(s: &str) -> Result<Vec<T>, String> {
-    s.split(',').filter(|x| !x.is_empty()).map(|x| x.trim().parse::<T>().map_err(|_| format!("bad list item {x:?}"))).collect()
+    s.split(',')
+        .filter(|x| !x.is_empty())
+        .map(|x| x.trim().parse::<T>().map_err(|_| format!("bad list item {x:?}")))
+        .collect()
 }
 
 fn parse_args() -> Result<Config, String> {
@@ -184,7 +187,8 @@ fn parse_args() -> Result<Config, String> {
         }
     }
     if is_load {
-        c.load = Some((load_server.unwrap_or_else(|| "ours".into()), load_n, Duration::from_secs_f64(load_secs), load_mode));
+        c.load =
+            Some((load_server.unwrap_or_else(|| "ours".into()), load_n, Duration::from_secs_f64(load_secs), load_mode));
     }
     if c.runs == 0 {
         return Err("--runs must be at least 1".into());

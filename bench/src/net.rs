@@ -49,12 +49,14 @@ impl Serve {
     pub async fn start(cfg: &Config, state: &Path, core: &str, inspector: Option<u16>) -> Res<Serve> {
         std::fs::create_dir_all(state).map_err(|e| format!("mkdir {}: {e}", state.display()))?;
         let mut cmd = Command::new("node");
-        cmd.arg(cfg.root.join("bench/serve.mjs"))
-            .arg("--state")
-            .arg(state)
-            .arg("--build")
-            .arg(&cfg.build)
-            .args(["--core", core, "--secret", JWT_SECRET, "--notifications", &cfg.notifications]);
+        cmd.arg(cfg.root.join("bench/serve.mjs")).arg("--state").arg(state).arg("--build").arg(&cfg.build).args([
+            "--core",
+            core,
+            "--secret",
+            JWT_SECRET,
+            "--notifications",
+            &cfg.notifications,
+        ]);
         for v in &cfg.serve_vars {
             cmd.args(["--var", v]);
         }
@@ -202,7 +204,9 @@ pub const BOT_TOKEN: usize = 999;
 /// Tokens for u1..u999 and the bot, from our worker's `POST /dev/token` (the JS room checks the same
 /// JWTs with the same secret).
 pub async fn tokens(http: &reqwest::Client, ours: &str) -> Res<Vec<String>> {
-    let bodies: Vec<Value> = (0..1000).map(|i| if i == BOT_TOKEN { json!({"sandboxId": SANDBOX}) } else { json!({"userId": format!("u{}", i + 1)}) }).collect();
+    let bodies: Vec<Value> = (0..1000)
+        .map(|i| if i == BOT_TOKEN { json!({"sandboxId": SANDBOX}) } else { json!({"userId": format!("u{}", i + 1)}) })
+        .collect();
     let url = format!("{ours}/dev/token");
     let out = bounded(bodies, 16, |b| {
         let url = url.clone();
@@ -254,7 +258,13 @@ pub struct Conv {
 }
 
 /// Creates a conversation of `m` members (m-1 humans and the bot) on `server`.
-pub async fn create_conversation(http: &reqwest::Client, server: &str, base: &str, toks: &[String], m: usize) -> Res<Conv> {
+pub async fn create_conversation(
+    http: &reqwest::Client,
+    server: &str,
+    base: &str,
+    toks: &[String],
+    m: usize,
+) -> Res<Conv> {
     let m = m.clamp(2, 1000);
     let humans: Vec<String> = (1..m).map(|i| format!("u{i}")).collect();
     let id = match server {
@@ -312,7 +322,8 @@ impl Conv {
 
     /// A `message.create` frame (the ceiling echoes it, padded to `pad_to` bytes).
     pub fn frame(&self, tag: &str, text: &str, pad_to: usize) -> String {
-        let mut f = json!({"type": "message.create", "clientId": tag, "content": [{"type": "text", "text": text}]}).to_string();
+        let mut f =
+            json!({"type": "message.create", "clientId": tag, "content": [{"type": "text", "text": text}]}).to_string();
         if self.server == "ceiling" && f.len() + 10 < pad_to {
             f.pop();
             f.push_str(&format!(",\"pad\":\"{}\"}}", "x".repeat(pad_to - f.len() - 10)));
@@ -326,7 +337,8 @@ impl Conv {
             "ceiling" => (format!("{}/send/{}", self.base, self.id), self.frame(tag, text, pad_to)),
             _ => (
                 format!("{}/v1/messages", self.base),
-                json!({"conversationId": self.id, "clientId": tag, "content": [{"type": "text", "text": text}]}).to_string(),
+                json!({"conversationId": self.id, "clientId": tag, "content": [{"type": "text", "text": text}]})
+                    .to_string(),
             ),
         }
     }
@@ -350,18 +362,24 @@ pub async fn open(conv: &Conv, toks: &[String], i: usize) -> Res<(Ws, Opened)> {
     let mut req = url.as_str().into_client_request().map_err(|e| e.to_string())?;
     if conv.server != "ceiling" {
         let tok = &toks[member_of(i % conv.members, conv.members)];
-        req.headers_mut().insert("authorization", HeaderValue::from_str(&format!("Bearer {tok}")).map_err(|e| e.to_string())?);
+        req.headers_mut()
+            .insert("authorization", HeaderValue::from_str(&format!("Bearer {tok}")).map_err(|e| e.to_string())?);
     }
     let addr = url.trim_start_matches("ws://").split('/').next().unwrap_or_default().to_string();
     let tcp = TcpStream::connect(&addr).await.map_err(|e| format!("connect {addr}: {e}"))?;
     let _ = tcp.set_nodelay(true);
     // A small read buffer: tungstenite zeroes the whole buffer on every read, and with its 128 KiB
     // default that memset was a third of the generator's CPU. Our frames are under 1 KiB.
-    let config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default().read_buffer_size(8 * 1024).write_buffer_size(0);
-    let (mut ws, resp) = tokio::time::timeout(Duration::from_secs(30), tokio_tungstenite::client_async_with_config(req, tcp, Some(config)))
-        .await
-        .map_err(|_| format!("socket {i}: upgrade timed out"))?
-        .map_err(|e| format!("socket {i} to {url}: {e}"))?;
+    let config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
+        .read_buffer_size(8 * 1024)
+        .write_buffer_size(0);
+    let (mut ws, resp) = tokio::time::timeout(
+        Duration::from_secs(30),
+        tokio_tungstenite::client_async_with_config(req, tcp, Some(config)),
+    )
+    .await
+    .map_err(|_| format!("socket {i}: upgrade timed out"))?
+    .map_err(|e| format!("socket {i} to {url}: {e}"))?;
     let handshake = t0.elapsed();
     if resp.status().as_u16() != 101 {
         return Err(format!("socket {i}: status {}", resp.status()));
@@ -388,7 +406,12 @@ pub struct Sockets {
 }
 
 impl Sockets {
-    pub async fn open_many(conv: &Conv, toks: &[String], range: std::ops::Range<usize>, tracker: Rc<Tracker>) -> Res<Sockets> {
+    pub async fn open_many(
+        conv: &Conv,
+        toks: &[String],
+        range: std::ops::Range<usize>,
+        tracker: Rc<Tracker>,
+    ) -> Res<Sockets> {
         let mut sinks = Vec::with_capacity(range.len());
         let opened = bounded(range.collect(), 64, |i| open(conv, toks, i)).await;
         for r in opened {
@@ -501,10 +524,16 @@ impl Tracker {
     pub fn begin(&self, n: usize) -> u32 {
         use std::sync::atomic::{AtomicU32, Ordering};
         static NEXT_RUN: AtomicU32 = AtomicU32::new(0);
-        let _ = NEXT_RUN.compare_exchange(0, 1 + (rand_u64() % 1_000_000) as u32 * 1000, Ordering::Relaxed, Ordering::Relaxed);
+        let _ = NEXT_RUN.compare_exchange(
+            0,
+            1 + (rand_u64() % 1_000_000) as u32 * 1000,
+            Ordering::Relaxed,
+            Ordering::Relaxed,
+        );
         let run = NEXT_RUN.fetch_add(1, Ordering::Relaxed);
         self.run.set(run);
-        *self.st.borrow_mut() = RunState { n: n as u32, win_to: u64::MAX, lat_to: 0, started: self.now_ns(), ..RunState::default() };
+        *self.st.borrow_mut() =
+            RunState { n: n as u32, win_to: u64::MAX, lat_to: 0, started: self.now_ns(), ..RunState::default() };
         run
     }
 
@@ -601,7 +630,11 @@ impl Send<'_> {
             }
             Sender::Http { http, token } => {
                 let (url, body) = self.conv.http_send(&t, &self.text, self.pad_to);
-                let req = http.post(url).header("content-type", "application/json").header("authorization", format!("Bearer {token}")).body(body);
+                let req = http
+                    .post(url)
+                    .header("content-type", "application/json")
+                    .header("authorization", format!("Bearer {token}"))
+                    .body(body);
                 let tracker = sockets.tracker.clone();
                 let run_now = run;
                 tokio::task::spawn_local(async move {

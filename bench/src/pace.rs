@@ -106,7 +106,7 @@ mod tests {
     #[test]
     fn schedule_sends_what_is_due_and_caps_bursts() {
         let s = Schedule::new(2000.0, 5); // one slot per 0.5 ms
-        // At start: slot 0.
+                                          // At start: slot 0.
         assert_eq!(s.due(0, Duration::ZERO), Due { send: 1, skipped: 0 });
         // A 1 ms tick later: slots 1 and 2 are due.
         assert_eq!(s.due(1, Duration::from_millis(1)), Due { send: 2, skipped: 0 });

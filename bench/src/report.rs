@@ -13,7 +13,8 @@ pub const SERVERS: [&str; 3] = [OURS, ROOM, CEILING];
 
 /// The servers of a results file: ours, the JS room, the ceiling, then variants of ours.
 pub fn servers_in(r: &Results) -> Vec<String> {
-    let mut v: Vec<String> = SERVERS.iter().map(|s| s.to_string()).filter(|s| r.fanout.iter().any(|f| &f.server == s)).collect();
+    let mut v: Vec<String> =
+        SERVERS.iter().map(|s| s.to_string()).filter(|s| r.fanout.iter().any(|f| &f.server == s)).collect();
     for f in &r.fanout {
         if !v.contains(&f.server) {
             v.push(f.server.clone());
@@ -198,10 +199,14 @@ pub fn targets(r: &Results) -> Vec<Target> {
     let d = |s: &str| at1000(s).and_then(|f| f.deliveries_per_s).map(|a| a.median);
     let paired = |other: &str| match (at1000(OURS), at1000(other)) {
         (Some(o), Some(x)) => {
-            let runs = paired_ratios(o, x).map(|p| format!("; run by run {:.2}x [{:.2}–{:.2}]", p.median, p.min, p.max)).unwrap_or_default();
+            let runs = paired_ratios(o, x)
+                .map(|p| format!("; run by run {:.2}x [{:.2}–{:.2}]", p.median, p.min, p.max))
+                .unwrap_or_default();
             // Work per delivery, the other way round (less work = more deliveries per core).
             let work = match (o.instructions_per_delivery, x.instructions_per_delivery) {
-                (Some(a), Some(b)) if a.median > 0.0 => format!("; by instructions per delivery {:.2}x", b.median / a.median),
+                (Some(a), Some(b)) if a.median > 0.0 => {
+                    format!("; by instructions per delivery {:.2}x", b.median / a.median)
+                }
                 _ => String::new(),
             };
             runs + &work
@@ -223,11 +228,20 @@ pub fn targets(r: &Results) -> Vec<Target> {
                 pass: Some(o > j),
             });
         }
-        _ => out.push(Target { name: "deliveries/s at N=1000".into(), measured: "not measured".into(), target: String::new(), pass: None }),
+        _ => out.push(Target {
+            name: "deliveries/s at N=1000".into(),
+            measured: "not measured".into(),
+            target: String::new(),
+            pass: None,
+        }),
     }
     // p99 at N=1000: the same offered rate for both (common rate), and each at half its own max.
     for basis in [COMMON, HALF_OWN] {
-        let p = |s: &str| row(r, s, "socket", 1000).and_then(|f| f.latency_basis(basis)).and_then(|l| l.p99_ms.map(|a| (a.median, l.rate_msgs_per_s)));
+        let p = |s: &str| {
+            row(r, s, "socket", 1000)
+                .and_then(|f| f.latency_basis(basis))
+                .and_then(|l| l.p99_ms.map(|a| (a.median, l.rate_msgs_per_s)))
+        };
         if let (Some((o, or)), Some((j, jr))) = (p(OURS), p(ROOM)) {
             out.push(Target {
                 name: format!("p99 at N=1000, {basis}"),
@@ -246,7 +260,13 @@ pub fn targets(r: &Results) -> Vec<Target> {
         });
     }
     for sockets in [1000, 5000] {
-        let m = |s: &str| r.memory.iter().find(|m| m.server == s && m.sockets == sockets).and_then(|m| m.kib_per_socket).map(|a| a.median);
+        let m = |s: &str| {
+            r.memory
+                .iter()
+                .find(|m| m.server == s && m.sockets == sockets)
+                .and_then(|m| m.kib_per_socket)
+                .map(|a| a.median)
+        };
         if let (Some(o), Some(j)) = (m(OURS), m(ROOM)) {
             out.push(Target {
                 name: format!("memory per idle hibernated socket ({sockets} sockets)"),
@@ -288,7 +308,8 @@ fn pct(a: &Option<Agg>) -> String {
 /// of the ceiling's. Empty when no counters were read.
 fn work_table(r: &Results) -> String {
     let mut s = String::new();
-    let mut ns: Vec<usize> = r.fanout.iter().filter(|f| f.mode == "socket" && f.instructions_per_delivery.is_some()).map(|f| f.n).collect();
+    let mut ns: Vec<usize> =
+        r.fanout.iter().filter(|f| f.mode == "socket" && f.instructions_per_delivery.is_some()).map(|f| f.n).collect();
     ns.sort_unstable();
     ns.dedup();
     if ns.is_empty() {
@@ -338,7 +359,10 @@ pub fn markdown(r: &Results) -> String {
         "Deliveries/s at the highest sustainable rate (closed loop), then latency send→delivery at half that rate \
          (open loop). Median of runs [min–max]. CPU is the share of one core.\n"
     );
-    let _ = writeln!(s, "| N | server | deliveries/s | × ceiling | p50 ms | p95 ms | p99 ms | max ms | workerd CPU | generator CPU |");
+    let _ = writeln!(
+        s,
+        "| N | server | deliveries/s | × ceiling | p50 ms | p95 ms | p99 ms | max ms | workerd CPU | generator CPU |"
+    );
     let _ = writeln!(s, "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|");
     let mut ns: Vec<usize> = r.fanout.iter().filter(|f| f.mode == "socket").map(|f| f.n).collect();
     ns.sort_unstable();
@@ -369,7 +393,8 @@ pub fn markdown(r: &Results) -> String {
         }
     }
     s.push_str(&work_table(r));
-    let common: Vec<&FanoutRow> = r.fanout.iter().filter(|f| f.mode == "socket" && f.latency_basis(COMMON).is_some()).collect();
+    let common: Vec<&FanoutRow> =
+        r.fanout.iter().filter(|f| f.mode == "socket" && f.latency_basis(COMMON).is_some()).collect();
     if !common.is_empty() {
         let _ = writeln!(s, "\n### Latency at one common rate (half the JS room's max), socket sends\n");
         let _ = writeln!(s, "| N | server | rate msg/s | deliveries/s | p50 ms | p95 ms | p99 ms | max ms |");
@@ -434,7 +459,14 @@ pub fn markdown(r: &Results) -> String {
         let _ = writeln!(s, "| case | server | 101 answer ms | first frame ms |");
         let _ = writeln!(s, "|---|---|---:|---:|");
         for f in &r.first_answer {
-            let _ = writeln!(s, "| {} | {} | {} | {} |", f.case, label(&f.server), agg(&f.handshake_ms, 2), agg(&f.first_frame_ms, 2));
+            let _ = writeln!(
+                s,
+                "| {} | {} | {} | {} |",
+                f.case,
+                label(&f.server),
+                agg(&f.handshake_ms, 2),
+                agg(&f.first_frame_ms, 2)
+            );
         }
     }
     if !r.sizes.is_empty() {
@@ -521,7 +553,10 @@ pub fn svg(r: &Results) -> String {
     let panel_w = 430.0;
     let (top, bottom) = (50.0, 350.0);
     let mut s = String::new();
-    let _ = writeln!(s, r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" viewBox="0 0 {w} {h}" font-family="sans-serif" font-size="12">"#);
+    let _ = writeln!(
+        s,
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" viewBox="0 0 {w} {h}" font-family="sans-serif" font-size="12">"#
+    );
     let _ = writeln!(s, r#"<rect width="100%" height="100%" fill="white"/>"#);
     let socket: Vec<&FanoutRow> = r.fanout.iter().filter(|f| f.mode == "socket").collect();
     let mut ns: Vec<usize> = socket.iter().map(|f| f.n).collect();
@@ -530,13 +565,26 @@ pub fn svg(r: &Results) -> String {
     type Get = fn(&FanoutRow) -> Option<Agg>;
     let panels: [(&str, f64, Get); 2] = [
         ("deliveries/s at the highest sustainable rate", 60.0, |f| f.deliveries_per_s),
-        ("p99 send→delivery (ms) at half of own max rate", 550.0, |f| f.latency_basis(HALF_OWN).and_then(|l| l.p99_ms)),
+        ("p99 send→delivery (ms) at half of own max rate", 550.0, |f| {
+            f.latency_basis(HALF_OWN).and_then(|l| l.p99_ms)
+        }),
     ];
     for (title, x0, get) in panels {
         let x1 = x0 + panel_w - 60.0;
-        let vals: Vec<f64> = socket.iter().filter_map(|f| get(f)).flat_map(|a| [a.min, a.max]).filter(|v| *v > 0.0).collect();
-        let _ = writeln!(s, r#"<text x="{}" y="30" text-anchor="middle" font-weight="bold">{}</text>"#, (x0 + x1) / 2.0, esc(title));
-        let _ = writeln!(s, r##"<rect x="{x0}" y="{top}" width="{}" height="{}" fill="none" stroke="#999"/>"##, x1 - x0, bottom - top);
+        let vals: Vec<f64> =
+            socket.iter().filter_map(|f| get(f)).flat_map(|a| [a.min, a.max]).filter(|v| *v > 0.0).collect();
+        let _ = writeln!(
+            s,
+            r#"<text x="{}" y="30" text-anchor="middle" font-weight="bold">{}</text>"#,
+            (x0 + x1) / 2.0,
+            esc(title)
+        );
+        let _ = writeln!(
+            s,
+            r##"<rect x="{x0}" y="{top}" width="{}" height="{}" fill="none" stroke="#999"/>"##,
+            x1 - x0,
+            bottom - top
+        );
         if ns.is_empty() || vals.is_empty() {
             let _ = writeln!(s, r#"<text x="{}" y="200" text-anchor="middle">no data</text>"#, (x0 + x1) / 2.0);
             continue;
@@ -548,17 +596,36 @@ pub fn svg(r: &Results) -> String {
         let x = |n: f64| logmap(n, nlo, nhi, x0, x1);
         let y = |v: f64| logmap(v, vlo, vhi, bottom, top);
         for t in log_ticks(vlo, vhi) {
-            let _ = writeln!(s, r##"<line x1="{x0}" x2="{x1}" y1="{0:.1}" y2="{0:.1}" stroke="#eee"/><text x="{1}" y="{2:.1}" text-anchor="end" fill="#555">{3}</text>"##, y(t), x0 - 4.0, y(t) + 4.0, fmt_tick(t));
+            let _ = writeln!(
+                s,
+                r##"<line x1="{x0}" x2="{x1}" y1="{0:.1}" y2="{0:.1}" stroke="#eee"/><text x="{1}" y="{2:.1}" text-anchor="end" fill="#555">{3}</text>"##,
+                y(t),
+                x0 - 4.0,
+                y(t) + 4.0,
+                fmt_tick(t)
+            );
         }
         for &n in &ns {
-            let _ = writeln!(s, r##"<text x="{:.1}" y="{}" text-anchor="middle" fill="#555">{n}</text>"##, x(n as f64), bottom + 16.0);
+            let _ = writeln!(
+                s,
+                r##"<text x="{:.1}" y="{}" text-anchor="middle" fill="#555">{n}</text>"##,
+                x(n as f64),
+                bottom + 16.0
+            );
         }
-        let _ = writeln!(s, r##"<text x="{}" y="{}" text-anchor="middle" fill="#333">N (sockets on one conversation, log scale)</text>"##, (x0 + x1) / 2.0, bottom + 34.0);
+        let _ = writeln!(
+            s,
+            r##"<text x="{}" y="{}" text-anchor="middle" fill="#333">N (sockets on one conversation, log scale)</text>"##,
+            (x0 + x1) / 2.0,
+            bottom + 34.0
+        );
         for (i, server) in servers_in(r).iter().enumerate() {
             let server = server.as_str();
             let pts: Vec<(f64, Agg)> = ns
                 .iter()
-                .filter_map(|&n| socket.iter().find(|f| f.server == server && f.n == n).and_then(|f| get(f)).map(|a| (n as f64, a)))
+                .filter_map(|&n| {
+                    socket.iter().find(|f| f.server == server && f.n == n).and_then(|f| get(f)).map(|a| (n as f64, a))
+                })
                 .filter(|(_, a)| a.median > 0.0)
                 .collect();
             if pts.is_empty() {
@@ -567,16 +634,32 @@ pub fn svg(r: &Results) -> String {
             let c = color(server, i);
             let dash = if server.starts_with("ours-") { r#" stroke-dasharray="6 4""# } else { "" };
             let line: Vec<String> = pts.iter().map(|(n, a)| format!("{:.1},{:.1}", x(*n), y(a.median))).collect();
-            let _ = writeln!(s, r#"<polyline fill="none" stroke="{c}" stroke-width="2"{dash} points="{}"/>"#, line.join(" "));
+            let _ = writeln!(
+                s,
+                r#"<polyline fill="none" stroke="{c}" stroke-width="2"{dash} points="{}"/>"#,
+                line.join(" ")
+            );
             for (n, a) in &pts {
-                let _ = writeln!(s, r#"<line x1="{0:.1}" x2="{0:.1}" y1="{1:.1}" y2="{2:.1}" stroke="{c}"/>"#, x(*n), y(a.min), y(a.max));
+                let _ = writeln!(
+                    s,
+                    r#"<line x1="{0:.1}" x2="{0:.1}" y1="{1:.1}" y2="{2:.1}" stroke="{c}"/>"#,
+                    x(*n),
+                    y(a.min),
+                    y(a.max)
+                );
                 let _ = writeln!(s, r#"<circle cx="{:.1}" cy="{:.1}" r="3.5" fill="{c}"/>"#, x(*n), y(a.median));
             }
         }
     }
     for (i, server) in servers_in(r).iter().enumerate() {
         let lx = 60.0 + i as f64 * 200.0;
-        let _ = writeln!(s, r#"<rect x="{lx}" y="395" width="14" height="4" fill="{}"/><text x="{}" y="401">{}</text>"#, color(server, i), lx + 20.0, esc(label(server)));
+        let _ = writeln!(
+            s,
+            r#"<rect x="{lx}" y="395" width="14" height="4" fill="{}"/><text x="{}" y="401">{}</text>"#,
+            color(server, i),
+            lx + 20.0,
+            esc(label(server))
+        );
     }
     let _ = writeln!(s, "</svg>");
     s
@@ -600,14 +683,29 @@ mod tests {
                     n,
                     deliveries_per_s: a(d),
                     latency: vec![
-                        LatencySet { basis: HALF_OWN.into(), rate_msgs_per_s: d / n as f64 / 2.0, p99_ms: a(p99), ..Default::default() },
-                        LatencySet { basis: COMMON.into(), rate_msgs_per_s: 12.5, p99_ms: a(p99), ..Default::default() },
+                        LatencySet {
+                            basis: HALF_OWN.into(),
+                            rate_msgs_per_s: d / n as f64 / 2.0,
+                            p99_ms: a(p99),
+                            ..Default::default()
+                        },
+                        LatencySet {
+                            basis: COMMON.into(),
+                            rate_msgs_per_s: 12.5,
+                            p99_ms: a(p99),
+                            ..Default::default()
+                        },
                     ],
                     ..Default::default()
                 });
             }
         }
-        r.sizes.push(SizeRow { worker: "chat".into(), file: "build/index_bg.wasm".into(), raw_bytes: 1_200_000, gzip_bytes: 400_000 });
+        r.sizes.push(SizeRow {
+            worker: "chat".into(),
+            file: "build/index_bg.wasm".into(),
+            raw_bytes: 1_200_000,
+            gzip_bytes: 400_000,
+        });
         r.memory.push(MemoryRow { server: OURS.into(), sockets: 1000, kib_per_socket: a(10.0), ..Default::default() });
         r.memory.push(MemoryRow { server: ROOM.into(), sockets: 1000, kib_per_socket: a(10.1), ..Default::default() });
         r

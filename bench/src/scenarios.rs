@@ -10,7 +10,9 @@ use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 use switchboard_bench::pace::{self, Schedule};
-use switchboard_bench::report::{self, FanoutRow, FirstAnswerRow, LatRun, LatencySet, MemoryRow, Results, SatRun, SizeRow, COMMON, HALF_OWN};
+use switchboard_bench::report::{
+    self, FanoutRow, FirstAnswerRow, LatRun, LatencySet, MemoryRow, Results, SatRun, SizeRow, COMMON, HALF_OWN,
+};
 use switchboard_bench::stats::{Agg, Latency};
 
 fn say(msg: impl AsRef<str>) {
@@ -23,7 +25,11 @@ fn chrono_like() -> String {
 }
 
 fn sh(cmd: &str, args: &[&str]) -> String {
-    std::process::Command::new(cmd).args(args).output().map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string()).unwrap_or_default()
+    std::process::Command::new(cmd)
+        .args(args)
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default()
 }
 
 fn agg(v: impl Iterator<Item = f64>) -> Option<Agg> {
@@ -98,7 +104,14 @@ async fn saturate(c: &Ctx<'_>, send: &Send<'_>, sockets: &mut Sockets, warm: Dur
 }
 
 /// Open loop: messages at `rate`/s for `warm + dur`; latency of deliveries of messages sent in `dur`.
-async fn latency(c: &Ctx<'_>, send: &Send<'_>, sockets: &mut Sockets, rate: f64, warm: Duration, dur: Duration) -> Res<LatRun> {
+async fn latency(
+    c: &Ctx<'_>,
+    send: &Send<'_>,
+    sockets: &mut Sockets,
+    rate: f64,
+    warm: Duration,
+    dur: Duration,
+) -> Res<LatRun> {
     let t = &c.tracker;
     let run = t.begin(c.n);
     let sched = Schedule::new(rate, 64);
@@ -135,7 +148,8 @@ async fn latency(c: &Ctx<'_>, send: &Send<'_>, sockets: &mut Sockets, rate: f64,
     t.drain(Duration::from_secs(20)).await;
     let mut st = t.st.borrow_mut();
     let (from, to) = (st.lat_from, st.lat_to);
-    let measured: Vec<usize> = st.sent.iter().enumerate().filter(|(_, s)| **s >= from && **s < to).map(|(k, _)| k).collect();
+    let measured: Vec<usize> =
+        st.sent.iter().enumerate().filter(|(_, s)| **s >= from && **s < to).map(|(k, _)| k).collect();
     let got: u64 = measured.iter().map(|&k| u64::from(st.counts[k])).sum();
     let expected = (measured.len() * c.n) as u64;
     let l = Latency::of(&mut st.lat);
@@ -221,7 +235,8 @@ impl Fanout<'_> {
         let mut rows: Vec<FanoutRow> = Vec::new();
         // Set up every server: conversation, N sockets, one probe message (also measures the frame).
         for &server in servers {
-            let mut row = FanoutRow { server: server.into(), mode: mode.into(), n, members: m, window, ..Default::default() };
+            let mut row =
+                FanoutRow { server: server.into(), mode: mode.into(), n, members: m, window, ..Default::default() };
             let setup = async {
                 let conv = self.conv(server, m).await?;
                 let t_open = Instant::now();
@@ -235,7 +250,10 @@ impl Fanout<'_> {
                 send.send(&mut sockets, run, k).await?;
                 if !tracker.drain(Duration::from_secs(20)).await {
                     let st = tracker.st.borrow();
-                    return Err(format!("{server} N={n}: probe message reached {} of {n} sockets ({:?})", st.delivered, st.last_error));
+                    return Err(format!(
+                        "{server} N={n}: probe message reached {} of {n} sockets ({:?})",
+                        st.delivered, st.last_error
+                    ));
                 }
                 let frame_bytes = tracker.st.borrow().frame_bytes;
                 Ok::<_, String>((conv, sockets, tracker, http, frame_bytes))
@@ -264,7 +282,10 @@ impl Fanout<'_> {
             let c = Ctx { serve: self.serve, tracker: l.tracker.clone(), n, window };
             self.settle(&l.row.server).await;
             match saturate(&c, &send, &mut l.sockets, Duration::ZERO, cfg.sat.max(Duration::from_secs(1))).await {
-                Ok(w) => say(format!("{} N={n} {mode}: warm-up {:.0} deliveries/s (discarded)", l.row.server, w.deliveries_per_s)),
+                Ok(w) => say(format!(
+                    "{} N={n} {mode}: warm-up {:.0} deliveries/s (discarded)",
+                    l.row.server, w.deliveries_per_s
+                )),
                 Err(e) => l.row.errors.push(format!("warm-up: {e}")),
             }
         }
@@ -343,7 +364,12 @@ impl Fanout<'_> {
             let mut runs: Vec<Vec<LatRun>> = live.iter().map(|_| Vec::new()).collect();
             let rates: Vec<f64> = live
                 .iter()
-                .map(|l| common.unwrap_or_else(|| cfg.fixed_rate.unwrap_or_else(|| pace::half_rate(l.row.msgs_per_s.map(|a| a.median).unwrap_or(1.0), 0.5))))
+                .map(|l| {
+                    common.unwrap_or_else(|| {
+                        cfg.fixed_rate
+                            .unwrap_or_else(|| pace::half_rate(l.row.msgs_per_s.map(|a| a.median).unwrap_or(1.0), 0.5))
+                    })
+                })
                 .collect();
             // Each server's latency runs back to back, ours last: our worker leaves background
             // work behind (list-flush passes to members' objects) that must not land in another
@@ -380,7 +406,11 @@ impl Fanout<'_> {
                                     continue;
                                 }
                                 if r.delivered_ratio < 0.999 {
-                                    l.row.errors.push(format!("latency run {} ({basis}) delivered {:.3} of expected", i + 1, r.delivered_ratio));
+                                    l.row.errors.push(format!(
+                                        "latency run {} ({basis}) delivered {:.3} of expected",
+                                        i + 1,
+                                        r.delivered_ratio
+                                    ));
                                 }
                                 runs[j].push(r);
                             }
@@ -504,7 +534,14 @@ async fn memory(cfg: &Config, toks: &[String]) -> Res<Vec<MemoryRow>> {
     Ok(rows)
 }
 
-async fn memory_one(cfg: &Config, template: &Path, server: &str, mut conv: Conv, toks: &[String], run: usize) -> Res<Vec<(usize, (f64, f64, f64))>> {
+async fn memory_one(
+    cfg: &Config,
+    template: &Path,
+    server: &str,
+    mut conv: Conv,
+    toks: &[String],
+    run: usize,
+) -> Res<Vec<(usize, (f64, f64, f64))>> {
     let dir = cfg.work.join(format!("memory-{server}-{run}"));
     let _ = std::fs::remove_dir_all(&dir);
     copy_dir(template, &dir)?;
@@ -532,7 +569,12 @@ async fn memory_one(cfg: &Config, template: &Path, server: &str, mut conv: Conv,
             tokio::time::sleep(cfg.hibernate_wait).await;
             let rss = cpu::rss_kib(serve.workerd).ok_or("no workerd RSS")? as f64;
             let per = (rss - base) / target as f64;
-            say(format!("memory {server} run {}: {target} idle sockets: RSS {:.0} -> {:.0} MiB, {per:.1} KiB per socket", run + 1, base / 1024.0, rss / 1024.0));
+            say(format!(
+                "memory {server} run {}: {target} idle sockets: RSS {:.0} -> {:.0} MiB, {per:.1} KiB per socket",
+                run + 1,
+                base / 1024.0,
+                rss / 1024.0
+            ));
             out.push((target, (per, base / 1024.0, rss / 1024.0)));
         }
         Ok::<_, String>((out, sockets))
@@ -583,7 +625,8 @@ async fn first_answer(cfg: &Config, toks: &[String]) -> Res<Vec<FirstAnswerRow>>
         order.rotate_left(cycle % len);
         let mut keep = Vec::new();
         for s in &order {
-            let list: Vec<Conv> = convs[s].iter().map(|c| Conv { base: serve.base(s).to_string(), ..c.clone() }).collect();
+            let list: Vec<Conv> =
+                convs[s].iter().map(|c| Conv { base: serve.base(s).to_string(), ..c.clone() }).collect();
             let mut record = |case: &'static str, o: net::Opened| {
                 hs.entry((s.clone(), case)).or_default().push(o.handshake.as_secs_f64() * 1000.0);
                 if let Some(f) = o.first_frame {
@@ -650,12 +693,20 @@ fn sizes(cfg: &Config, build_src: &Path) -> Vec<SizeRow> {
     }
     let notif = root.join("services/notifications/build");
     if let Ok(rd) = std::fs::read_dir(&notif) {
-        let mut files: Vec<PathBuf> = rd.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.extension().is_some_and(|x| x == "wasm" || x == "js")).collect();
+        let mut files: Vec<PathBuf> = rd
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "wasm" || x == "js"))
+            .collect();
         files.sort();
         out.extend(files.iter().filter_map(|p| size_row("notifications", root, p)));
     }
     if !out.iter().any(|r| r.worker == "notifications") {
-        out.push(SizeRow { worker: "notifications".into(), file: "services/notifications/build (not built)".into(), raw_bytes: 0, gzip_bytes: 0 });
+        out.push(SizeRow {
+            worker: "notifications".into(),
+            file: "services/notifications/build (not built)".into(),
+            raw_bytes: 0,
+            gzip_bytes: 0,
+        });
     }
     out.extend(size_row("JS ceiling", root, &root.join("bench/baselines/ceiling.mjs")));
     out.extend(size_row("JS room", root, &root.join("bench/baselines/room.mjs")));
@@ -675,7 +726,10 @@ pub async fn run_all(cfg: &Config) -> Res<()> {
     let build_src = std::env::var("BENCH_BUILD_SOURCE").map(PathBuf::from).unwrap_or_else(|_| cfg.root.join("build"));
     let wants = |s: &str| cfg.scenarios.iter().any(|x| x == s);
     let mut results = Results::default();
-    say(format!("load average at start: {load_start}; generator affinity: {}", sh("taskset", &["-cp", &std::process::id().to_string()])));
+    say(format!(
+        "load average at start: {load_start}; generator affinity: {}",
+        sh("taskset", &["-cp", &std::process::id().to_string()])
+    ));
     if wants("sizes") {
         results.sizes = sizes(cfg, &build_src);
     }
@@ -687,7 +741,17 @@ pub async fn run_all(cfg: &Config) -> Res<()> {
     let toks = net::tokens(&http, &serve.ours).await?;
     say("1000 tokens issued");
 
-    let mut fan = Fanout { cfg, serve: &serve, http: &http, toks: &toks, convs: HashMap::new(), pad_to: 600, room_half: HashMap::new(), retry_budget: cfg.retry_budget, after_ours: false };
+    let mut fan = Fanout {
+        cfg,
+        serve: &serve,
+        http: &http,
+        toks: &toks,
+        convs: HashMap::new(),
+        pad_to: 600,
+        room_half: HashMap::new(),
+        retry_budget: cfg.retry_budget,
+        after_ours: false,
+    };
     if wants("fanout") {
         for &n in &cfg.ns {
             let rows = fan.sweep(&ordered(&cfg.servers), n, "socket").await;
@@ -720,7 +784,12 @@ pub async fn run_all(cfg: &Config) -> Res<()> {
     let max_other = results
         .fanout
         .iter()
-        .flat_map(|f| f.saturation.iter().map(|r| r.other_cpu).chain(f.latency.iter().flat_map(|l| l.runs.iter().map(|r| r.other_cpu))))
+        .flat_map(|f| {
+            f.saturation
+                .iter()
+                .map(|r| r.other_cpu)
+                .chain(f.latency.iter().flat_map(|l| l.runs.iter().map(|r| r.other_cpu)))
+        })
         .fold(0.0, f64::max);
     let max_gen = results.fanout.iter().flat_map(|f| f.saturation.iter().map(|r| r.generator_cpu)).fold(0.0, f64::max);
     let load_end = cpu::loadavg();
@@ -817,7 +886,8 @@ pub async fn load(cfg: &Config) -> Res<()> {
     let serve = Serve::start(cfg, &cfg.work.join("load"), &cfg.serve_core, cfg.inspector).await?;
     let http = net::http_client(32);
     let toks = net::tokens(&http, &serve.ours).await?;
-    let conv = match net::create_conversation(&http, &server, serve.base(&server), &toks, n.min(cfg.max_members)).await {
+    let conv = match net::create_conversation(&http, &server, serve.base(&server), &toks, n.min(cfg.max_members)).await
+    {
         Ok(c) => c,
         Err(e) => {
             serve.stop().await;
@@ -830,7 +900,11 @@ pub async fn load(cfg: &Config) -> Res<()> {
     let mut sockets = Sockets::open_many(&conv, &toks, 0..n, tracker.clone()).await?;
     serve.quiesce().await;
     let window = pace::window(n, cfg.window_deliveries, 2, 64);
-    let sender = if mode == "http" { Sender::Http { http: net::http_client(window * 2), token: toks[0].clone() } } else { Sender::Socket };
+    let sender = if mode == "http" {
+        Sender::Http { http: net::http_client(window * 2), token: toks[0].clone() }
+    } else {
+        Sender::Socket
+    };
     let send = Send { conv: &conv, sender, text: cfg.text.clone(), pad_to: 620 };
     let c = Ctx { serve: &serve, tracker: tracker.clone(), n, window };
     // A first message outside the measurement (auto-title and the like).

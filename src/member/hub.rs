@@ -22,7 +22,10 @@ use switchboard_core::hub::{self, close, contexts, AckWindow, Context, HubFrame,
 use switchboard_core::{frames, replay, ApiError, ErrorCode};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
-use worker::{Request, Response, ResponseBuilder, State, WebSocket, WebSocketIncomingMessage, WebSocketPair, WebSocketRequestResponsePair};
+use worker::{
+    Request, Response, ResponseBuilder, State, WebSocket, WebSocketIncomingMessage, WebSocketPair,
+    WebSocketRequestResponsePair,
+};
 
 #[wasm_bindgen]
 extern "C" {
@@ -70,7 +73,11 @@ impl MemberObject {
         struct M {
             member_id: String,
         }
-        self.query::<M>("SELECT member_id FROM hub_identity WHERE id = 1", vec![]).ok()?.into_iter().next().map(|m| m.member_id)
+        self.query::<M>("SELECT member_id FROM hub_identity WHERE id = 1", vec![])
+            .ok()?
+            .into_iter()
+            .next()
+            .map(|m| m.member_id)
     }
 
     // ----------------------------------------------------------------------------------------------
@@ -87,7 +94,8 @@ impl MemberObject {
                 return Err(ApiError::invalid("session: not a session this service gave out"));
             }
         }
-        let member = req.headers().get(MEMBER_HEADER).ok().flatten().ok_or_else(|| ApiError::unauthorized("no member"))?;
+        let member =
+            req.headers().get(MEMBER_HEADER).ok().flatten().ok_or_else(|| ApiError::unauthorized("no member"))?;
         let now = platform::now_ms();
         self.exec("INSERT OR REPLACE INTO hub_identity (id, member_id) VALUES (1, ?)", vec![member.as_str().into()])?;
 
@@ -97,9 +105,16 @@ impl MemberObject {
             session: String,
         }
         let existing: Option<String> = match (&asked_session, since) {
-            (Some(s), _) => self.query::<S>("SELECT session FROM hub_sessions WHERE session = ?", vec![s.as_str().into()])?.into_iter().next().map(|r| r.session),
+            (Some(s), _) => self
+                .query::<S>("SELECT session FROM hub_sessions WHERE session = ?", vec![s.as_str().into()])?
+                .into_iter()
+                .next()
+                .map(|r| r.session),
             (None, Some(_)) => self
-                .query::<S>("SELECT session FROM hub_sessions WHERE closed_at IS NOT NULL ORDER BY closed_at DESC LIMIT 1", vec![])?
+                .query::<S>(
+                    "SELECT session FROM hub_sessions WHERE closed_at IS NOT NULL ORDER BY closed_at DESC LIMIT 1",
+                    vec![],
+                )?
                 .into_iter()
                 .next()
                 .map(|r| r.session),
@@ -154,8 +169,10 @@ impl MemberObject {
                         context: String,
                         frame: String,
                     }
-                    let rows: Vec<Logged> =
-                        self.query("SELECT seq, context, frame FROM hub_log WHERE seq > ? ORDER BY seq", vec![(after as i64).into()])?;
+                    let rows: Vec<Logged> = self.query(
+                        "SELECT seq, context, frame FROM hub_log WHERE seq > ? ORDER BY seq",
+                        vec![(after as i64).into()],
+                    )?;
                     let mut window = AckWindow::default();
                     for r in rows.into_iter().filter(|r| subs.contains(&r.context)) {
                         let _ = server.send_with_str(&r.frame);
@@ -172,7 +189,9 @@ impl MemberObject {
         let mut builder = ResponseBuilder::new().with_status(101).with_websocket(pair.client);
         let asked = req.headers().get("sec-websocket-protocol").ok().flatten().unwrap_or_default();
         if asked.split(',').any(|p| p.trim() == hub::SUBPROTOCOL) {
-            builder = builder.with_header("sec-websocket-protocol", hub::SUBPROTOCOL).map_err(|e| internal("subprotocol header", e))?;
+            builder = builder
+                .with_header("sec-websocket-protocol", hub::SUBPROTOCOL)
+                .map_err(|e| internal("subprotocol header", e))?;
         }
         Ok(builder.empty())
     }
@@ -223,7 +242,10 @@ impl MemberObject {
             None => false,
         });
         for ctx in &outcome.added {
-            self.exec("INSERT OR IGNORE INTO hub_subs (session, context) VALUES (?, ?)", vec![session.into(), ctx.as_str().into()])?;
+            self.exec(
+                "INSERT OR IGNORE INTO hub_subs (session, context) VALUES (?, ?)",
+                vec![session.into(), ctx.as_str().into()],
+            )?;
         }
         self.hub.subs.borrow_mut().entry(session.to_string()).or_default().extend(outcome.added.iter().cloned());
         for e in &outcome.errors {
@@ -237,7 +259,10 @@ impl MemberObject {
     async fn unsubscribe(&self, ws: &WebSocket, session: &str, list: &[String]) -> Result<(), ApiError> {
         self.load_subs(session)?;
         for ctx in list {
-            self.exec("DELETE FROM hub_subs WHERE session = ? AND context = ?", vec![session.into(), ctx.as_str().into()])?;
+            self.exec(
+                "DELETE FROM hub_subs WHERE session = ? AND context = ?",
+                vec![session.into(), ctx.as_str().into()],
+            )?;
             if let Some(s) = self.hub.subs.borrow_mut().get_mut(session) {
                 s.remove(ctx);
             }
@@ -249,7 +274,10 @@ impl MemberObject {
 
     async fn typing(&self, conversation_id: &str, stop: bool) -> Result<(), ApiError> {
         let member = self.member_id().ok_or_else(|| ApiError::internal("member object without a name"))?;
-        let (status, body) = rpc::read(rpc::conversation(&self.env, conversation_id, &member, ConversationCommand::Typing { stop }).await?).await?;
+        let (status, body) = rpc::read(
+            rpc::conversation(&self.env, conversation_id, &member, ConversationCommand::Typing { stop }).await?,
+        )
+        .await?;
         if status >= 300 {
             return Err(rpc::as_error(status, &body));
         }
@@ -267,7 +295,10 @@ impl MemberObject {
     }
 
     fn session_ended(&self, session: &str) {
-        let _ = self.exec("UPDATE hub_sessions SET closed_at = ? WHERE session = ?", vec![platform::now_ms().into(), session.into()]);
+        let _ = self.exec(
+            "UPDATE hub_sessions SET closed_at = ? WHERE session = ?",
+            vec![platform::now_ms().into(), session.into()],
+        );
         self.hub.closed.borrow_mut().insert(session.to_string());
         self.hub.acks.borrow_mut().remove(session);
     }
@@ -292,9 +323,13 @@ impl MemberObject {
         };
         let text = hub::event_frame(context, event, payload, seq);
         if let Some(seq) = seq {
-            let _ = self.exec("INSERT INTO hub_log (seq, context, frame) VALUES (?, ?, ?)", vec![(seq as i64).into(), context.into(), text.as_str().into()]);
+            let _ = self.exec(
+                "INSERT INTO hub_log (seq, context, frame) VALUES (?, ?, ?)",
+                vec![(seq as i64).into(), context.into(), text.as_str().into()],
+            );
             if seq > hub::HUB_REPLAY_WINDOW {
-                let _ = self.exec("DELETE FROM hub_log WHERE seq <= ?", vec![((seq - hub::HUB_REPLAY_WINDOW) as i64).into()]);
+                let _ = self
+                    .exec("DELETE FROM hub_log WHERE seq <= ?", vec![((seq - hub::HUB_REPLAY_WINDOW) as i64).into()]);
             }
         }
         let frame = EncodedFrame::new(&text);
@@ -361,7 +396,8 @@ impl MemberObject {
             watching: i64,
             present: i64,
         }
-        let known: Vec<W> = self.query("SELECT conversation_id, watching, present FROM hub_watch", vec![]).unwrap_or_default();
+        let known: Vec<W> =
+            self.query("SELECT conversation_id, watching, present FROM hub_watch", vec![]).unwrap_or_default();
         let mut changes: Vec<(String, bool, bool)> = Vec::new();
         for w in &known {
             let now = wanted.get(&w.conversation_id).copied().unwrap_or((false, false));
@@ -415,7 +451,8 @@ impl MemberObject {
         let storage = self.state.storage();
         let current = storage.get_alarm().await.ok().flatten();
         if switchboard_core::alarm::should_set(current, Some(at)) {
-            let _ = storage.set_alarm(worker::ScheduledTime::new(js_sys::Date::new(&JsValue::from_f64(at as f64)))).await;
+            let _ =
+                storage.set_alarm(worker::ScheduledTime::new(js_sys::Date::new(&JsValue::from_f64(at as f64)))).await;
         }
     }
 
@@ -459,7 +496,12 @@ impl MemberObject {
         struct S {
             session: String,
         }
-        let expired: Vec<S> = self.query("SELECT session FROM hub_sessions WHERE closed_at IS NOT NULL AND closed_at <= ?", vec![cutoff.into()]).unwrap_or_default();
+        let expired: Vec<S> = self
+            .query(
+                "SELECT session FROM hub_sessions WHERE closed_at IS NOT NULL AND closed_at <= ?",
+                vec![cutoff.into()],
+            )
+            .unwrap_or_default();
         for s in &expired {
             let _ = self.exec("DELETE FROM hub_subs WHERE session = ?", vec![s.session.as_str().into()]);
             let _ = self.exec("DELETE FROM hub_sessions WHERE session = ?", vec![s.session.as_str().into()]);
@@ -471,7 +513,11 @@ impl MemberObject {
         if any_open {
             self.ensure_sweep().await;
         }
-        if let Some(closed) = self.scalar("SELECT MIN(closed_at) AS v FROM hub_sessions WHERE closed_at IS NOT NULL", vec![]).ok().flatten() {
+        if let Some(closed) = self
+            .scalar("SELECT MIN(closed_at) AS v FROM hub_sessions WHERE closed_at IS NOT NULL", vec![])
+            .ok()
+            .flatten()
+        {
             self.ensure_sweep_at(closed + hub::RESUME_KEEP_MS + 1).await;
         }
     }
@@ -482,7 +528,8 @@ impl MemberObject {
 
     fn open_sessions(&self) -> Vec<String> {
         let closed = self.hub.closed.borrow();
-        let mut out: Vec<String> = self.state.get_websockets().iter().filter_map(live_session_of).filter(|s| !closed.contains(s)).collect();
+        let mut out: Vec<String> =
+            self.state.get_websockets().iter().filter_map(live_session_of).filter(|s| !closed.contains(s)).collect();
         out.sort();
         out.dedup();
         out
@@ -507,11 +554,18 @@ impl MemberObject {
     }
 
     fn next_seq(&self) -> Result<u64, ApiError> {
-        self.exec("INSERT INTO hub_state (id, seq) VALUES (1, 1) ON CONFLICT (id) DO UPDATE SET seq = seq + 1", vec![])?;
+        self.exec(
+            "INSERT INTO hub_state (id, seq) VALUES (1, 1) ON CONFLICT (id) DO UPDATE SET seq = seq + 1",
+            vec![],
+        )?;
         self.hub_seq()
     }
 
-    fn query<T: serde::de::DeserializeOwned>(&self, q: &str, b: Vec<worker::SqlStorageValue>) -> Result<Vec<T>, ApiError> {
+    fn query<T: serde::de::DeserializeOwned>(
+        &self,
+        q: &str,
+        b: Vec<worker::SqlStorageValue>,
+    ) -> Result<Vec<T>, ApiError> {
         self.sql.rows(q, b).map_err(sql_err)
     }
 

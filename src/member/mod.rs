@@ -8,14 +8,14 @@
 mod hub;
 
 use crate::http::{error_response, internal, json, no_content};
-use hub::HubState;
 use crate::platform;
-use crate::sql::Sql;
 use crate::rpc::MemberCommand;
+use crate::sql::Sql;
+use hub::HubState;
 use serde::Deserialize;
 use serde_json::json;
-use switchboard_core::hub::contexts;
 use switchboard_core::cursor::ListCursor;
+use switchboard_core::hub::contexts;
 use switchboard_core::model::ConversationListItem;
 use switchboard_core::ApiError;
 use worker::{
@@ -99,7 +99,13 @@ impl DurableObject for MemberObject {
         Ok(())
     }
 
-    async fn websocket_close(&self, ws: WebSocket, _code: usize, _reason: String, _was_clean: bool) -> worker::Result<()> {
+    async fn websocket_close(
+        &self,
+        ws: WebSocket,
+        _code: usize,
+        _reason: String,
+        _was_clean: bool,
+    ) -> worker::Result<()> {
         self.hub_closed(&ws).await;
         let _ = ws.close(Some(1000), Some("closed"));
         Ok(())
@@ -152,9 +158,17 @@ impl MemberObject {
             }
             MemberCommand::Remove { conversation_id } => {
                 let row = self.row(&conversation_id)?;
-                self.exec("DELETE FROM conversations WHERE conversation_id = ?", vec![conversation_id.as_str().into()])?;
+                self.exec(
+                    "DELETE FROM conversations WHERE conversation_id = ?",
+                    vec![conversation_id.as_str().into()],
+                )?;
                 if let Some(r) = row {
-                    self.deliver(&contexts::instance(&r.sandbox_id), "conversation.left", &json!({"conversationId": conversation_id}), false);
+                    self.deliver(
+                        &contexts::instance(&r.sandbox_id),
+                        "conversation.left",
+                        &json!({"conversationId": conversation_id}),
+                        false,
+                    );
                     self.forget_conversation(&r.sandbox_id, &conversation_id).await;
                 }
                 no_content()
@@ -173,10 +187,21 @@ impl MemberObject {
                 if let Some(b) = before {
                     let ctx = contexts::instance(&b.sandbox_id);
                     if title.is_some() && b.title != title {
-                        self.deliver(&ctx, "conversation.renamed", &json!({"conversationId": conversation_id, "title": title}), false);
+                        self.deliver(
+                            &ctx,
+                            "conversation.renamed",
+                            &json!({"conversationId": conversation_id, "title": title}),
+                            false,
+                        );
                     }
-                    if let Some(at) = last_activity_at.filter(|at| b.last_activity_at.map(|x| *at > x).unwrap_or(true)) {
-                        self.deliver(&ctx, "conversation.activity", &json!({"conversationId": conversation_id, "lastActivityAt": at}), false);
+                    if let Some(at) = last_activity_at.filter(|at| b.last_activity_at.map(|x| *at > x).unwrap_or(true))
+                    {
+                        self.deliver(
+                            &ctx,
+                            "conversation.activity",
+                            &json!({"conversationId": conversation_id, "lastActivityAt": at}),
+                            false,
+                        );
                     }
                 }
                 no_content()
@@ -188,7 +213,8 @@ impl MemberObject {
                     vec![last_read_at.into(), conversation_id.as_str().into()],
                 )?;
                 if let Some(r) = self.row(&conversation_id)? {
-                    let payload = json!({"conversationId": conversation_id, "memberId": member_id, "lastReadAt": last_read_at});
+                    let payload =
+                        json!({"conversationId": conversation_id, "memberId": member_id, "lastReadAt": last_read_at});
                     self.deliver(&contexts::instance(&r.sandbox_id), "conversation.read", &payload, false);
                 }
                 no_content()
@@ -202,7 +228,8 @@ impl MemberObject {
                 struct Id {
                     conversation_id: String,
                 }
-                let ids: Vec<Id> = self.sql.rows("SELECT conversation_id FROM conversations", vec![]).map_err(sql_err)?;
+                let ids: Vec<Id> =
+                    self.sql.rows("SELECT conversation_id FROM conversations", vec![]).map_err(sql_err)?;
                 let ids: Vec<String> = ids.into_iter().map(|i| i.conversation_id).collect();
                 json(200, &json!({"online": online, "at": at, "conversations": ids}))
             }
@@ -212,7 +239,8 @@ impl MemberObject {
                     online: i64,
                     at: i64,
                 }
-                let rows: Vec<Status> = self.sql.rows("SELECT online, at FROM bot_status WHERE id = 1", vec![]).map_err(sql_err)?;
+                let rows: Vec<Status> =
+                    self.sql.rows("SELECT online, at FROM bot_status WHERE id = 1", vec![]).map_err(sql_err)?;
                 match rows.first() {
                     Some(s) => json(200, &json!({"online": s.online != 0, "at": s.at})),
                     None => json(200, &json!({"online": false, "at": null})),
@@ -224,7 +252,10 @@ impl MemberObject {
                 if expires_at_ms <= now {
                     return Err(ApiError::unauthorized("ticket is invalid, used or expired"));
                 }
-                let written = self.exec("INSERT OR IGNORE INTO tickets (nonce, expires_at) VALUES (?, ?)", vec![nonce.into(), expires_at_ms.into()])?;
+                let written = self.exec(
+                    "INSERT OR IGNORE INTO tickets (nonce, expires_at) VALUES (?, ?)",
+                    vec![nonce.into(), expires_at_ms.into()],
+                )?;
                 if written == 0 {
                     return Err(ApiError::unauthorized("ticket is invalid, used or expired"));
                 }
@@ -294,7 +325,9 @@ impl MemberObject {
             })
             .collect();
         let next_cursor = if has_more {
-            items.last().map(|i| ListCursor { sort_key: i.sort_key(), conversation_id: i.conversation_id.clone() }.encode())
+            items
+                .last()
+                .map(|i| ListCursor { sort_key: i.sort_key(), conversation_id: i.conversation_id.clone() }.encode())
         } else {
             None
         };

@@ -111,7 +111,13 @@ impl AuthConfig {
     }
 
     /// Signs a token for `member` (local development, and tests).
-    pub fn issue_token(&self, member: &MemberId, token_source: &str, now_secs: u64, lifetime_secs: u64) -> Result<Issued, ApiError> {
+    pub fn issue_token(
+        &self,
+        member: &MemberId,
+        token_source: &str,
+        now_secs: u64,
+        lifetime_secs: u64,
+    ) -> Result<Issued, ApiError> {
         let custom = match member {
             MemberId::User(u) => ChatClaims { kilo_user_id: Some(u.clone()), ..Default::default() },
             MemberId::Bot(s) => ChatClaims { sandbox_id: Some(s.clone()), ..Default::default() },
@@ -217,10 +223,25 @@ mod tests {
             ("wrong audience", sign_raw(secret, "elsewhere", human(), NOW, Some(NOW + 60))),
             ("no exp", sign_raw(secret, "switchboard", human(), NOW, None)),
             ("too long", sign_raw(secret, "switchboard", human(), NOW, Some(NOW + 7200))),
-            ("no version", sign_raw(secret, "switchboard", serde_json::json!({"kiloUserId": "a", "tokenSource": "x"}), NOW, Some(NOW + 60))),
+            (
+                "no version",
+                sign_raw(
+                    secret,
+                    "switchboard",
+                    serde_json::json!({"kiloUserId": "a", "tokenSource": "x"}),
+                    NOW,
+                    Some(NOW + 60),
+                ),
+            ),
             (
                 "both ids",
-                sign_raw(secret, "switchboard", serde_json::json!({"kiloUserId": "a", "kiloclawSandboxId": "s", "tokenSource": "x", "version": 1}), NOW, Some(NOW + 60)),
+                sign_raw(
+                    secret,
+                    "switchboard",
+                    serde_json::json!({"kiloUserId": "a", "kiloclawSandboxId": "s", "tokenSource": "x", "version": 1}),
+                    NOW,
+                    Some(NOW + 60),
+                ),
             ),
             ("garbage", "not.a.token".to_string()),
         ];

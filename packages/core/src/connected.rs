@@ -96,8 +96,13 @@ impl ConnectedMembers {
         if let Some(a) = &self.absent {
             return a.clone();
         }
-        let a: Rc<Vec<String>> =
-            Rc::new(roster.into_iter().filter(|(id, is_person)| *is_person && !self.counts.contains_key(*id)).map(|(id, _)| id.to_string()).collect());
+        let a: Rc<Vec<String>> = Rc::new(
+            roster
+                .into_iter()
+                .filter(|(id, is_person)| *is_person && !self.counts.contains_key(*id))
+                .map(|(id, _)| id.to_string())
+                .collect(),
+        );
         self.absent = Some(a.clone());
         a
     }

@@ -75,7 +75,9 @@ fn parse_block(v: &Value, field: &str) -> Result<Block, ApiError> {
             let text = string(o, "text", field)?.trim();
             let n = text.chars().count();
             if n == 0 || n > MAX_TEXT_CHARS {
-                return Err(ApiError::invalid(format!("{field}.text: must be 1..{MAX_TEXT_CHARS} characters after trimming")));
+                return Err(ApiError::invalid(format!(
+                    "{field}.text: must be 1..{MAX_TEXT_CHARS} characters after trimming"
+                )));
             }
             Ok(Block::Text { text: text.to_string() })
         }
@@ -102,7 +104,11 @@ fn parse_block(v: &Value, field: &str) -> Result<Block, ApiError> {
                     only_keys(m, &["value", "by", "at"], &format!("{field}.resolved"))?;
                     match m.get("value") {
                         Some(Value::String(s)) if VALUES.contains(&s.as_str()) => {}
-                        _ => return Err(ApiError::invalid(format!("{field}.resolved.value: must be one of allow-once, allow-always, deny"))),
+                        _ => {
+                            return Err(ApiError::invalid(format!(
+                                "{field}.resolved.value: must be one of allow-once, allow-always, deny"
+                            )))
+                        }
                     }
                     Some(r.clone())
                 }
@@ -180,9 +186,18 @@ mod tests {
             (json!([{"type": "text", "text": "a", "extra": 1}]), "content[0].extra"),
             (json!([{"type": "image"}]), "content[0].type"),
             (json!([{"type": "actions", "groupId": "g", "actions": []}]), "content[0].actions"),
-            (json!([{"type": "actions", "groupId": "g", "actions": [{"label": "a", "style": "loud", "value": "deny"}]}]), "content[0].actions[0].style"),
-            (json!([{"type": "actions", "groupId": "g", "actions": [{"label": "a", "style": "primary", "value": "maybe"}]}]), "content[0].actions[0].value"),
-            (json!([{"type": "actions", "groupId": "", "actions": [{"label": "a", "style": "primary", "value": "deny"}]}]), "content[0].groupId"),
+            (
+                json!([{"type": "actions", "groupId": "g", "actions": [{"label": "a", "style": "loud", "value": "deny"}]}]),
+                "content[0].actions[0].style",
+            ),
+            (
+                json!([{"type": "actions", "groupId": "g", "actions": [{"label": "a", "style": "primary", "value": "maybe"}]}]),
+                "content[0].actions[0].value",
+            ),
+            (
+                json!([{"type": "actions", "groupId": "", "actions": [{"label": "a", "style": "primary", "value": "deny"}]}]),
+                "content[0].groupId",
+            ),
         ];
         for (v, field) in cases {
             let e = parse(&v).unwrap_err();

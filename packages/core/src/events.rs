@@ -5,23 +5,61 @@ use serde_json::{json, Value};
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Event {
-    MessageCreated { message: Message, client_id: Option<String>, reply_to_sender: Option<String> },
-    MessageUpdated { message: Message },
-    MessageDeleted { message_id: String },
-    ReactionAdded { message_id: String, member_id: String, emoji: String },
-    ReactionRemoved { message_id: String, member_id: String, emoji: String },
-    ConversationRenamed { conversation_id: String, title: String },
-    MemberJoined { conversation_id: String, member_id: String },
-    MemberLeft { conversation_id: String, member_id: String },
+    MessageCreated {
+        message: Message,
+        client_id: Option<String>,
+        reply_to_sender: Option<String>,
+    },
+    MessageUpdated {
+        message: Message,
+    },
+    MessageDeleted {
+        message_id: String,
+    },
+    ReactionAdded {
+        message_id: String,
+        member_id: String,
+        emoji: String,
+    },
+    ReactionRemoved {
+        message_id: String,
+        member_id: String,
+        emoji: String,
+    },
+    ConversationRenamed {
+        conversation_id: String,
+        title: String,
+    },
+    MemberJoined {
+        conversation_id: String,
+        member_id: String,
+    },
+    MemberLeft {
+        conversation_id: String,
+        member_id: String,
+    },
     /// A member became present in the conversation (first tab or device subscribed to its presence).
-    PresenceJoined { member_id: String },
+    PresenceJoined {
+        member_id: String,
+    },
     /// A member's last presence subscription ended (or their socket went stale).
-    PresenceLeft { member_id: String },
+    PresenceLeft {
+        member_id: String,
+    },
     /// Ephemeral (no seq, not replayed): a member is typing.
-    Typing { member_id: String },
-    TypingStop { member_id: String },
+    Typing {
+        member_id: String,
+    },
+    TypingStop {
+        member_id: String,
+    },
     /// A member's read position moved forward (read receipts).
-    ConversationRead { conversation_id: String, member_id: String, last_read_at: i64, last_read_message_id: String },
+    ConversationRead {
+        conversation_id: String,
+        member_id: String,
+        last_read_at: i64,
+        last_read_message_id: String,
+    },
 }
 
 impl Event {
@@ -114,10 +152,13 @@ impl Event {
                 "message": message,
             }),
             Event::MessageDeleted { message_id } => json!({"messageId": message_id}),
-            Event::ReactionAdded { message_id, member_id, emoji } | Event::ReactionRemoved { message_id, member_id, emoji } => {
+            Event::ReactionAdded { message_id, member_id, emoji }
+            | Event::ReactionRemoved { message_id, member_id, emoji } => {
                 json!({"messageId": message_id, "memberId": member_id, "emoji": emoji})
             }
-            Event::ConversationRenamed { conversation_id, title } => json!({"conversationId": conversation_id, "title": title}),
+            Event::ConversationRenamed { conversation_id, title } => {
+                json!({"conversationId": conversation_id, "title": title})
+            }
             Event::MemberJoined { conversation_id, member_id } | Event::MemberLeft { conversation_id, member_id } => {
                 json!({"conversationId": conversation_id, "memberId": member_id})
             }
@@ -159,7 +200,11 @@ mod tests {
     #[test]
     fn payload_json_is_the_payload() {
         let events = [
-            Event::MessageCreated { message: msg(Some("m1")), client_id: Some("k".into()), reply_to_sender: Some("bob".into()) },
+            Event::MessageCreated {
+                message: msg(Some("m1")),
+                client_id: Some("k".into()),
+                reply_to_sender: Some("bob".into()),
+            },
             Event::MessageCreated { message: msg(None), client_id: None, reply_to_sender: None },
             Event::MessageCreated { message: msg(Some("gone")), client_id: Some("k2".into()), reply_to_sender: None },
             Event::MessageUpdated { message: msg(None) },
@@ -174,7 +219,11 @@ mod tests {
 
     #[test]
     fn created_carries_reply_to() {
-        let e = Event::MessageCreated { message: msg(Some("m1")), client_id: Some("k".into()), reply_to_sender: Some("bob".into()) };
+        let e = Event::MessageCreated {
+            message: msg(Some("m1")),
+            client_id: Some("k".into()),
+            reply_to_sender: Some("bob".into()),
+        };
         let p = e.payload();
         assert_eq!(e.name(), "message.created");
         assert_eq!(p["replyTo"]["messageId"], "m1");

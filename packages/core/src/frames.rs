@@ -116,10 +116,9 @@ pub fn parse_client(text: &str) -> Result<ClientFrame, FrameRejection> {
             let client_id = opt_string(o, "clientId").map_err(|e| reply(e, request_id.clone()))?;
             Ok(ClientFrame::MessageCreate { request_id, content, in_reply_to_message_id: in_reply, client_id })
         }
-        other => Err(reply(
-            ApiError::new(ErrorCode::UnknownFrameType, format!("unknown frame type {other:?}")),
-            request_id,
-        )),
+        other => {
+            Err(reply(ApiError::new(ErrorCode::UnknownFrameType, format!("unknown frame type {other:?}")), request_id))
+        }
     }
 }
 
@@ -161,7 +160,8 @@ mod tests {
 
     #[test]
     fn event_frame_shape() {
-        let f: Value = serde_json::from_str(&event("message.deleted", &json!({"messageId": "m"}).to_string(), 7)).unwrap();
+        let f: Value =
+            serde_json::from_str(&event("message.deleted", &json!({"messageId": "m"}).to_string(), 7)).unwrap();
         assert_eq!(f, json!({"type": "event", "event": "message.deleted", "payload": {"messageId": "m"}, "seq": 7}));
     }
 
@@ -172,7 +172,9 @@ mod tests {
         assert_eq!(code(parse_client(r#"{"type":"dance"}"#)), "unknown_frame_type");
         assert_eq!(code(parse_client(r#"{"type":"message.create","content":[],"zzz":1}"#)), "invalid_request");
         assert_eq!(code(parse_client(&"x".repeat(MAX_FRAME_BYTES + 1))), "close");
-        let ok = parse_client(r#"{"type":"message.create","requestId":"r1","content":[{"type":"text","text":"hi"}],"clientId":"c"}"#);
+        let ok = parse_client(
+            r#"{"type":"message.create","requestId":"r1","content":[{"type":"text","text":"hi"}],"clientId":"c"}"#,
+        );
         match ok {
             Ok(ClientFrame::MessageCreate { request_id, client_id, .. }) => {
                 assert_eq!(request_id.as_deref(), Some("r1"));

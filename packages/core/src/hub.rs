@@ -92,11 +92,16 @@ impl Context {
 
 /// May a user see `context`? `has_conversation(sandbox, conversation)` and `has_sandbox(sandbox)` answer
 /// from the user's own conversation list.
-pub fn may_subscribe(context: &Context, has_sandbox: impl Fn(&str) -> bool, has_conversation: impl Fn(&str, &str) -> bool) -> bool {
+pub fn may_subscribe(
+    context: &Context,
+    has_sandbox: impl Fn(&str) -> bool,
+    has_conversation: impl Fn(&str, &str) -> bool,
+) -> bool {
     match context {
         Context::PresencePlatform => true,
         Context::Instance { sandbox_id } | Context::PresenceInstance { sandbox_id } => has_sandbox(sandbox_id),
-        Context::Conversation { sandbox_id, conversation_id } | Context::PresenceConversation { sandbox_id, conversation_id } => {
+        Context::Conversation { sandbox_id, conversation_id }
+        | Context::PresenceConversation { sandbox_id, conversation_id } => {
             has_conversation(sandbox_id, conversation_id)
         }
     }
@@ -112,7 +117,10 @@ pub enum HubFrame {
 }
 
 fn contexts_field(o: &serde_json::Map<String, Value>) -> Result<Vec<String>, ApiError> {
-    let arr = o.get("contexts").and_then(Value::as_array).ok_or_else(|| ApiError::invalid("contexts: must be an array of strings"))?;
+    let arr = o
+        .get("contexts")
+        .and_then(Value::as_array)
+        .ok_or_else(|| ApiError::invalid("contexts: must be an array of strings"))?;
     arr.iter()
         .map(|v| match v.as_str() {
             Some(s) if !s.is_empty() && s.chars().count() <= MAX_CONTEXT_CHARS => Ok(s.to_string()),
@@ -126,9 +134,13 @@ pub fn parse_frame(text: &str) -> Result<HubFrame, ApiError> {
     if text.len() > MAX_FRAME_BYTES {
         return Err(ApiError::new(ErrorCode::BadFrame, "frame too large"));
     }
-    let v: Value = serde_json::from_str(text).map_err(|e| ApiError::new(ErrorCode::BadFrame, format!("frame is not valid JSON: {e}")))?;
+    let v: Value = serde_json::from_str(text)
+        .map_err(|e| ApiError::new(ErrorCode::BadFrame, format!("frame is not valid JSON: {e}")))?;
     let o = v.as_object().ok_or_else(|| ApiError::new(ErrorCode::BadFrame, "frame must be a JSON object"))?;
-    let kind = o.get("type").and_then(Value::as_str).ok_or_else(|| ApiError::new(ErrorCode::BadFrame, "frame needs a string \"type\""))?;
+    let kind = o
+        .get("type")
+        .and_then(Value::as_str)
+        .ok_or_else(|| ApiError::new(ErrorCode::BadFrame, "frame needs a string \"type\""))?;
     match kind {
         "context.subscribe" => Ok(HubFrame::Subscribe(contexts_field(o)?)),
         "context.unsubscribe" => Ok(HubFrame::Unsubscribe(contexts_field(o)?)),
@@ -232,10 +244,26 @@ mod tests {
         let c = contexts::conversation("sb1", C);
         assert_eq!(Context::parse(&i), Some(Context::Instance { sandbox_id: "sb1".into() }));
         assert_eq!(Context::parse(&c).and_then(|x| x.conversation_id().map(String::from)), Some(C.to_string()));
-        assert_eq!(Context::parse(&contexts::presence(&c)), Some(Context::PresenceConversation { sandbox_id: "sb1".into(), conversation_id: C.into() }));
-        assert_eq!(Context::parse(&contexts::presence(&i)), Some(Context::PresenceInstance { sandbox_id: "sb1".into() }));
+        assert_eq!(
+            Context::parse(&contexts::presence(&c)),
+            Some(Context::PresenceConversation { sandbox_id: "sb1".into(), conversation_id: C.into() })
+        );
+        assert_eq!(
+            Context::parse(&contexts::presence(&i)),
+            Some(Context::PresenceInstance { sandbox_id: "sb1".into() })
+        );
         assert_eq!(Context::parse(contexts::PRESENCE_APP), Some(Context::PresencePlatform));
-        for bad in ["", "/", "/kiloclaw", "/kiloclaw/", "/kiloclaw/a b", "/kiloclaw/sb/notaulid", "/presence/x", "/other/sb", "/kiloclaw/sb/C/extra"] {
+        for bad in [
+            "",
+            "/",
+            "/kiloclaw",
+            "/kiloclaw/",
+            "/kiloclaw/a b",
+            "/kiloclaw/sb/notaulid",
+            "/presence/x",
+            "/other/sb",
+            "/kiloclaw/sb/C/extra",
+        ] {
             assert_eq!(Context::parse(bad), None, "{bad}");
         }
     }
@@ -253,7 +281,12 @@ mod tests {
     #[test]
     fn subscribe_caps_and_refuses() {
         let current: BTreeSet<String> = (0..199).map(|i| format!("/kiloclaw/sb{i}")).collect();
-        let wanted = vec!["/kiloclaw/new1".to_string(), "/kiloclaw/new2".to_string(), "/kiloclaw/nope".to_string(), "garbage".to_string()];
+        let wanted = vec![
+            "/kiloclaw/new1".to_string(),
+            "/kiloclaw/new2".to_string(),
+            "/kiloclaw/nope".to_string(),
+            "garbage".to_string(),
+        ];
         let out = subscribe(&current, &wanted, |c| c != "/kiloclaw/nope");
         assert_eq!(out.added, vec!["/kiloclaw/new1"]);
         let codes: Vec<&str> = out.errors.iter().filter_map(|e| e["code"].as_str()).collect();
@@ -265,11 +298,20 @@ mod tests {
 
     #[test]
     fn frames() {
-        assert_eq!(parse_frame(r#"{"type":"context.subscribe","contexts":["/presence/app"]}"#), Ok(HubFrame::Subscribe(vec!["/presence/app".into()])));
+        assert_eq!(
+            parse_frame(r#"{"type":"context.subscribe","contexts":["/presence/app"]}"#),
+            Ok(HubFrame::Subscribe(vec!["/presence/app".into()]))
+        );
         assert_eq!(parse_frame(r#"{"type":"ack","seq":5}"#), Ok(HubFrame::Ack(5)));
-        assert_eq!(parse_frame(&format!(r#"{{"type":"typing","conversationId":"{C}"}}"#)), Ok(HubFrame::Typing { conversation_id: C.into(), stop: false }));
+        assert_eq!(
+            parse_frame(&format!(r#"{{"type":"typing","conversationId":"{C}"}}"#)),
+            Ok(HubFrame::Typing { conversation_id: C.into(), stop: false })
+        );
         assert_eq!(parse_frame(r#"{"type":"ack","seq":-1}"#).unwrap_err().code, ErrorCode::InvalidRequest);
-        assert_eq!(parse_frame(r#"{"type":"context.subscribe","contexts":[""]}"#).unwrap_err().code, ErrorCode::InvalidRequest);
+        assert_eq!(
+            parse_frame(r#"{"type":"context.subscribe","contexts":[""]}"#).unwrap_err().code,
+            ErrorCode::InvalidRequest
+        );
         let long = "x".repeat(257);
         assert!(parse_frame(&format!(r#"{{"type":"context.subscribe","contexts":["{long}"]}}"#)).is_err());
         assert_eq!(parse_frame("nope").unwrap_err().code, ErrorCode::BadFrame);

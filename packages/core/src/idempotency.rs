@@ -35,7 +35,14 @@ pub struct MemoryLedger {
 
 impl MemoryLedger {
     /// One send attempt: answers the decision and, on `Create`, records `new_message_id`.
-    pub fn send(&mut self, sender: &str, client_id: &str, new_message_id: &str, now_ms: i64, ttl_ms: i64) -> SendDecision {
+    pub fn send(
+        &mut self,
+        sender: &str,
+        client_id: &str,
+        new_message_id: &str,
+        now_ms: i64,
+        ttl_ms: i64,
+    ) -> SendDecision {
         let key = (sender.to_string(), client_id.to_string());
         let d = decide(self.records.get(&key), now_ms, ttl_ms);
         if let SendDecision::Create { expires_at } = d {

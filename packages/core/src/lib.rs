@@ -5,15 +5,16 @@
 //! set alarms). The workers in `src/` and `services/` are thin shells over these modules.
 
 pub mod alarm;
+pub mod backoff;
 pub mod connected;
 pub mod content;
 pub mod cursor;
 pub mod error;
 pub mod events;
 pub mod frames;
-pub mod ids;
 pub mod hub;
 pub mod idempotency;
+pub mod ids;
 pub mod limits;
 pub mod live;
 pub mod member;

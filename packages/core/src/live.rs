@@ -126,7 +126,10 @@ pub fn parse_subscriber_frame(text: &str) -> Result<u64, ApiError> {
             .get("received")
             .and_then(Value::as_u64)
             .ok_or_else(|| ApiError::invalid("ack: `received` must be a non-negative integer (frames read so far)")),
-        _ => Err(ApiError::new(ErrorCode::UnknownFrameType, "the live channel takes only `ack` frames; publish over HTTP")),
+        _ => Err(ApiError::new(
+            ErrorCode::UnknownFrameType,
+            "the live channel takes only `ack` frames; publish over HTTP",
+        )),
     }
 }
 
@@ -284,7 +287,10 @@ mod tests {
     #[test]
     fn subscriber_frames() {
         assert_eq!(parse_subscriber_frame(r#"{"type":"ack","received":12}"#).unwrap(), 12);
-        assert_eq!(parse_subscriber_frame(r#"{"type":"ack","received":-1}"#).unwrap_err().code, ErrorCode::InvalidRequest);
+        assert_eq!(
+            parse_subscriber_frame(r#"{"type":"ack","received":-1}"#).unwrap_err().code,
+            ErrorCode::InvalidRequest
+        );
         assert_eq!(parse_subscriber_frame(r#"{"type":"ack"}"#).unwrap_err().code, ErrorCode::InvalidRequest);
         assert_eq!(parse_subscriber_frame(r#"{"type":"hello"}"#).unwrap_err().code, ErrorCode::UnknownFrameType);
         assert_eq!(parse_subscriber_frame("nope").unwrap_err().code, ErrorCode::InvalidJson);

@@ -13,7 +13,9 @@ pub fn summarize<'a>(rows: impl IntoIterator<Item = (&'a str, &'a str)>) -> Vec<
                     s.count += 1;
                 }
             }
-            None => out.push(ReactionSummary { emoji: emoji.to_string(), count: 1, member_ids: vec![member.to_string()] }),
+            None => {
+                out.push(ReactionSummary { emoji: emoji.to_string(), count: 1, member_ids: vec![member.to_string()] })
+            }
         }
     }
     out

@@ -54,10 +54,9 @@ pub fn oldest_kept(latest: u64, min_in_log: Option<u64>) -> Option<u64> {
 pub fn parse_since(raw: Option<&str>) -> Result<Option<u64>, crate::ApiError> {
     match raw {
         None => Ok(None),
-        Some(s) => s
-            .parse::<u64>()
-            .map(Some)
-            .map_err(|_| crate::ApiError::invalid("since: must be a non-negative integer")),
+        Some(s) => {
+            s.parse::<u64>().map(Some).map_err(|_| crate::ApiError::invalid("since: must be a non-negative integer"))
+        }
     }
 }
 

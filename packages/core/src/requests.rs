@@ -11,7 +11,8 @@ pub fn parse_body<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     if bytes.len() > crate::limits::MAX_BODY_BYTES {
         return Err(ApiError::new(crate::ErrorCode::PayloadTooLarge, "request body is over 256 KiB"));
     }
-    let value: Value = serde_json::from_slice(bytes).map_err(|e| ApiError::invalid_json(format!("body is not valid JSON: {e}")))?;
+    let value: Value =
+        serde_json::from_slice(bytes).map_err(|e| ApiError::invalid_json(format!("body is not valid JSON: {e}")))?;
     if !value.is_object() {
         return Err(ApiError::invalid_json("body must be a JSON object"));
     }

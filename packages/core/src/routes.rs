@@ -65,9 +65,10 @@ impl Route {
             ["bot", "v1", "sandboxes", sb, "conversations", c, "messages", m] => Route::BotMessage(s(sb), s(c), s(m)),
             ["bot", "v1", "sandboxes", sb, "profile"] => Route::BotProfile(s(sb)),
             ["bot", "v1", "sandboxes", sb, "bot-status"] => Route::BotStatus(s(sb)),
-            ["v1", "push-tokens"] | ["v1", "notification-preferences"] | ["v1", "badges"] | ["v1", "badges", "mark-read"] => {
-                Route::Notifications
-            }
+            ["v1", "push-tokens"]
+            | ["v1", "notification-preferences"]
+            | ["v1", "badges"]
+            | ["v1", "badges", "mark-read"] => Route::Notifications,
             _ => return None,
         })
     }

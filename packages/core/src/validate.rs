@@ -10,9 +10,7 @@ fn has_control(s: &str) -> bool {
 
 /// `^[A-Za-z0-9_-]{1,64}$`.
 pub fn sandbox_id(s: &str) -> Result<(), ApiError> {
-    let ok = !s.is_empty()
-        && s.len() <= 64
-        && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+    let ok = !s.is_empty() && s.len() <= 64 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
     if ok {
         Ok(())
     } else {
@@ -24,7 +22,9 @@ pub fn sandbox_id(s: &str) -> Result<(), ApiError> {
 pub fn user_id(s: &str) -> Result<(), ApiError> {
     let n = s.chars().count();
     if n == 0 || n > MAX_USER_ID_CHARS || has_control(s) || s.trim() != s {
-        return Err(ApiError::invalid("userId: must be 1..128 characters without control characters or surrounding spaces"));
+        return Err(ApiError::invalid(
+            "userId: must be 1..128 characters without control characters or surrounding spaces",
+        ));
     }
     if s.starts_with("bot:") {
         return Err(ApiError::invalid("userId: must not start with \"bot:\""));

@@ -32,7 +32,8 @@ pub fn validate_bucket(bucket: &str) -> Result<(), ApiError> {
     let rest = bucket.strip_prefix("kiloclaw:").ok_or_else(bad)?;
     let (sandbox, conversation) = rest.split_once(':').ok_or_else(bad)?;
     validate::sandbox_id(sandbox).map_err(|_| bad())?;
-    let ok = !conversation.is_empty() && conversation.len() <= 64 && conversation.bytes().all(|b| b.is_ascii_alphanumeric());
+    let ok =
+        !conversation.is_empty() && conversation.len() <= 64 && conversation.bytes().all(|b| b.is_ascii_alphanumeric());
     if ok {
         Ok(())
     } else {
@@ -121,7 +122,16 @@ mod tests {
     fn bucket_names() {
         assert!(validate_bucket("kiloclaw:sb1:01ARZ3NDEKTSV4RRFFQ69G5FAV").is_ok());
         assert!(validate_bucket(&switchboard_notify_contract::badge_bucket("sb_1-x", "C1")).is_ok());
-        for bad in ["", "kiloclaw:", "kiloclaw:sb1", "kiloclaw:sb1:", "kiloclaw::C", "other:sb:C", "kiloclaw:s b:C", "kiloclaw:sb:C:D"] {
+        for bad in [
+            "",
+            "kiloclaw:",
+            "kiloclaw:sb1",
+            "kiloclaw:sb1:",
+            "kiloclaw::C",
+            "other:sb:C",
+            "kiloclaw:s b:C",
+            "kiloclaw:sb:C:D",
+        ] {
             assert!(validate_bucket(bad).is_err(), "{bad}");
         }
     }

@@ -45,17 +45,21 @@ impl Settings {
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> (Settings, Vec<String>) {
         let d = Settings::default();
         let mut warnings = Vec::new();
-        let mut url = |name: &str, default: String| match lookup(name).map(|v| v.trim().to_string()).filter(|v| !v.is_empty()) {
-            None => default,
-            Some(v) if v.starts_with("http://") || v.starts_with("https://") => v,
-            Some(v) => {
-                warnings.push(format!("{name}={v:?} is not an http(s) URL; using {default}"));
-                default
-            }
-        };
+        let mut url =
+            |name: &str, default: String| match lookup(name).map(|v| v.trim().to_string()).filter(|v| !v.is_empty()) {
+                None => default,
+                Some(v) if v.starts_with("http://") || v.starts_with("https://") => v,
+                Some(v) => {
+                    warnings.push(format!("{name}={v:?} is not an http(s) URL; using {default}"));
+                    default
+                }
+            };
         let expo_push_url = url("EXPO_PUSH_URL", d.expo_push_url);
         let expo_receipts_url = url("EXPO_RECEIPTS_URL", d.expo_receipts_url);
-        let mut millis = |name: &str, default: i64, min: i64| match lookup(name).map(|v| v.trim().to_string()).filter(|v| !v.is_empty()) {
+        let mut millis = |name: &str, default: i64, min: i64| match lookup(name)
+            .map(|v| v.trim().to_string())
+            .filter(|v| !v.is_empty())
+        {
             None => default,
             Some(v) => match v.parse::<i64>() {
                 Ok(n) if n >= min => n,
@@ -70,7 +74,14 @@ impl Settings {
         let receipt_delay_ms = millis("RECEIPT_DELAY_MS", d.receipt_delay_ms, 1);
         let expo_access_token = lookup("EXPO_ACCESS_TOKEN").map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
         (
-            Settings { expo_push_url, expo_receipts_url, expo_access_token, idem_ttl_ms, presence_grace_ms, receipt_delay_ms },
+            Settings {
+                expo_push_url,
+                expo_receipts_url,
+                expo_access_token,
+                idem_ttl_ms,
+                presence_grace_ms,
+                receipt_delay_ms,
+            },
             warnings,
         )
     }

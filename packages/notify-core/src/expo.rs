@@ -134,7 +134,8 @@ impl Backoff {
     /// `base * 2^retry` (capped) with "equal jitter", i.e. uniformly in [nominal/2, nominal], from
     /// the caller's `random` bits; never shorter than a server's `Retry-After` (capped too).
     pub fn delay_ms(&self, retry: u32, random: u64, retry_after_ms: Option<u64>) -> u64 {
-        let nominal = self.base_ms.saturating_mul(1u64.checked_shl(retry.min(32)).unwrap_or(u64::MAX)).min(self.max_delay_ms);
+        let nominal =
+            self.base_ms.saturating_mul(1u64.checked_shl(retry.min(32)).unwrap_or(u64::MAX)).min(self.max_delay_ms);
         let half = nominal / 2;
         let jittered = half + random % (nominal - half + 1);
         jittered.max(retry_after_ms.unwrap_or(0).min(self.max_delay_ms))
@@ -209,7 +210,11 @@ pub fn parse_tickets(body: &str, sent: usize) -> Result<Vec<Ticket>, String> {
         _ => return Err(format!("Expo answer has no data: {}", truncate(body, 300))),
     };
     Ok((0..sent)
-        .map(|i| data.get(i).map(ticket_of).unwrap_or_else(|| Ticket::Error { error: None, message: "no ticket for this message".to_string() }))
+        .map(|i| {
+            data.get(i)
+                .map(ticket_of)
+                .unwrap_or_else(|| Ticket::Error { error: None, message: "no ticket for this message".to_string() })
+        })
         .collect())
 }
 
@@ -228,7 +233,10 @@ pub fn encode_receipts_request(ids: &[String]) -> String {
 /// Reads `{data:{<id>:{status, message?, details?}}}`; ids that are not ready are absent.
 pub fn parse_receipts(body: &str) -> Result<BTreeMap<String, Receipt>, String> {
     let v: Value = serde_json::from_str(body).map_err(|e| format!("Expo receipts answer is not JSON: {e}"))?;
-    let data = v.get("data").and_then(Value::as_object).ok_or_else(|| format!("Expo receipts answer has no data: {}", truncate(body, 300)))?;
+    let data = v
+        .get("data")
+        .and_then(Value::as_object)
+        .ok_or_else(|| format!("Expo receipts answer has no data: {}", truncate(body, 300)))?;
     Ok(data
         .iter()
         .map(|(id, r)| {
@@ -276,7 +284,13 @@ mod tests {
     use proptest::prelude::*;
 
     fn msg(i: usize) -> PushMessage {
-        PushMessage::new(&format!("ExponentPushToken[{i}]"), "Claw · Plans", "New message", &PushData::chat_message("sb", "C", "M"), 3)
+        PushMessage::new(
+            &format!("ExponentPushToken[{i}]"),
+            "Claw · Plans",
+            "New message",
+            &PushData::chat_message("sb", "C", "M"),
+            3,
+        )
     }
 
     #[test]

@@ -144,9 +144,17 @@ pub fn claim(existing: Option<&Record>, suppression: Option<Suppression>, t: Tim
         None => (false, t.now.saturating_add(t.ttl_ms)),
     };
     match suppression {
-        Some(s) => Claim::Suppress { record: Record { status: s.status(), counted, expires_at, lease_until: 0 }, outcome: s.outcome() },
+        Some(s) => Claim::Suppress {
+            record: Record { status: s.status(), counted, expires_at, lease_until: 0 },
+            outcome: s.outcome(),
+        },
         None => Claim::Send {
-            record: Record { status: Status::Pending, counted: true, expires_at, lease_until: t.now.saturating_add(t.lease_ms) },
+            record: Record {
+                status: Status::Pending,
+                counted: true,
+                expires_at,
+                lease_until: t.now.saturating_add(t.lease_ms),
+            },
             increment: !counted,
         },
     }
@@ -190,7 +198,14 @@ impl Ledger {
     /// `claim` applied: the record is written (and the alarm asked for) before the badge changes.
     /// With `crash_before_badge` the shell dies between the two and the badge change is lost: the
     /// badge then undercounts by one, and never overcounts.
-    pub fn claim_with(&mut self, key: &str, bucket: &str, suppression: Option<Suppression>, now: i64, crash_before_badge: bool) -> (Claim, Counts) {
+    pub fn claim_with(
+        &mut self,
+        key: &str,
+        bucket: &str,
+        suppression: Option<Suppression>,
+        now: i64,
+        crash_before_badge: bool,
+    ) -> (Claim, Counts) {
         let decision = claim(self.records.get(key), suppression, self.timing(now));
         match &decision {
             Claim::Duplicate => {}
@@ -279,7 +294,10 @@ mod tests {
         match claim(None, None, t(100)) {
             Claim::Send { record, increment } => {
                 assert!(increment);
-                assert_eq!(record, Record { status: Status::Pending, counted: true, expires_at: 100 + TTL, lease_until: 100 + LEASE });
+                assert_eq!(
+                    record,
+                    Record { status: Status::Pending, counted: true, expires_at: 100 + TTL, lease_until: 100 + LEASE }
+                );
             }
             other => panic!("{other:?}"),
         }
@@ -343,18 +361,27 @@ mod tests {
 
     #[test]
     fn status_names_round_trip() {
-        for s in [Status::Pending, Status::Failed, Status::Delivered, Status::SuppressedPresence, Status::SuppressedPreference, Status::NoTokens] {
+        for s in [
+            Status::Pending,
+            Status::Failed,
+            Status::Delivered,
+            Status::SuppressedPresence,
+            Status::SuppressedPreference,
+            Status::NoTokens,
+        ] {
             assert_eq!(Status::parse(s.as_str()), Some(s));
             if s.is_terminal() {
                 // Terminal statuses carry the contract's outcome names.
-                assert!(serde_json::to_value(match s {
-                    Status::Delivered => Outcome::Delivered,
-                    Status::SuppressedPresence => Outcome::SuppressedPresence,
-                    Status::SuppressedPreference => Outcome::SuppressedPreference,
-                    _ => Outcome::NoTokens,
-                })
-                .unwrap()
-                    == s.as_str());
+                assert!(
+                    serde_json::to_value(match s {
+                        Status::Delivered => Outcome::Delivered,
+                        Status::SuppressedPresence => Outcome::SuppressedPresence,
+                        Status::SuppressedPreference => Outcome::SuppressedPreference,
+                        _ => Outcome::NoTokens,
+                    })
+                    .unwrap()
+                        == s.as_str()
+                );
             }
         }
         assert_eq!(Status::parse("nope"), None);

@@ -12,7 +12,8 @@ use std::collections::HashSet;
 use switchboard_core::limits::MAX_MEMBERS;
 use switchboard_core::{ids, validate};
 use switchboard_notify_contract::{
-    push_title, ClearBadgeBucket, Outcome, Recipient, RecipientOutcome, SendPushForConversation, SendPushResult, CONTRACT_VERSION,
+    push_title, ClearBadgeBucket, Outcome, Recipient, RecipientOutcome, SendPushForConversation, SendPushResult,
+    CONTRACT_VERSION,
 };
 
 /// `skipped` reasons.
@@ -35,15 +36,22 @@ impl RpcFailure {
     }
 
     pub fn to_json(&self) -> String {
-        serde_json::json!({"version": CONTRACT_VERSION, "error": {"code": self.code, "message": self.message}}).to_string()
+        serde_json::json!({"version": CONTRACT_VERSION, "error": {"code": self.code, "message": self.message}})
+            .to_string()
     }
 }
 
 fn parse_versioned<T: DeserializeOwned>(payload: &str) -> Result<T, RpcFailure> {
-    let v: serde_json::Value = serde_json::from_str(payload).map_err(|e| RpcFailure::invalid(format!("payload is not JSON: {e}")))?;
+    let v: serde_json::Value =
+        serde_json::from_str(payload).map_err(|e| RpcFailure::invalid(format!("payload is not JSON: {e}")))?;
     match v.get("version").and_then(serde_json::Value::as_u64) {
         Some(n) if n == CONTRACT_VERSION as u64 => {}
-        Some(n) => return Err(RpcFailure { code: "unsupported_version", message: format!("contract version {n}; this worker speaks {CONTRACT_VERSION}") }),
+        Some(n) => {
+            return Err(RpcFailure {
+                code: "unsupported_version",
+                message: format!("contract version {n}; this worker speaks {CONTRACT_VERSION}"),
+            })
+        }
         None => return Err(RpcFailure::invalid("version: required")),
     }
     serde_json::from_value(v).map_err(|e| RpcFailure::invalid(e.to_string()))
@@ -80,7 +88,8 @@ pub struct Audience {
 
 /// The audience, or the answer when there is nothing to do.
 pub fn audience(req: &SendPushForConversation) -> Result<Audience, SendPushResult> {
-    let skip = |why: &str| SendPushResult { version: CONTRACT_VERSION, skipped: Some(why.to_string()), outcomes: vec![] };
+    let skip =
+        |why: &str| SendPushResult { version: CONTRACT_VERSION, skipped: Some(why.to_string()), outcomes: vec![] };
     if req.sandbox_id.is_empty() {
         return Err(skip(SKIP_NO_SANDBOX));
     }
@@ -104,7 +113,13 @@ pub fn audience(req: &SendPushForConversation) -> Result<Audience, SendPushResul
 }
 
 /// Why a recipient gets no push, in order: presence, then preference, then no device.
-pub fn suppression(recipient: &Recipient, prefs: &Preferences, tokens: usize, now_ms: i64, grace_ms: i64) -> Option<Suppression> {
+pub fn suppression(
+    recipient: &Recipient,
+    prefs: &Preferences,
+    tokens: usize,
+    now_ms: i64,
+    grace_ms: i64,
+) -> Option<Suppression> {
     if presence::is_present(recipient, now_ms, grace_ms) {
         Some(Suppression::Presence)
     } else if !prefs.chat_messages_enabled {
@@ -122,7 +137,13 @@ pub fn title(req: &SendPushForConversation, sandbox_label: &str) -> String {
 }
 
 /// One message per device of a recipient who gets a push.
-pub fn messages_for(req: &SendPushForConversation, title: &str, prefs: &Preferences, tokens: &[String], badge: i64) -> Vec<PushMessage> {
+pub fn messages_for(
+    req: &SendPushForConversation,
+    title: &str,
+    prefs: &Preferences,
+    tokens: &[String],
+    badge: i64,
+) -> Vec<PushMessage> {
     let body = prefs.body_for(&req.text);
     let data = PushData::chat_message(&req.sandbox_id, &req.conversation_id, &req.message_id);
     tokens.iter().map(|t| PushMessage::new(t, title, &body, &data, badge)).collect()
@@ -150,7 +171,10 @@ mod tests {
             conversation_title: Some("Plans".into()),
             sender_user_id: sender.map(str::to_string),
             text: "hello there".into(),
-            recipients: recipients.iter().map(|(u, v)| Recipient { user_id: u.to_string(), viewing: *v, last_viewed_at: None }).collect(),
+            recipients: recipients
+                .iter()
+                .map(|(u, v)| Recipient { user_id: u.to_string(), viewing: *v, last_viewed_at: None })
+                .collect(),
         }
     }
 
@@ -180,7 +204,9 @@ mod tests {
 
     #[test]
     fn audience_rules() {
-        let a = audience(&req(&[("bob", false), ("alice", false), ("bob", true), ("carol", false)], Some("alice"))).ok().unwrap();
+        let a = audience(&req(&[("bob", false), ("alice", false), ("bob", true), ("carol", false)], Some("alice")))
+            .ok()
+            .unwrap();
         let ids: Vec<_> = a.recipients.iter().map(|r| r.user_id.as_str()).collect();
         assert_eq!(ids, ["bob", "carol"]);
         assert!(a.rejected.is_empty());

@@ -49,7 +49,9 @@ impl RegisterToken {
                 && p.len() <= MAX_PLATFORM_CHARS
                 && p.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
             if !ok {
-                return Err(ApiError::invalid("platform: must be 1..16 characters of a-z, 0-9, - or _ (e.g. ios, android)"));
+                return Err(ApiError::invalid(
+                    "platform: must be 1..16 characters of a-z, 0-9, - or _ (e.g. ios, android)",
+                ));
             }
         }
         if let Some(v) = &r.app_version {
@@ -104,7 +106,8 @@ mod tests {
 
     #[test]
     fn register_bodies() {
-        let r = RegisterToken::parse(br#"{"token":"ExponentPushToken[abc]","platform":"ios","appVersion":"1.2.3"}"#).unwrap();
+        let r = RegisterToken::parse(br#"{"token":"ExponentPushToken[abc]","platform":"ios","appVersion":"1.2.3"}"#)
+            .unwrap();
         assert_eq!(r.platform.as_deref(), Some("ios"));
         assert!(RegisterToken::parse(br#"{"token":"ExponentPushToken[abc]"}"#).is_ok());
         for bad in [

@@ -65,16 +65,19 @@ pub async fn handle(mut req: Request, env: &Env) -> Answer {
             json_text(push::clear_badge_bucket_for_user(env, &payload).await)
         }
         ("/dev/ledger", Method::Get) if config::local_mode(env) => {
-            let user_id = query(&req, "userId")?.ok_or_else(|| ApiError::invalid("userId: query parameter is required"))?;
+            let user_id =
+                query(&req, "userId")?.ok_or_else(|| ApiError::invalid("userId: query parameter is required"))?;
             validate::user_id(&user_id)?;
             let mut resp = rpc_raw(env, &user_id).await?;
             let text = resp.text().await.map_err(|e| internal("read ledger", e))?;
             json_text(text)
         }
 
-        ("/v1/push-tokens", _) | ("/v1/notification-preferences", _) | ("/v1/badges", _) | ("/v1/badges/mark-read", _) | ("/health", _) => {
-            Err(ApiError::new(ErrorCode::MethodNotAllowed, "method not allowed on this path"))
-        }
+        ("/v1/push-tokens", _)
+        | ("/v1/notification-preferences", _)
+        | ("/v1/badges", _)
+        | ("/v1/badges/mark-read", _)
+        | ("/health", _) => Err(ApiError::new(ErrorCode::MethodNotAllowed, "method not allowed on this path")),
         _ => Err(ApiError::not_found("no such route")),
     }
 }
@@ -84,7 +87,9 @@ fn user(req: &Request, env: &Env) -> Result<String, ApiError> {
     let header = req.headers().get("authorization").ok().flatten();
     match config::auth(env)?.verify_bearer(header.as_deref(), platform::now_secs())? {
         MemberId::User(u) => Ok(u),
-        MemberId::Bot(_) => Err(ApiError::forbidden("push tokens, notification preferences and badges are for human users")),
+        MemberId::Bot(_) => {
+            Err(ApiError::forbidden("push tokens, notification preferences and badges are for human users"))
+        }
     }
 }
 

@@ -78,7 +78,11 @@ async fn post(what: &str, url: &str, json: &str, access_token: Option<&str>) -> 
     loop {
         let result = post_once(url, &body, gzipped, access_token).await;
         let (a, retry_after, detail) = match &result {
-            Ok(ans) => (Attempt::Status(ans.status), ans.retry_after_ms, format!("HTTP {} {}", ans.status, ans.body.chars().take(200).collect::<String>())),
+            Ok(ans) => (
+                Attempt::Status(ans.status),
+                ans.retry_after_ms,
+                format!("HTTP {} {}", ans.status, ans.body.chars().take(200).collect::<String>()),
+            ),
             Err(e) => (Attempt::NetworkError, None, e.clone()),
         };
         match backoff.next(attempt, a, platform::random_u64(), retry_after) {
@@ -118,7 +122,8 @@ pub async fn fetch_receipts(settings: &Settings, ids: &[String]) -> Result<BTree
     let mut all = BTreeMap::new();
     for chunk in ids.chunks(core::MAX_RECEIPT_IDS_PER_REQUEST) {
         let json = core::encode_receipts_request(chunk);
-        let body = post("getReceipts", &settings.expo_receipts_url, &json, settings.expo_access_token.as_deref()).await?;
+        let body =
+            post("getReceipts", &settings.expo_receipts_url, &json, settings.expo_access_token.as_deref()).await?;
         all.extend(core::parse_receipts(&body)?);
     }
     Ok(all)

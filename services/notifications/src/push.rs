@@ -15,7 +15,9 @@ use crate::platform;
 use crate::rpc::{self, ClaimAnswer, ClearAnswer, PendingReceipt, UserCommand};
 use crate::store;
 use futures::future::join_all;
-use switchboard_notify_contract::{badge_bucket, idempotency_key, BadgeCount, Outcome, RecipientOutcome, SendPushResult, CONTRACT_VERSION};
+use switchboard_notify_contract::{
+    badge_bucket, idempotency_key, BadgeCount, Outcome, RecipientOutcome, SendPushResult, CONTRACT_VERSION,
+};
 use switchboard_notify_core::expo::{PushMessage, Ticket};
 use switchboard_notify_core::ledger::Suppression;
 use switchboard_notify_core::plan::{self, RpcFailure};
@@ -34,9 +36,10 @@ pub async fn send_push_for_conversation(env: &Env, payload: &str) -> String {
 pub async fn clear_badge_bucket_for_user(env: &Env, payload: &str) -> String {
     let run = async {
         let req = plan::parse_clear(payload)?;
-        let answer: ClearAnswer = rpc::call(env, &req.user_id, &UserCommand::Clear { bucket: req.badge_bucket.clone() })
-            .await
-            .map_err(|e| RpcFailure::internal(e.message))?;
+        let answer: ClearAnswer =
+            rpc::call(env, &req.user_id, &UserCommand::Clear { bucket: req.badge_bucket.clone() })
+                .await
+                .map_err(|e| RpcFailure::internal(e.message))?;
         Ok::<BadgeCount, RpcFailure>(BadgeCount { version: CONTRACT_VERSION, badge_count: answer.badge_count })
     };
     match run.await {
@@ -65,7 +68,8 @@ async fn run(env: &Env, payload: &str) -> Result<SendPushResult, RpcFailure> {
     // 3. Claims, one per recipient, in parallel (each in its own object).
     let claims = join_all(audience.recipients.iter().map(|r| {
         let prefs = ctx.prefs_of(&r.user_id);
-        let suppression = plan::suppression(r, &prefs, ctx.tokens_of(&r.user_id).len(), now, settings.presence_grace_ms);
+        let suppression =
+            plan::suppression(r, &prefs, ctx.tokens_of(&r.user_id).len(), now, settings.presence_grace_ms);
         // A recipient with pushes off or no device costs no call to their object: nothing is sent
         // and no badge counts, so there is nothing to make idempotent. (Presence suppression is
         // recorded, so a replay after the viewer left still answers `duplicate` and sends nothing.)
@@ -120,7 +124,8 @@ async fn run(env: &Env, payload: &str) -> Result<SendPushResult, RpcFailure> {
     }
 
     // 4. Expo.
-    let tickets: Vec<Ticket> = if messages.is_empty() { Vec::new() } else { expo::send_all(&settings, &messages).await };
+    let tickets: Vec<Ticket> =
+        if messages.is_empty() { Vec::new() } else { expo::send_all(&settings, &messages).await };
     let dead: Vec<(String, String)> = tickets
         .iter()
         .zip(&messages)
@@ -149,7 +154,13 @@ async fn run(env: &Env, payload: &str) -> Result<SendPushResult, RpcFailure> {
                 Ticket::Error { .. } => None,
             })
             .collect();
-        let cmd = UserCommand::Settle { user_id: r.user_id.clone(), key: idempotency_key(message_id, &r.user_id), lease: *lease, delivered, receipts };
+        let cmd = UserCommand::Settle {
+            user_id: r.user_id.clone(),
+            key: idempotency_key(message_id, &r.user_id),
+            lease: *lease,
+            delivered,
+            receipts,
+        };
         async move {
             if let Err(e) = rpc::call::<serde_json::Value>(env, &r.user_id, &cmd).await {
                 worker::console_error!("settle for {} of message {message_id}: {e}", r.user_id);
@@ -162,8 +173,13 @@ async fn run(env: &Env, payload: &str) -> Result<SendPushResult, RpcFailure> {
         outcomes[i] = if delivered { Outcome::Delivered } else { Outcome::Failed };
     }
 
-    let mut result: Vec<RecipientOutcome> =
-        audience.recipients.iter().zip(outcomes).zip(badges).map(|((r, outcome), badge_count)| RecipientOutcome { user_id: r.user_id.clone(), outcome, badge_count }).collect();
+    let mut result: Vec<RecipientOutcome> = audience
+        .recipients
+        .iter()
+        .zip(outcomes)
+        .zip(badges)
+        .map(|((r, outcome), badge_count)| RecipientOutcome { user_id: r.user_id.clone(), outcome, badge_count })
+        .collect();
     result.extend(audience.rejected);
     Ok(SendPushResult { version: CONTRACT_VERSION, skipped: None, outcomes: result })
 }

@@ -40,9 +40,14 @@ pub struct PendingReceipt {
 #[serde(tag = "decision", rename_all = "snake_case")]
 pub enum ClaimAnswer {
     Duplicate,
-    Suppressed { outcome: Outcome },
+    Suppressed {
+        outcome: Outcome,
+    },
     /// Push, with `badge` (the user's total unread, this message counted); settle with `lease`.
-    Send { lease: i64, badge: i64 },
+    Send {
+        lease: i64,
+        badge: i64,
+    },
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -80,7 +85,8 @@ pub async fn call<T: DeserializeOwned>(env: &Env, user_id: &str, cmd: &UserComma
     let text = resp.text().await.map_err(|e| internal("read user answer", e))?;
     if status != 200 {
         let v: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
-        return Err(serde_json::from_value::<ApiError>(v["error"].clone()).unwrap_or_else(|_| internal("user object", format!("{status} {text}"))));
+        return Err(serde_json::from_value::<ApiError>(v["error"].clone())
+            .unwrap_or_else(|_| internal("user object", format!("{status} {text}"))));
     }
     serde_json::from_str(&text).map_err(|e| internal("decode user answer", e))
 }

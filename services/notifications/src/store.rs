@@ -64,7 +64,12 @@ struct TokenRow {
 /// Registers (or refreshes) a device token for `user`; a token registered by another user moves to
 /// this one. Answers whether it is new for this user, and the stored row. A user keeps at most
 /// `MAX_TOKENS_PER_USER` tokens: the least recently registered are forgotten.
-pub async fn register_token(db: &D1Database, user: &str, r: &RegisterToken, now: i64) -> Result<(bool, TokenInfo), ApiError> {
+pub async fn register_token(
+    db: &D1Database,
+    user: &str,
+    r: &RegisterToken,
+    now: i64,
+) -> Result<(bool, TokenInfo), ApiError> {
     let owner: Option<String> = stmt(db, "SELECT user_id FROM push_tokens WHERE token = ?1", &[s(&r.token)])?
         .first(Some("user_id"))
         .await
@@ -88,7 +93,11 @@ pub async fn register_token(db: &D1Database, user: &str, r: &RegisterToken, now:
            (SELECT token FROM push_tokens WHERE user_id = ?1 ORDER BY updated_at DESC, token DESC LIMIT ?2)",
         &[s(user), n(MAX_TOKENS_PER_USER as i64)],
     )?;
-    let read = stmt(db, "SELECT token, platform, app_version, created_at, updated_at FROM push_tokens WHERE token = ?1", &[s(&r.token)])?;
+    let read = stmt(
+        db,
+        "SELECT token, platform, app_version, created_at, updated_at FROM push_tokens WHERE token = ?1",
+        &[s(&r.token)],
+    )?;
     let results = db.batch(vec![upsert, cap, read]).await.map_err(|e| internal("d1 register token", e))?;
     let rows: Vec<TokenRow> = results
         .get(2)
@@ -98,7 +107,13 @@ pub async fn register_token(db: &D1Database, user: &str, r: &RegisterToken, now:
     let row = rows.into_iter().next().ok_or_else(|| internal("d1 register token", "row vanished"))?;
     Ok((
         created,
-        TokenInfo { token: row.token, platform: row.platform, app_version: row.app_version, created_at: row.created_at, updated_at: row.updated_at },
+        TokenInfo {
+            token: row.token,
+            platform: row.platform,
+            app_version: row.app_version,
+            created_at: row.created_at,
+            updated_at: row.updated_at,
+        },
     ))
 }
 
@@ -118,7 +133,9 @@ pub async fn delete_dead_tokens(db: &D1Database, dead: &[(String, String)]) -> R
     }
     let stmts = dead
         .iter()
-        .map(|(user, token)| stmt(db, "DELETE FROM push_tokens WHERE token = ?1 AND user_id = ?2", &[s(token), s(user)]))
+        .map(|(user, token)| {
+            stmt(db, "DELETE FROM push_tokens WHERE token = ?1 AND user_id = ?2", &[s(token), s(user)])
+        })
         .collect::<Result<Vec<_>, _>>()?;
     db.batch(stmts).await.map_err(|e| internal("d1 delete dead tokens", e))?;
     Ok(())
@@ -137,22 +154,34 @@ struct PrefRow {
 
 impl PrefRow {
     fn prefs(&self) -> Preferences {
-        Preferences { chat_messages_enabled: self.chat_messages_enabled != 0, preview: Preview::from_stored(&self.preview) }
+        Preferences {
+            chat_messages_enabled: self.chat_messages_enabled != 0,
+            preview: Preview::from_stored(&self.preview),
+        }
     }
 }
 
 pub async fn preferences(db: &D1Database, user: &str) -> Result<Preferences, ApiError> {
-    let rows: Vec<PrefRow> = stmt(db, "SELECT user_id, chat_messages_enabled, preview FROM notification_preferences WHERE user_id = ?1", &[s(user)])?
-        .all()
-        .await
-        .map_err(|e| internal("d1 read preferences", e))?
-        .results()
-        .map_err(|e| internal("d1 decode preferences", e))?;
+    let rows: Vec<PrefRow> = stmt(
+        db,
+        "SELECT user_id, chat_messages_enabled, preview FROM notification_preferences WHERE user_id = ?1",
+        &[s(user)],
+    )?
+    .all()
+    .await
+    .map_err(|e| internal("d1 read preferences", e))?
+    .results()
+    .map_err(|e| internal("d1 decode preferences", e))?;
     Ok(rows.first().map(PrefRow::prefs).unwrap_or_default())
 }
 
 /// Applies a partial update in one statement (fields left out keep their value) and answers the result.
-pub async fn update_preferences(db: &D1Database, user: &str, u: &PreferencesUpdate, now: i64) -> Result<Preferences, ApiError> {
+pub async fn update_preferences(
+    db: &D1Database,
+    user: &str,
+    u: &PreferencesUpdate,
+    now: i64,
+) -> Result<Preferences, ApiError> {
     let d = Preferences::default();
     let enabled = u.chat_messages_enabled.map(|b| n(b as i64)).unwrap_or(JsValue::NULL);
     let preview = u.preview.map(|p| s(p.as_str())).unwrap_or(JsValue::NULL);
@@ -166,7 +195,11 @@ pub async fn update_preferences(db: &D1Database, user: &str, u: &PreferencesUpda
            updated_at = ?4",
         &[s(user), enabled, preview, n(now), n(d.chat_messages_enabled as i64), s(d.preview.as_str())],
     )?;
-    let read = stmt(db, "SELECT user_id, chat_messages_enabled, preview FROM notification_preferences WHERE user_id = ?1", &[s(user)])?;
+    let read = stmt(
+        db,
+        "SELECT user_id, chat_messages_enabled, preview FROM notification_preferences WHERE user_id = ?1",
+        &[s(user)],
+    )?;
     let results = db.batch(vec![upsert, read]).await.map_err(|e| internal("d1 write preferences", e))?;
     let rows: Vec<PrefRow> = results
         .get(1)
@@ -204,7 +237,13 @@ pub async fn push_context(db: &D1Database, sandbox_id: &str, users: &[String]) -
         let args: Vec<JsValue> = chunk.iter().map(|u| s(u)).collect();
         let list = placeholders(1, chunk.len());
         stmts.push(stmt(db, &format!("SELECT user_id, chat_messages_enabled, preview FROM notification_preferences WHERE user_id IN ({list})"), &args)?);
-        stmts.push(stmt(db, &format!("SELECT user_id, token FROM push_tokens WHERE user_id IN ({list}) ORDER BY updated_at DESC, token DESC"), &args)?);
+        stmts.push(stmt(
+            db,
+            &format!(
+                "SELECT user_id, token FROM push_tokens WHERE user_id IN ({list}) ORDER BY updated_at DESC, token DESC"
+            ),
+            &args,
+        )?);
     }
     let results = db.batch(stmts).await.map_err(|e| internal("d1 read push context", e))?;
     #[derive(Deserialize)]

@@ -21,12 +21,15 @@ use serde::Deserialize;
 use serde_json::json;
 use std::cell::Cell;
 use switchboard_core::ApiError;
+use switchboard_notify_core::alarm;
 use switchboard_notify_core::badges::{self, Counts};
 use switchboard_notify_core::config::PENDING_LEASE_MS;
 use switchboard_notify_core::expo::{receipt_action, ReceiptAction, MAX_RECEIPT_ATTEMPTS};
 use switchboard_notify_core::ledger::{self, Claim, Record, Status, Suppression, Timing};
-use switchboard_notify_core::alarm;
-use worker::{durable_object, wasm_bindgen, DurableObject, Env, Request, Response, ScheduledTime, SqlStorage, SqlStorageValue, State};
+use worker::{
+    durable_object, wasm_bindgen, DurableObject, Env, Request, Response, ScheduledTime, SqlStorage, SqlStorageValue,
+    State,
+};
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS records (
@@ -206,7 +209,12 @@ impl UserNotifications {
 
     /// Synchronous from the read to the last write: a concurrent replay cannot slip in between.
     /// Answers the decision and, when a record was written, the time the alarm must fire by.
-    fn claim(&self, key: &str, bucket: &str, suppression: Option<Suppression>) -> Result<(ClaimAnswer, Option<i64>), ApiError> {
+    fn claim(
+        &self,
+        key: &str,
+        bucket: &str,
+        suppression: Option<Suppression>,
+    ) -> Result<(ClaimAnswer, Option<i64>), ApiError> {
         let settings = config::settings(&self.env);
         let now = platform::now_ms();
         let timing = Timing { now, ttl_ms: settings.idem_ttl_ms, lease_ms: PENDING_LEASE_MS };
@@ -227,7 +235,14 @@ impl UserNotifications {
         Ok((answer, Some(deadline)))
     }
 
-    async fn settle(&self, user_id: &str, key: &str, lease: i64, delivered: bool, receipts: &[PendingReceipt]) -> Result<(), ApiError> {
+    async fn settle(
+        &self,
+        user_id: &str,
+        key: &str,
+        lease: i64,
+        delivered: bool,
+        receipts: &[PendingReceipt],
+    ) -> Result<(), ApiError> {
         let settings = config::settings(&self.env);
         let now = platform::now_ms();
         let rows: Vec<RecordRow> = self.query("SELECT * FROM records WHERE key = ?", vec![key.into()])?;
@@ -262,7 +277,10 @@ impl UserNotifications {
         }
         let rows: Vec<Row> = self.query("SELECT bucket, count FROM badges WHERE count > 0 ORDER BY bucket", vec![])?;
         let total = self.scalar("SELECT total AS v FROM badge_total WHERE id = 1")?.unwrap_or(0);
-        Ok(BadgesAnswer { buckets: rows.into_iter().map(|r| BucketCount { badge_bucket: r.bucket, badge_count: r.count }).collect(), total })
+        Ok(BadgesAnswer {
+            buckets: rows.into_iter().map(|r| BucketCount { badge_bucket: r.bucket, badge_count: r.count }).collect(),
+            total,
+        })
     }
 
     async fn inspect(&self) -> Result<Response, ApiError> {
@@ -281,7 +299,10 @@ impl UserNotifications {
             .iter()
             .map(|r| json!({"ticketId": r.ticket_id, "userId": r.user_id, "token": r.token, "dueAt": r.due_at, "attempts": r.attempts}))
             .collect();
-        json(200, &json!({"now": platform::now_ms(), "alarmAt": alarm_at, "records": records, "receipts": receipts, "badges": self.badges()?}))
+        json(
+            200,
+            &json!({"now": platform::now_ms(), "alarmAt": alarm_at, "records": records, "receipts": receipts, "badges": self.badges()?}),
+        )
     }
 
     // ----------------------------------------------------------------------------------------------
@@ -321,7 +342,8 @@ impl UserNotifications {
         let earliest_record = self.scalar("SELECT MIN(deadline) AS v FROM records").unwrap_or(None);
         let earliest_receipt = self.scalar("SELECT MIN(due_at) AS v FROM receipts").unwrap_or(None);
         // A write during this handler's awaits may have asked for an earlier alarm.
-        let next = [alarm::next_fire(earliest_record, earliest_receipt), self.alarm_at.get()].into_iter().flatten().min();
+        let next =
+            [alarm::next_fire(earliest_record, earliest_receipt), self.alarm_at.get()].into_iter().flatten().min();
         if let Some(at_ms) = next {
             let at_ms = at_ms.max(now + 1);
             self.alarm_at.set(Some(at_ms));
@@ -332,7 +354,11 @@ impl UserNotifications {
         }
     }
 
-    async fn check_receipts(&self, settings: &switchboard_notify_core::config::Settings, now: i64) -> Result<(), ApiError> {
+    async fn check_receipts(
+        &self,
+        settings: &switchboard_notify_core::config::Settings,
+        now: i64,
+    ) -> Result<(), ApiError> {
         let due: Vec<ReceiptRow> =
             self.query("SELECT * FROM receipts WHERE due_at <= ? ORDER BY due_at LIMIT 1000", vec![now.into()])?;
         if due.is_empty() {
@@ -355,7 +381,9 @@ impl UserNotifications {
             let attempts = r.attempts + 1;
             match receipt_action(receipts.get(&r.ticket_id), attempts) {
                 ReceiptAction::Done => {
-                    if let Some(switchboard_notify_core::expo::Receipt::Error { error, message }) = receipts.get(&r.ticket_id) {
+                    if let Some(switchboard_notify_core::expo::Receipt::Error { error, message }) =
+                        receipts.get(&r.ticket_id)
+                    {
                         worker::console_warn!("receipt {}: {} ({:?})", r.ticket_id, message, error);
                     }
                     self.exec("DELETE FROM receipts WHERE ticket_id = ?", vec![r.ticket_id.as_str().into()])?;

@@ -59,7 +59,11 @@ impl Blackhole {
         a.base = format!("http://127.0.0.1:{}", self.port);
         a.ws_base = format!("ws://127.0.0.1:{}", self.port);
         // reqwest keeps connections per host: a separate client so none is shared with `api`
-        a.http = reqwest::Client::builder().no_proxy().timeout(std::time::Duration::from_secs(30)).build().expect("http client");
+        a.http = reqwest::Client::builder()
+            .no_proxy()
+            .timeout(std::time::Duration::from_secs(30))
+            .build()
+            .expect("http client");
         a
     }
 
@@ -78,7 +82,12 @@ impl Drop for Blackhole {
     }
 }
 
-async fn forward(client: TcpStream, server: TcpStream, mut vanish: watch::Receiver<bool>, held: Arc<Mutex<Vec<(TcpStream, TcpStream)>>>) {
+async fn forward(
+    client: TcpStream,
+    server: TcpStream,
+    mut vanish: watch::Receiver<bool>,
+    held: Arc<Mutex<Vec<(TcpStream, TcpStream)>>>,
+) {
     let (mut cr, mut cw) = client.into_split();
     let (mut sr, mut sw) = server.into_split();
     let mut up = vec![0u8; 16 * 1024];

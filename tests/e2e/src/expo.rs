@@ -67,7 +67,10 @@ impl ExpoRequest {
 
     /// The ticket ids of a receipts request.
     pub fn receipt_ids(&self) -> Vec<String> {
-        self.body["ids"].as_array().map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect()).unwrap_or_default()
+        self.body["ids"]
+            .as_array()
+            .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect())
+            .unwrap_or_default()
     }
 }
 
@@ -173,7 +176,10 @@ impl FakeExpo {
         let s = self.state.lock().unwrap();
         s.requests
             .iter()
-            .filter(|r| r.is_receipts() && r.receipt_ids().iter().any(|id| s.tickets.get(id).map(|t| t == token).unwrap_or(false)))
+            .filter(|r| {
+                r.is_receipts()
+                    && r.receipt_ids().iter().any(|id| s.tickets.get(id).map(|t| t == token).unwrap_or(false))
+            })
             .cloned()
             .collect()
     }
@@ -186,8 +192,11 @@ impl FakeExpo {
                 return v;
             }
             if start.elapsed() > deadline {
-                let seen: Vec<String> =
-                    self.requests().iter().map(|r| format!("{} {} tokens={:?}", r.path, r.status, r.tokens())).collect();
+                let seen: Vec<String> = self
+                    .requests()
+                    .iter()
+                    .map(|r| format!("{} {} tokens={:?}", r.path, r.status, r.tokens()))
+                    .collect();
                 panic!("fake expo: timed out after {deadline:?} waiting for: {what}; requests: {seen:#?}");
             }
             tokio::time::sleep(Duration::from_millis(50)).await;

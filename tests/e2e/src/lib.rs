@@ -111,7 +111,13 @@ pub fn is_ulid(s: &str) -> bool {
 /// Parses `YYYY-MM-DDTHH:MM:SS[.fff][Z|+00:00]` to milliseconds since the epoch.
 pub fn parse_iso8601_ms(s: &str) -> Option<i64> {
     let b = s.as_bytes();
-    if b.len() < 19 || b[4] != b'-' || b[7] != b'-' || (b[10] != b'T' && b[10] != b't') || b[13] != b':' || b[16] != b':' {
+    if b.len() < 19
+        || b[4] != b'-'
+        || b[7] != b'-'
+        || (b[10] != b'T' && b[10] != b't')
+        || b[13] != b':'
+        || b[16] != b':'
+    {
         return None;
     }
     let num = |r: std::ops::Range<usize>| -> Option<i64> { s.get(r)?.parse::<i64>().ok() };
@@ -397,7 +403,11 @@ fn ensure_built() {
             }
             return;
         }
-        let built = outs.iter().map(|o| fs::metadata(o).and_then(|m| m.modified()).ok()).collect::<Option<Vec<_>>>().and_then(|v| v.into_iter().min());
+        let built = outs
+            .iter()
+            .map(|o| fs::metadata(o).and_then(|m| m.modified()).ok())
+            .collect::<Option<Vec<_>>>()
+            .and_then(|v| v.into_iter().min());
         let sources = ["src", "packages", "services", "Cargo.toml", "Cargo.lock", "wrangler.toml"]
             .iter()
             .filter_map(|p| newest_mtime(&root.join(p)))
@@ -447,11 +457,8 @@ fn wrangler_cmd(root: &Path) -> Command {
 pub fn wrangler_configs() -> Vec<String> {
     let path = repo_root().join("scripts/wrangler-configs");
     let text = fs::read_to_string(&path).unwrap_or_else(|_| "wrangler.toml".into());
-    let configs: Vec<String> = text
-        .lines()
-        .map(|l| l.split('#').next().unwrap_or("").trim().to_string())
-        .filter(|l| !l.is_empty())
-        .collect();
+    let configs: Vec<String> =
+        text.lines().map(|l| l.split('#').next().unwrap_or("").trim().to_string()).filter(|l| !l.is_empty()).collect();
     if configs.is_empty() {
         vec!["wrangler.toml".into()]
     } else {
@@ -537,7 +544,9 @@ pub fn generate_config(src: &Path, dst: &Path, vars: &[(String, String)]) -> Pat
             _ => {}
         }
         match toml_pair(t) {
-            Some((k, v)) if k == "main" || k == "migrations_dir" => out.push_str(&format!("{k} = {}\n", toml_string(&abs(&v)))),
+            Some((k, v)) if k == "main" || k == "migrations_dir" => {
+                out.push_str(&format!("{k} = {}\n", toml_string(&abs(&v))))
+            }
             _ => {
                 out.push_str(line);
                 out.push('\n');
@@ -591,10 +600,8 @@ impl Server {
         fs::create_dir_all(&run_dir).expect("create run dir");
         let persist_dir = run_dir.join("state");
         fs::create_dir_all(&persist_dir).expect("create persist dir");
-        let base = vec![
-            ("LOCAL_MODE".to_string(), "true".to_string()),
-            ("JWT_SECRET".to_string(), jwt_secret().to_string()),
-        ];
+        let base =
+            vec![("LOCAL_MODE".to_string(), "true".to_string()), ("JWT_SECRET".to_string(), jwt_secret().to_string())];
         let mut vars = base.clone();
         for (k, v) in &opts.vars {
             vars.retain(|(kk, _)| kk != k);
@@ -614,7 +621,10 @@ impl Server {
                 if c == NOTIFICATIONS_CONFIG {
                     wvars.extend(opts.notifications_vars.iter().cloned());
                 }
-                let name = format!("{i}-{}.wrangler.toml", c.trim_start_matches("services/").split('/').next().unwrap_or("worker"));
+                let name = format!(
+                    "{i}-{}.wrangler.toml",
+                    c.trim_start_matches("services/").split('/').next().unwrap_or("worker")
+                );
                 generate_config(&path, &run_dir.join(name), &wvars)
             })
             .collect();
@@ -659,7 +669,11 @@ impl Server {
     fn apply_migrations(&self) {
         let root = repo_root();
         let mut log = self.log_file();
-        let _ = writeln!(log, "=== e2e: wrangler d1 migrations apply DB --local --persist-to {}", self.persist_dir.display());
+        let _ = writeln!(
+            log,
+            "=== e2e: wrangler d1 migrations apply DB --local --persist-to {}",
+            self.persist_dir.display()
+        );
         let status = wrangler_cmd(&root)
             .args(["d1", "migrations", "apply", "DB", "--local", "-c"])
             .arg(&self.configs[0])
@@ -671,7 +685,11 @@ impl Server {
             .status()
             .expect("spawn wrangler d1 migrations apply");
         if !status.success() {
-            panic!("wrangler d1 migrations apply failed ({status}); log {}:\n{}", self.log_path.display(), self.log_tail(40));
+            panic!(
+                "wrangler d1 migrations apply failed ({status}); log {}:\n{}",
+                self.log_path.display(),
+                self.log_tail(40)
+            );
         }
     }
 
@@ -686,7 +704,8 @@ impl Server {
                 Ok(()) => return,
                 Err(e) => {
                     let mut log = self.log_file();
-                    let _ = writeln!(log, "=== e2e: start attempt {attempt} failed: {}", e.lines().next().unwrap_or(""));
+                    let _ =
+                        writeln!(log, "=== e2e: start attempt {attempt} failed: {}", e.lines().next().unwrap_or(""));
                     failures.push(e);
                     std::thread::sleep(Duration::from_millis(500));
                 }
@@ -758,7 +777,11 @@ impl Server {
                     }
                     unregister_pgid(p.pgid);
                 }
-                return Err(format!("wrangler dev exited early ({status}); log {}:\n{}", self.log_path.display(), self.log_tail(60)));
+                return Err(format!(
+                    "wrangler dev exited early ({status}); log {}:\n{}",
+                    self.log_path.display(),
+                    self.log_tail(60)
+                ));
             }
             match probe_http(self.port) {
                 Some(status) if status != 502 && status != 503 => return Ok(()),
@@ -948,11 +971,7 @@ pub struct Api {
 impl Api {
     pub fn new(server: &Server) -> Api {
         Api {
-            http: reqwest::Client::builder()
-                .no_proxy()
-                .timeout(Duration::from_secs(30))
-                .build()
-                .expect("http client"),
+            http: reqwest::Client::builder().no_proxy().timeout(Duration::from_secs(30)).build().expect("http client"),
             base: server.base_url(),
             ws_base: server.ws_base(),
         }
@@ -979,7 +998,9 @@ impl Api {
             let text = resp.text().await.unwrap_or_else(|e| panic!("{method} {path}: reading body failed: {e}"));
             if status == 503 && text.starts_with(DEV_PROXY_RESTARTED) && attempt < 2 {
                 attempt += 1;
-                eprintln!("e2e: {method} {path}: wrangler dev reloaded its runtime mid-request; sending again ({attempt})");
+                eprintln!(
+                    "e2e: {method} {path}: wrangler dev reloaded its runtime mid-request; sending again ({attempt})"
+                );
                 tokio::time::sleep(Duration::from_millis(500)).await;
                 continue;
             }
@@ -1007,9 +1028,20 @@ impl Api {
     }
 
     /// Sends a body with an explicit content type.
-    pub async fn send_typed(&self, method: &str, path: &str, token: Option<&str>, content_type: &str, body: &str) -> Resp {
+    pub async fn send_typed(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        content_type: &str,
+        body: &str,
+    ) -> Resp {
         let m = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
-        let mut req = self.http.request(m, format!("{}{}", self.base, path)).header("content-type", content_type).body(body.to_string());
+        let mut req = self
+            .http
+            .request(m, format!("{}{}", self.base, path))
+            .header("content-type", content_type)
+            .body(body.to_string());
         if let Some(t) = token {
             req = req.header("authorization", format!("Bearer {t}"));
         }
@@ -1100,18 +1132,31 @@ impl Api {
             }
             let r = self.get(&path, who).await;
             let b = r.expect(200);
-            out.extend(b["conversations"].as_array().unwrap_or_else(|| panic!("no conversations: {}", r.text)).iter().cloned());
+            out.extend(
+                b["conversations"].as_array().unwrap_or_else(|| panic!("no conversations: {}", r.text)).iter().cloned(),
+            );
             if b["hasMore"] != json!(true) {
                 return out;
             }
-            cursor = Some(b["nextCursor"].as_str().unwrap_or_else(|| panic!("hasMore without nextCursor: {}", r.text)).to_string());
+            cursor = Some(
+                b["nextCursor"]
+                    .as_str()
+                    .unwrap_or_else(|| panic!("hasMore without nextCursor: {}", r.text))
+                    .to_string(),
+            );
         }
         panic!("more than 100 pages of conversations");
     }
 
     /// Polls a user's conversation list (all pages, `query` like `&sandboxId=x`) until `pred`
     /// holds, for up to 15 s (list updates may lag by ACTIVITY_FLUSH_MS); returns that list.
-    pub async fn wait_for_list(&self, who: &Who, query: &str, what: &str, pred: impl Fn(&[Value]) -> bool) -> Vec<Value> {
+    pub async fn wait_for_list(
+        &self,
+        who: &Who,
+        query: &str,
+        what: &str,
+        pred: impl Fn(&[Value]) -> bool,
+    ) -> Vec<Value> {
         let start = Instant::now();
         loop {
             let list = self.all_conversations(who, query).await;
@@ -1250,7 +1295,13 @@ pub struct StreamingRequest {
 
 impl StreamingRequest {
     /// Sends the request head; the body follows with [`StreamingRequest::send`].
-    pub async fn start(api: &Api, method: &str, path: &str, token: Option<&str>, content_type: &str) -> StreamingRequest {
+    pub async fn start(
+        api: &Api,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        content_type: &str,
+    ) -> StreamingRequest {
         use tokio::io::AsyncWriteExt;
         let host = api.base.trim_start_matches("http://").to_string();
         let mut stream = tokio::net::TcpStream::connect(&host).await.expect("connect");
@@ -1339,12 +1390,24 @@ pub enum WsAuth<'a> {
 impl Ws {
     /// Opens `/v1/conversations/{conv}/ws` with the given auth and `since`. `Err` on a refused
     /// upgrade (its body is not available here: use [`Ws::refused`] to check a refusal's body).
-    pub async fn open(api: &Api, conv: &str, auth: WsAuth<'_>, since: Option<&str>, label: &str) -> Result<Ws, Refused> {
+    pub async fn open(
+        api: &Api,
+        conv: &str,
+        auth: WsAuth<'_>,
+        since: Option<&str>,
+        label: &str,
+    ) -> Result<Ws, Refused> {
         Ws::open_path(api, &format!("/v1/conversations/{conv}/ws"), auth, since, label).await
     }
 
     /// Opens a WebSocket on `path` (e.g. `/v1/conversations/{id}/live`).
-    pub async fn open_path(api: &Api, path: &str, auth: WsAuth<'_>, since: Option<&str>, label: &str) -> Result<Ws, Refused> {
+    pub async fn open_path(
+        api: &Api,
+        path: &str,
+        auth: WsAuth<'_>,
+        since: Option<&str>,
+        label: &str,
+    ) -> Result<Ws, Refused> {
         let url = format!("{}{}", api.ws_base, with_query(path, auth, since));
         let mut req = url.as_str().into_client_request().expect("ws request");
         if let WsAuth::Bearer(t) = auth {
@@ -1392,7 +1455,8 @@ impl Ws {
         match tokio::time::timeout(Duration::from_secs(20), tokio_tungstenite::connect_async(req)).await {
             Err(_) => panic!("{label}: hub upgrade timed out"),
             Ok(Ok((stream, resp))) => {
-                let proto = resp.headers().get("sec-websocket-protocol").and_then(|v| v.to_str().ok()).map(str::to_string);
+                let proto =
+                    resp.headers().get("sec-websocket-protocol").and_then(|v| v.to_str().ok()).map(str::to_string);
                 Ok((Ws { label: label.to_string(), stream, closed: false }, proto))
             }
             Ok(Err(tokio_tungstenite::tungstenite::Error::Http(resp))) => {
@@ -1430,7 +1494,8 @@ impl Ws {
             s.write_all(req.as_bytes()).await.expect("write upgrade request");
             read_http_response(&mut s).await
         };
-        let (status, head, body) = tokio::time::timeout(Duration::from_secs(20), io).await.expect("upgrade attempt timed out");
+        let (status, head, body) =
+            tokio::time::timeout(Duration::from_secs(20), io).await.expect("upgrade attempt timed out");
         if status == 101 {
             panic!("the upgrade to {target} was accepted, expected a refusal ({head})");
         }
@@ -1569,7 +1634,8 @@ impl Ws {
                 None => panic!("{}: no close within {timeout:?} (events seen: {events:?})", self.label),
                 Some(Frame::Close(code, _)) => return (code, events),
                 Some(Frame::Text(t)) => {
-                    let v: Value = serde_json::from_str(&t).unwrap_or_else(|_| panic!("{}: non-JSON frame before close: {t}", self.label));
+                    let v: Value = serde_json::from_str(&t)
+                        .unwrap_or_else(|_| panic!("{}: non-JSON frame before close: {t}", self.label));
                     assert_eq!(v["type"], json!("event"), "{}: unexpected frame before close: {v}", self.label);
                     events.push(v);
                 }
@@ -1579,7 +1645,10 @@ impl Ws {
     }
 
     pub async fn send_text(&mut self, s: &str) {
-        self.stream.send(Message::Text(s.to_string().into())).await.unwrap_or_else(|e| panic!("{}: send failed: {e}", self.label));
+        self.stream
+            .send(Message::Text(s.to_string().into()))
+            .await
+            .unwrap_or_else(|e| panic!("{}: send failed: {e}", self.label));
     }
 
     pub async fn send_json(&mut self, v: &Value) {
@@ -1587,7 +1656,10 @@ impl Ws {
     }
 
     pub async fn send_binary(&mut self, b: Vec<u8>) {
-        self.stream.send(Message::Binary(b.into())).await.unwrap_or_else(|e| panic!("{}: send failed: {e}", self.label));
+        self.stream
+            .send(Message::Binary(b.into()))
+            .await
+            .unwrap_or_else(|e| panic!("{}: send failed: {e}", self.label));
     }
 
     /// Drops the connection without a close frame, as a client whose process died: the TCP
@@ -1610,9 +1682,8 @@ impl Ws {
                 reason: "bye".into(),
             })))
             .await;
-        let _ = tokio::time::timeout(Duration::from_secs(2), async {
-            while let Some(Ok(_)) = self.stream.next().await {}
-        })
-        .await;
+        let _ =
+            tokio::time::timeout(Duration::from_secs(2), async { while let Some(Ok(_)) = self.stream.next().await {} })
+                .await;
     }
 }

@@ -81,24 +81,45 @@ async fn bad_tokens_are_unauthorized() {
         ("garbage", Some("garbage".into())),
         ("three garbage segments", Some("aaa.bbb.ccc".into())),
         ("expired", Some(sign_jwt(secret, &human_claims(&user, Some(now - 1200), Some(now - 600), AUDIENCE)))),
-        ("forged (wrong secret)", Some(sign_jwt(b"not-the-secret", &human_claims(&user, Some(now), Some(now + 600), AUDIENCE)))),
+        (
+            "forged (wrong secret)",
+            Some(sign_jwt(b"not-the-secret", &human_claims(&user, Some(now), Some(now + 600), AUDIENCE))),
+        ),
         ("wrong audience", Some(sign_jwt(secret, &human_claims(&user, Some(now), Some(now + 600), "someone-else")))),
-        ("no audience", Some(sign_jwt(secret, &json!({ "kiloUserId": user, "tokenSource": "e2e", "version": 1, "iat": now, "exp": now + 600 })))),
+        (
+            "no audience",
+            Some(sign_jwt(
+                secret,
+                &json!({ "kiloUserId": user, "tokenSource": "e2e", "version": 1, "iat": now, "exp": now + 600 }),
+            )),
+        ),
         ("lifetime two hours", Some(sign_jwt(secret, &human_claims(&user, Some(now), Some(now + 7200), AUDIENCE)))),
         ("no iat, exp two hours ahead", Some(sign_jwt(secret, &human_claims(&user, None, Some(now + 7200), AUDIENCE)))),
         ("no exp", Some(sign_jwt(secret, &human_claims(&user, Some(now), None, AUDIENCE)))),
-        ("no subject claim", Some(sign_jwt(secret, &json!({ "tokenSource": "e2e", "version": 1, "aud": AUDIENCE, "iat": now, "exp": now + 600 })))),
-        ("alg none", Some({
-            let header = "eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0"; // {"alg":"none","typ":"JWT"}
-            format!("{header}.{}.", valid.split('.').nth(1).unwrap())
-        })),
-        ("tampered payload", Some({
-            let other = sign_jwt(secret, &human_claims("someone-else", Some(now), Some(now + 600), AUDIENCE));
-            let (h, rest) = valid.split_once('.').unwrap();
-            let sig = rest.rsplit_once('.').unwrap().1;
-            let payload = other.split('.').nth(1).unwrap();
-            format!("{h}.{payload}.{sig}")
-        })),
+        (
+            "no subject claim",
+            Some(sign_jwt(
+                secret,
+                &json!({ "tokenSource": "e2e", "version": 1, "aud": AUDIENCE, "iat": now, "exp": now + 600 }),
+            )),
+        ),
+        (
+            "alg none",
+            Some({
+                let header = "eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0"; // {"alg":"none","typ":"JWT"}
+                format!("{header}.{}.", valid.split('.').nth(1).unwrap())
+            }),
+        ),
+        (
+            "tampered payload",
+            Some({
+                let other = sign_jwt(secret, &human_claims("someone-else", Some(now), Some(now + 600), AUDIENCE));
+                let (h, rest) = valid.split_once('.').unwrap();
+                let sig = rest.rsplit_once('.').unwrap().1;
+                let payload = other.split('.').nth(1).unwrap();
+                format!("{h}.{payload}.{sig}")
+            }),
+        ),
     ];
     for (what, token) in &cases {
         let r = api.send("GET", "/v1/conversations", token.as_deref(), None).await;
@@ -120,10 +141,17 @@ async fn bad_tokens_are_unauthorized() {
         .await
         .expect_error(401, "unauthorized");
     // other routes check too
-    api.send("POST", "/v1/conversations", None, Some(&json!({ "sandboxId": "sb" }))).await.expect_error(401, "unauthorized");
-    api.send("POST", "/v1/messages", Some("garbage"), Some(&json!({ "conversationId": UNKNOWN_ULID, "content": text("x") })))
+    api.send("POST", "/v1/conversations", None, Some(&json!({ "sandboxId": "sb" })))
         .await
         .expect_error(401, "unauthorized");
+    api.send(
+        "POST",
+        "/v1/messages",
+        Some("garbage"),
+        Some(&json!({ "conversationId": UNKNOWN_ULID, "content": text("x") })),
+    )
+    .await
+    .expect_error(401, "unauthorized");
     api.send("POST", "/connect-ticket", None, None).await.expect_error(401, "unauthorized");
 }
 
@@ -170,7 +198,14 @@ async fn connect_ticket_shape() {
 async fn unknown_routes_are_404() {
     let api = api();
     let alice = api.user("alice").await;
-    for path in ["/", "/nope", "/v1/nope", "/v1/conversations/01ARZ3NDEKTSV4RRFFQ69G5FAV/nope", "/bot/v1/nope", "/v2/conversations"] {
+    for path in [
+        "/",
+        "/nope",
+        "/v1/nope",
+        "/v1/conversations/01ARZ3NDEKTSV4RRFFQ69G5FAV/nope",
+        "/bot/v1/nope",
+        "/v2/conversations",
+    ] {
         api.get(path, &alice).await.expect_error(404, "not_found");
     }
     api.post("/v1/nope", &alice, &json!({})).await.expect_error(404, "not_found");

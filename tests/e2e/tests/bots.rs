@@ -57,7 +57,11 @@ async fn bot_lists_reads_posts_edits_deletes() {
     let am = api.send_text(&alice, &conv, "hi bot").await;
     ws.expect_event("message.created").await;
     let r = api
-        .post(&format!("{base}/{conv}/messages"), &bot, &json!({ "content": text("reply"), "inReplyToMessageId": am["id"], "clientId": "bot-c1" }))
+        .post(
+            &format!("{base}/{conv}/messages"),
+            &bot,
+            &json!({ "content": text("reply"), "inReplyToMessageId": am["id"], "clientId": "bot-c1" }),
+        )
         .await;
     let reply = r.expect(201).clone();
     assert_eq!(reply["message"]["inReplyToMessageId"], am["id"]);
@@ -65,30 +69,52 @@ async fn bot_lists_reads_posts_edits_deletes() {
     assert_eq!(ev["payload"]["replyTo"], json!({ "messageId": am["id"], "senderId": alice.id }));
     // idempotent for bots too
     let r = api
-        .post(&format!("{base}/{conv}/messages"), &bot, &json!({ "content": text("reply"), "inReplyToMessageId": am["id"], "clientId": "bot-c1" }))
+        .post(
+            &format!("{base}/{conv}/messages"),
+            &bot,
+            &json!({ "content": text("reply"), "inReplyToMessageId": am["id"], "clientId": "bot-c1" }),
+        )
         .await;
     assert_eq!(r.expect(200)["messageId"], reply["messageId"]);
 
     // edit own message
     let t = now_ms();
-    let r = api.patch(&format!("{base}/{conv}/messages/{mid}"), &bot, &json!({ "content": text("Edited by bot"), "timestamp": t })).await;
+    let r = api
+        .patch(
+            &format!("{base}/{conv}/messages/{mid}"),
+            &bot,
+            &json!({ "content": text("Edited by bot"), "timestamp": t }),
+        )
+        .await;
     let e = r.expect(200).clone();
     assert_eq!(e["messageId"], json!(mid));
     assert_eq!(e["message"]["content"], text("Edited by bot"));
     let ev = ws.expect_event("message.updated").await;
     assert_eq!(ev["payload"]["messageId"], json!(mid));
     assert_eq!(ev["payload"]["clientUpdatedAt"], json!(t));
-    let r = api.patch(&format!("{base}/{conv}/messages/{mid}"), &bot, &json!({ "content": text("stale"), "timestamp": t - 1000 })).await;
+    let r = api
+        .patch(
+            &format!("{base}/{conv}/messages/{mid}"),
+            &bot,
+            &json!({ "content": text("stale"), "timestamp": t - 1000 }),
+        )
+        .await;
     r.expect_error(409, "edit_conflict");
     // not alice's
     let amid = am["id"].as_str().unwrap();
-    let r = api.patch(&format!("{base}/{conv}/messages/{amid}"), &bot, &json!({ "content": text("hijack"), "timestamp": t })).await;
+    let r = api
+        .patch(&format!("{base}/{conv}/messages/{amid}"), &bot, &json!({ "content": text("hijack"), "timestamp": t }))
+        .await;
     r.expect_error(403, "forbidden");
-    api.send_raw("DELETE", &format!("{base}/{conv}/messages/{amid}"), Some(&bot.token), None).await.expect_error(403, "forbidden");
+    api.send_raw("DELETE", &format!("{base}/{conv}/messages/{amid}"), Some(&bot.token), None)
+        .await
+        .expect_error(403, "forbidden");
     // validation
     let r = api.post(&format!("{base}/{conv}/messages"), &bot, &json!({ "content": [] })).await;
     r.expect_error(400, "invalid_request");
-    let r = api.post(&format!("{base}/{conv}/messages"), &bot, &json!({ "content": text("x"), "conversationId": conv })).await;
+    let r = api
+        .post(&format!("{base}/{conv}/messages"), &bot, &json!({ "content": text("x"), "conversationId": conv }))
+        .await;
     r.expect_error(400, "invalid_request");
 
     // list messages
@@ -142,9 +168,13 @@ async fn bot_of_another_sandbox_is_forbidden() {
     api.post(&format!("{base}/conversations/{conv}/messages"), &intruder, &json!({ "content": text("x") }))
         .await
         .expect_error(403, "forbidden");
-    api.patch(&format!("{base}/conversations/{conv}/messages/{mid}"), &intruder, &json!({ "content": text("x"), "timestamp": now_ms() }))
-        .await
-        .expect_error(403, "forbidden");
+    api.patch(
+        &format!("{base}/conversations/{conv}/messages/{mid}"),
+        &intruder,
+        &json!({ "content": text("x"), "timestamp": now_ms() }),
+    )
+    .await
+    .expect_error(403, "forbidden");
     api.put(&format!("{base}/profile"), &intruder, &json!({ "label": "evil" })).await.expect_error(403, "forbidden");
     api.get(&format!("{base}/profile"), &intruder).await.expect_error(403, "forbidden");
     assert_eq!(api.messages(&alice, &conv).await.len(), 1);
@@ -188,7 +218,13 @@ async fn bot_profile() {
         ("unknown field", json!({ "label": "x", "avatar": "y" })),
     ] {
         let r = api.put(&path, &bot, &body).await;
-        assert_eq!((r.status, r.body["error"]["code"].as_str()), (400, Some("invalid_request")), "{what}: {} {}", r.status, r.text);
+        assert_eq!(
+            (r.status, r.body["error"]["code"].as_str()),
+            (400, Some("invalid_request")),
+            "{what}: {} {}",
+            r.status,
+            r.text
+        );
     }
     let r = api.put(&path, &bot, &json!({ "label": "m".repeat(80) })).await;
     r.expect(200);

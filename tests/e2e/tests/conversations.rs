@@ -21,7 +21,10 @@ fn member_ids(detail: &Value) -> Vec<String> {
 }
 
 fn ids_of(items: &[Value]) -> Vec<String> {
-    items.iter().map(|i| i["conversationId"].as_str().unwrap_or_else(|| panic!("item without conversationId: {i}")).to_string()).collect()
+    items
+        .iter()
+        .map(|i| i["conversationId"].as_str().unwrap_or_else(|| panic!("item without conversationId: {i}")).to_string())
+        .collect()
 }
 
 #[tokio::test]
@@ -41,7 +44,10 @@ async fn create_with_title_and_detail() {
     let joined = item["joinedAt"].as_i64().unwrap_or_else(|| panic!("joinedAt not an integer: {b}"));
     assert!(joined >= before - 5_000 && joined <= now_ms() + 5_000, "joinedAt {joined} is not about now");
     for k in ["lastActivityAt", "lastReadAt"] {
-        assert!(item.get(k).is_some() && (item[k].is_null() || item[k].is_i64()), "{k} missing or not integer/null: {b}");
+        assert!(
+            item.get(k).is_some() && (item[k].is_null() || item[k].is_i64()),
+            "{k} missing or not integer/null: {b}"
+        );
     }
 
     let r = api.get(&format!("/v1/conversations/{id}"), &alice).await;
@@ -54,7 +60,9 @@ async fn create_with_title_and_detail() {
     let members = d["members"].as_array().unwrap();
     assert_eq!(members.len(), 2, "creator and the sandbox's bot: {d}");
     let bot_id = format!("bot:kiloclaw:{sb}");
-    let find = |id: &str| members.iter().find(|m| m["id"] == json!(id)).cloned().unwrap_or_else(|| panic!("{id} not a member: {d}"));
+    let find = |id: &str| {
+        members.iter().find(|m| m["id"] == json!(id)).cloned().unwrap_or_else(|| panic!("{id} not a member: {d}"))
+    };
     assert_eq!(find(&alice.id)["kind"], json!("user"));
     assert_eq!(find(&bot_id)["kind"], json!("bot"));
     assert!(find(&alice.id)["joinedAt"].is_i64() && find(&bot_id)["joinedAt"].is_i64(), "joinedAt: {d}");
@@ -197,7 +205,12 @@ async fn list_order_and_paging() {
             assert!(pages <= 10, "paging does not end: {seen:?}");
             if body["hasMore"] == json!(true) {
                 assert_eq!(items.len(), limit, "a page with hasMore must be full: {body}");
-                cursor = Some(body["nextCursor"].as_str().unwrap_or_else(|| panic!("hasMore without nextCursor: {body}")).to_string());
+                cursor = Some(
+                    body["nextCursor"]
+                        .as_str()
+                        .unwrap_or_else(|| panic!("hasMore without nextCursor: {body}"))
+                        .to_string(),
+                );
             } else {
                 assert_eq!(body["hasMore"], json!(false), "{body}");
                 break;
@@ -259,12 +272,16 @@ async fn rename_emits_event() {
 
     // validation and access
     api.patch(&format!("/v1/conversations/{id}"), &alice, &json!({})).await.expect_error(400, "invalid_request");
-    api.patch(&format!("/v1/conversations/{id}"), &alice, &json!({ "title": 7 })).await.expect_error(400, "invalid_request");
+    api.patch(&format!("/v1/conversations/{id}"), &alice, &json!({ "title": 7 }))
+        .await
+        .expect_error(400, "invalid_request");
     api.patch(&format!("/v1/conversations/{id}"), &alice, &json!({ "title": "x", "extra": 1 }))
         .await
         .expect_error(400, "invalid_request");
     let eve = api.user("eve").await;
-    api.patch(&format!("/v1/conversations/{id}"), &eve, &json!({ "title": "mine" })).await.expect_error(403, "forbidden");
+    api.patch(&format!("/v1/conversations/{id}"), &eve, &json!({ "title": "mine" }))
+        .await
+        .expect_error(403, "forbidden");
     // nothing else was emitted: the next event is the next real one
     api.send_text(&alice, &id, "after").await;
     let ev = ws.expect_event("message.created").await;
@@ -284,7 +301,12 @@ async fn add_member_emits_event_and_lists() {
 
     let r = api.post(&format!("/v1/conversations/{id}/members"), &alice, &json!({ "userId": dave.id })).await;
     let b = r.expect(201).clone();
-    let ids: Vec<&str> = b["members"].as_array().unwrap_or_else(|| panic!("no members: {b}")).iter().filter_map(|m| m["id"].as_str()).collect();
+    let ids: Vec<&str> = b["members"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no members: {b}"))
+        .iter()
+        .filter_map(|m| m["id"].as_str())
+        .collect();
     assert!(ids.contains(&dave.id.as_str()) && ids.contains(&alice.id.as_str()), "{b}");
 
     let ev = ws.expect_event("member.joined").await;
@@ -308,9 +330,13 @@ async fn add_member_emits_event_and_lists() {
 
     // validation and access
     api.post(&format!("/v1/conversations/{id}/members"), &alice, &json!({})).await.expect_error(400, "invalid_request");
-    api.post(&format!("/v1/conversations/{id}/members"), &alice, &json!({ "userId": "" })).await.expect_error(400, "invalid_request");
+    api.post(&format!("/v1/conversations/{id}/members"), &alice, &json!({ "userId": "" }))
+        .await
+        .expect_error(400, "invalid_request");
     let eve = api.user("eve").await;
-    api.post(&format!("/v1/conversations/{id}/members"), &eve, &json!({ "userId": eve.id })).await.expect_error(403, "forbidden");
+    api.post(&format!("/v1/conversations/{id}/members"), &eve, &json!({ "userId": eve.id }))
+        .await
+        .expect_error(403, "forbidden");
     api.post(&format!("/v1/conversations/{UNKNOWN_ULID}/members"), &alice, &json!({ "userId": eve.id }))
         .await
         .expect_error(404, "not_found");
@@ -347,7 +373,9 @@ async fn leave_closes_socket_and_revokes_access() {
     // bob has lost access, and the conversation is gone from his list
     api.get(&format!("/v1/conversations/{id}"), &bob).await.expect_error(403, "forbidden");
     api.get(&format!("/v1/conversations/{id}/messages"), &bob).await.expect_error(403, "forbidden");
-    api.post("/v1/messages", &bob, &json!({ "conversationId": id, "content": text("still here?") })).await.expect_error(403, "forbidden");
+    api.post("/v1/messages", &bob, &json!({ "conversationId": id, "content": text("still here?") }))
+        .await
+        .expect_error(403, "forbidden");
     api.post_empty(&format!("/v1/conversations/{id}/leave"), &bob).await.expect_error(403, "forbidden");
     Ws::expect_refused(&api, &id, WsAuth::Bearer(&bob.token), None, 403, "forbidden").await;
     api.wait_listed(&bob, &id, false).await;
@@ -371,10 +399,16 @@ async fn non_member_is_forbidden() {
     let mid = m["id"].as_str().unwrap();
     api.get(&format!("/v1/conversations/{id}"), &eve).await.expect_error(403, "forbidden");
     api.get(&format!("/v1/conversations/{id}/messages"), &eve).await.expect_error(403, "forbidden");
-    api.post("/v1/messages", &eve, &json!({ "conversationId": id, "content": text("hi") })).await.expect_error(403, "forbidden");
-    api.patch(&format!("/v1/messages/{mid}"), &eve, &json!({ "conversationId": id, "content": text("x"), "timestamp": now_ms() }))
+    api.post("/v1/messages", &eve, &json!({ "conversationId": id, "content": text("hi") }))
         .await
         .expect_error(403, "forbidden");
+    api.patch(
+        &format!("/v1/messages/{mid}"),
+        &eve,
+        &json!({ "conversationId": id, "content": text("x"), "timestamp": now_ms() }),
+    )
+    .await
+    .expect_error(403, "forbidden");
     api.delete(&format!("/v1/messages/{mid}?conversationId={id}"), &eve).await.expect_error(403, "forbidden");
     api.post(&format!("/v1/messages/{mid}/reactions"), &eve, &json!({ "conversationId": id, "emoji": "👍" }))
         .await
@@ -394,7 +428,9 @@ async fn unknown_conversation_is_404() {
     api.get(&format!("/v1/conversations/{u}/messages"), &alice).await.expect_error(404, "not_found");
     api.patch(&format!("/v1/conversations/{u}"), &alice, &json!({ "title": "x" })).await.expect_error(404, "not_found");
     api.post_empty(&format!("/v1/conversations/{u}/leave"), &alice).await.expect_error(404, "not_found");
-    api.post("/v1/messages", &alice, &json!({ "conversationId": u, "content": text("x") })).await.expect_error(404, "not_found");
+    api.post("/v1/messages", &alice, &json!({ "conversationId": u, "content": text("x") }))
+        .await
+        .expect_error(404, "not_found");
     Ws::expect_refused(&api, u, WsAuth::Bearer(&alice.token), None, 404, "not_found").await;
 }
 
@@ -402,7 +438,8 @@ async fn unknown_conversation_is_404() {
 async fn bad_conversation_id_is_400() {
     let api = api();
     let alice = api.user("alice").await;
-    for bad in ["not-a-ulid", "01ARZ3NDEKTSV4RRFFQ69G5FA", "01ARZ3NDEKTSV4RRFFQ69G5FAVX", "01ARZ3NDEKTSV4RRFFQ69G5FAU"] {
+    for bad in ["not-a-ulid", "01ARZ3NDEKTSV4RRFFQ69G5FA", "01ARZ3NDEKTSV4RRFFQ69G5FAVX", "01ARZ3NDEKTSV4RRFFQ69G5FAU"]
+    {
         api.get(&format!("/v1/conversations/{bad}"), &alice).await.expect_error(400, "invalid_request");
         api.get(&format!("/v1/conversations/{bad}/messages"), &alice).await.expect_error(400, "invalid_request");
     }

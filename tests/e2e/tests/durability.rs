@@ -15,14 +15,26 @@ async fn acknowledged_writes_survive_restart() {
 
     let mut ids = Vec::new();
     for i in 0..10 {
-        let r = api.post("/v1/messages", &alice, &json!({ "conversationId": conv, "content": text(&format!("m{i}")), "clientId": format!("c{i}") })).await;
+        let r = api
+            .post(
+                "/v1/messages",
+                &alice,
+                &json!({ "conversationId": conv, "content": text(&format!("m{i}")), "clientId": format!("c{i}") }),
+            )
+            .await;
         ids.push(r.expect(201)["messageId"].as_str().unwrap().to_string());
     }
     let t = now_ms();
-    api.patch(&format!("/v1/messages/{}", ids[2]), &alice, &json!({ "conversationId": conv, "content": text("m2 edited"), "timestamp": t }))
+    api.patch(
+        &format!("/v1/messages/{}", ids[2]),
+        &alice,
+        &json!({ "conversationId": conv, "content": text("m2 edited"), "timestamp": t }),
+    )
+    .await
+    .expect(200);
+    api.post(&format!("/v1/messages/{}/reactions", ids[3]), &bob, &json!({ "conversationId": conv, "emoji": "👍" }))
         .await
-        .expect(200);
-    api.post(&format!("/v1/messages/{}/reactions", ids[3]), &bob, &json!({ "conversationId": conv, "emoji": "👍" })).await.expect(201);
+        .expect(201);
     api.delete(&format!("/v1/messages/{}?conversationId={conv}", ids[4]), &alice).await.expect(204);
     api.patch(&format!("/v1/conversations/{conv}"), &alice, &json!({ "title": "durable 2" })).await.expect(200);
     // 14 events so far; read them so we know the last seq
@@ -58,7 +70,9 @@ async fn acknowledged_writes_survive_restart() {
     assert!(l.iter().any(|i| i["conversationId"] == json!(conv) && i["title"] == json!("durable 2")), "{l:?}");
 
     // idempotency records survive too
-    let r = api.post("/v1/messages", &alice, &json!({ "conversationId": conv, "content": text("m0"), "clientId": "c0" })).await;
+    let r = api
+        .post("/v1/messages", &alice, &json!({ "conversationId": conv, "content": text("m0"), "clientId": "c0" }))
+        .await;
     assert_eq!(r.expect(200)["messageId"], json!(ids[0]));
 
     // resume over the socket: the last three events replay, then ready, then live with the next seq

@@ -52,16 +52,21 @@ async fn full_conversation_stays_usable_after_a_message() {
         let api2 = api.clone();
         let who2 = who.clone();
         let conv = id.clone();
-        poll_until(&format!("{}'s list shows the conversation's activity", who.id), Duration::from_secs(60), Duration::from_millis(500), move || {
-            let api = api2.clone();
-            let who = who2.clone();
-            let conv = conv.clone();
-            async move {
-                let list = api.all_conversations(&who, "").await;
-                let item = list.iter().find(|i| i["conversationId"] == json!(conv))?;
-                (item["lastActivityAt"].as_i64()? >= created).then_some(())
-            }
-        })
+        poll_until(
+            &format!("{}'s list shows the conversation's activity", who.id),
+            Duration::from_secs(60),
+            Duration::from_millis(500),
+            move || {
+                let api = api2.clone();
+                let who = who2.clone();
+                let conv = conv.clone();
+                async move {
+                    let list = api.all_conversations(&who, "").await;
+                    let item = list.iter().find(|i| i["conversationId"] == json!(conv))?;
+                    (item["lastActivityAt"].as_i64()? >= created).then_some(())
+                }
+            },
+        )
         .await;
     }
 

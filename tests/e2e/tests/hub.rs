@@ -62,7 +62,9 @@ async fn barrier(ws: &mut Ws) -> Vec<Value> {
     loop {
         match ws.next_frame(FRAME_TIMEOUT).await {
             Some(Frame::Text(t)) if t == "pong" => return seen,
-            Some(Frame::Text(t)) => seen.push(serde_json::from_str(&t).unwrap_or_else(|_| panic!("{}: non-JSON frame {t}", ws.label))),
+            Some(Frame::Text(t)) => {
+                seen.push(serde_json::from_str(&t).unwrap_or_else(|_| panic!("{}: non-JSON frame {t}", ws.label)))
+            }
             other => panic!("{}: waiting for pong, got {other:?}", ws.label),
         }
     }
@@ -133,8 +135,16 @@ async fn hub_frames_and_errors() {
     for (what, frame, code) in [
         ("malformed JSON", "{oops".to_string(), "bad_frame"),
         ("unknown type", json!({ "type": "dance" }).to_string(), "unknown_frame_type"),
-        ("contexts not an array", json!({ "type": "context.subscribe", "contexts": "/presence/app" }).to_string(), "invalid_request"),
-        ("context too long", json!({ "type": "context.subscribe", "contexts": [format!("/{}", "x".repeat(256))] }).to_string(), "invalid_request"),
+        (
+            "contexts not an array",
+            json!({ "type": "context.subscribe", "contexts": "/presence/app" }).to_string(),
+            "invalid_request",
+        ),
+        (
+            "context too long",
+            json!({ "type": "context.subscribe", "contexts": [format!("/{}", "x".repeat(256))] }).to_string(),
+            "invalid_request",
+        ),
         ("ack without seq", json!({ "type": "ack" }).to_string(), "invalid_request"),
     ] {
         h.ws.send_text(&frame).await;
@@ -166,7 +176,8 @@ async fn conversation_context_events() {
     let m2 = api.send_text(&alice, &conv, "two").await;
     api.patch(&format!("/v1/conversations/{conv}"), &alice, &json!({ "title": "renamed" })).await.expect(200);
     let mut last = h.ready;
-    for (name, mid) in [("message.created", Some(&m1)), ("message.created", Some(&m2)), ("conversation.renamed", None)] {
+    for (name, mid) in [("message.created", Some(&m1)), ("message.created", Some(&m2)), ("conversation.renamed", None)]
+    {
         let ev = expect_hub_event(&mut h.ws, &ctx, name).await;
         let seq = ev["seq"].as_i64().unwrap_or_else(|| panic!("hub event without seq: {ev}"));
         assert!(seq > last, "per-user seq must grow: {seq} after {last}");
@@ -192,10 +203,15 @@ async fn contexts_a_user_may_not_see() {
     let (alice, _bob, sb, conv) = room(&api).await;
     let eve = api.user("eve").await;
     let mut h = hub(&api, &eve).await;
-    for ctx in [conv_ctx(&sb, &conv), instance_ctx(&sb), presence_ctx(&conv_ctx(&sb, &conv)), conv_ctx(&sb, UNKNOWN_ULID)] {
+    for ctx in
+        [conv_ctx(&sb, &conv), instance_ctx(&sb), presence_ctx(&conv_ctx(&sb, &conv)), conv_ctx(&sb, UNKNOWN_ULID)]
+    {
         h.ws.send_json(&json!({ "type": "context.subscribe", "contexts": [ctx] })).await;
         let frames = barrier(&mut h.ws).await;
-        let err = frames.iter().find(|f| f["type"] == json!("error")).unwrap_or_else(|| panic!("no error for {ctx}: {frames:?}"));
+        let err = frames
+            .iter()
+            .find(|f| f["type"] == json!("error"))
+            .unwrap_or_else(|| panic!("no error for {ctx}: {frames:?}"));
         assert_eq!(err["code"], json!("forbidden_context"), "{err}");
         assert_eq!(err["context"], json!(ctx), "{err}");
         for f in &frames {
@@ -228,7 +244,10 @@ async fn too_many_contexts() {
     let mut h = hub(&api, &alice).await;
     h.ws.send_json(&json!({ "type": "context.subscribe", "contexts": all })).await;
     let frames = barrier(&mut h.ws).await;
-    let err = frames.iter().find(|f| f["type"] == json!("error")).unwrap_or_else(|| panic!("no too_many_contexts error: {frames:?}"));
+    let err = frames
+        .iter()
+        .find(|f| f["type"] == json!("error"))
+        .unwrap_or_else(|| panic!("no too_many_contexts error: {frames:?}"));
     assert_eq!(err["code"], json!("too_many_contexts"), "{err}");
     assert_eq!(err["max"], json!(200), "{err}");
     let sub = frames.iter().find(|f| f["type"] == json!("context.subscribed")).unwrap_or_else(|| panic!("{frames:?}"));
@@ -257,7 +276,8 @@ async fn instance_context_events() {
     assert_eq!(ev["payload"]["conversationId"], json!(conv2));
     assert!(ev["payload"]["lastActivityAt"].as_i64() >= m["createdAt"].as_i64(), "{ev}");
 
-    let r = api.post(&format!("/v1/conversations/{conv2}/mark-read"), &bob, &json!({ "lastSeenMessageId": m["id"] })).await;
+    let r =
+        api.post(&format!("/v1/conversations/{conv2}/mark-read"), &bob, &json!({ "lastSeenMessageId": m["id"] })).await;
     let read_at = r.expect(200)["lastReadAt"].clone();
     let ev = expect_hub_event(&mut h.ws, &ictx, "conversation.read").await;
     assert_eq!(ev["payload"]["conversationId"], json!(conv2));
@@ -268,7 +288,13 @@ async fn instance_context_events() {
     assert_eq!(ev["payload"], json!({ "badgeBucket": format!("kiloclaw:{sb}:{conv2}"), "total": 0 }));
 
     let bot = api.bot_token(&sb).await;
-    let r = api.post(&format!("/bot/v1/sandboxes/{sb}/bot-status"), &bot, &json!({ "online": true, "at": 1_800_000_000_000i64 })).await;
+    let r = api
+        .post(
+            &format!("/bot/v1/sandboxes/{sb}/bot-status"),
+            &bot,
+            &json!({ "online": true, "at": 1_800_000_000_000i64 }),
+        )
+        .await;
     r.expect(200);
     let ev = expect_hub_event(&mut h.ws, &ictx, "bot.status").await;
     assert_eq!(ev["payload"], json!({ "sandboxId": sb, "online": true, "at": 1_800_000_000_000i64 }));
@@ -305,7 +331,11 @@ async fn typing_is_broadcast_rate_limited_and_times_out() {
     let ev = expect_hub_event(&mut h.ws, &ctx, "typing").await;
     assert_eq!(ev["payload"]["memberId"], json!(alice.id));
     let f = h.ws.next_json(Duration::from_secs(12)).await;
-    assert_eq!((f["event"].as_str(), f["payload"]["memberId"].as_str()), (Some("typing.stop"), Some(alice.id.as_str())), "{f}");
+    assert_eq!(
+        (f["event"].as_str(), f["payload"]["memberId"].as_str()),
+        (Some("typing.stop"), Some(alice.id.as_str())),
+        "{f}"
+    );
 
     // not a member
     let eve = api.user("eve").await;
@@ -436,10 +466,20 @@ async fn resume_with_session() {
     assert_eq!(events[0]["payload"]["messageId"], m["id"]);
 
     // since newer than anything: resync
-    let (ws, _) = Ws::open_hub(&api, WsAuth::Bearer(&bob.token), Some(&session), Some(live_seq + 10_000), false, "bob-hub-resync")
-        .await
-        .unwrap_or_else(|r| panic!("resume refused: {} {}", r.status, r.text));
+    let (ws, _) = Ws::open_hub(
+        &api,
+        WsAuth::Bearer(&bob.token),
+        Some(&session),
+        Some(live_seq + 10_000),
+        false,
+        "bob-hub-resync",
+    )
+    .await
+    .unwrap_or_else(|r| panic!("resume refused: {} {}", r.status, r.text));
     let (_h4, events, resync) = read_hello_and_ready(ws).await;
     assert!(events.is_empty(), "{events:?}");
-    assert_eq!(resync.unwrap_or_else(|| panic!("no resync for a since beyond the latest seq"))["type"], json!("resync"));
+    assert_eq!(
+        resync.unwrap_or_else(|| panic!("no resync for a since beyond the latest seq"))["type"],
+        json!("resync")
+    );
 }

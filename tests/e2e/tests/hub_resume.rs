@@ -34,13 +34,22 @@ struct Hub {
 
 impl Hub {
     fn session(&self) -> String {
-        self.hello["sessionId"].as_str().unwrap_or_else(|| panic!("hello without sessionId: {}", self.hello)).to_string()
+        self.hello["sessionId"]
+            .as_str()
+            .unwrap_or_else(|| panic!("hello without sessionId: {}", self.hello))
+            .to_string()
     }
 }
 
 /// Opens `/connect` (bearer) with optional `session` and `since`; reads `hello`, the replayed
 /// events and `ready`. Returns the hub, the replayed events and the resync frame, if any.
-async fn open(api: &Api, who: &Who, session: Option<&str>, since: Option<i64>, label: &str) -> (Hub, Vec<Value>, Option<Value>) {
+async fn open(
+    api: &Api,
+    who: &Who,
+    session: Option<&str>,
+    since: Option<i64>,
+    label: &str,
+) -> (Hub, Vec<Value>, Option<Value>) {
     let (mut ws, _) = Ws::open_hub(api, WsAuth::Bearer(&who.token), session, since, true, label)
         .await
         .unwrap_or_else(|r| panic!("{label}: hub refused: {} {}", r.status, r.text));
@@ -135,7 +144,8 @@ async fn bulk_send(api: &Api, who: &Who, conv: &str, n: usize) {
     let mut sent = 0;
     while sent < n {
         let k = (n - sent).min(10);
-        let bodies: Vec<Value> = (0..k).map(|i| json!({ "conversationId": conv, "content": text(&format!("bulk {}", sent + i)) })).collect();
+        let bodies: Vec<Value> =
+            (0..k).map(|i| json!({ "conversationId": conv, "content": text(&format!("bulk {}", sent + i)) })).collect();
         let batch = join_all(bodies.iter().map(|b| api.post("/v1/messages", who, b))).await;
         for r in batch {
             r.expect(201);
@@ -181,11 +191,16 @@ async fn resume_after_20_missed(loss: Loss) {
     assert_eq!(h2.hello["sessionId"], json!(session), "{}", h2.hello);
     assert_eq!(h2.hello["restored"], json!(true), "{}", h2.hello);
     assert_eq!(h2.hello["contexts"], json!([ctx]), "{}", h2.hello);
-    let summary: Vec<String> = events.iter().map(|e| format!("{} {} {}", e["seq"], e["event"], e["payload"]["messageId"])).collect();
+    let summary: Vec<String> =
+        events.iter().map(|e| format!("{} {} {}", e["seq"], e["event"], e["payload"]["messageId"])).collect();
     assert_eq!(events.len(), 20, "{loss:?}: exactly the 20 missed events, got {}: {summary:?}", events.len());
     let mut prev = seen;
     for (i, (e, m)) in events.iter().zip(&missed).enumerate() {
-        assert_eq!((e["type"].as_str(), e["context"].as_str(), e["event"].as_str()), (Some("event"), Some(ctx.as_str()), Some("message.created")), "#{i}: {e}");
+        assert_eq!(
+            (e["type"].as_str(), e["context"].as_str(), e["event"].as_str()),
+            (Some("event"), Some(ctx.as_str()), Some("message.created")),
+            "#{i}: {e}"
+        );
         assert_eq!(e["payload"]["messageId"], m["id"], "#{i}: the missed events in order: {summary:?}");
         assert_eq!(e["payload"]["content"], m["content"], "#{i}: {e}");
         let seq = e["seq"].as_i64().unwrap_or_else(|| panic!("#{i}: replayed event without integer seq: {e}"));
@@ -248,7 +263,11 @@ async fn dropped_socket_leaves_roster(via_blackhole: bool) {
     }
     let (ev, after) = await_event_pinging(&mut watcher.ws, &ctx, "presence.left", VANISH_DEADLINE).await;
     assert_eq!(ev["payload"]["memberId"], json!(alice.id), "{ev}");
-    eprintln!("presence.left {:.1} s after the {} client dropped", after.as_secs_f64(), if via_blackhole { "vanished" } else { "reset" });
+    eprintln!(
+        "presence.left {:.1} s after the {} client dropped",
+        after.as_secs_f64(),
+        if via_blackhole { "vanished" } else { "reset" }
+    );
     let left = VANISH_DEADLINE.saturating_sub(dropped.elapsed()).max(Duration::from_secs(5));
     poll_until("alice is off the presence roster", left, Duration::from_millis(250), || {
         let api = api.clone();
@@ -316,7 +335,11 @@ async fn same_session_reconnect_replaces_old_socket() {
                 m["id"]
             ),
         };
-        assert_eq!((ev["type"].as_str(), ev["context"].as_str(), ev["event"].as_str()), (Some("event"), Some(ctx.as_str()), Some("message.created")), "{ev}");
+        assert_eq!(
+            (ev["type"].as_str(), ev["context"].as_str(), ev["event"].as_str()),
+            (Some("event"), Some(ctx.as_str()), Some("message.created")),
+            "{ev}"
+        );
         assert_eq!(ev["payload"]["messageId"], m["id"], "{ev}");
         assert!(ev["seq"].as_i64().unwrap() > new.ready, "{ev}");
     }
@@ -359,7 +382,11 @@ async fn same_session_reconnect_after_vanish_stays_live() {
                 ),
             }
         };
-        assert_eq!((f["context"].as_str(), f["event"].as_str()), (Some(ctx.as_str()), Some("message.created")), "round {round}: {f}");
+        assert_eq!(
+            (f["context"].as_str(), f["event"].as_str()),
+            (Some(ctx.as_str()), Some("message.created")),
+            "round {round}: {f}"
+        );
         assert_eq!(f["payload"]["messageId"], m["id"], "round {round}: {f}");
         let seq = f["seq"].as_i64().unwrap();
         assert!(seq > last, "round {round}: seq {seq} after {last}");
@@ -388,12 +415,16 @@ async fn unknown_session_resyncs_and_malformed_session_is_refused() {
     api.send_text(&alice, &conv, "missed").await;
 
     // 32 hex characters this server never gave out
-    let unknown = format!("{:032x}", (now_ms() as u128).wrapping_mul(0x9E37_79B9_7F4A_7C15_F39C_C060_5CED_C835) ^ (std::process::id() as u128));
+    let unknown = format!(
+        "{:032x}",
+        (now_ms() as u128).wrapping_mul(0x9E37_79B9_7F4A_7C15_F39C_C060_5CED_C835) ^ (std::process::id() as u128)
+    );
     assert_eq!(unknown.len(), 32);
     assert_ne!(unknown, real);
-    let (mut ws, _) = Ws::open_hub(&api, WsAuth::Bearer(&bob.token), Some(&unknown), Some(seen), false, "bob-hub-unknown")
-        .await
-        .unwrap_or_else(|r| panic!("a well-formed unknown session is not refused: {} {}", r.status, r.text));
+    let (mut ws, _) =
+        Ws::open_hub(&api, WsAuth::Bearer(&bob.token), Some(&unknown), Some(seen), false, "bob-hub-unknown")
+            .await
+            .unwrap_or_else(|r| panic!("a well-formed unknown session is not refused: {} {}", r.status, r.text));
     let hello = ws.next_json(FRAME_TIMEOUT).await;
     assert_eq!(hello["type"], json!("hello"), "first frame: {hello}");
     assert_eq!(hello["restored"], json!(false), "an unknown session is not restored: {hello}");
@@ -450,8 +481,14 @@ async fn since_older_than_hub_log_resyncs() {
     let (mut h2, events, resync) = open(&api, &bob, Some(&session), Some(seen), "bob-hub-old-since").await;
     let latest = h2.ready;
     assert!(latest >= seen + 1100, "bob's seq {latest} after 1,100 events past {seen}");
-    assert!(events.is_empty(), "since={seen} with latest={latest} must not replay: {} events, first {}", events.len(), events[0]);
-    let resync = resync.unwrap_or_else(|| panic!("no resync for since={seen}, more than 1,000 events old (latest {latest})"));
+    assert!(
+        events.is_empty(),
+        "since={seen} with latest={latest} must not replay: {} events, first {}",
+        events.len(),
+        events[0]
+    );
+    let resync =
+        resync.unwrap_or_else(|| panic!("no resync for since={seen}, more than 1,000 events old (latest {latest})"));
     assert_eq!(resync["type"], json!("resync"));
     assert_eq!(h2.hello["restored"], json!(true), "{}", h2.hello);
     assert_eq!(h2.hello["contexts"], json!([ctx]), "{}", h2.hello);

@@ -30,7 +30,11 @@ async fn client_id_can_be_reused_after_the_record_expires() {
             200 => assert_eq!(r.body["messageId"], first["messageId"], "a 200 must answer the original: {}", r.text),
             _ => panic!("unexpected answer: {} {}", r.status, r.text),
         }
-        assert!(start.elapsed() < Duration::from_secs(30), "the idempotency record never expired (TTL 1.5 s); log:\n{}", server.log_tail(30));
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "the idempotency record never expired (TTL 1.5 s); log:\n{}",
+            server.log_tail(30)
+        );
         tokio::time::sleep(Duration::from_millis(2000)).await;
     };
     assert_ne!(second["messageId"], first["messageId"]);

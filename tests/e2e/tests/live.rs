@@ -43,7 +43,15 @@ async fn set_online(api: &Api, bot: &Who, sb: &str, online: bool) -> Value {
 }
 
 async fn subscribe(api: &Api, conv: &str, who: &Who) -> Ws {
-    match Ws::open_path(api, &format!("/v1/conversations/{conv}/live"), WsAuth::Bearer(&who.token), None, &format!("{}-live", who.id)).await {
+    match Ws::open_path(
+        api,
+        &format!("/v1/conversations/{conv}/live"),
+        WsAuth::Bearer(&who.token),
+        None,
+        &format!("{}-live", who.id),
+    )
+    .await
+    {
         Ok(ws) => ws,
         Err(r) => panic!("live subscription refused: {} {}", r.status, r.text),
     }
@@ -122,7 +130,13 @@ async fn bot_status_roundtrip() {
         ("unknown field", json!({ "online": true, "mood": "good" })),
     ] {
         let r = api.post(&path, &bot, &body).await;
-        assert_eq!((r.status, r.body["error"]["code"].as_str()), (400, Some("invalid_request")), "{what}: {} {}", r.status, r.text);
+        assert_eq!(
+            (r.status, r.body["error"]["code"].as_str()),
+            (400, Some("invalid_request")),
+            "{what}: {} {}",
+            r.status,
+            r.text
+        );
     }
     let human = api.user("alice").await;
     api.post(&path, &human, &json!({ "online": true })).await.expect_error(403, "forbidden");
@@ -141,9 +155,14 @@ async fn streamed_publish_reaches_subscribers_line_by_line() {
     let mut live = subscribe(&api, &conv, &bob).await;
     let (mut events, ready) = Ws::connect_ready(&api, &conv, &alice).await;
 
-    let mut p = StreamingRequest::start(&api, "POST", &publish_path(&conv), Some(&bot.token), "application/x-ndjson").await;
+    let mut p =
+        StreamingRequest::start(&api, "POST", &publish_path(&conv), Some(&bot.token), "application/x-ndjson").await;
     p.send(b"{\"delta\":\"Hel\"}\n").await;
-    assert_eq!(live.next_json(FRAME_TIMEOUT).await, json!({ "delta": "Hel" }), "first line, before the second was sent");
+    assert_eq!(
+        live.next_json(FRAME_TIMEOUT).await,
+        json!({ "delta": "Hel" }),
+        "first line, before the second was sent"
+    );
     // a line split across two chunks, CRLF ending, a blank line, an invalid line
     p.send(b"{\"delta\":").await;
     p.send(b"\"lo\"}\r\n\n").await;
@@ -186,7 +205,9 @@ async fn streamed_publish_reaches_subscribers_line_by_line() {
 async fn member_publishes_single_json_object() {
     let Room { api, alice, bob, conv, .. } = room().await;
     let mut live = subscribe(&api, &conv, &bob).await;
-    let r = api.send_typed("POST", &publish_path(&conv), Some(&alice.token), "application/json", r#"{"progress": 50}"#).await;
+    let r = api
+        .send_typed("POST", &publish_path(&conv), Some(&alice.token), "application/json", r#"{"progress": 50}"#)
+        .await;
     let b = r.expect(200).clone();
     assert_eq!(b["delivered"], json!(1), "{b}");
     assert_eq!(b["skipped"], json!(0), "{b}");
@@ -210,13 +231,16 @@ async fn publish_errors() {
     let other_bot = api.bot_token(&uid("sb")).await;
     let r = api.send_typed("POST", &path, Some(&other_bot.token), "application/x-ndjson", "{\"a\":1}\n").await;
     r.expect_error(403, "forbidden");
-    let r = api.send_typed("POST", &publish_path(UNKNOWN_ULID), Some(&alice.token), "application/x-ndjson", "{\"a\":1}\n").await;
+    let r = api
+        .send_typed("POST", &publish_path(UNKNOWN_ULID), Some(&alice.token), "application/x-ndjson", "{\"a\":1}\n")
+        .await;
     r.expect_error(404, "not_found");
 
     // a conversation whose bot never reported online
     let sb = uid("sb");
     let quiet = api.create_conversation(&alice, &sb, Some("quiet"), &[]).await;
-    let r = api.send_typed("POST", &publish_path(&quiet), Some(&alice.token), "application/x-ndjson", "{\"a\":1}\n").await;
+    let r =
+        api.send_typed("POST", &publish_path(&quiet), Some(&alice.token), "application/x-ndjson", "{\"a\":1}\n").await;
     r.expect_error(409, "bot_offline");
 }
 
@@ -254,7 +278,8 @@ async fn too_long_line_is_skipped() {
 async fn late_subscriber_first_gets_the_lines_so_far() {
     let Room { api, alice, bob, bot, conv, .. } = room().await;
     let mut early = subscribe(&api, &conv, &bob).await;
-    let mut p = StreamingRequest::start(&api, "POST", &publish_path(&conv), Some(&bot.token), "application/x-ndjson").await;
+    let mut p =
+        StreamingRequest::start(&api, "POST", &publish_path(&conv), Some(&bot.token), "application/x-ndjson").await;
     p.send(b"{\"i\":1}\n{\"i\":2}\n").await;
     assert_eq!(early.next_json(FRAME_TIMEOUT).await, json!({ "i": 1 }));
     assert_eq!(early.next_json(FRAME_TIMEOUT).await, json!({ "i": 2 }));
@@ -274,8 +299,10 @@ async fn late_subscriber_first_gets_the_lines_so_far() {
 async fn concurrent_publishers_keep_their_own_order() {
     let Room { api, alice, bob, bot, conv, .. } = room().await;
     let mut live = subscribe(&api, &conv, &bob).await;
-    let mut a = StreamingRequest::start(&api, "POST", &publish_path(&conv), Some(&bot.token), "application/x-ndjson").await;
-    let mut b = StreamingRequest::start(&api, "POST", &publish_path(&conv), Some(&alice.token), "application/x-ndjson").await;
+    let mut a =
+        StreamingRequest::start(&api, "POST", &publish_path(&conv), Some(&bot.token), "application/x-ndjson").await;
+    let mut b =
+        StreamingRequest::start(&api, "POST", &publish_path(&conv), Some(&alice.token), "application/x-ndjson").await;
     for i in 0..5 {
         a.send(format!("{{\"from\":\"a\",\"i\":{i}}}\n").as_bytes()).await;
         b.send(format!("{{\"from\":\"b\",\"i\":{i}}}\n").as_bytes()).await;
@@ -301,7 +328,8 @@ async fn concurrent_publishers_keep_their_own_order() {
 async fn bot_going_offline_closes_subscribers_and_stops_publishes() {
     let Room { api, bob, bot, sb, conv, .. } = room().await;
     let mut live = subscribe(&api, &conv, &bob).await;
-    let mut p = StreamingRequest::start(&api, "POST", &publish_path(&conv), Some(&bot.token), "application/x-ndjson").await;
+    let mut p =
+        StreamingRequest::start(&api, "POST", &publish_path(&conv), Some(&bot.token), "application/x-ndjson").await;
     p.send(b"{\"step\":1}\n").await;
     assert_eq!(live.next_json(FRAME_TIMEOUT).await, json!({ "step": 1 }));
 
@@ -347,21 +375,37 @@ async fn live_socket_frames_and_access() {
 
     // ticket auth
     let ticket = api.ticket(&alice).await;
-    let mut t = Ws::open_path(&api, &format!("/v1/conversations/{conv}/live"), WsAuth::Ticket(&ticket), None, "alice-live-ticket")
-        .await
-        .unwrap_or_else(|r| panic!("ticket subscription refused: {} {}", r.status, r.text));
+    let mut t = Ws::open_path(
+        &api,
+        &format!("/v1/conversations/{conv}/live"),
+        WsAuth::Ticket(&ticket),
+        None,
+        "alice-live-ticket",
+    )
+    .await
+    .unwrap_or_else(|r| panic!("ticket subscription refused: {} {}", r.status, r.text));
     t.send_text("ping").await;
     assert_eq!(t.next_frame(FRAME_TIMEOUT).await, Some(Frame::Text("pong".into())));
 
     // a non-member and an unknown conversation: closed with 4001
     let eve = api.user("eve").await;
     for (who, c) in [(&eve, conv.as_str()), (&alice, UNKNOWN_ULID)] {
-        match Ws::open_path(&api, &format!("/v1/conversations/{c}/live"), WsAuth::Bearer(&who.token), None, "live-denied").await {
+        match Ws::open_path(
+            &api,
+            &format!("/v1/conversations/{c}/live"),
+            WsAuth::Bearer(&who.token),
+            None,
+            "live-denied",
+        )
+        .await
+        {
             Ok(mut ws) => match ws.next_frame(FRAME_TIMEOUT).await {
                 Some(Frame::Close(code, _)) => assert_eq!(code, 4001, "{} on {c}", who.id),
                 other => panic!("{} on {c}: expected close 4001, got {other:?}", who.id),
             },
-            Err(r) => panic!("{} on {c}: expected an upgrade then close 4001, got HTTP {} {}", who.id, r.status, r.text),
+            Err(r) => {
+                panic!("{} on {c}: expected an upgrade then close 4001, got HTTP {} {}", who.id, r.status, r.text)
+            }
         }
     }
     // no auth: 401 before the upgrade
@@ -376,7 +420,8 @@ async fn idle_publish_ends_with_idle_timeout() {
     let server = Server::start(&[("LIVE_IDLE_MS", "1000")]);
     let Room { api, bob, bot, conv, .. } = room_on(Api::new(&server)).await;
     let mut live = subscribe(&api, &conv, &bob).await;
-    let mut p = StreamingRequest::start(&api, "POST", &publish_path(&conv), Some(&bot.token), "application/x-ndjson").await;
+    let mut p =
+        StreamingRequest::start(&api, "POST", &publish_path(&conv), Some(&bot.token), "application/x-ndjson").await;
     p.send(b"{\"thinking\":true}\n").await;
     assert_eq!(live.next_json(FRAME_TIMEOUT).await, json!({ "thinking": true }));
     // send nothing more, do not end the body

@@ -42,7 +42,8 @@ fn actions_block() -> Value {
 async fn create_text_message() {
     let Room { api, alice, bob, conv } = room().await;
     let before = now_ms();
-    let r = api.post("/v1/messages", &alice, &json!({ "conversationId": conv, "content": text("  hello there \n") })).await;
+    let r =
+        api.post("/v1/messages", &alice, &json!({ "conversationId": conv, "content": text("  hello there \n") })).await;
     let b = r.expect(201).clone();
     let id = b["messageId"].as_str().unwrap_or_else(|| panic!("{b}")).to_string();
     assert!(is_ulid(&id), "messageId not a ULID: {id}");
@@ -96,7 +97,8 @@ async fn boundaries_are_accepted() {
     let Room { api, alice, conv, .. } = room().await;
     let twenty: Vec<Value> = (0..20).map(|i| json!({ "type": "text", "text": format!("block {i}") })).collect();
     let long = "a".repeat(8000);
-    let ten_actions: Vec<Value> = (0..10).map(|i| json!({ "label": format!("a{i}"), "style": "primary", "value": "deny" })).collect();
+    let ten_actions: Vec<Value> =
+        (0..10).map(|i| json!({ "label": format!("a{i}"), "style": "primary", "value": "deny" })).collect();
     let bodies = vec![
         json!(twenty),
         text(&long),
@@ -147,20 +149,35 @@ async fn validation_errors_create_nothing() {
         ("bad style", with(action_block(json!({ "label": "x", "style": "warning", "value": "deny" })))),
         ("bad value", with(action_block(json!({ "label": "x", "style": "primary", "value": "maybe" })))),
         ("empty label", with(action_block(json!({ "label": "", "style": "primary", "value": "deny" })))),
-        ("101-char label", with(action_block(json!({ "label": "l".repeat(101), "style": "primary", "value": "deny" })))),
+        (
+            "101-char label",
+            with(action_block(json!({ "label": "l".repeat(101), "style": "primary", "value": "deny" }))),
+        ),
         ("11 actions", with(json!([{ "type": "actions", "groupId": "g", "actions": actions11 }]))),
         ("0 actions", with(json!([{ "type": "actions", "groupId": "g", "actions": [] }]))),
         ("empty groupId", with(json!([{ "type": "actions", "groupId": "", "actions": [ok_action] }]))),
         ("65-char groupId", with(json!([{ "type": "actions", "groupId": "g".repeat(65), "actions": [ok_action] }]))),
         ("actions not an array", with(json!([{ "type": "actions", "groupId": "g", "actions": "allow" }]))),
-        ("resolved not an object", with(json!([{ "type": "actions", "groupId": "g", "actions": [ok_action], "resolved": "yes" }]))),
+        (
+            "resolved not an object",
+            with(json!([{ "type": "actions", "groupId": "g", "actions": [ok_action], "resolved": "yes" }])),
+        ),
         ("unknown top-level field", json!({ "conversationId": conv, "content": text("hi"), "priority": "high" })),
         ("unknown field in a text block", with(json!([{ "type": "text", "text": "hi", "bold": true }]))),
-        ("unknown field in an action", with(action_block(json!({ "label": "x", "style": "primary", "value": "deny", "icon": "x" })))),
-        ("bad inReplyToMessageId", json!({ "conversationId": conv, "content": text("hi"), "inReplyToMessageId": "nope" })),
+        (
+            "unknown field in an action",
+            with(action_block(json!({ "label": "x", "style": "primary", "value": "deny", "icon": "x" }))),
+        ),
+        (
+            "bad inReplyToMessageId",
+            json!({ "conversationId": conv, "content": text("hi"), "inReplyToMessageId": "nope" }),
+        ),
         ("empty clientId", json!({ "conversationId": conv, "content": text("hi"), "clientId": "" })),
         ("129-char clientId", json!({ "conversationId": conv, "content": text("hi"), "clientId": "c".repeat(129) })),
-        ("clientId with control char", json!({ "conversationId": conv, "content": text("hi"), "clientId": "abc\u{7}def" })),
+        (
+            "clientId with control char",
+            json!({ "conversationId": conv, "content": text("hi"), "clientId": "abc\u{7}def" }),
+        ),
         ("clientId wrong type", json!({ "conversationId": conv, "content": text("hi"), "clientId": 7 })),
     ];
     for (what, body) in &cases {
@@ -174,12 +191,20 @@ async fn validation_errors_create_nothing() {
         );
     }
     // the message names the offending field
-    let r = api.post("/v1/messages", &alice, &json!({ "conversationId": conv, "content": text("hi"), "priority": "high" })).await;
+    let r = api
+        .post("/v1/messages", &alice, &json!({ "conversationId": conv, "content": text("hi"), "priority": "high" }))
+        .await;
     assert!(r.error_message().contains("priority"), "message should name the field: {}", r.text);
     let r = api.post("/v1/messages", &alice, &json!({ "content": text("hi") })).await;
     assert!(r.error_message().contains("conversationId"), "message should name the field: {}", r.text);
 
-    for (what, raw) in [("malformed JSON", "{\"conversationId\": "), ("array", "[]"), ("null", "null"), ("string", "\"hi\""), ("empty body", "")] {
+    for (what, raw) in [
+        ("malformed JSON", "{\"conversationId\": "),
+        ("array", "[]"),
+        ("null", "null"),
+        ("string", "\"hi\""),
+        ("empty body", ""),
+    ] {
         let r = api.send_raw("POST", "/v1/messages", Some(&alice.token), Some(raw.to_string())).await;
         assert_eq!(
             (r.status, r.body["error"]["code"].as_str()),
@@ -239,7 +264,8 @@ async fn list_newest_first_with_paging() {
         seen.extend(page);
         assert!(pages.len() <= 5, "paging does not end");
         if b["hasMore"] == json!(true) {
-            before = Some(b["nextCursor"].as_str().unwrap_or_else(|| panic!("hasMore without nextCursor: {b}")).to_string());
+            before =
+                Some(b["nextCursor"].as_str().unwrap_or_else(|| panic!("hasMore without nextCursor: {b}")).to_string());
         } else {
             assert_eq!(b["hasMore"], json!(false));
             break;
@@ -274,7 +300,13 @@ async fn edit_message() {
     let (mut ws, ready) = Ws::connect_ready(&api, &conv, &bob).await;
 
     let t1 = now_ms();
-    let r = api.patch(&format!("/v1/messages/{mid}"), &alice, &json!({ "conversationId": conv, "content": text("second draft"), "timestamp": t1 })).await;
+    let r = api
+        .patch(
+            &format!("/v1/messages/{mid}"),
+            &alice,
+            &json!({ "conversationId": conv, "content": text("second draft"), "timestamp": t1 }),
+        )
+        .await;
     let b = r.expect(200).clone();
     assert_eq!(b["messageId"], json!(mid));
     assert_eq!(b["message"]["id"], json!(mid));
@@ -291,22 +323,60 @@ async fn edit_message() {
     assert_eq!(ev["payload"]["message"]["content"], text("second draft"));
 
     // a stale timestamp: 409, nothing changes
-    let r = api.patch(&format!("/v1/messages/{mid}"), &alice, &json!({ "conversationId": conv, "content": text("stale"), "timestamp": t1 - 10_000 })).await;
+    let r = api
+        .patch(
+            &format!("/v1/messages/{mid}"),
+            &alice,
+            &json!({ "conversationId": conv, "content": text("stale"), "timestamp": t1 - 10_000 }),
+        )
+        .await;
     r.expect_error(409, "edit_conflict");
     // someone else's message: 403
-    let r = api.patch(&format!("/v1/messages/{mid}"), &bob, &json!({ "conversationId": conv, "content": text("bob was here"), "timestamp": t1 + 5_000 })).await;
+    let r = api
+        .patch(
+            &format!("/v1/messages/{mid}"),
+            &bob,
+            &json!({ "conversationId": conv, "content": text("bob was here"), "timestamp": t1 + 5_000 }),
+        )
+        .await;
     r.expect_error(403, "forbidden");
     // validation
-    let r = api.patch(&format!("/v1/messages/{mid}"), &alice, &json!({ "conversationId": conv, "content": [], "timestamp": t1 + 5_000 })).await;
+    let r = api
+        .patch(
+            &format!("/v1/messages/{mid}"),
+            &alice,
+            &json!({ "conversationId": conv, "content": [], "timestamp": t1 + 5_000 }),
+        )
+        .await;
     r.expect_error(400, "invalid_request");
-    let r = api.patch(&format!("/v1/messages/{mid}"), &alice, &json!({ "conversationId": conv, "content": text("x") })).await;
+    let r = api
+        .patch(&format!("/v1/messages/{mid}"), &alice, &json!({ "conversationId": conv, "content": text("x") }))
+        .await;
     r.expect_error(400, "invalid_request");
-    let r = api.patch(&format!("/v1/messages/{mid}"), &alice, &json!({ "conversationId": conv, "content": text("x"), "timestamp": "soon" })).await;
+    let r = api
+        .patch(
+            &format!("/v1/messages/{mid}"),
+            &alice,
+            &json!({ "conversationId": conv, "content": text("x"), "timestamp": "soon" }),
+        )
+        .await;
     r.expect_error(400, "invalid_request");
     // unknown message
-    let r = api.patch(&format!("/v1/messages/{UNKNOWN_ULID}"), &alice, &json!({ "conversationId": conv, "content": text("x"), "timestamp": t1 + 5_000 })).await;
+    let r = api
+        .patch(
+            &format!("/v1/messages/{UNKNOWN_ULID}"),
+            &alice,
+            &json!({ "conversationId": conv, "content": text("x"), "timestamp": t1 + 5_000 }),
+        )
+        .await;
     r.expect_error(404, "not_found");
-    let r = api.patch("/v1/messages/not-a-ulid", &alice, &json!({ "conversationId": conv, "content": text("x"), "timestamp": t1 + 5_000 })).await;
+    let r = api
+        .patch(
+            "/v1/messages/not-a-ulid",
+            &alice,
+            &json!({ "conversationId": conv, "content": text("x"), "timestamp": t1 + 5_000 }),
+        )
+        .await;
     r.expect_error(400, "invalid_request");
 
     let list = api.messages(&alice, &conv).await;
@@ -315,7 +385,13 @@ async fn edit_message() {
 
     // a newer edit works; its event is the next one (the rejected edits emitted nothing)
     let t2 = t1 + 1_000;
-    let r = api.patch(&format!("/v1/messages/{mid}"), &alice, &json!({ "conversationId": conv, "content": text("final"), "timestamp": t2 })).await;
+    let r = api
+        .patch(
+            &format!("/v1/messages/{mid}"),
+            &alice,
+            &json!({ "conversationId": conv, "content": text("final"), "timestamp": t2 }),
+        )
+        .await;
     r.expect(200);
     let ev = ws.expect_event("message.updated").await;
     assert_eq!(ev["seq"], json!(ready + 2));
@@ -351,13 +427,19 @@ async fn delete_message() {
     // again: 204 and no second event
     api.delete(&format!("/v1/messages/{mid}?conversationId={conv}"), &alice).await.expect(204);
     // editing or reacting to it: 409 message_deleted
-    api.patch(&format!("/v1/messages/{mid}"), &alice, &json!({ "conversationId": conv, "content": text("undo"), "timestamp": now_ms() }))
-        .await
-        .expect_error(409, "message_deleted");
+    api.patch(
+        &format!("/v1/messages/{mid}"),
+        &alice,
+        &json!({ "conversationId": conv, "content": text("undo"), "timestamp": now_ms() }),
+    )
+    .await
+    .expect_error(409, "message_deleted");
     api.post(&format!("/v1/messages/{mid}/reactions"), &bob, &json!({ "conversationId": conv, "emoji": "👍" }))
         .await
         .expect_error(409, "message_deleted");
-    api.delete(&format!("/v1/messages/{UNKNOWN_ULID}?conversationId={conv}"), &alice).await.expect_error(404, "not_found");
+    api.delete(&format!("/v1/messages/{UNKNOWN_ULID}?conversationId={conv}"), &alice)
+        .await
+        .expect_error(404, "not_found");
 
     let next = api.send_text(&alice, &conv, "next").await;
     let ev = ws.expect_event("message.created").await;
@@ -388,7 +470,8 @@ async fn reactions() {
     let rs = b["reactions"].as_array().unwrap();
     assert_eq!(rs.len(), 1, "{b}");
     assert_eq!(rs[0]["count"], json!(2));
-    let mut members: Vec<String> = rs[0]["memberIds"].as_array().unwrap().iter().map(|v| v.as_str().unwrap().to_string()).collect();
+    let mut members: Vec<String> =
+        rs[0]["memberIds"].as_array().unwrap().iter().map(|v| v.as_str().unwrap().to_string()).collect();
     members.sort();
     let mut want = vec![alice.id.clone(), bob.id.clone()];
     want.sort();
@@ -415,29 +498,53 @@ async fn reactions() {
     let r = api.delete(&format!("{path}?conversationId={conv}&emoji={}", urlencode("👍")), &bob).await;
     let b = r.expect(200).clone();
     assert_eq!(b["id"], json!(mid));
-    let thumbs = b["reactions"].as_array().unwrap().iter().find(|r| r["emoji"] == json!("👍")).cloned().unwrap_or_else(|| panic!("{b}"));
+    let thumbs = b["reactions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["emoji"] == json!("👍"))
+        .cloned()
+        .unwrap_or_else(|| panic!("{b}"));
     assert_eq!(thumbs, json!({ "emoji": "👍", "count": 1, "memberIds": [alice.id] }));
     let ev = ws.expect_event("reaction.removed").await;
     assert_eq!(ev["seq"], json!(ready + 4));
     assert_eq!(ev["payload"], json!({ "messageId": mid, "memberId": bob.id, "emoji": "👍" }));
     let r = api.delete(&format!("{path}?conversationId={conv}&emoji={}", urlencode("🎉")), &bob).await;
     let b = r.expect(200).clone();
-    assert!(b["reactions"].as_array().unwrap().iter().all(|r| r["emoji"] != json!("🎉")), "a reaction with count 0 is still listed: {b}");
+    assert!(
+        b["reactions"].as_array().unwrap().iter().all(|r| r["emoji"] != json!("🎉")),
+        "a reaction with count 0 is still listed: {b}"
+    );
     ws.expect_event("reaction.removed").await;
 
     // validation
     let emoji_65_bytes = "😀".repeat(16) + "a"; // 65 bytes
-    for (what, emoji) in [("empty", json!("")), ("65 bytes", json!(emoji_65_bytes)), ("control char", json!("a\u{1}")), ("not a string", json!(1))] {
+    for (what, emoji) in [
+        ("empty", json!("")),
+        ("65 bytes", json!(emoji_65_bytes)),
+        ("control char", json!("a\u{1}")),
+        ("not a string", json!(1)),
+    ] {
         let r = api.post(&path, &bob, &json!({ "conversationId": conv, "emoji": emoji })).await;
-        assert_eq!((r.status, r.body["error"]["code"].as_str()), (400, Some("invalid_request")), "emoji {what}: {} {}", r.status, r.text);
+        assert_eq!(
+            (r.status, r.body["error"]["code"].as_str()),
+            (400, Some("invalid_request")),
+            "emoji {what}: {} {}",
+            r.status,
+            r.text
+        );
     }
     // 64 bytes is fine
     let r = api.post(&path, &bob, &json!({ "conversationId": conv, "emoji": "😀".repeat(16) })).await;
     r.expect(201);
     api.post(&path, &bob, &json!({ "emoji": "👍" })).await.expect_error(400, "invalid_request");
-    api.post(&format!("/v1/messages/{UNKNOWN_ULID}/reactions"), &bob, &json!({ "conversationId": conv, "emoji": "👍" }))
-        .await
-        .expect_error(404, "not_found");
+    api.post(
+        &format!("/v1/messages/{UNKNOWN_ULID}/reactions"),
+        &bob,
+        &json!({ "conversationId": conv, "emoji": "👍" }),
+    )
+    .await
+    .expect_error(404, "not_found");
 }
 
 #[tokio::test]
@@ -449,7 +556,13 @@ async fn reply_to() {
     assert!(ev["payload"]["replyTo"].is_null(), "replyTo of a plain message: {ev}");
     assert!(ev["payload"]["inReplyToMessageId"].is_null(), "{ev}");
 
-    let r = api.post("/v1/messages", &bob, &json!({ "conversationId": conv, "content": text("answer"), "inReplyToMessageId": m1["id"] })).await;
+    let r = api
+        .post(
+            "/v1/messages",
+            &bob,
+            &json!({ "conversationId": conv, "content": text("answer"), "inReplyToMessageId": m1["id"] }),
+        )
+        .await;
     let b = r.expect(201).clone();
     assert_eq!(b["message"]["inReplyToMessageId"], m1["id"]);
     let ev = ws.expect_event("message.created").await;
@@ -466,7 +579,13 @@ async fn reply_to() {
 async fn created_event_payload() {
     let Room { api, alice, bob, conv } = room().await;
     let (mut ws, ready) = Ws::connect_ready(&api, &conv, &bob).await;
-    let r = api.post("/v1/messages", &alice, &json!({ "conversationId": conv, "content": text("with id"), "clientId": "client-1" })).await;
+    let r = api
+        .post(
+            "/v1/messages",
+            &alice,
+            &json!({ "conversationId": conv, "content": text("with id"), "clientId": "client-1" }),
+        )
+        .await;
     let b = r.expect(201).clone();
     assert_eq!(b["clientId"], json!("client-1"));
     let ev = ws.expect_event("message.created").await;
@@ -484,21 +603,31 @@ async fn created_event_payload() {
 async fn unknown_message_is_404() {
     let Room { api, alice, conv, .. } = room().await;
     let u = UNKNOWN_ULID;
-    api.patch(&format!("/v1/messages/{u}"), &alice, &json!({ "conversationId": conv, "content": text("x"), "timestamp": now_ms() }))
-        .await
-        .expect_error(404, "not_found");
+    api.patch(
+        &format!("/v1/messages/{u}"),
+        &alice,
+        &json!({ "conversationId": conv, "content": text("x"), "timestamp": now_ms() }),
+    )
+    .await
+    .expect_error(404, "not_found");
     api.delete(&format!("/v1/messages/{u}?conversationId={conv}"), &alice).await.expect_error(404, "not_found");
     api.post(&format!("/v1/messages/{u}/reactions"), &alice, &json!({ "conversationId": conv, "emoji": "👍" }))
         .await
         .expect_error(404, "not_found");
-    api.delete(&format!("/v1/messages/{u}/reactions?conversationId={conv}&emoji=x"), &alice).await.expect_error(404, "not_found");
+    api.delete(&format!("/v1/messages/{u}/reactions?conversationId={conv}&emoji=x"), &alice)
+        .await
+        .expect_error(404, "not_found");
     // a message id that exists, but in another conversation
     let other = api.create_conversation(&alice, &uid("sb"), None, &[]).await;
     let m = api.send_text(&alice, &other, "elsewhere").await;
     let mid = m["id"].as_str().unwrap();
-    api.patch(&format!("/v1/messages/{mid}"), &alice, &json!({ "conversationId": conv, "content": text("x"), "timestamp": now_ms() }))
-        .await
-        .expect_error(404, "not_found");
+    api.patch(
+        &format!("/v1/messages/{mid}"),
+        &alice,
+        &json!({ "conversationId": conv, "content": text("x"), "timestamp": now_ms() }),
+    )
+    .await
+    .expect_error(404, "not_found");
     api.delete(&format!("/v1/messages/{mid}?conversationId={conv}"), &alice).await.expect_error(404, "not_found");
     assert_eq!(api.messages(&alice, &other).await[0]["content"], text("elsewhere"));
 }

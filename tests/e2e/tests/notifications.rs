@@ -34,7 +34,10 @@ struct Setup {
 fn start_once(cell: &'static OnceLock<Result<Setup, String>>, start: fn() -> Setup) -> &'static Setup {
     let started = cell.get_or_init(|| {
         std::panic::catch_unwind(start).map_err(|e| {
-            e.downcast_ref::<String>().cloned().or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string())).unwrap_or_else(|| "unknown panic".into())
+            e.downcast_ref::<String>()
+                .cloned()
+                .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_else(|| "unknown panic".into())
         })
     });
     match started {
@@ -62,7 +65,11 @@ fn direct() -> &'static Setup {
         nvars.push(("IDEM_TTL_MS".into(), DIRECT_TTL_MS.to_string()));
         nvars.push(("RECEIPT_DELAY_MS".into(), DIRECT_RECEIPT_DELAY_MS.to_string()));
         nvars.push(("EXPO_ACCESS_TOKEN".into(), EXPO_ACCESS_TOKEN.into()));
-        let server = Server::start_with(&StartOptions { notifications_vars: nvars, notifications_only: true, ..Default::default() });
+        let server = Server::start_with(&StartOptions {
+            notifications_vars: nvars,
+            notifications_only: true,
+            ..Default::default()
+        });
         Setup { fake, server }
     })
 }
@@ -76,7 +83,8 @@ fn device(who: &Who) -> String {
 }
 
 async fn register(api: &Api, who: &Who, token: &str) {
-    let r = api.post("/v1/push-tokens", who, &json!({ "token": token, "platform": "ios", "appVersion": "1.0.0" })).await;
+    let r =
+        api.post("/v1/push-tokens", who, &json!({ "token": token, "platform": "ios", "appVersion": "1.0.0" })).await;
     assert!(r.status == 201 || r.status == 200, "register {token}: {} {}", r.status, r.text);
 }
 
@@ -95,7 +103,11 @@ async fn badges(api: &Api, who: &Who) -> Value {
 }
 
 fn bucket_count(badges: &Value, bucket: &str) -> i64 {
-    badges["buckets"].as_array().and_then(|b| b.iter().find(|x| x["badgeBucket"] == bucket)).map(|x| x["badgeCount"].as_i64().unwrap_or(-1)).unwrap_or(0)
+    badges["buckets"]
+        .as_array()
+        .and_then(|b| b.iter().find(|x| x["badgeBucket"] == bucket))
+        .map(|x| x["badgeCount"].as_i64().unwrap_or(-1))
+        .unwrap_or(0)
 }
 
 /// A fresh, valid ULID (Crockford base32 of 48 bits of ms and 80 bits from a counter and the clock).
@@ -104,7 +116,9 @@ fn ulid() -> String {
     static N: AtomicU64 = AtomicU64::new(0);
     const ALPHABET: &[u8] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
     let ms = now_ms() as u128;
-    let rand = (std::process::id() as u128) << 48 ^ (N.fetch_add(1, Ordering::Relaxed) as u128) << 16 ^ (Instant::now().elapsed().as_nanos() & 0xffff);
+    let rand = (std::process::id() as u128) << 48
+        ^ (N.fetch_add(1, Ordering::Relaxed) as u128) << 16
+        ^ (Instant::now().elapsed().as_nanos() & 0xffff);
     let v: u128 = (ms << 80) | (rand & ((1u128 << 80) - 1));
     (0..26).rev().map(|i| ALPHABET[((v >> (i * 5)) & 31) as usize] as char).collect()
 }
@@ -141,7 +155,8 @@ async fn ledger(api: &Api, who: &Who) -> Value {
 
 /// Waits until `token` got `n` delivered messages, then a little longer to be sure no more come.
 async fn expect_delivered(fake: &FakeExpo, token: &str, n: usize) -> Vec<Value> {
-    fake.wait_for(&format!("{n} push(es) to {token}"), WAIT, |f| (f.delivered_to(token).len() >= n).then_some(())).await;
+    fake.wait_for(&format!("{n} push(es) to {token}"), WAIT, |f| (f.delivered_to(token).len() >= n).then_some(()))
+        .await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     let got = fake.delivered_to(token);
     assert_eq!(got.len(), n, "pushes to {token}: {got:#?}");
@@ -203,7 +218,13 @@ async fn bot_message_goes_to_all_humans() {
     register(&api, &bob, &device(&bob)).await;
     let conv = api.create_conversation(&alice, &sb, None, &[&bob.id]).await;
     let bot = api.bot_token(&sb).await;
-    api.post(&format!("/bot/v1/sandboxes/{sb}/conversations/{conv}/messages"), &bot, &json!({ "content": text("done") })).await.expect(201);
+    api.post(
+        &format!("/bot/v1/sandboxes/{sb}/conversations/{conv}/messages"),
+        &bot,
+        &json!({ "content": text("done") }),
+    )
+    .await
+    .expect(201);
     for w in [&alice, &bob] {
         let got = expect_delivered(fake, &device(w), 1).await;
         // The conversation is untitled or auto-titled from this first message.
@@ -352,7 +373,8 @@ async fn many_recipients_go_out_in_gzipped_requests_of_100() {
             let api = api.clone();
             let (alice, conv) = (alice.clone(), conv.clone());
             async move {
-                let r = api.post(&format!("/v1/conversations/{conv}/members"), &alice, &json!({ "userId": w.id })).await;
+                let r =
+                    api.post(&format!("/v1/conversations/{conv}/members"), &alice, &json!({ "userId": w.id })).await;
                 assert_eq!(r.status, 201, "add member: {}", r.text);
             }
         }))
@@ -360,8 +382,12 @@ async fn many_recipients_go_out_in_gzipped_requests_of_100() {
     }
     api.send_text(&alice, &conv, "hello everyone").await;
     let tokens: Vec<String> = people.iter().map(device).collect();
-    fake.wait_for("a push to each of 250 devices", WAIT, |f| tokens.iter().all(|t| f.delivered_to(t).len() == 1).then_some(())).await;
-    let mine: Vec<_> = fake.requests().into_iter().filter(|r| r.is_send() && r.tokens().iter().any(|t| tokens.contains(t))).collect();
+    fake.wait_for("a push to each of 250 devices", WAIT, |f| {
+        tokens.iter().all(|t| f.delivered_to(t).len() == 1).then_some(())
+    })
+    .await;
+    let mine: Vec<_> =
+        fake.requests().into_iter().filter(|r| r.is_send() && r.tokens().iter().any(|t| tokens.contains(t))).collect();
     let mut sizes: Vec<usize> = mine.iter().map(|r| r.messages().len()).collect();
     sizes.sort_unstable();
     assert_eq!(sizes, vec![50, 100, 100], "requests of at most 100 messages");
@@ -391,9 +417,13 @@ async fn mark_read_lowers_the_next_push_badge() {
     let got = expect_delivered(fake, &t, 3).await;
     assert_eq!(got.iter().map(|m| m["badge"].as_i64().unwrap()).collect::<Vec<_>>(), vec![1, 2, 3]);
     let b = badges(&api, &bob).await;
-    assert_eq!((b["total"].as_i64(), bucket_count(&b, &bucket(&sb, &c1)), bucket_count(&b, &bucket(&sb, &c2))), (Some(3), 2, 1));
+    assert_eq!(
+        (b["total"].as_i64(), bucket_count(&b, &bucket(&sb, &c1)), bucket_count(&b, &bucket(&sb, &c2))),
+        (Some(3), 2, 1)
+    );
 
-    let r = api.post(&format!("/v1/conversations/{c1}/mark-read"), &bob, &json!({ "lastSeenMessageId": last["id"] })).await;
+    let r =
+        api.post(&format!("/v1/conversations/{c1}/mark-read"), &bob, &json!({ "lastSeenMessageId": last["id"] })).await;
     assert_eq!(r.expect(200)["badgeCount"], 1, "{}", r.text);
     api.send_text(&alice, &c2, "d").await;
     let got = expect_delivered(fake, &t, 4).await;
@@ -441,17 +471,23 @@ async fn routes_authenticate_and_validate() {
     assert_eq!(p.expect(200), &json!({ "chatMessagesEnabled": true, "preview": "generic" }));
     let p = api.put("/v1/notification-preferences", &bob, &json!({ "preview": "full" })).await;
     assert_eq!(p.expect(200), &json!({ "chatMessagesEnabled": true, "preview": "full" }));
-    api.put("/v1/notification-preferences", &bob, &json!({ "preview": "loud" })).await.expect_error(400, "invalid_request");
+    api.put("/v1/notification-preferences", &bob, &json!({ "preview": "loud" }))
+        .await
+        .expect_error(400, "invalid_request");
     let p = api.get("/v1/notification-preferences", &bob).await;
     assert_eq!(p.expect(200)["preview"], "full");
 
     assert_eq!(badges(&api, &carol).await, json!({ "buckets": [], "total": 0 }));
-    api.post("/v1/badges/mark-read", &carol, &json!({ "badgeBucket": "nope" })).await.expect_error(400, "invalid_request");
+    api.post("/v1/badges/mark-read", &carol, &json!({ "badgeBucket": "nope" }))
+        .await
+        .expect_error(400, "invalid_request");
     let r = api.post("/v1/badges/mark-read", &carol, &json!({ "badgeBucket": bucket("sb1", &conv) })).await;
     assert_eq!(r.expect(200), &json!({ "badgeCount": 0 }));
     let bot = api.bot_token(&uid("sb")).await;
     api.get("/v1/badges", &bot).await.expect_error(403, "forbidden");
-    api.send("PATCH", "/v1/push-tokens", Some(&bob.token), Some(&json!({}))).await.expect_error(405, "method_not_allowed");
+    api.send("PATCH", "/v1/push-tokens", Some(&bob.token), Some(&json!({})))
+        .await
+        .expect_error(405, "method_not_allowed");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -474,7 +510,11 @@ async fn retry_after_expo_failure_never_counts_twice() {
     assert_eq!(fake.sends_to(&t).len(), 1, "a 400 is never retried");
     assert_eq!(badges(&api, &bob).await["total"], 1, "the badge counted when pending was written");
     let l = ledger(&api, &bob).await;
-    assert_eq!((l["records"][0]["status"].as_str(), l["records"][0]["counted"].as_bool()), (Some("failed"), Some(true)), "{l}");
+    assert_eq!(
+        (l["records"][0]["status"].as_str(), l["records"][0]["counted"].as_bool()),
+        (Some("failed"), Some(true)),
+        "{l}"
+    );
 
     let r = rpc(&api, "sendPushForConversation", &p).await;
     assert_eq!(outcome_of(&r, &bob.id), "delivered", "{r}");
@@ -528,7 +568,8 @@ async fn concurrent_replays_push_once() {
 async fn rpc_decisions_and_errors() {
     let Setup { fake, server } = direct();
     let api = Api::new(server);
-    let (viewer, recent, away, none) = (direct_user("viewer"), direct_user("recent"), direct_user("away"), direct_user("none"));
+    let (viewer, recent, away, none) =
+        (direct_user("viewer"), direct_user("recent"), direct_user("away"), direct_user("none"));
     for w in [&viewer, &recent, &away] {
         register(&api, w, &device(w)).await;
     }
@@ -539,7 +580,8 @@ async fn rpc_decisions_and_errors() {
         json!({ "userId": away.id, "viewing": false, "lastViewedAt": now - 60_000 }),
         offline(&none),
     ];
-    let r = rpc(&api, "sendPushForConversation", &payload(&ulid(), &ulid(), &uid("sb"), Some("alice"), &recipients)).await;
+    let r =
+        rpc(&api, "sendPushForConversation", &payload(&ulid(), &ulid(), &uid("sb"), Some("alice"), &recipients)).await;
     assert_eq!(outcome_of(&r, &viewer.id), "suppressed_presence");
     assert_eq!(outcome_of(&r, &recent.id), "suppressed_presence", "within the 10 s grace period");
     assert_eq!(outcome_of(&r, &away.id), "delivered");
@@ -549,7 +591,8 @@ async fn rpc_decisions_and_errors() {
 
     let r = rpc(&api, "sendPushForConversation", &payload(&ulid(), &ulid(), "", None, &[offline(&away)])).await;
     assert_eq!((r["skipped"].as_str(), r["outcomes"].as_array().map(Vec::len)), (Some("no_sandbox"), Some(0)));
-    let r = rpc(&api, "sendPushForConversation", &payload(&ulid(), &ulid(), "sb", Some(&away.id), &[offline(&away)])).await;
+    let r =
+        rpc(&api, "sendPushForConversation", &payload(&ulid(), &ulid(), "sb", Some(&away.id), &[offline(&away)])).await;
     assert_eq!(r["skipped"], "no_recipients");
 
     let bad = api.send_raw("POST", "/dev/rpc/sendPushForConversation", None, Some("not json".into())).await;
@@ -608,10 +651,15 @@ async fn short_ttl_alarm_removes_every_record_and_rearms() {
     let expiry = |l: &Value, key: &str| -> Option<i64> {
         l["records"].as_array().unwrap().iter().find(|r| r["key"] == key).and_then(|r| r["expiresAt"].as_i64())
     };
-    let expiries: Vec<i64> = keys.iter().map(|k| expiry(&first, k).unwrap_or_else(|| panic!("no record {k}: {first}"))).collect();
+    let expiries: Vec<i64> =
+        keys.iter().map(|k| expiry(&first, k).unwrap_or_else(|| panic!("no record {k}: {first}"))).collect();
     assert!(expiries.windows(2).all(|w| w[0] < w[1]));
     let alarm = first["alarmAt"].as_i64().expect("an alarm is set while records exist");
-    assert!(alarm <= expiries[0], "busy traffic did not postpone the alarm past the first expiry ({alarm} > {})", expiries[0]);
+    assert!(
+        alarm <= expiries[0],
+        "busy traffic did not postpone the alarm past the first expiry ({alarm} > {})",
+        expiries[0]
+    );
 
     // Watch until every record is gone.
     let slack = 2_500; // one alarm period's latency plus polling
@@ -668,8 +716,14 @@ async fn receipt_device_not_registered_removes_the_token() {
     assert_eq!(outcome_of(&r, &bob.id), "delivered");
     let l = ledger(&api, &bob).await;
     assert_eq!(l["receipts"].as_array().map(Vec::len), Some(1), "{l}");
-    fake.wait_for("a receipts request for the ticket", WAIT, |f| (!f.receipt_requests_for(&t).is_empty()).then_some(())).await;
-    assert!(sent.elapsed() >= Duration::from_millis(DIRECT_RECEIPT_DELAY_MS as u64 - 100), "receipts were checked too early");
+    fake.wait_for("a receipts request for the ticket", WAIT, |f| {
+        (!f.receipt_requests_for(&t).is_empty()).then_some(())
+    })
+    .await;
+    assert!(
+        sent.elapsed() >= Duration::from_millis(DIRECT_RECEIPT_DELAY_MS as u64 - 100),
+        "receipts were checked too early"
+    );
     let r = poll_until("the token is forgotten", WAIT, Duration::from_millis(300), || {
         let (api, bob, sb, conv) = (api.clone(), bob.clone(), sb.clone(), conv.clone());
         async move {
@@ -721,7 +775,8 @@ async fn badge_changes_reach_the_users_hub() {
     assert_eq!(up["context"], json!(ctx), "{up}");
     assert_eq!(up["payload"], json!({ "badgeBucket": bucket(&sb, &conv), "total": 1 }), "{up}");
 
-    let r = api.post(&format!("/v1/conversations/{conv}/mark-read"), &bob, &json!({ "lastSeenMessageId": m["id"] })).await;
+    let r =
+        api.post(&format!("/v1/conversations/{conv}/mark-read"), &bob, &json!({ "lastSeenMessageId": m["id"] })).await;
     assert_eq!(r.expect(200)["badgeCount"], 0, "{}", r.text);
     let down = next_badge_event(&mut ws).await;
     assert_eq!(down["payload"], json!({ "badgeBucket": bucket(&sb, &conv), "total": 0 }), "{down}");

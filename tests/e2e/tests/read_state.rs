@@ -66,12 +66,16 @@ async fn mark_read_errors() {
     let path = format!("/v1/conversations/{conv}/mark-read");
     api.post(&path, &alice, &json!({})).await.expect_error(400, "invalid_request");
     api.post(&path, &alice, &json!({ "lastSeenMessageId": "nope" })).await.expect_error(400, "invalid_request");
-    api.post(&path, &alice, &json!({ "lastSeenMessageId": m["id"], "extra": 1 })).await.expect_error(400, "invalid_request");
+    api.post(&path, &alice, &json!({ "lastSeenMessageId": m["id"], "extra": 1 }))
+        .await
+        .expect_error(400, "invalid_request");
     api.send_raw("POST", &path, Some(&alice.token), Some("{".into())).await.expect_error(400, "invalid_json");
     let eve = api.user("eve").await;
     api.post(&path, &eve, &json!({ "lastSeenMessageId": m["id"] })).await.expect_error(403, "forbidden");
     api.post(&format!("/v1/conversations/{UNKNOWN_ULID}/mark-read"), &alice, &json!({ "lastSeenMessageId": m["id"] }))
         .await
         .expect_error(404, "not_found");
-    api.send("POST", &path, None, Some(&json!({ "lastSeenMessageId": m["id"] }))).await.expect_error(401, "unauthorized");
+    api.send("POST", &path, None, Some(&json!({ "lastSeenMessageId": m["id"] })))
+        .await
+        .expect_error(401, "unauthorized");
 }

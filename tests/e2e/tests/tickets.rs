@@ -41,7 +41,9 @@ async fn hub_accepts(api: &Api, auth: WsAuth<'_>, who: &Who, what: &str) {
 
 /// The conversation socket accepts: `ready` comes first.
 async fn conv_accepts(api: &Api, conv: &str, auth: WsAuth<'_>, what: &str) {
-    let mut ws = Ws::open(api, conv, auth, None, what).await.unwrap_or_else(|r| panic!("{what}: refused: {} {}", r.status, r.text));
+    let mut ws = Ws::open(api, conv, auth, None, what)
+        .await
+        .unwrap_or_else(|r| panic!("{what}: refused: {} {}", r.status, r.text));
     let f: Value = ws.next_json(FRAME_TIMEOUT).await;
     assert_eq!(f["type"], json!("ready"), "{what}: {f}");
     ws.close().await;
@@ -90,7 +92,11 @@ async fn ticket_and_bearer_are_not_interchangeable() {
     let (t, _) = ticket(&api, &alice).await;
 
     // the ticket as a bearer token
-    for (method, path) in [("GET", "/v1/conversations".to_string()), ("GET", format!("/v1/conversations/{conv}")), ("POST", "/connect-ticket".to_string())] {
+    for (method, path) in [
+        ("GET", "/v1/conversations".to_string()),
+        ("GET", format!("/v1/conversations/{conv}")),
+        ("POST", "/connect-ticket".to_string()),
+    ] {
         let r = api.send(method, &path, Some(&t), None).await;
         assert_eq!(
             (r.status, r.body["error"]["code"].as_str()),
@@ -100,7 +106,13 @@ async fn ticket_and_bearer_are_not_interchangeable() {
             r.text
         );
     }
-    let r = api.post("/v1/messages", &Who { id: alice.id.clone(), token: t.clone() }, &json!({ "conversationId": conv, "content": text("x") })).await;
+    let r = api
+        .post(
+            "/v1/messages",
+            &Who { id: alice.id.clone(), token: t.clone() },
+            &json!({ "conversationId": conv, "content": text("x") }),
+        )
+        .await;
     r.expect_error(401, "unauthorized");
     let r = Ws::refused_path(&api, "/connect", WsAuth::Bearer(&t), None).await;
     assert_unauthorized(&r, "/connect with a ticket as bearer");

@@ -189,7 +189,13 @@ async fn message_create_over_socket() {
     assert_eq!(f["duplicate"], json!(true));
     assert_eq!(f["messageId"], json!(mid));
     // and the same clientId over HTTP: the original
-    let r = api.post("/v1/messages", &alice, &json!({ "conversationId": conv, "content": text("over the socket"), "clientId": "ws-c1" })).await;
+    let r = api
+        .post(
+            "/v1/messages",
+            &alice,
+            &json!({ "conversationId": conv, "content": text("over the socket"), "clientId": "ws-c1" }),
+        )
+        .await;
     assert_eq!(r.expect(200)["messageId"], json!(mid));
 
     // validation error: error frame with the request id, nothing created
@@ -203,7 +209,10 @@ async fn message_create_over_socket() {
     assert_eq!(f["requestId"], json!("r4"));
 
     // a reply over the socket from bob
-    bws.send_json(&json!({ "type": "message.create", "requestId": "b1", "content": text("reply"), "inReplyToMessageId": mid })).await;
+    bws.send_json(
+        &json!({ "type": "message.create", "requestId": "b1", "content": text("reply"), "inReplyToMessageId": mid }),
+    )
+    .await;
     let (ack, own) = ack_and_event(&mut bws, "b1").await;
     assert_eq!(ack["duplicate"], json!(false));
     assert_eq!(ack["message"]["inReplyToMessageId"], json!(mid));
@@ -283,7 +292,8 @@ async fn since_zero_replays_everything() {
     assert!(resync.is_none(), "a young conversation replays from 0: {resync:?}");
     let seqs: Vec<i64> = events.iter().map(|e| e["seq"].as_i64().unwrap()).collect();
     assert_eq!(seqs, (1..=ready).collect::<Vec<_>>(), "replay from 0 covers seq 1..=ready");
-    let created: Vec<&Value> = events.iter().filter(|e| e["event"] == json!("message.created")).map(|e| &e["payload"]["messageId"]).collect();
+    let created: Vec<&Value> =
+        events.iter().filter(|e| e["event"] == json!("message.created")).map(|e| &e["payload"]["messageId"]).collect();
     assert_eq!(created, ids.iter().collect::<Vec<_>>());
 }
 
@@ -313,7 +323,8 @@ async fn bulk_send(api: &Api, who: &Who, conv: &str, n: usize) {
     let mut sent = 0;
     while sent < n {
         let k = (n - sent).min(10);
-        let bodies: Vec<Value> = (0..k).map(|i| json!({ "conversationId": conv, "content": text(&format!("bulk {}", sent + i)) })).collect();
+        let bodies: Vec<Value> =
+            (0..k).map(|i| json!({ "conversationId": conv, "content": text(&format!("bulk {}", sent + i)) })).collect();
         let batch = join_all(bodies.iter().map(|b| api.post("/v1/messages", who, b))).await;
         for r in batch {
             r.expect(201);

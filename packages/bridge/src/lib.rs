@@ -1,0 +1,1 @@
+//! Sans-IO bridges to external chat platforms (see the crate description).

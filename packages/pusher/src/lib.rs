@@ -1,0 +1,1 @@
+//! Sans-IO Pusher Channels protocol 7 (see the crate description).
