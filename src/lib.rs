@@ -8,21 +8,20 @@
 //!   (for bots) the bot's online status.
 //! - `live`: `LiveChannelObject`, one per conversation: streamed NDJSON publish to live subscribers.
 //! - `rpc`: the commands the worker sends those objects.
-//! - `sql`: the objects' SQLite calls, one crossing into JavaScript per statement.
-//! - `http`, `platform`, `config`: responses, clock/randomness/raw socket sends, vars and secrets.
+//! - `config`: vars and secrets.
+//! - `http`, `sql`, `platform` come from `switchboard-worker-kit` (responses; the objects' SQLite
+//!   and the sans-IO objects' storage port; clock, randomness and one-call socket sends).
 
 mod api;
 mod config;
 mod conversation;
-mod http;
 mod live;
 mod member;
 mod notifications;
-mod platform;
 mod profiles;
 mod rpc;
-mod sql;
 
+use switchboard_worker_kit::{http, platform, sql};
 use worker::{event, Context, Env, Request, Response, Result};
 
 #[event(start)]

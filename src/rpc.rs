@@ -16,69 +16,8 @@ pub const CONVERSATION_HEADER: &str = "x-switchboard-conversation";
 /// The header that carries the authenticated member id from the worker to an object.
 pub const MEMBER_HEADER: &str = "x-switchboard-member";
 
-/// A command to a conversation, on behalf of `caller` (a member id the worker authenticated).
-#[derive(Debug, Serialize, Deserialize)]
-pub struct ConversationCall {
-    pub caller: String,
-    #[serde(flatten)]
-    pub command: ConversationCommand,
-}
-
-#[derive(Debug, Serialize, Deserialize)]
-#[serde(tag = "op", rename_all = "snake_case")]
-pub enum ConversationCommand {
-    Create {
-        conversation_id: String,
-        sandbox_id: String,
-        title: Option<String>,
-        members: Vec<String>,
-    },
-    Get,
-    Rename {
-        title: String,
-    },
-    AddMember {
-        member: String,
-    },
-    Leave,
-    ListMessages {
-        before: Option<String>,
-        limit: usize,
-    },
-    SendMessage {
-        content: Value,
-        in_reply_to_message_id: Option<String>,
-        client_id: Option<String>,
-    },
-    EditMessage {
-        message_id: String,
-        content: Value,
-        timestamp: i64,
-    },
-    DeleteMessage {
-        message_id: String,
-    },
-    AddReaction {
-        message_id: String,
-        emoji: String,
-    },
-    RemoveReaction {
-        message_id: String,
-        emoji: String,
-    },
-    MarkRead {
-        message_id: String,
-    },
-    /// The caller's hub follows this conversation (`watching`) and/or is present in it.
-    Watch {
-        watching: bool,
-        present: bool,
-    },
-    Presence,
-    Typing {
-        stop: bool,
-    },
-}
+/// Commands to a conversation: defined by its state machine, sent as JSON.
+pub use switchboard_conversation::commands::{Call as ConversationCall, Command as ConversationCommand};
 
 /// A command to a member's object.
 #[derive(Debug, Serialize, Deserialize)]
@@ -134,10 +73,7 @@ pub enum MemberCommand {
     },
 }
 
-fn stub(env: &Env, binding: &str, name: &str) -> Result<Stub, ApiError> {
-    let ns = env.durable_object(binding).map_err(|e| internal("durable object binding", e))?;
-    ns.get_by_name(name).map_err(|e| internal("durable object stub", e))
-}
+use switchboard_worker_kit::call::{post, stub};
 
 /// The member object's stub (kept by conversations so calls to one hub stay in order).
 pub fn member_stub(env: &Env, member_id: &str) -> Result<Stub, ApiError> {
@@ -147,13 +83,6 @@ pub fn member_stub(env: &Env, member_id: &str) -> Result<Stub, ApiError> {
 /// Sends an already-encoded command to a stub.
 pub async fn post_to(stub: &Stub, body: String) -> Result<Response, ApiError> {
     post(stub, body).await
-}
-
-async fn post(stub: &Stub, body: String) -> Result<Response, ApiError> {
-    let mut init = RequestInit::new();
-    init.with_method(Method::Post).with_body(Some(body.into()));
-    let req = Request::new_with_init("https://object/rpc", &init).map_err(|e| internal("build rpc", e))?;
-    stub.fetch_with_request(req).await.map_err(|e| internal("call durable object", e))
 }
 
 pub async fn conversation(

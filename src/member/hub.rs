@@ -448,12 +448,7 @@ impl MemberObject {
 
     /// Arms the sweep for `at`, unless it is already due sooner.
     async fn ensure_sweep_at(&self, at: i64) {
-        let storage = self.state.storage();
-        let current = storage.get_alarm().await.ok().flatten();
-        if switchboard_core::alarm::should_set(current, Some(at)) {
-            let _ =
-                storage.set_alarm(worker::ScheduledTime::new(js_sys::Date::new(&JsValue::from_f64(at as f64)))).await;
-        }
+        self.alarm.ensure(&self.state.storage(), at).await;
     }
 
     async fn ensure_sweep(&self) {

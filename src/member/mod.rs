@@ -56,6 +56,7 @@ pub struct MemberObject {
     /// The JavaScript `DurableObjectState`, for the calls workers-rs does not wrap.
     raw_state: wasm_bindgen::JsValue,
     hub: HubState,
+    alarm: switchboard_worker_kit::alarm::AlarmSlot,
 }
 
 impl DurableObject for MemberObject {
@@ -68,7 +69,7 @@ impl DurableObject for MemberObject {
             worker::console_error!("member schema: {e}");
         }
         hub::set_auto_response(&state);
-        MemberObject { state, env, sql, raw_state, hub: HubState::default() }
+        MemberObject { state, env, sql, raw_state, hub: HubState::default(), alarm: Default::default() }
     }
 
     async fn fetch(&self, mut req: Request) -> worker::Result<Response> {
@@ -90,6 +91,7 @@ impl DurableObject for MemberObject {
     }
 
     async fn alarm(&self) -> worker::Result<Response> {
+        self.alarm.fired();
         self.sweep_stale_sockets().await;
         Response::ok("ok")
     }

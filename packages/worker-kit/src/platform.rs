@@ -22,6 +22,16 @@ pub fn random_u128() -> u128 {
     u128::from_le_bytes(buf)
 }
 
+/// 64 random bits from the platform's CSPRNG (jitter).
+pub fn random_u64() -> u64 {
+    random_u128() as u64
+}
+
+/// Waits `ms` milliseconds.
+pub async fn sleep_ms(ms: u64) {
+    worker::Delay::from(std::time::Duration::from_millis(ms)).await;
+}
+
 /// An unguessable token (hex of 128 random bits).
 pub fn nonce() -> String {
     format!("{:032x}", random_u128())

@@ -11,6 +11,7 @@
 //! float has no JSON form and is refused with an error (no table here stores either).
 
 use serde::de::DeserializeOwned;
+use switchboard_core::store::{Arg, Store, StoreError};
 use wasm_bindgen::prelude::*;
 use worker::{SqlStorage, SqlStorageValue};
 
@@ -18,7 +19,9 @@ type Result<T> = worker::Result<T>;
 
 #[wasm_bindgen(
     inline_js = "export function sql_run(sql, q, args) { const c = args === '[]' ? sql.exec(q) : sql.exec(q, ...JSON.parse(args)); return c.rowsWritten; }
-export function sql_rows(sql, q, args) { const c = args === '[]' ? sql.exec(q) : sql.exec(q, ...JSON.parse(args)); return JSON.stringify(c.toArray()); }"
+export function sql_rows(sql, q, args) { const c = args === '[]' ? sql.exec(q) : sql.exec(q, ...JSON.parse(args)); return JSON.stringify(c.toArray()); }
+const ROLLBACK = {};
+export function sql_atomic(state, body) { try { state.storage.transactionSync(() => { if (!body()) throw ROLLBACK; }); return true; } catch (e) { if (e === ROLLBACK) return false; throw e; } }"
 )]
 extern "C" {
     /// Runs one statement; answers the rows it wrote.
@@ -27,16 +30,27 @@ extern "C" {
     /// Runs one statement; answers its rows as one JSON array of objects.
     #[wasm_bindgen(catch)]
     fn sql_rows(sql: &JsValue, q: &str, args: &str) -> std::result::Result<String, JsValue>;
+    /// Runs `body` inside `state.storage.transactionSync`: committed when it answers true, rolled
+    /// back when it answers false (answers false then) or a statement throws.
+    #[wasm_bindgen(catch)]
+    fn sql_atomic(state: &JsValue, body: &mut dyn FnMut() -> bool) -> std::result::Result<bool, JsValue>;
 }
 
 /// An object's SQLite database.
 pub struct Sql {
     raw: JsValue,
+    /// The object's JavaScript `DurableObjectState`, for `transactionSync` (see [`Store`]).
+    state: JsValue,
 }
 
 impl Sql {
     pub fn new(storage: SqlStorage) -> Self {
-        Sql { raw: storage.as_ref().clone() }
+        Sql { raw: storage.as_ref().clone(), state: JsValue::UNDEFINED }
+    }
+
+    /// The database of the object whose JavaScript state is `state`, with transactions.
+    pub fn with_transactions(storage: SqlStorage, state: JsValue) -> Self {
+        Sql { raw: storage.as_ref().clone(), state }
     }
 
     /// Runs a statement (or several, without bindings); answers the rows written.
@@ -92,4 +106,52 @@ fn args_json(bindings: &[SqlStorageValue]) -> Result<String> {
     }
     out.push(']');
     Ok(out)
+}
+
+fn store_err(e: JsValue) -> StoreError {
+    StoreError(worker::Error::from(e).to_string())
+}
+
+/// The bindings of the sans-IO core as one JSON array.
+fn core_args_json(args: &[Arg]) -> std::result::Result<String, StoreError> {
+    use std::fmt::Write as _;
+    let mut out = String::with_capacity(2 + args.len() * 16);
+    out.push('[');
+    for (i, a) in args.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        match a {
+            Arg::Null => out.push_str("null"),
+            Arg::Int(n) => {
+                let _ = write!(out, "{n}");
+            }
+            Arg::Text(s) => {
+                let escaped = serde_json::to_string(s).map_err(|e| StoreError(e.to_string()))?;
+                out.push_str(&escaped);
+            }
+        }
+    }
+    out.push(']');
+    Ok(out)
+}
+
+/// The storage port of the sans-IO objects (`switchboard_conversation::Store`).
+impl Store for Sql {
+    fn run(&self, sql: &str, args: &[Arg]) -> std::result::Result<usize, StoreError> {
+        let written = sql_run(&self.raw, sql, &core_args_json(args)?).map_err(store_err)?;
+        Ok(written.max(0.0) as usize)
+    }
+
+    fn rows_json(&self, sql: &str, args: &[Arg]) -> std::result::Result<String, StoreError> {
+        sql_rows(&self.raw, sql, &core_args_json(args)?).map_err(store_err)
+    }
+
+    fn atomic(&self, body: &mut dyn FnMut() -> bool) -> std::result::Result<(), StoreError> {
+        if self.state.is_undefined() {
+            return Err(StoreError("this database was opened without transactions".into()));
+        }
+        let mut run = || body();
+        sql_atomic(&self.state, &mut run).map(|_| ()).map_err(store_err)
+    }
 }

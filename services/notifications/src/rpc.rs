@@ -2,13 +2,12 @@
 //! their answers. An object answers 200 with the JSON answer, or an error status with
 //! `{"error":{"code","message"}}`.
 
-use crate::http::internal;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use switchboard_core::ApiError;
 use switchboard_notify_contract::Outcome;
 use switchboard_notify_core::ledger::Suppression;
-use worker::{Env, Method, Request, RequestInit};
+use worker::Env;
 
 /// The Durable Object namespace binding of `UserNotifications`.
 pub const USERS: &str = "USERS";
@@ -74,19 +73,6 @@ pub struct ClearAnswer {
 
 /// Sends `cmd` to `user_id`'s object and reads its answer.
 pub async fn call<T: DeserializeOwned>(env: &Env, user_id: &str, cmd: &UserCommand) -> Result<T, ApiError> {
-    let ns = env.durable_object(USERS).map_err(|e| internal("durable object binding", e))?;
-    let stub = ns.get_by_name(user_id).map_err(|e| internal("durable object stub", e))?;
-    let body = serde_json::to_string(cmd).map_err(|e| internal("encode user rpc", e))?;
-    let mut init = RequestInit::new();
-    init.with_method(Method::Post).with_body(Some(body.into()));
-    let req = Request::new_with_init("https://user/rpc", &init).map_err(|e| internal("build user rpc", e))?;
-    let mut resp = stub.fetch_with_request(req).await.map_err(|e| internal("call user object", e))?;
-    let status = resp.status_code();
-    let text = resp.text().await.map_err(|e| internal("read user answer", e))?;
-    if status != 200 {
-        let v: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
-        return Err(serde_json::from_value::<ApiError>(v["error"].clone())
-            .unwrap_or_else(|_| internal("user object", format!("{status} {text}"))));
-    }
-    serde_json::from_str(&text).map_err(|e| internal("decode user answer", e))
+    let stub = switchboard_worker_kit::call::stub(env, USERS, user_id)?;
+    switchboard_worker_kit::call::call(&stub, cmd).await
 }

@@ -19,17 +19,14 @@ use crate::rpc::{BadgesAnswer, BucketCount, ClaimAnswer, ClearAnswer, PendingRec
 use crate::store;
 use serde::Deserialize;
 use serde_json::json;
-use std::cell::Cell;
 use switchboard_core::ApiError;
 use switchboard_notify_core::alarm;
 use switchboard_notify_core::badges::{self, Counts};
 use switchboard_notify_core::config::PENDING_LEASE_MS;
 use switchboard_notify_core::expo::{receipt_action, ReceiptAction, MAX_RECEIPT_ATTEMPTS};
 use switchboard_notify_core::ledger::{self, Claim, Record, Status, Suppression, Timing};
-use worker::{
-    durable_object, wasm_bindgen, DurableObject, Env, Request, Response, ScheduledTime, SqlStorage, SqlStorageValue,
-    State,
-};
+use switchboard_worker_kit::alarm::AlarmSlot;
+use worker::{durable_object, wasm_bindgen, DurableObject, Env, Request, Response, SqlStorage, SqlStorageValue, State};
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS records (
@@ -86,7 +83,7 @@ pub struct UserNotifications {
     env: Env,
     sql: SqlStorage,
     /// The alarm time we last set or read; `None` = unknown or none.
-    alarm_at: Cell<Option<i64>>,
+    alarm: AlarmSlot,
 }
 
 impl DurableObject for UserNotifications {
@@ -95,7 +92,7 @@ impl DurableObject for UserNotifications {
         if let Err(e) = sql.exec(SCHEMA, None) {
             worker::console_error!("user notifications schema: {e}");
         }
-        UserNotifications { state, env, sql, alarm_at: Cell::new(None) }
+        UserNotifications { state, env, sql, alarm: AlarmSlot::new() }
     }
 
     async fn fetch(&self, mut req: Request) -> worker::Result<Response> {
@@ -113,7 +110,7 @@ impl DurableObject for UserNotifications {
     }
 
     async fn alarm(&self) -> worker::Result<Response> {
-        self.alarm_at.set(None);
+        self.alarm.fired();
         self.run_alarm().await;
         Response::ok("ok")
     }
@@ -311,23 +308,7 @@ impl UserNotifications {
 
     /// Sets the alarm at `wanted` when none is set or it is needed sooner; never later.
     async fn ensure_alarm(&self, wanted: i64) {
-        let current = match self.alarm_at.get() {
-            Some(c) => Some(c),
-            None => {
-                let read = self.state.storage().get_alarm().await.ok().flatten();
-                // Another request may have set it while we waited.
-                self.alarm_at.get().or(read)
-            }
-        };
-        if alarm::should_set(current, wanted) {
-            self.alarm_at.set(Some(wanted));
-            if let Err(e) = self.state.storage().set_alarm(at(wanted)).await {
-                worker::console_error!("set alarm: {e}");
-                self.alarm_at.set(None);
-            }
-        } else if self.alarm_at.get().is_none() {
-            self.alarm_at.set(current);
-        }
+        self.alarm.ensure(&self.state.storage(), wanted).await;
     }
 
     async fn run_alarm(&self) {
@@ -343,14 +324,9 @@ impl UserNotifications {
         let earliest_receipt = self.scalar("SELECT MIN(due_at) AS v FROM receipts").unwrap_or(None);
         // A write during this handler's awaits may have asked for an earlier alarm.
         let next =
-            [alarm::next_fire(earliest_record, earliest_receipt), self.alarm_at.get()].into_iter().flatten().min();
+            [alarm::next_fire(earliest_record, earliest_receipt), self.alarm.known()].into_iter().flatten().min();
         if let Some(at_ms) = next {
-            let at_ms = at_ms.max(now + 1);
-            self.alarm_at.set(Some(at_ms));
-            if let Err(e) = self.state.storage().set_alarm(at(at_ms)).await {
-                worker::console_error!("re-arm alarm: {e}");
-                self.alarm_at.set(None);
-            }
+            self.alarm.set(&self.state.storage(), at_ms.max(now + 1)).await;
         }
     }
 
@@ -412,8 +388,4 @@ impl UserNotifications {
             )
         }
     }
-}
-
-fn at(ms: i64) -> ScheduledTime {
-    ScheduledTime::new(js_sys::Date::new(&wasm_bindgen::JsValue::from_f64(ms as f64)))
 }
