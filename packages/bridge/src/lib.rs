@@ -58,5 +58,6 @@ pub mod kick_send;
 pub mod kosmi;
 pub mod lenient;
 pub mod limits;
+pub mod link;
 pub mod nick;
 pub mod source;

@@ -33,6 +33,8 @@ pub struct Cache {
     /// The conversation row. Dropped by every write to the row; a send's activity and each
     /// event's seq update it in place.
     pub meta: RefCell<Option<MetaRow>>,
+    /// Bridges that relay members' messages out. Dropped by link and unlink.
+    pub outbound_bridges: RefCell<Option<Rc<Vec<String>>>>,
 }
 
 impl Cache {
@@ -41,6 +43,7 @@ impl Cache {
         self.watchers.replace(None);
         self.last_message_id.replace(None);
         self.meta.replace(None);
+        self.outbound_bridges.replace(None);
     }
 }
 

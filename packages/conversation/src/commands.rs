@@ -2,6 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use switchboard_bridge::link::Link;
 
 /// A command on behalf of `caller` (a member id the worker authenticated).
 #[derive(Debug, Serialize, Deserialize)]
@@ -65,4 +66,47 @@ pub enum Command {
     Typing {
         stop: bool,
     },
+    /// A member links a room of another platform (validated by `Link::parse` at the edge).
+    LinkBridge {
+        link: Link,
+    },
+    ListBridges,
+    UnlinkBridge {
+        bridge_id: String,
+    },
+    /// From a bridge object (never from a client): one thing that happened in the external room.
+    BridgeIngest {
+        bridge_id: String,
+        item: Ingest,
+    },
+    /// From a bridge object: its connection state and counters.
+    BridgeStatus {
+        bridge_id: String,
+        status: BridgeStatus,
+    },
+}
+
+/// What a bridge brings in.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Ingest {
+    /// A message of the room. `idempotency_key` (e.g. `kick:{id}`) makes our copy exactly once;
+    /// `reply_to_key` names the original's key when it is a reply.
+    Message { idempotency_key: String, sender_id: String, text: String, source: Value, reply_to_key: Option<String> },
+    /// The room deleted a message: our copy is soft-deleted.
+    Delete { idempotency_key: String },
+    /// A moderation or room event (`bridge.user_banned`, ...), logged as a conversation event.
+    Notice { name: String, payload: Value },
+}
+
+/// A bridge's state as it reports it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BridgeStatus {
+    /// `connecting`, `live`, `backoff` or `failed`.
+    pub state: String,
+    pub reason: Option<String>,
+    pub last_event_at: Option<i64>,
+    pub received: i64,
+    pub relayed: i64,
 }

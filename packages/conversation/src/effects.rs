@@ -19,6 +19,27 @@ pub struct Effects {
     pub unwatched: Option<String>,
     /// The alarm must fire no later than this (epoch ms).
     pub alarm_at: Option<i64>,
+    /// Bridges to start (linked) and stop (unlinked).
+    pub bridges_started: Vec<BridgeStart>,
+    pub bridges_stopped: Vec<String>,
+    /// A member's message for the bridges that relay outbound.
+    pub to_bridges: Vec<OutboundRelay>,
+}
+
+/// A bridge just linked: the shell starts its object.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BridgeStart {
+    pub bridge_id: String,
+    pub link: switchboard_bridge::link::Link,
+}
+
+/// A member's message, for one bridge that relays outbound.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutboundRelay {
+    pub bridge_id: String,
+    pub message_id: String,
+    pub sender_id: String,
+    pub text: String,
 }
 
 impl Effects {

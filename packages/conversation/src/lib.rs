@@ -16,9 +16,11 @@
 //! the shell to do), [`members`] (create, rename, add, leave, detail), [`messages`] (send, edit,
 //! delete, list, reactions, read positions), [`presence`] (hub watching, roster, typing),
 //! [`sockets`] (accept and resume, incoming frames, closes), [`fanout`] (events, frames, pushes),
-//! [`alarm`] (typing expiry, idempotency sweep, the list flush).
+//! [`alarm`] (typing expiry, idempotency sweep, the list flush), [`bridges`] (rooms of other
+//! platforms linked to the conversation, their messages in, members' messages out).
 
 pub mod alarm;
+pub mod bridges;
 pub mod cache;
 pub mod commands;
 pub mod effects;
@@ -115,9 +117,30 @@ impl<S: Store> Conversation<S> {
         }
     }
 
-    /// Creates the tables that are missing.
+    /// Creates the tables that are missing and applies the migrations not yet applied.
     pub fn ensure_schema(&self) -> Result<(), StoreError> {
-        self.store.run(schema::SCHEMA, &[]).map(|_| ())
+        self.store.run(schema::SCHEMA, &[])?;
+        let version = self.store.scalar("SELECT version AS v FROM schema_version WHERE id = 1", &[])?.unwrap_or(0);
+        for (i, migration) in schema::MIGRATIONS.iter().enumerate().skip(version.max(0) as usize) {
+            let mut failed = None;
+            self.store.atomic(&mut || {
+                let r = self.store.run(migration, &[]).and_then(|_| {
+                    self.store.run(
+                        "INSERT OR REPLACE INTO schema_version (id, version) VALUES (1, ?)",
+                        &[(i as i64 + 1).into()],
+                    )
+                });
+                let ok = r.is_ok();
+                if let Err(e) = r {
+                    failed = Some(e);
+                }
+                ok
+            })?;
+            if let Some(e) = failed {
+                return Err(e);
+            }
+        }
+        Ok(())
     }
 
     pub fn store(&self) -> &S {
@@ -167,6 +190,11 @@ impl<S: Store> Conversation<S> {
             C::Watch { watching, present } => self.watch(caller, watching, present),
             C::Presence => self.read(|| self.roster(caller)),
             C::Typing { stop } => self.typing(caller, stop, ctx.now_ms),
+            C::LinkBridge { link } => self.link_bridge(caller, link, ctx),
+            C::ListBridges => self.read(|| self.list_bridges(caller)),
+            C::UnlinkBridge { bridge_id } => self.unlink_bridge(caller, &bridge_id, ctx.now_ms),
+            C::BridgeIngest { bridge_id, item } => self.ingest(&bridge_id, item, ctx),
+            C::BridgeStatus { bridge_id, status } => self.bridge_status(&bridge_id, status),
         }
     }
 

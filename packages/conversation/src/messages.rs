@@ -25,6 +25,8 @@ pub(crate) struct MessageRow {
     pub client_updated_at: Option<i64>,
     pub deleted: i64,
     pub delivery_failed: i64,
+    #[serde(default)]
+    pub source: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -73,6 +75,10 @@ impl<S: Store> Conversation<S> {
         let (sent, mut effects) = self.command(|| self.send_inner(caller, content, in_reply_to, client_id, ctx));
         if let Ok(s) = &sent {
             if !s.duplicate {
+                if let Err(e) = self.relay_out(&s.message, &mut effects) {
+                    effects.to_bridges.clear();
+                    let _ = e;
+                }
                 // The push is prepared after the commit: a failure to prepare it never fails the send.
                 match self.push_request(&s.meta, &s.message, ctx.now_ms, ctx.socket_members) {
                     Ok(p) => effects.push = p,
@@ -168,6 +174,7 @@ impl<S: Store> Conversation<S> {
             deleted: false,
             delivery_failed: false,
             reactions: vec![],
+            source: None,
         };
         self.emit(Event::MessageCreated {
             message: message.clone(),
@@ -250,12 +257,7 @@ impl<S: Store> Conversation<S> {
                 return Err(ApiError::forbidden("only the sender may delete a message"));
             }
             if row.deleted == 0 {
-                self.exec(
-                    "UPDATE messages SET deleted = 1, content = '[]', updated_at = ? WHERE id = ?",
-                    &[now.into(), message_id.into()],
-                )?;
-                self.exec("DELETE FROM reactions WHERE message_id = ?", &[message_id.into()])?;
-                self.emit(Event::MessageDeleted { message_id: message_id.to_string() })?;
+                self.soft_delete(message_id, now)?;
             }
             Ok(Reply::no_content())
         })
@@ -355,6 +357,20 @@ impl<S: Store> Conversation<S> {
         })
     }
 
+    /// Deletes a message's content and reactions (the row stays: ids and replies keep pointing
+    /// at it) and tells the members. Nothing happens to a message already deleted.
+    pub(crate) fn soft_delete(&self, message_id: &str, now: i64) -> Result<(), ApiError> {
+        let written = self.exec(
+            "UPDATE messages SET deleted = 1, content = '[]', updated_at = ? WHERE id = ? AND deleted = 0",
+            &[now.into(), message_id.into()],
+        )?;
+        if written > 0 {
+            self.exec("DELETE FROM reactions WHERE message_id = ?", &[message_id.into()])?;
+            self.emit(Event::MessageDeleted { message_id: message_id.to_string() })?;
+        }
+        Ok(())
+    }
+
     fn find_message(&self, message_id: &str) -> Result<Option<MessageRow>, ApiError> {
         Ok(self.query::<MessageRow>("SELECT * FROM messages WHERE id = ?", &[message_id.into()])?.into_iter().next())
     }
@@ -404,6 +420,7 @@ impl<S: Store> Conversation<S> {
                     deleted: r.deleted != 0,
                     delivery_failed: r.delivery_failed != 0,
                     reactions: reactions::summarize(mine.map(|x| (x.emoji.as_str(), x.member_id.as_str()))),
+                    source: r.source.as_deref().and_then(|s| serde_json::from_str(s).ok()),
                 })
             })
             .collect()

@@ -10,6 +10,17 @@ use switchboard_core::{typing, ApiError};
 
 type Outcome = (Result<Reply, ApiError>, Effects);
 
+/// Watchers named with this prefix are relays, not members: the Pusher endpoint's object
+/// (`bot:relay:pusher:{appId}`) watches conversations whose channels its sockets subscribed to, after
+/// the worker checked each subscriber's membership. No member id starts with it (user ids may not
+/// start with `bot:`, bots are `bot:kiloclaw:…`), so no member can pose as a relay.
+pub const RELAY_WATCHER_PREFIX: &str = "bot:relay:";
+
+/// Is this watcher a relay (see [`RELAY_WATCHER_PREFIX`])?
+pub fn is_relay(watcher: &str) -> bool {
+    watcher.starts_with(RELAY_WATCHER_PREFIX)
+}
+
 impl<S: Store> Conversation<S> {
     /// A member's hub now watches (or stops watching) this conversation, and is (or is not) present.
     pub(crate) fn watch(&self, caller: &str, watching: bool, present: bool) -> Outcome {
@@ -26,7 +37,15 @@ impl<S: Store> Conversation<S> {
                 }
                 return Ok(Reply::no_content());
             }
-            self.require_member(caller)?;
+            // A relay (another endpoint's object, which authorized its own sockets) is no member
+            // and never present; it only needs the conversation to exist.
+            let present = if is_relay(caller) {
+                self.meta()?.ok_or_else(|| ApiError::not_found("conversation not found"))?;
+                false
+            } else {
+                self.require_member(caller)?;
+                present
+            };
             self.cache.watchers.replace(None);
             self.exec(
                 "INSERT OR REPLACE INTO watchers (member_id, present) VALUES (?, ?)",

@@ -93,7 +93,7 @@ mod tests {
         assert_eq!(b.failures(), 5);
         b.connected(1_000);
         // up for 59 s: not stable, the count goes on
-        assert_eq!(b.failed(60_000 - 1, 0), 30_000);
+        assert_eq!(b.failed(60_000 - 1, 0), 16_000);
         b.connected(100_000);
         // up for 60 s: stable, back to the first step
         assert_eq!(b.failed(160_000, 0), 500);

@@ -29,6 +29,16 @@ pub enum Route {
     BotStatus(String),
     /// Served by the notifications worker; the chat worker forwards these unchanged.
     Notifications,
+    /// `GET /app/{key}`: a Pusher protocol-7 socket.
+    PusherSocket(String),
+    /// `/apps/{appId}/...`: Pusher's signed HTTP API (routed further by `switchboard_pusher::http_api`).
+    PusherApi,
+    /// `POST /pusher/auth`: channel authorization for our users.
+    PusherAuth,
+    /// `POST /pusher/user-auth`: user authentication (`pusher:signin`) for our users.
+    PusherUserAuth,
+    /// `POST /dev/pusher/reconnect` (local mode only): closes every Pusher socket with 4200.
+    DevPusherReconnect,
 }
 
 impl Route {
@@ -65,6 +75,11 @@ impl Route {
             ["bot", "v1", "sandboxes", sb, "conversations", c, "messages", m] => Route::BotMessage(s(sb), s(c), s(m)),
             ["bot", "v1", "sandboxes", sb, "profile"] => Route::BotProfile(s(sb)),
             ["bot", "v1", "sandboxes", sb, "bot-status"] => Route::BotStatus(s(sb)),
+            ["app", key] => Route::PusherSocket(s(key)),
+            ["apps", _, ..] => Route::PusherApi,
+            ["pusher", "auth"] => Route::PusherAuth,
+            ["pusher", "user-auth"] => Route::PusherUserAuth,
+            ["dev", "pusher", "reconnect"] => Route::DevPusherReconnect,
             ["v1", "push-tokens"]
             | ["v1", "notification-preferences"]
             | ["v1", "badges"]
@@ -96,6 +111,11 @@ mod tests {
         assert_eq!(Route::parse("/v1/conversations/C/presence"), Some(Route::ConversationPresence("C".into())));
         assert_eq!(Route::parse("/v1/conversations/C/live"), Some(Route::ConversationLive("C".into())));
         assert_eq!(Route::parse("/bot/v1/sandboxes/sb/bot-status"), Some(Route::BotStatus("sb".into())));
+        assert_eq!(Route::parse("/app/key1"), Some(Route::PusherSocket("key1".into())));
+        assert_eq!(Route::parse("/apps/1/channels/presence-a/users"), Some(Route::PusherApi));
+        assert_eq!(Route::parse("/pusher/auth"), Some(Route::PusherAuth));
+        assert_eq!(Route::parse("/pusher/user-auth"), Some(Route::PusherUserAuth));
+        assert_eq!(Route::parse("/dev/pusher/reconnect"), Some(Route::DevPusherReconnect));
         for p in ["/v1/push-tokens", "/v1/notification-preferences", "/v1/badges", "/v1/badges/mark-read"] {
             assert_eq!(Route::parse(p), Some(Route::Notifications), "{p}");
         }
