@@ -27,9 +27,10 @@ use switchboard_conversation::{Config, Conversation, Ctx, HubDelivery};
 use switchboard_core::limits::close;
 use switchboard_core::{replay, ApiError};
 use switchboard_worker_kit::alarm::AlarmSlot;
+use switchboard_worker_kit::socket;
 use worker::{
-    durable_object, wasm_bindgen, DurableObject, Env, Request, Response, ResponseBuilder, State, Stub, WebSocket,
-    WebSocketIncomingMessage, WebSocketPair, WebSocketRequestResponsePair,
+    durable_object, wasm_bindgen, DurableObject, Env, Request, Response, State, Stub, WebSocket,
+    WebSocketIncomingMessage,
 };
 
 /// Per-socket state, kept in the socket's attachment so it survives hibernation.
@@ -68,10 +69,7 @@ impl DurableObject for ConversationObject {
             worker::console_error!("conversation schema: {e}");
         }
         // `ping` is answered by the runtime without waking the object.
-        match WebSocketRequestResponsePair::new("ping", "pong") {
-            Ok(pair) => state.set_websocket_auto_response(&pair),
-            Err(e) => worker::console_error!("auto-response: {e:?}"),
-        }
+        socket::auto_response(&state, "ping", "pong");
         ConversationObject {
             state,
             raw_state,
@@ -175,18 +173,14 @@ impl ConversationObject {
         let since = replay::parse_since(since_raw.as_deref())?;
         let frames = self.core.accept(&member, since)?;
 
-        let pair = WebSocketPair::new().map_err(|e| internal("socket pair", e))?;
-        let server = pair.server;
         // Untagged: the attachment names the member, and a tag would cost the runtime memory per
         // socket (~10 KiB measured with 5,000 idle sockets) for lookups that are rare here.
-        self.state.accept_web_socket(&server);
-        server
-            .serialize_attachment(Attachment { member: member.clone(), connected_at: platform::now_ms() })
-            .map_err(|e| internal("socket attachment", e))?;
+        let attachment = Attachment { member: member.clone(), connected_at: platform::now_ms() };
+        let accepted = socket::accept(&self.state, &attachment, &[])?;
         for frame in &frames {
-            let _ = server.send_with_str(frame);
+            let _ = accepted.server.send_with_str(frame);
         }
-        Ok(ResponseBuilder::new().with_status(101).with_websocket(pair.client).empty())
+        Ok(accepted.response)
     }
 
     fn socket_gone(&self, ws: &WebSocket) {

@@ -69,6 +69,7 @@ mod web_sys_socket {
 export function attachment_members(state) { const out = []; for (const ws of state.getWebSockets()) { try { const a = ws.deserializeAttachment(); if (a && typeof a.member === 'string') out.push(a.member); } catch (_) {} } return JSON.stringify(out); }
 export function close_member(state, member, code, reason) { let n = 0; for (const ws of state.getWebSockets()) { try { const a = ws.deserializeAttachment(); if (a && a.member === member) { ws.close(code, reason); n++; } } catch (_) {} } return n; }
 export function attachment_member(ws) { try { const a = ws.deserializeAttachment(); return a && typeof a.member === 'string' ? a.member : undefined; } catch (_) { return undefined; } }
+export function send_tagged(state, tags, frame) { const list = tags.split(','); let n = 0; if (list.length <= 16) { for (const t of list) { for (const ws of state.getWebSockets(t)) { try { ws.send(frame); n++; } catch (_) {} } } return n; } const want = new Set(list); for (const ws of state.getWebSockets()) { try { const t = state.getTags(ws); if (t.length > 0 && want.has(t[0])) { ws.send(frame); n++; } } catch (_) {} } return n; }
 export function first_tags(state) { const out = []; for (const ws of state.getWebSockets()) { try { const t = state.getTags(ws); if (t.length > 0) out.push(t[0]); } catch (_) {} } return JSON.stringify(out); }"
 )]
 extern "C" {
@@ -76,6 +77,9 @@ extern "C" {
     /// Wasm/JS boundary once and the sockets never do (at N = 1,000 the per-socket crossings of
     /// `getWebSockets()` + `send` dominated a broadcast).
     fn broadcast_all(state: &JsValue, frame: &str) -> u32;
+    /// Sends one frame to the sockets whose first tag is in the comma-separated `tags`, in one call
+    /// (a few tags: looked up by tag; many: one pass over the object's sockets).
+    fn send_tagged(state: &JsValue, tags: &str, frame: &str) -> u32;
     /// The first tag of every socket of a Durable Object, as one JSON array.
     fn first_tags(state: &JsValue) -> String;
     /// The `member` of one socket's attachment (`undefined` when it has none).
@@ -90,6 +94,15 @@ extern "C" {
 /// many sockets took it.
 pub fn broadcast(state: &JsValue, frame: &str) -> u32 {
     broadcast_all(state, frame)
+}
+
+/// Sends `frame` to the sockets of the object whose first tag is one of `tags` (tags must not hold
+/// a comma), in one call: the frame and the list cross into JavaScript once. Answers how many took it.
+pub fn send_to_tagged(state: &JsValue, tags: &[&str], frame: &str) -> u32 {
+    if tags.is_empty() {
+        return 0;
+    }
+    send_tagged(state, &tags.join(","), frame)
 }
 
 /// The first tag of every socket of the object whose JavaScript state is `state` (one call; the
