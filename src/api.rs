@@ -90,7 +90,7 @@ pub async fn handle(mut req: Request, env: Env, _ctx: Context) -> Answer {
             let me = caller(&req, &env)?;
             conversation_id(&id)?;
             let idle = config::live_idle_ms(&env).max(1) as u64;
-            rpc::live_publish(&env, &id, &me, &req, idle).await
+            crate::live::live_publish(&env, &id, &me, &req, idle).await
         }
         (Route::ConversationLive(id), Method::Get) => {
             let member = socket_member(&req, &env).await?;
