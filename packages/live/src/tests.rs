@@ -238,3 +238,37 @@ fn the_idle_timeout_counts_from_the_last_chunk() {
     assert_eq!(IdleTimer::new(0, T0).wait_ms(T0), 1, "at least 1 ms");
     assert_eq!(serde_json::to_value(Ended::IdleTimeout).unwrap(), json!("idle_timeout"));
 }
+
+#[test]
+fn the_byte_window_stalls_a_subscriber_that_reads_nothing() {
+    use switchboard_core::live::WINDOW_BYTES;
+    let c = LiveChannel::new();
+    let slow = c.subscribe("slow", &ctx(T0)).tag;
+    let id = c.publish_start(false);
+    let line = format!("{{\"pad\":\"{}\"}}\n", "x".repeat(60_000));
+    let bytes = line.len() - 1;
+    let fits = WINDOW_BYTES / bytes;
+    for i in 0..fits {
+        let (step, e) = feed(&c, id, &line, T0);
+        assert_eq!((step, broadcasts(&e).len()), (Step::Done, 1), "line {i}");
+    }
+    let (step, _) = feed(&c, id, &line, T0);
+    assert!(matches!(step, Step::WaitForRoom { .. }), "line {fits} is past the byte window");
+    let (step, e) = c.pump(id, &ctx(T0 + STALL_GRACE_MS));
+    assert_eq!(step, Step::Done);
+    assert_eq!(closes(&e), vec![(slow.as_str(), close::TOO_SLOW)]);
+}
+
+#[test]
+fn a_late_joiner_gets_every_publish_in_progress_in_arrival_order() {
+    let c = LiveChannel::new();
+    let first = c.publish_start(false);
+    let second = c.publish_start(false);
+    feed(&c, second, "{\"p\":2}\n", T0);
+    feed(&c, first, "{\"p\":1}\n", T0);
+    let s = c.subscribe("late", &ctx(T0));
+    assert_eq!(s.replay, vec!["{\"p\":1}", "{\"p\":2}"], "by publish, oldest publish first");
+    assert_eq!(c.publishes_in_progress(), 2);
+    assert!(c.publish_finish(first).is_ok());
+    assert!(c.publish_finish(first).is_err(), "finished twice");
+}
