@@ -6,6 +6,7 @@ use crate::http::{self, body_bytes, internal, json, query, Answer};
 use crate::notifications;
 use crate::platform;
 use crate::profiles;
+use crate::pusher;
 use crate::rpc::{self, ConversationCommand as C, MemberCommand};
 use futures::future::join_all;
 use serde_json::json;
@@ -79,6 +80,22 @@ pub async fn handle(mut req: Request, env: Env, _ctx: Context) -> Answer {
             mark_read(&env, &id, &me, &body.last_seen_message_id).await
         }
         (Route::Notifications, _) => notifications::forward(&env, req).await,
+        (Route::PusherSocket(key), Method::Get) => pusher::routes::socket(&req, &env, &key).await,
+        (Route::PusherApi, _) => pusher::routes::http_api(&mut req, &env).await,
+        (Route::PusherAuth, Method::Post) => {
+            let me = caller(&req, &env)?;
+            pusher::routes::channel_auth(&mut req, &env, &me).await
+        }
+        (Route::PusherUserAuth, Method::Post) => {
+            let me = caller(&req, &env)?;
+            pusher::routes::user_auth(&mut req, &env, &me).await
+        }
+        (Route::DevPusherReconnect, Method::Post) => {
+            if !config::local_mode(&env) {
+                return Err(ApiError::not_found("no such route"));
+            }
+            pusher::routes::reconnect(&env).await
+        }
         (Route::ConversationPublish(id), Method::Post) => {
             let content_type = req.headers().get("content-type").ok().flatten();
             if !live::accepted_content_type(content_type.as_deref()) {

@@ -7,6 +7,8 @@
 //! - `member`: `MemberObject`, one per member: the member's conversation list, ticket redemption and
 //!   (for bots) the bot's online status.
 //! - `live`: `LiveChannelObject`, one per conversation: streamed NDJSON publish to live subscribers.
+//! - `pusher`: `PusherAppObject`, one per Pusher app: the Pusher protocol 7 endpoint's sockets and
+//!   channels, and the worker's Pusher routes (socket, signed HTTP API, auth endpoints).
 //! - `rpc`: the commands the worker sends those objects.
 //! - `config`: vars and secrets.
 //! - `http`, `sql`, `platform` come from `switchboard-worker-kit` (responses; the objects' SQLite
@@ -19,6 +21,7 @@ mod live;
 mod member;
 mod notifications;
 mod profiles;
+mod pusher;
 mod rpc;
 
 use switchboard_worker_kit::{http, platform, sql};

@@ -110,7 +110,11 @@ impl ConversationObject {
         if let Some(s) = self.stubs.borrow().get(member) {
             return Some(s.clone());
         }
-        let stub = Rc::new(rpc::member_stub(&self.env, member).ok()?);
+        // A relay watcher (the Pusher endpoint's object) takes the same `deliver` command.
+        let stub = match crate::pusher::relay_stub(&self.env, member) {
+            Some(relay) => Rc::new(relay.ok()?),
+            None => Rc::new(rpc::member_stub(&self.env, member).ok()?),
+        };
         self.stubs.borrow_mut().insert(member.to_string(), stub.clone());
         Some(stub)
     }
