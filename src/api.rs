@@ -79,6 +79,21 @@ pub async fn handle(mut req: Request, env: Env, _ctx: Context) -> Answer {
             let body: MarkRead = parse(&mut req).await?;
             mark_read(&env, &id, &me, &body.last_seen_message_id).await
         }
+        (Route::ConversationBridges(id), Method::Post) => {
+            let me = caller(&req, &env)?;
+            let body: serde_json::Value = parse(&mut req).await?;
+            let link = switchboard_bridge::link::Link::parse(&body)?;
+            to_conversation(&env, &id, &me, C::LinkBridge { link }).await
+        }
+        (Route::ConversationBridges(id), Method::Get) => {
+            let me = caller(&req, &env)?;
+            to_conversation(&env, &id, &me, C::ListBridges).await
+        }
+        (Route::ConversationBridge(id, bridge_id), Method::Delete) => {
+            let me = caller(&req, &env)?;
+            ids::parse("bridgeId", &bridge_id)?;
+            to_conversation(&env, &id, &me, C::UnlinkBridge { bridge_id }).await
+        }
         (Route::Notifications, _) => notifications::forward(&env, req).await,
         (Route::PusherSocket(key), Method::Get) => pusher::routes::socket(&req, &env, &key).await,
         (Route::PusherApi, _) => pusher::routes::http_api(&mut req, &env).await,

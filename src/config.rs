@@ -65,3 +65,30 @@ pub const DEFAULT_PUSHER_APP_KEY: &str = "switchboard-key";
 pub fn pusher_webhook_url(env: &Env) -> Option<String> {
     var(env, "PUSHER_WEBHOOK_URL").filter(|v| !v.is_empty())
 }
+
+/// Where the Kick bridge reads chat: Kick's Pusher socket (`KICK_PUSHER_URL`; tests point it at a local server).
+pub fn kick_pusher_url(env: &Env) -> String {
+    var(env, "KICK_PUSHER_URL").filter(|v| !v.is_empty()).unwrap_or_else(switchboard_bridge::kick_client::ws_url)
+}
+
+/// Kick's HTTP API (`KICK_API_URL`), where the Kick bridge sends members' messages.
+pub fn kick_api_url(env: &Env) -> String {
+    var(env, "KICK_API_URL").filter(|v| !v.is_empty()).unwrap_or_else(|| "https://api.kick.com".to_string())
+}
+
+/// The bot's OAuth token for Kick's chat API (secret `KICK_ACCESS_TOKEN`); without it nothing is sent to Kick.
+pub fn kick_access_token(env: &Env) -> Option<String> {
+    var(env, "KICK_ACCESS_TOKEN").filter(|v| !v.is_empty())
+}
+
+/// Kosmi's GraphQL HTTP endpoint (`KOSMI_HTTP_URL`), for the anonymous login.
+pub fn kosmi_http_url(env: &Env) -> String {
+    var(env, "KOSMI_HTTP_URL")
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| switchboard_bridge::kosmi::HTTP_URL.to_string())
+}
+
+/// Kosmi's `graphql-transport-ws` socket (`KOSMI_WS_URL`).
+pub fn kosmi_ws_url(env: &Env) -> String {
+    var(env, "KOSMI_WS_URL").filter(|v| !v.is_empty()).unwrap_or_else(|| switchboard_bridge::kosmi::WS_URL.to_string())
+}

@@ -9,12 +9,15 @@
 //! - `live`: `LiveChannelObject`, one per conversation: streamed NDJSON publish to live subscribers.
 //! - `pusher`: `PusherAppObject`, one per Pusher app: the Pusher protocol 7 endpoint's sockets and
 //!   channels, and the worker's Pusher routes (socket, signed HTTP API, auth endpoints).
+//! - `bridge`: `BridgeObject`, one per linked Kick or Kosmi room: the outbound socket, the room's
+//!   events into the conversation, members' messages out.
 //! - `rpc`: the commands the worker sends those objects.
 //! - `config`: vars and secrets.
 //! - `http`, `sql`, `platform` come from `switchboard-worker-kit` (responses; the objects' SQLite
 //!   and the sans-IO objects' storage port; clock, randomness and one-call socket sends).
 
 mod api;
+mod bridge;
 mod config;
 mod conversation;
 mod live;

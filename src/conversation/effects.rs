@@ -53,6 +53,11 @@ impl ConversationObject {
             });
         }
         self.outbox.borrow_mut().extend(effects.to_hubs);
+        let (started, stopped, relays) = (effects.bridges_started, effects.bridges_stopped, effects.to_bridges);
+        if !(started.is_empty() && stopped.is_empty() && relays.is_empty()) {
+            let id = self.core.meta().ok().flatten().map(|m| m.id);
+            crate::bridge::relay::carry_out(&self.state, &self.env, id, started, stopped, relays);
+        }
         Later { alarm_at: effects.alarm_at }
     }
 

@@ -61,3 +61,4 @@ pub mod limits;
 pub mod link;
 pub mod nick;
 pub mod source;
+pub mod status;

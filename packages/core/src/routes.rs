@@ -18,6 +18,10 @@ pub enum Route {
     ConversationTyping(String),
     ConversationTypingStop(String),
     ConversationLive(String),
+    /// `/v1/conversations/{id}/bridges`: rooms of other platforms linked to the conversation.
+    ConversationBridges(String),
+    /// `/v1/conversations/{id}/bridges/{bridgeId}`.
+    ConversationBridge(String, String),
     Messages,
     Message(String),
     MessageReactions(String),
@@ -66,6 +70,8 @@ impl Route {
             ["v1", "conversations", id, "typing"] => Route::ConversationTyping(s(id)),
             ["v1", "conversations", id, "typing", "stop"] => Route::ConversationTypingStop(s(id)),
             ["v1", "conversations", id, "live"] => Route::ConversationLive(s(id)),
+            ["v1", "conversations", id, "bridges"] => Route::ConversationBridges(s(id)),
+            ["v1", "conversations", id, "bridges", b] => Route::ConversationBridge(s(id), s(b)),
             ["v1", "messages"] => Route::Messages,
             ["v1", "messages", id] => Route::Message(s(id)),
             ["v1", "messages", id, "reactions"] => Route::MessageReactions(s(id)),
@@ -110,6 +116,11 @@ mod tests {
         assert_eq!(Route::parse("/v1/conversations/C/typing/stop"), Some(Route::ConversationTypingStop("C".into())));
         assert_eq!(Route::parse("/v1/conversations/C/presence"), Some(Route::ConversationPresence("C".into())));
         assert_eq!(Route::parse("/v1/conversations/C/live"), Some(Route::ConversationLive("C".into())));
+        assert_eq!(Route::parse("/v1/conversations/C/bridges"), Some(Route::ConversationBridges("C".into())));
+        assert_eq!(
+            Route::parse("/v1/conversations/C/bridges/B"),
+            Some(Route::ConversationBridge("C".into(), "B".into()))
+        );
         assert_eq!(Route::parse("/bot/v1/sandboxes/sb/bot-status"), Some(Route::BotStatus("sb".into())));
         assert_eq!(Route::parse("/app/key1"), Some(Route::PusherSocket("key1".into())));
         assert_eq!(Route::parse("/apps/1/channels/presence-a/users"), Some(Route::PusherApi));
