@@ -36,7 +36,7 @@ use switchboard_bridge::event::BridgeEvent;
 use switchboard_bridge::kick_client::KickReader;
 use switchboard_bridge::kick_send::KickSender;
 use switchboard_bridge::link::Link;
-use switchboard_bridge::status::next_alarm;
+use switchboard_bridge::status::{self, next_alarm};
 use switchboard_core::ApiError;
 use switchboard_worker_kit::alarm::AlarmSlot;
 use worker::{durable_object, DurableObject, Env, Request, Response, State, WebSocket};
@@ -150,11 +150,11 @@ impl BridgeObject {
         let inner = &self.inner;
         match command {
             BridgeCommand::Start { conversation_id, bridge_id, link } => {
-                inner.halted.set(false);
+                // A repeated start (the same link) keeps the running machine, the token and the counters.
                 if !inner.store.save_link(&conversation_id, &bridge_id, &link) {
                     return Err(ApiError::internal("could not store the bridge"));
                 }
-                inner.config.replace(None);
+                inner.halted.set(false);
                 inner.ensure_running();
                 inner.settle().await;
             }
@@ -278,6 +278,9 @@ impl Inner {
                 Act::State(reason) => {
                     if reason.is_some() {
                         self.reason.replace(reason);
+                    } else if self.current_state() == Some(status::LIVE) {
+                        // Kosmi gives no reason of its own: once live again, the last close is history.
+                        self.reason.replace(None);
                     }
                     self.jobs.borrow_mut().push_back(Job::Status);
                 }

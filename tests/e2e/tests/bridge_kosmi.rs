@@ -17,6 +17,7 @@ const BACK_WITHIN: Duration = Duration::from_secs(75);
 
 #[tokio::test(flavor = "multi_thread")]
 async fn kosmi_bridge_relays_both_ways_and_recovers() {
+    let _one = serial();
     let fake = NodePeer::start("fake-kosmi.mjs", &[]);
     let kp = fake.port("kosmiPort");
     let server = Server::start_with(&StartOptions::with_vars(&[
@@ -137,4 +138,47 @@ async fn kosmi_bridge_relays_both_ways_and_recovers() {
     let s = fake.state().await;
     assert_eq!((s["open"].clone(), s["connects"].clone()), (json!(0), connects), "no reconnect after unlink: {s}");
     assert_eq!(s["sent"].as_array().map_or(0, Vec::len), sent_before, "{s}");
+}
+
+/// One test server at a time in this binary (each test runs its own, and the host has two cores).
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    static ONE: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    ONE.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn kosmi_bridge_comes_back_after_a_restart() {
+    let _one = serial();
+    let fake = NodePeer::start("fake-kosmi.mjs", &[]);
+    let kp = fake.port("kosmiPort");
+    let server = Server::start_with(&StartOptions::with_vars(&[
+        ("KOSMI_HTTP_URL", &format!("http://127.0.0.1:{kp}/")),
+        ("KOSMI_WS_URL", &format!("ws://127.0.0.1:{kp}/gql-ws")),
+    ]));
+    let api = Api::new(&server);
+    let alice = api.user("alice").await;
+    let conv = api.create_conversation(&alice, &uid("sb"), Some("kosmi restart"), &[]).await;
+    let path = format!("/v1/conversations/{conv}/bridges");
+    let id = api.post(&path, &alice, &json!({"platform": "kosmi", "room": ROOM})).await.expect(201)["bridge"]["id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    wait_state(&api, &alice, &conv, &id, "live", LIVE_WITHIN).await;
+    let before = fake.state().await;
+
+    // A restart (like a deploy) ends the socket; nothing calls the bridge object afterwards: only its watchdog
+    // alarm can bring it back, from what it stored (the link and the token).
+    tokio::task::block_in_place(|| server.restart());
+    poll_until("the bridge reconnected on its own", Duration::from_secs(150), Duration::from_millis(500), || async {
+        let s = fake.state().await;
+        (s["connects"].as_i64() > before["connects"].as_i64() && s["joinedOpen"] == 1).then_some(())
+    })
+    .await;
+    fake.control("POST", "/inject", json!({"room": ROOM, "id": "r1", "user": "bob", "body": "after the restart"}))
+        .await;
+    poll_until("the message after the restart", LIVE_WITHIN, Duration::from_millis(200), || async {
+        bridged_texts(&api, &alice, &conv).await.iter().any(|t| t == "after the restart").then_some(())
+    })
+    .await;
+    assert_eq!(fake.state().await["logins"], 1, "the stored token was used again");
 }
