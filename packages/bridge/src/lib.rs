@@ -20,6 +20,8 @@
 //! - [`kosmi`]: the Kosmi relay on top of it: login, room ids, the three operations, mapping, the outbound queue
 //!   and echo suppression.
 //! - [`nick`]: `nickFormat`, how our messages are written into a room that shows one bot user for everyone.
+//! - [`status`]: the states a bridge reports (`connecting`, `live`, `backoff`, `failed`) and its object's next
+//!   alarm (the machine's timeout, never later than the `WATCHDOG_MS` watchdog).
 //! - [`lenient`], [`base64`]: small helpers (bounded lenient JSON reading; base64 for Kosmi's User-Agent).
 //!
 //! # How a Durable Object shell drives a bridge
