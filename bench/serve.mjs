@@ -116,7 +116,8 @@ function logSummary() {
 
 const oursDOs = {};
 for (const [binding, className] of Object.entries(cfg.durableObjects)) oursDOs[binding] = { className, useSQLite: true };
-const oursBindings = { ...cfg.vars, LOCAL_MODE: "true", JWT_SECRET: args.secret, ...args.vars };
+// PUSHER_APP_SECRET: the app the Pusher scenario publishes to (bench/src/pusher.rs).
+const oursBindings = { ...cfg.vars, LOCAL_MODE: "true", JWT_SECRET: args.secret, PUSHER_APP_SECRET: "switchboard-bench-pusher-secret", ...args.vars };
 const direct = [{ host: "127.0.0.1", port: 0 }];
 
 const workers = [

@@ -12,6 +12,7 @@
 mod counters;
 mod cpu;
 mod net;
+mod pusher;
 mod scenarios;
 
 use std::path::PathBuf;
@@ -63,7 +64,7 @@ pub struct Config {
 }
 
 const USAGE: &str = "usage: switchboard-bench [run] [--out DIR] [--build DIR] [--work DIR] [--ns 10,100,1000,5000]
-  [--servers ours,room,ceiling] [--scenarios fanout,http,memory,first,sizes] [--runs 3] [--target-runs 7]
+  [--servers ours,room,ceiling] [--scenarios fanout,http,pusher,memory,first,sizes] [--runs 3] [--target-runs 7]
   [--max-members 1000 (members of the conversation: min(N, this); sockets beyond reuse members)]
   [--sat-secs 1.5] [--lat-secs 1.5] [--warm-secs 0.5] [--http-n 1000] [--memory-sockets 1000,5000]
   [--memory-runs 3] [--memory-warmup 100] [--hibernate-wait 11] [--first-cycles 3] [--serve-core 0] [--serve-var NAME=VALUE]...
@@ -90,7 +91,14 @@ fn parse_args() -> Result<Config, String> {
         root,
         ns: vec![10, 100, 1000, 5000],
         servers: vec!["room".into(), "ours".into(), "ceiling".into()],
-        scenarios: vec!["sizes".into(), "fanout".into(), "http".into(), "first".into(), "memory".into()],
+        scenarios: vec![
+            "sizes".into(),
+            "fanout".into(),
+            "http".into(),
+            "pusher".into(),
+            "first".into(),
+            "memory".into(),
+        ],
         runs: 3,
         target_runs: 7,
         sat: Duration::from_millis(1500),

@@ -448,7 +448,7 @@ impl Sockets {
     }
 }
 
-async fn read_loop(mut stream: SplitStream<Ws>, t: Rc<Tracker>) {
+pub(crate) async fn read_loop(mut stream: SplitStream<Ws>, t: Rc<Tracker>) {
     t.open_readers.set(t.open_readers.get() + 1);
     while let Some(m) = stream.next().await {
         match m {
@@ -610,6 +610,8 @@ pub enum Sender {
     Socket,
     /// HTTP posts, `window` at most in flight.
     Http { http: reqwest::Client, token: String },
+    /// Signed Pusher HTTP API publishes to the one channel of `crate::pusher` (`conv.base` is ours).
+    Pusher { http: reqwest::Client },
 }
 
 pub struct Send<'a> {
@@ -628,13 +630,21 @@ impl Send<'_> {
                 let f = self.conv.frame(&t, &self.text, self.pad_to);
                 sockets.sinks[0].send(Message::text(f)).await.map_err(|e| format!("send on socket 0: {e}"))
             }
-            Sender::Http { http, token } => {
-                let (url, body) = self.conv.http_send(&t, &self.text, self.pad_to);
-                let req = http
-                    .post(url)
-                    .header("content-type", "application/json")
-                    .header("authorization", format!("Bearer {token}"))
-                    .body(body);
+            Sender::Http { .. } | Sender::Pusher { .. } => {
+                let req = match &self.sender {
+                    Sender::Http { http, token } => {
+                        let (url, body) = self.conv.http_send(&t, &self.text, self.pad_to);
+                        http.post(url)
+                            .header("content-type", "application/json")
+                            .header("authorization", format!("Bearer {token}"))
+                            .body(body)
+                    }
+                    Sender::Pusher { http } => {
+                        let (url, body) = crate::pusher::publish(&self.conv.base, &t, &self.text, self.pad_to);
+                        http.post(url).header("content-type", "application/json").body(body)
+                    }
+                    Sender::Socket => return Ok(()),
+                };
                 let tracker = sockets.tracker.clone();
                 let run_now = run;
                 tokio::task::spawn_local(async move {

@@ -32,7 +32,7 @@ fn sh(cmd: &str, args: &[&str]) -> String {
         .unwrap_or_default()
 }
 
-fn agg(v: impl Iterator<Item = f64>) -> Option<Agg> {
+pub(crate) fn agg(v: impl Iterator<Item = f64>) -> Option<Agg> {
     Agg::of(&v.collect::<Vec<_>>())
 }
 
@@ -40,15 +40,21 @@ fn agg(v: impl Iterator<Item = f64>) -> Option<Agg> {
 // Saturation and latency runs
 // -------------------------------------------------------------------------------------------------
 
-struct Ctx<'a> {
-    serve: &'a Serve,
-    tracker: Rc<Tracker>,
-    n: usize,
-    window: usize,
+pub(crate) struct Ctx<'a> {
+    pub serve: &'a Serve,
+    pub tracker: Rc<Tracker>,
+    pub n: usize,
+    pub window: usize,
 }
 
 /// Closed loop: `window` messages in flight for `warm + dur`; deliveries/s counted over `dur`.
-async fn saturate(c: &Ctx<'_>, send: &Send<'_>, sockets: &mut Sockets, warm: Duration, dur: Duration) -> Res<SatRun> {
+pub(crate) async fn saturate(
+    c: &Ctx<'_>,
+    send: &Send<'_>,
+    sockets: &mut Sockets,
+    warm: Duration,
+    dur: Duration,
+) -> Res<SatRun> {
     let t = &c.tracker;
     let run = t.begin(c.n);
     let t0 = Instant::now();
@@ -104,7 +110,7 @@ async fn saturate(c: &Ctx<'_>, send: &Send<'_>, sockets: &mut Sockets, warm: Dur
 }
 
 /// Open loop: messages at `rate`/s for `warm + dur`; latency of deliveries of messages sent in `dur`.
-async fn latency(
+pub(crate) async fn latency(
     c: &Ctx<'_>,
     send: &Send<'_>,
     sockets: &mut Sockets,
@@ -169,7 +175,7 @@ async fn latency(
     })
 }
 
-fn latency_set(basis: &str, rate: f64, runs: Vec<LatRun>) -> LatencySet {
+pub(crate) fn latency_set(basis: &str, rate: f64, runs: Vec<LatRun>) -> LatencySet {
     LatencySet {
         basis: basis.into(),
         rate_msgs_per_s: rate,
@@ -763,6 +769,14 @@ pub async fn run_all(cfg: &Config) -> Res<()> {
         let rows = fan.sweep(&ordered(&cfg.servers), cfg.http_n, "http").await;
         results.fanout.extend(rows);
     }
+    if wants("pusher") {
+        let n = cfg.http_n;
+        let native = results.fanout.iter().find(|r| r.server == "ours" && r.mode == "socket" && r.n == n).cloned();
+        match crate::pusher::scenario(cfg, &serve, fan.pad_to, native.as_ref(), n).await {
+            Ok(row) => results.fanout.push(row),
+            Err(e) => say(format!("pusher: FAILED: {e}")),
+        }
+    }
     serve.stop().await;
     let log_lines = std::fs::read_to_string(main_state.join("workerd.log")).map(|s| s.lines().count()).unwrap_or(0);
     // Keep workerd's output (the first 2 MB) beside the results, for errors the runs reported.
@@ -871,7 +885,8 @@ fn write_results(cfg: &Config, r: &Results) -> Res<()> {
         cfg.target_runs.max(cfg.runs),
         m["duration_s"],
     );
-    std::fs::write(cfg.out.join("latest.md"), header + &report::markdown(r)).map_err(|e| e.to_string())?;
+    let md = header + &report::markdown(r) + &crate::pusher::summary(r);
+    std::fs::write(cfg.out.join("latest.md"), md).map_err(|e| e.to_string())?;
     std::fs::write(cfg.out.join("latest.svg"), report::svg(r)).map_err(|e| e.to_string())?;
     Ok(())
 }

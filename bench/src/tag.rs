@@ -3,19 +3,25 @@
 //! too. A delivery is matched to its send by finding the tag in the frame text, without parsing JSON.
 
 const KEY: &str = "\"clientId\":\"";
+/// The same inside a JSON string (a Pusher event's `data` is a JSON string: `\"clientId\":\"b1.2\"`).
+const ESCAPED_KEY: &str = "\\\"clientId\\\":\\\"";
 
 pub fn make(run: u32, k: u64) -> String {
     format!("b{run}.{k}")
 }
 
-/// The `(run, k)` of the first `"clientId":"b<run>.<k>"` in a frame, if any.
+/// The `(run, k)` of the first `"clientId":"b<run>.<k>"` in a frame, if any; or else of the first
+/// such tag escaped inside a JSON string.
 pub fn find(frame: &str) -> Option<(u32, u64)> {
-    let start = frame.find(KEY)? + KEY.len();
-    parse(frame.get(start..)?)
+    if let Some(at) = frame.find(KEY) {
+        return parse(frame.get(at + KEY.len()..)?, false);
+    }
+    let at = frame.find(ESCAPED_KEY)? + ESCAPED_KEY.len();
+    parse(frame.get(at..)?, true)
 }
 
-/// Parses `b<run>.<k>"` at the start of `s` (the closing quote is required).
-fn parse(s: &str) -> Option<(u32, u64)> {
+/// Parses `b<run>.<k>"` (escaped: `b<run>.<k>\"`) at the start of `s` (the closing quote is required).
+fn parse(s: &str, escaped: bool) -> Option<(u32, u64)> {
     let b = s.as_bytes();
     if b.first() != Some(&b'b') {
         return None;
@@ -37,7 +43,13 @@ fn parse(s: &str) -> Option<(u32, u64)> {
         k = k.checked_mul(10)?.checked_add(u64::from(b[i] - b'0'))?;
         i += 1;
     }
-    if i == k_start || b.get(i) != Some(&b'"') {
+    if i == k_start {
+        return None;
+    }
+    if escaped && b.get(i) == Some(&b'\\') {
+        i += 1;
+    }
+    if b.get(i) != Some(&b'"') {
         return None;
     }
     Some((u32::try_from(run).ok()?, k))
@@ -62,6 +74,12 @@ mod tests {
         assert_eq!(find(r#"{"type":"event","payload":{"messageId":"X","clientId":"b0.0"}}"#), Some((0, 0)));
         assert_eq!(find(r#"{"type":"message.create","clientId":"b7.99","content":[],"pad":"xx"}"#), Some((7, 99)));
         assert_eq!(find(r#"{"clientId":"b1.2","x":{"clientId":"b5.6"}}"#), Some((1, 2)));
+        // Pusher: inside the JSON-string `data`
+        assert_eq!(
+            find(r#"{"event":"e","channel":"c","data":"{\"clientId\":\"b4.5\",\"text\":\"x\"}"}"#),
+            Some((4, 5))
+        );
+        assert_eq!(find(r#"{"data":"{\"clientId\":\"b4.5x\"}"}"#), None);
     }
 
     #[test]
