@@ -17,6 +17,7 @@ use switchboard_core::model::ConversationListItem;
 use switchboard_core::requests::*;
 use switchboard_core::routes::Route;
 use switchboard_core::{live, replay, validate, ApiError, ErrorCode, MemberId};
+use switchboard_member::InstanceEvent;
 use switchboard_notify_contract::badge_bucket;
 use worker::{Context, Env, Method, Request};
 
@@ -522,25 +523,16 @@ async fn set_bot_status(env: &Env, sandbox_id: &str, me: &str, body: SetBotStatu
     }
     people.sort();
     people.dedup();
-    let payload = json!({"sandboxId": sandbox_id, "online": body.online, "at": at});
-    let context = switchboard_core::hub::contexts::instance(sandbox_id);
+    let event = InstanceEvent::BotStatus { sandbox_id: sandbox_id.to_string(), online: body.online, at };
     for chunk in people.chunks(50) {
-        let calls = chunk.iter().map(|p| {
-            let cmd = MemberCommand::Deliver {
-                context: context.clone(),
-                event: "bot.status".into(),
-                payload: payload.clone(),
-                ephemeral: false,
-            };
-            rpc::member(env, p, cmd)
-        });
+        let calls = chunk.iter().map(|p| rpc::member(env, p, event.deliver(sandbox_id)));
         for r in join_all(calls).await {
             if let Err(e) = r {
                 worker::console_error!("bot.status delivery: {e}");
             }
         }
     }
-    json(200, &payload)
+    json(200, &event.payload())
 }
 
 // --------------------------------------------------------------------------------------------------

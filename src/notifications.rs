@@ -3,9 +3,9 @@
 //! A failure here is logged and never fails a send.
 
 use crate::http::internal;
-use crate::rpc::{self, MemberCommand};
-use switchboard_core::hub::contexts;
+use crate::rpc;
 use switchboard_core::ApiError;
+use switchboard_member::InstanceEvent;
 use switchboard_notify_contract::badge_bucket;
 use switchboard_notify_contract::{
     BadgeCount, ClearBadgeBucket, SendPushForConversation, SendPushResult, CONTRACT_VERSION,
@@ -48,12 +48,8 @@ pub async fn send_push(env: &Env, request: &SendPushForConversation) -> Result<S
 
 /// `badge.updated {badgeBucket, total}` on the sandbox's instance context, to a user's open apps.
 pub async fn announce_badge(env: &Env, user_id: &str, sandbox_id: &str, conversation_id: &str, total: i64) {
-    let cmd = MemberCommand::Deliver {
-        context: contexts::instance(sandbox_id),
-        event: "badge.updated".to_string(),
-        payload: serde_json::json!({"badgeBucket": badge_bucket(sandbox_id, conversation_id), "total": total}),
-        ephemeral: false,
-    };
+    let cmd = InstanceEvent::BadgeUpdated { badge_bucket: badge_bucket(sandbox_id, conversation_id), total }
+        .deliver(sandbox_id);
     if let Err(e) = rpc::member(env, user_id, cmd).await {
         worker::console_error!("badge.updated for {user_id}: {e}");
     }

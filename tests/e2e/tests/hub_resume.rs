@@ -347,9 +347,10 @@ async fn same_session_reconnect_replaces_old_socket() {
 
 /// The old socket of the session is still open from the server's side because its client
 /// vanished (no close frame, FIN or RST reach the server). The client reconnects with its session:
-/// the new socket must stay live for good, also after the hub has given up on the old, silent
-/// socket (at the latest 45–60 s after its last ping). Checked for 75 s, pinging every 10 s as a
-/// client does.
+/// the new socket takes the session over and gets live events. That it keeps it after the hub gives
+/// up on the old, silent socket (45–60 s after its last ping) is a rule with time, tested natively
+/// on a virtual clock (`switchboard-member`:
+/// `a_vanished_replaced_socket_never_costs_the_new_one_its_session`) instead of by waiting here.
 #[tokio::test]
 async fn same_session_reconnect_after_vanish_stays_live() {
     let api = api();
@@ -367,17 +368,14 @@ async fn same_session_reconnect_after_vanish_stays_live() {
     assert!(events.is_empty() && resync.is_none(), "nothing was missed: {events:?} {resync:?}");
     assert_eq!(new.hello["sessionId"], json!(session), "{}", new.hello);
     assert_eq!(new.hello["contexts"], json!([ctx]), "{}", new.hello);
-    let start = Instant::now();
-    let mut round = 0;
-    while start.elapsed() < VANISH_DEADLINE {
+    for round in 0..3 {
         let m = api.send_text(&alice, &conv, &format!("round {round}")).await;
         let f = loop {
             match new.ws.next_frame(FRAME_TIMEOUT).await {
                 Some(Frame::Text(t)) if t == "pong" => continue,
                 Some(Frame::Text(t)) => break serde_json::from_str::<Value>(&t).unwrap_or_else(|_| panic!("non-JSON frame {t}")),
                 other => panic!(
-                    "{:.1} s after reconnecting (round {round}): message {} did not reach the new socket of session {session}: got {other:?}",
-                    start.elapsed().as_secs_f64(),
+                    "round {round} after reconnecting: message {} did not reach the new socket of session {session}: got {other:?}",
                     m["id"]
                 ),
             }
@@ -391,9 +389,6 @@ async fn same_session_reconnect_after_vanish_stays_live() {
         let seq = f["seq"].as_i64().unwrap();
         assert!(seq > last, "round {round}: seq {seq} after {last}");
         last = seq;
-        new.ws.send_text("ping").await;
-        round += 1;
-        tokio::time::sleep(Duration::from_secs(10)).await;
     }
     drop(old);
     drop(bh);
