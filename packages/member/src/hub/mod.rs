@@ -55,6 +55,26 @@ impl HubMemory {
     }
 }
 
+impl HubMemory {
+    /// A session is gone for good: nothing of it stays in memory.
+    pub(crate) fn forget_session(&self, session: &str) {
+        self.subs.borrow_mut().remove(session);
+        self.acks.borrow_mut().remove(session);
+        self.closed.borrow_mut().remove(session);
+        self.last_seen.borrow_mut().remove(session);
+    }
+
+    /// How many sessions memory holds something of (each map is bounded by the sessions stored).
+    #[cfg(test)]
+    pub(crate) fn sessions_held(&self) -> usize {
+        let mut all: HashSet<String> = self.subs.borrow().keys().cloned().collect();
+        all.extend(self.acks.borrow().keys().cloned());
+        all.extend(self.closed.borrow().iter().cloned());
+        all.extend(self.last_seen.borrow().keys().cloned());
+        all.len()
+    }
+}
+
 impl<S: Store> Member<S> {
     /// The member this object belongs to, recorded at the first connect.
     pub(crate) fn member_id(&self) -> Result<Option<String>, ApiError> {

@@ -46,7 +46,7 @@ impl<S: Store> Member<S> {
             for s in &expired {
                 self.exec("DELETE FROM hub_subs WHERE session = ?", &[s.session.as_str().into()])?;
                 self.exec("DELETE FROM hub_sessions WHERE session = ?", &[s.session.as_str().into()])?;
-                self.hub.subs.borrow_mut().remove(&s.session);
+                self.hub.forget_session(&s.session);
             }
             if dropped || !expired.is_empty() {
                 self.sync_watches(&self.open_sessions(ctx), now)?;

@@ -74,6 +74,7 @@ fn a_session_is_resumable_for_the_window_then_forgotten() {
     let w = WatchCall { member: "alice".into(), conversation_id: C1.into(), watching: false, present: false };
     assert_eq!(e.watches, vec![w]);
     assert_eq!(e.alarm_at, None, "nothing left to sweep");
+    assert_eq!(sim.m.hub.sessions_held(), 0, "memory forgets the session with storage");
     let (_, c, _) = sim.connect(Some("0"), Some(&session)).unwrap();
     assert_eq!(frame(&c.frames[0])["restored"], json!(false));
     assert_eq!(frame(&c.frames[1])["type"], "resync");
