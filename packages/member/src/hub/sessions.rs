@@ -167,15 +167,19 @@ impl<S: Store> Member<S> {
         let current = self.subs(session)?;
         // A storage failure while deciding fails the whole frame, not just that context.
         let failure = std::cell::RefCell::new(None);
-        let outcome = hub::subscribe(&current, list, |c| {
-            let allowed = match Context::parse(c) {
-                Some(c) => self.may_see(&c),
-                None => Ok(false),
-            };
-            allowed.unwrap_or_else(|e| {
+        let answer = |r: Result<bool, ApiError>| {
+            r.unwrap_or_else(|e| {
                 failure.borrow_mut().get_or_insert(e);
                 false
             })
+        };
+        let outcome = hub::subscribe(&current, list, |c| match Context::parse(c) {
+            Some(c) => hub::may_subscribe(
+                &c,
+                |sb| answer(self.has_sandbox(sb)),
+                |sb, conv| answer(self.has_conversation(sb, conv)),
+            ),
+            None => false,
         });
         if let Some(e) = failure.into_inner() {
             return Err(e);
@@ -188,19 +192,6 @@ impl<S: Store> Member<S> {
         frames.push(json!({"type": "context.subscribed", "contexts": outcome.added}).to_string());
         self.sync_watches(&self.open_sessions(ctx), ctx.now_ms)?;
         Ok(frames)
-    }
-
-    fn may_see(&self, c: &Context) -> Result<bool, ApiError> {
-        Ok(match c {
-            Context::PresencePlatform => true,
-            Context::Instance { sandbox_id } | Context::PresenceInstance { sandbox_id } => {
-                self.has_sandbox(sandbox_id)?
-            }
-            Context::Conversation { sandbox_id, conversation_id }
-            | Context::PresenceConversation { sandbox_id, conversation_id } => {
-                self.has_conversation(sandbox_id, conversation_id)?
-            }
-        })
     }
 
     fn unsubscribe(&self, session: &str, list: &[String], ctx: &Ctx) -> Result<Vec<String>, ApiError> {

@@ -104,6 +104,16 @@ fn hub_commands_are_all_or_nothing() {
         let (r, e) = sim.frame(0, &json!({"type": "context.subscribe", "contexts": ["/presence/app"]}).to_string());
         (r.frames.iter().all(|f| !f.contains("\"error\"")), e)
     });
+    // Subscribing to a conversation reads the list to decide: a failed read fails the frame.
+    let two = || {
+        let sim = busy();
+        sim.join(C2, None, T0);
+        sim
+    };
+    each_failure(two, |sim| {
+        let (r, e) = sim.frame(0, &json!({"type": "context.subscribe", "contexts": [presence_ctx(C2)]}).to_string());
+        (r.frames.iter().all(|f| !f.contains("\"error\"")), e)
+    });
     each_failure(busy, |sim| {
         let (r, e) = sim.frame(0, &json!({"type": "context.unsubscribe", "contexts": [presence_ctx(C1)]}).to_string());
         (r.frames.iter().all(|f| !f.contains("\"error\"")), e)
