@@ -5,6 +5,7 @@
 mod atomic;
 mod hub;
 mod list;
+mod simulation;
 mod sweep;
 
 use crate::hub::sessions::{Connected, Incoming, SocketReply};
