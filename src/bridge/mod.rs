@@ -61,6 +61,10 @@ pub enum BridgeCommand {
     Stop,
 }
 
+/// Jobs waiting for the pump at most (a room far faster than the conversation takes its events, or a conversation
+/// that does not answer); beyond it the room's events are dropped, counted in `received` but not committed.
+const MAX_PENDING_JOBS: usize = 1_000;
+
 /// Slow work, done in order by one pump.
 pub(crate) enum Job {
     Ingest(BridgeEvent),
@@ -263,8 +267,13 @@ impl Inner {
                         c.received += 1;
                         c.last_event_at = Some(platform::now_ms());
                     }
-                    if !matches!(ev, BridgeEvent::Unknown { .. }) {
-                        self.jobs.borrow_mut().push_back(Job::Ingest(ev));
+                    let mut jobs = self.jobs.borrow_mut();
+                    if jobs.len() >= MAX_PENDING_JOBS {
+                        worker::console_warn!(
+                            "bridge: {MAX_PENDING_JOBS} jobs waiting; an event of the room is dropped"
+                        );
+                    } else if !matches!(ev, BridgeEvent::Unknown { .. }) {
+                        jobs.push_back(Job::Ingest(ev));
                     }
                 }
                 Act::Relayed(true, _) => {
