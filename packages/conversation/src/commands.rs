@@ -3,6 +3,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use switchboard_bridge::link::Link;
+use switchboard_core::model::{ConversationListItem, MemberInfo};
 
 /// A command on behalf of `caller` (a member id the worker authenticated).
 #[derive(Debug, Serialize, Deserialize)]
@@ -109,4 +110,25 @@ pub struct BridgeStatus {
     pub last_event_at: Option<i64>,
     pub received: i64,
     pub relayed: i64,
+}
+
+/// The answer to `AddMember`: the roster, and the new member's list entry (for the worker, which
+/// writes it into the member's list; the client is answered the roster only).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AddMemberAnswer {
+    pub members: Vec<MemberInfo>,
+    pub list_item: ConversationListItem,
+}
+
+/// The answer to `MarkRead`: the caller's read position, and whether it reaches the newest message
+/// (the worker then clears the conversation's badge bucket).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MarkReadAnswer {
+    pub conversation_id: String,
+    pub sandbox_id: String,
+    pub last_read_at: i64,
+    pub last_read_message_id: String,
+    pub caught_up: bool,
 }

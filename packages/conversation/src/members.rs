@@ -1,6 +1,7 @@
 //! Who is in the conversation: create, detail, rename, add a member, leave.
 
 use crate::cache::MetaRow;
+use crate::commands::AddMemberAnswer;
 use crate::effects::Effects;
 use crate::store::Store;
 use crate::{Conversation, Reply};
@@ -123,7 +124,8 @@ impl<S: Store> Conversation<S> {
                 last_read_at: None,
                 joined_at,
             };
-            Ok(Reply::json(if existing { 200 } else { 201 }, json!({"members": detail.members, "listItem": item})))
+            let answer = AddMemberAnswer { members: detail.members, list_item: item };
+            Ok(Reply::json(if existing { 200 } else { 201 }, to_value(&answer)?))
         })
     }
 

@@ -1,6 +1,7 @@
 //! Messages: the one send path, edits, deletes, the message list, reactions, read positions.
 
 use crate::cache::MetaRow;
+use crate::commands::MarkReadAnswer;
 use crate::effects::Effects;
 use crate::store::Store;
 use crate::{Conversation, Ctx, Reply};
@@ -344,16 +345,14 @@ impl<S: Store> Conversation<S> {
                 }
             };
             let caught_up = self.last_message_id()?.map(|newest| newest.as_str() <= last_id.as_str()).unwrap_or(true);
-            Ok(Reply::json(
-                200,
-                json!({
-                    "conversationId": meta.id,
-                    "sandboxId": meta.sandbox_id,
-                    "lastReadAt": last_at,
-                    "lastReadMessageId": last_id,
-                    "caughtUp": caught_up,
-                }),
-            ))
+            let answer = MarkReadAnswer {
+                conversation_id: meta.id,
+                sandbox_id: meta.sandbox_id,
+                last_read_at: last_at,
+                last_read_message_id: last_id,
+                caught_up,
+            };
+            Ok(Reply::json(200, crate::members::to_value(&answer)?))
         })
     }
 

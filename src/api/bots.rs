@@ -1,0 +1,61 @@
+//! A bot's status: recorded in its member object, told to its conversations' live channels when it
+//! goes offline, and to every person who shares a conversation with it.
+
+use crate::http::{json, Answer};
+use crate::platform;
+use crate::rpc::{self, ConversationCommand as C, MemberCommand};
+use futures::future::join_all;
+use switchboard_core::requests::*;
+use switchboard_member::InstanceEvent;
+use worker::Env;
+
+/// Records the bot's status; when it goes offline, every live channel of its conversations closes
+/// its subscribers (4002) and stops its publishes.
+pub(super) async fn set_bot_status(env: &Env, sandbox_id: &str, me: &str, body: SetBotStatus) -> Answer {
+    let at = body.at.unwrap_or_else(platform::now_ms);
+    let cmd = MemberCommand::SetBotStatus { online: body.online, at };
+    let (status, answer) = rpc::read(rpc::member(env, me, cmd).await?).await?;
+    if status >= 300 {
+        return Err(rpc::as_error(status, &answer));
+    }
+    let ids: Vec<String> = answer["conversations"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|v| v.as_str().map(String::from)).collect())
+        .unwrap_or_default();
+    if !body.online {
+        for chunk in ids.chunks(50) {
+            for r in join_all(chunk.iter().map(|c| rpc::live_call(env, c, "/bot-offline", None))).await {
+                if let Err(e) = r {
+                    worker::console_error!("bot offline: {e}");
+                }
+            }
+        }
+    }
+    // `bot.status` on the instance context of every person who shares a conversation with the bot.
+    let mut people: Vec<String> = Vec::new();
+    for chunk in ids.chunks(50) {
+        for r in join_all(chunk.iter().map(|c| rpc::conversation(env, c, me, C::Get))).await {
+            let Ok(resp) = r else { continue };
+            let Ok((200, detail)) = rpc::read(resp).await else { continue };
+            for m in detail["members"].as_array().into_iter().flatten() {
+                if m["kind"] == "user" {
+                    if let Some(id) = m["id"].as_str() {
+                        people.push(id.to_string());
+                    }
+                }
+            }
+        }
+    }
+    people.sort();
+    people.dedup();
+    let event = InstanceEvent::BotStatus { sandbox_id: sandbox_id.to_string(), online: body.online, at };
+    for chunk in people.chunks(50) {
+        let calls = chunk.iter().map(|p| rpc::member(env, p, event.deliver(sandbox_id)));
+        for r in join_all(calls).await {
+            if let Err(e) = r {
+                worker::console_error!("bot.status delivery: {e}");
+            }
+        }
+    }
+    json(200, &event.payload())
+}

@@ -1,0 +1,267 @@
+//! The request router: authenticate, validate what the path and body say, and forward a command to the
+//! conversation's or the member's object. Objects answer with the final status and body.
+//!
+//! `mod.rs` is the whole HTTP surface on one screen (one `(route, method)` match) and the helpers
+//! every route shares; `identity.rs` (who is calling: bearer tokens, tickets, dev tokens),
+//! `conversations.rs` (the routes that need more than one object call), `bots.rs` (bot status).
+
+mod bots;
+mod conversations;
+mod identity;
+
+use crate::config;
+use crate::http::{body_bytes, json, query, Answer};
+use crate::notifications;
+use crate::platform;
+use crate::profiles;
+use crate::pusher;
+use crate::rpc::{self, ConversationCommand as C, MemberCommand};
+use bots::set_bot_status;
+use conversations::*;
+use identity::*;
+use serde_json::json;
+use switchboard_core::ids;
+use switchboard_core::requests::*;
+use switchboard_core::routes::Route;
+use switchboard_core::{live, replay, validate, ApiError, ErrorCode};
+use worker::{Context, Env, Method, Request};
+
+pub async fn handle(mut req: Request, env: Env, _ctx: Context) -> Answer {
+    let route = Route::parse(&req.path()).ok_or_else(|| ApiError::not_found("no such route"))?;
+    let method = req.method();
+    match (route, method) {
+        (Route::Health, Method::Get) => json(200, &json!({"ok": true})),
+        (Route::DevToken, Method::Post) => dev_token(&mut req, &env).await,
+        (Route::ConnectTicket, Method::Post) => connect_ticket(&req, &env).await,
+        (Route::Connect, Method::Get) => {
+            let member = socket_member(&req, &env).await?;
+            let since = replay::parse_since(query(&req, "since")?.as_deref())?;
+            let session = query(&req, "session")?;
+            let protocol = req.headers().get("sec-websocket-protocol").ok().flatten();
+            Ok(rpc::member_connect(&env, &member, since, session.as_deref(), protocol.as_deref()).await?)
+        }
+        (Route::ConversationPresence(id), Method::Get) => {
+            let me = caller(&req, &env)?;
+            to_conversation(&env, &id, &me, C::Presence).await
+        }
+        (Route::ConversationTyping(id), Method::Post) => {
+            let me = caller(&req, &env)?;
+            to_conversation(&env, &id, &me, C::Typing { stop: false }).await
+        }
+        (Route::ConversationTypingStop(id), Method::Post) => {
+            let me = caller(&req, &env)?;
+            to_conversation(&env, &id, &me, C::Typing { stop: true }).await
+        }
+        (Route::Conversations, Method::Post) => create_conversation(&mut req, &env).await,
+        (Route::Conversations, Method::Get) => {
+            let me = human(&req, &env)?;
+            list_conversations(&req, &env, &me).await
+        }
+        (Route::Conversation(id), Method::Get) => {
+            let me = caller(&req, &env)?;
+            to_conversation(&env, &id, &me, C::Get).await
+        }
+        (Route::Conversation(id), Method::Patch) => {
+            let me = caller(&req, &env)?;
+            let body: RenameConversation = parse(&mut req).await?;
+            to_conversation(&env, &id, &me, C::Rename { title: body.title }).await
+        }
+        (Route::ConversationLeave(id), Method::Post) => {
+            let me = caller(&req, &env)?;
+            leave(&env, &id, &me).await
+        }
+        (Route::ConversationMembers(id), Method::Post) => {
+            let me = caller(&req, &env)?;
+            let body: AddMember = parse(&mut req).await?;
+            add_member(&env, &id, &me, &body.user_id).await
+        }
+        (Route::ConversationMessages(id), Method::Get) => {
+            let me = caller(&req, &env)?;
+            list_messages(&req, &env, &id, &me).await
+        }
+        (Route::ConversationSocket(id), Method::Get) => socket(&req, &env, &id).await,
+        (Route::ConversationMarkRead(id), Method::Post) => {
+            let me = caller(&req, &env)?;
+            let body: MarkRead = parse(&mut req).await?;
+            mark_read(&env, &id, &me, &body.last_seen_message_id).await
+        }
+        (Route::ConversationBridges(id), Method::Post) => {
+            let me = caller(&req, &env)?;
+            let body: serde_json::Value = parse(&mut req).await?;
+            let link = switchboard_bridge::link::Link::parse(&body)?;
+            to_conversation(&env, &id, &me, C::LinkBridge { link }).await
+        }
+        (Route::ConversationBridges(id), Method::Get) => {
+            let me = caller(&req, &env)?;
+            to_conversation(&env, &id, &me, C::ListBridges).await
+        }
+        (Route::ConversationBridge(id, bridge_id), Method::Delete) => {
+            let me = caller(&req, &env)?;
+            ids::parse("bridgeId", &bridge_id)?;
+            to_conversation(&env, &id, &me, C::UnlinkBridge { bridge_id }).await
+        }
+        (Route::Notifications, _) => notifications::forward(&env, req).await,
+        (Route::PusherSocket(key), Method::Get) => pusher::routes::socket(&req, &env, &key).await,
+        (Route::PusherApi, _) => pusher::routes::http_api(&mut req, &env).await,
+        (Route::PusherAuth, Method::Post) => {
+            let me = caller(&req, &env)?;
+            pusher::routes::channel_auth(&mut req, &env, &me).await
+        }
+        (Route::PusherUserAuth, Method::Post) => {
+            let me = caller(&req, &env)?;
+            pusher::routes::user_auth(&mut req, &env, &me).await
+        }
+        (Route::DevPusherReconnect, Method::Post) => {
+            if !config::local_mode(&env) {
+                return Err(ApiError::not_found("no such route"));
+            }
+            pusher::routes::reconnect(&env).await
+        }
+        (Route::ConversationPublish(id), Method::Post) => {
+            let content_type = req.headers().get("content-type").ok().flatten();
+            if !live::accepted_content_type(content_type.as_deref()) {
+                return Err(ApiError::new(
+                    ErrorCode::UnsupportedContentType,
+                    "publish takes application/x-ndjson (streamed lines) or application/json (one object)",
+                ));
+            }
+            let me = caller(&req, &env)?;
+            conversation_id(&id)?;
+            let idle = config::live_idle_ms(&env).max(1) as u64;
+            crate::live::live_publish(&env, &id, &me, &req, idle).await
+        }
+        (Route::ConversationLive(id), Method::Get) => {
+            let member = socket_member(&req, &env).await?;
+            conversation_id(&id)?;
+            Ok(rpc::live_call(&env, &id, "/live", Some(&member)).await?)
+        }
+        (Route::BotStatus(sb), Method::Post) => {
+            let me = bot(&req, &env, &sb)?;
+            let body: SetBotStatus = parse(&mut req).await?;
+            set_bot_status(&env, &sb, &me, body).await
+        }
+        (Route::BotStatus(sb), Method::Get) => {
+            let me = bot(&req, &env, &sb)?;
+            let (status, body) = rpc::read(rpc::member(&env, &me, MemberCommand::GetBotStatus).await?).await?;
+            if status >= 300 {
+                return Err(rpc::as_error(status, &body));
+            }
+            json(200, &json!({"sandboxId": sb, "online": body["online"], "at": body["at"]}))
+        }
+        (Route::Messages, Method::Post) => {
+            let me = caller(&req, &env)?;
+            let body: CreateMessage = parse(&mut req).await?;
+            let cmd = C::SendMessage {
+                content: body.content,
+                in_reply_to_message_id: body.in_reply_to_message_id,
+                client_id: body.client_id,
+            };
+            to_conversation(&env, &body.conversation_id, &me, cmd).await
+        }
+        (Route::Message(mid), Method::Patch) => {
+            let me = caller(&req, &env)?;
+            let body: EditMessage = parse(&mut req).await?;
+            message_id(&mid)?;
+            let cmd = C::EditMessage { message_id: mid, content: body.content, timestamp: body.timestamp };
+            to_conversation(&env, &body.conversation_id, &me, cmd).await
+        }
+        (Route::Message(mid), Method::Delete) => {
+            let me = caller(&req, &env)?;
+            message_id(&mid)?;
+            let conv = required_query(&req, "conversationId")?;
+            to_conversation(&env, &conv, &me, C::DeleteMessage { message_id: mid }).await
+        }
+        (Route::MessageReactions(mid), Method::Post) => {
+            let me = caller(&req, &env)?;
+            let body: AddReaction = parse(&mut req).await?;
+            message_id(&mid)?;
+            to_conversation(&env, &body.conversation_id, &me, C::AddReaction { message_id: mid, emoji: body.emoji })
+                .await
+        }
+        (Route::MessageReactions(mid), Method::Delete) => {
+            let me = caller(&req, &env)?;
+            message_id(&mid)?;
+            let conv = required_query(&req, "conversationId")?;
+            let emoji = required_query(&req, "emoji")?;
+            to_conversation(&env, &conv, &me, C::RemoveReaction { message_id: mid, emoji }).await
+        }
+        (Route::BotConversations(sb), Method::Get) => {
+            let me = bot(&req, &env, &sb)?;
+            list_conversations(&req, &env, &me).await
+        }
+        (Route::BotConversation(sb, id), Method::Get) => {
+            let me = bot(&req, &env, &sb)?;
+            to_conversation(&env, &id, &me, C::Get).await
+        }
+        (Route::BotMessages(sb, id), Method::Get) => {
+            let me = bot(&req, &env, &sb)?;
+            list_messages(&req, &env, &id, &me).await
+        }
+        (Route::BotMessages(sb, id), Method::Post) => {
+            let me = bot(&req, &env, &sb)?;
+            let body: BotCreateMessage = parse(&mut req).await?;
+            let cmd = C::SendMessage {
+                content: body.content,
+                in_reply_to_message_id: body.in_reply_to_message_id,
+                client_id: body.client_id,
+            };
+            to_conversation(&env, &id, &me, cmd).await
+        }
+        (Route::BotMessage(sb, id, mid), Method::Patch) => {
+            let me = bot(&req, &env, &sb)?;
+            let body: BotEditMessage = parse(&mut req).await?;
+            message_id(&mid)?;
+            to_conversation(
+                &env,
+                &id,
+                &me,
+                C::EditMessage { message_id: mid, content: body.content, timestamp: body.timestamp },
+            )
+            .await
+        }
+        (Route::BotMessage(sb, id, mid), Method::Delete) => {
+            let me = bot(&req, &env, &sb)?;
+            message_id(&mid)?;
+            to_conversation(&env, &id, &me, C::DeleteMessage { message_id: mid }).await
+        }
+        (Route::BotProfile(sb), Method::Get) => {
+            bot(&req, &env, &sb)?;
+            json(200, &json!({"sandboxId": sb, "label": profiles::label(&env, &sb).await?}))
+        }
+        (Route::BotProfile(sb), Method::Put) => {
+            bot(&req, &env, &sb)?;
+            let body: SetProfile = parse(&mut req).await?;
+            let label = validate::sandbox_label(&body.label)?;
+            profiles::set_label(&env, &sb, &label, platform::now_ms()).await?;
+            json(200, &json!({"sandboxId": sb, "label": label}))
+        }
+        (_, _) => Err(ApiError::new(ErrorCode::MethodNotAllowed, "method not allowed on this path")),
+    }
+}
+
+// --------------------------------------------------------------------------------------------------
+// Helpers
+// --------------------------------------------------------------------------------------------------
+
+pub(super) async fn parse<T: serde::de::DeserializeOwned>(req: &mut Request) -> Result<T, ApiError> {
+    let bytes = body_bytes(req).await?;
+    parse_body(&bytes)
+}
+
+pub(super) fn conversation_id(id: &str) -> Result<(), ApiError> {
+    ids::parse("conversationId", id).map(|_| ())
+}
+
+pub(super) fn message_id(id: &str) -> Result<(), ApiError> {
+    ids::parse("messageId", id).map(|_| ())
+}
+
+pub(super) fn required_query(req: &Request, name: &str) -> Result<String, ApiError> {
+    query(req, name)?.ok_or_else(|| ApiError::invalid(format!("{name}: query parameter is required")))
+}
+
+/// Validates the conversation id and forwards the command; the object's answer is the answer.
+pub(super) async fn to_conversation(env: &Env, id: &str, me: &str, cmd: C) -> Answer {
+    conversation_id(id)?;
+    rpc::conversation(env, id, me, cmd).await
+}
