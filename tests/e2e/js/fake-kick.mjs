@@ -11,6 +11,7 @@
 //   POST /trigger {channel, event, data}        publishes through the endpoint's signed HTTP API (pusher SDK)
 //   POST /cut                                   every bridge connection dropped without a close frame
 //   POST /bad-key {on}                          new connections ask the endpoint for an unknown app key
+//   POST /refuse-chat {on}                      the chat API answers 403 (Kick's bot protection)
 //   GET  /state                                 connects, open, clientCloses, chat (the API requests)
 // Prints one line `{"kickPort":N,"controlPort":M}` when ready.
 import http from 'node:http';
@@ -22,6 +23,7 @@ const links = new Set(); // {down, up, cut}
 let upstream = null;
 let sdk = null;
 let badKey = false;
+let refuseChat = false;
 
 function readBody(req) {
   return new Promise((resolve) => {
@@ -38,6 +40,11 @@ const kick = http.createServer(async (req, res) => {
     let parsed = null;
     try { parsed = JSON.parse(body); } catch { /* recorded as null */ }
     state.chat.push({ authorization: req.headers.authorization || null, body: parsed });
+    if (refuseChat) {
+      res.statusCode = 403;
+      res.end(JSON.stringify({ message: 'Request blocked by security policy.' }));
+      return;
+    }
     res.end(JSON.stringify({ data: { is_sent: true, message_id: `km-${state.chat.length}` } }));
     return;
   }
@@ -104,6 +111,9 @@ const control = http.createServer(async (req, res) => {
       }
       case 'POST /cut':
         for (const link of links) { link.cut = true; link.down.terminate(); link.up.terminate(); }
+        return reply({ ok: true });
+      case 'POST /refuse-chat':
+        refuseChat = !!input.on;
         return reply({ ok: true });
       case 'POST /bad-key':
         badKey = !!input.on;

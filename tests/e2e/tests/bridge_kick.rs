@@ -117,6 +117,39 @@ async fn kick_bridge_reads_the_chatroom_and_recovers() {
     assert_eq!(chat[0]["body"]["type"], "bot");
     assert!(chat[0]["body"]["content"].as_str().unwrap_or_default().contains("hello kick"), "{chat:?}");
 
+    // Kick refuses (403): the message is dropped, the reason says so, and sends are held back (no retry loop).
+    fake.control("POST", "/refuse-chat", json!({"on": true})).await;
+    api.send_text(&alice, &conv, "refused").await;
+    let refused = poll_until("the refusal reported", WITHIN, Duration::from_millis(200), || async {
+        bridges(&api, &alice, &conv)
+            .await
+            .into_iter()
+            .find(|b| b["id"] == id.as_str() && b["reason"].as_str().is_some_and(|r| r.contains("forbidden (403)")))
+    })
+    .await;
+    assert_eq!(refused["state"], "live", "a refused send does not change the connection's state: {refused}");
+    // Kick accepts again: sends resume once the hold is over (a message sent during the hold is dropped, so send
+    // until one gets through), and the refused message was never tried again.
+    fake.control("POST", "/refuse-chat", json!({"on": false})).await;
+    let mut n = 0;
+    poll_until("a send after the refusal", BACK_WITHIN, Duration::from_millis(300), || {
+        n += 1;
+        let text = format!("after the refusal {n}");
+        let (api, alice, conv, fake) = (&api, &alice, &conv, &fake);
+        async move {
+            let chat = fake.state().await["chat"].as_array().cloned().unwrap_or_default();
+            if chat.iter().any(|c| c["body"]["content"].as_str().is_some_and(|t| t.contains("after the refusal"))) {
+                return Some(chat);
+            }
+            api.send_text(alice, conv, &text).await;
+            None
+        }
+    })
+    .await;
+    let chat = fake.state().await["chat"].as_array().cloned().unwrap_or_default();
+    let tries = chat.iter().filter(|c| c["body"]["content"].as_str().is_some_and(|t| t.ends_with("refused"))).count();
+    assert_eq!(tries, 1, "a refused message is not retried: {chat:?}");
+
     // The endpoint closes every socket with 4200: the bridge reconnects at once; a replay is not a duplicate.
     let connects = fake.state().await["connects"].as_i64().unwrap_or(0);
     let r = api.send_raw("POST", "/dev/pusher/reconnect", None, None).await;
