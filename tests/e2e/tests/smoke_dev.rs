@@ -77,7 +77,7 @@ fn free_port() -> u16 {
 async fn readme_scripts_dev_serves_the_api() {
     let root = repo_root();
     let port = free_port();
-    let run_dir = root.join("target/e2e").join(format!("dev-{}", std::process::id()));
+    let run_dir = root.join("target/e2e").join(format!("run-{}-dev", std::process::id()));
     std::fs::create_dir_all(&run_dir).unwrap();
     let log = run_dir.join("scripts-dev.log");
     let out = std::fs::File::create(&log).unwrap();
