@@ -6,6 +6,7 @@ use crate::http::{self, body_bytes, internal, json, query, Answer};
 use crate::notifications;
 use crate::platform;
 use crate::profiles;
+use crate::pusher;
 use crate::rpc::{self, ConversationCommand as C, MemberCommand};
 use futures::future::join_all;
 use serde_json::json;
@@ -78,7 +79,38 @@ pub async fn handle(mut req: Request, env: Env, _ctx: Context) -> Answer {
             let body: MarkRead = parse(&mut req).await?;
             mark_read(&env, &id, &me, &body.last_seen_message_id).await
         }
+        (Route::ConversationBridges(id), Method::Post) => {
+            let me = caller(&req, &env)?;
+            let body: serde_json::Value = parse(&mut req).await?;
+            let link = switchboard_bridge::link::Link::parse(&body)?;
+            to_conversation(&env, &id, &me, C::LinkBridge { link }).await
+        }
+        (Route::ConversationBridges(id), Method::Get) => {
+            let me = caller(&req, &env)?;
+            to_conversation(&env, &id, &me, C::ListBridges).await
+        }
+        (Route::ConversationBridge(id, bridge_id), Method::Delete) => {
+            let me = caller(&req, &env)?;
+            ids::parse("bridgeId", &bridge_id)?;
+            to_conversation(&env, &id, &me, C::UnlinkBridge { bridge_id }).await
+        }
         (Route::Notifications, _) => notifications::forward(&env, req).await,
+        (Route::PusherSocket(key), Method::Get) => pusher::routes::socket(&req, &env, &key).await,
+        (Route::PusherApi, _) => pusher::routes::http_api(&mut req, &env).await,
+        (Route::PusherAuth, Method::Post) => {
+            let me = caller(&req, &env)?;
+            pusher::routes::channel_auth(&mut req, &env, &me).await
+        }
+        (Route::PusherUserAuth, Method::Post) => {
+            let me = caller(&req, &env)?;
+            pusher::routes::user_auth(&mut req, &env, &me).await
+        }
+        (Route::DevPusherReconnect, Method::Post) => {
+            if !config::local_mode(&env) {
+                return Err(ApiError::not_found("no such route"));
+            }
+            pusher::routes::reconnect(&env).await
+        }
         (Route::ConversationPublish(id), Method::Post) => {
             let content_type = req.headers().get("content-type").ok().flatten();
             if !live::accepted_content_type(content_type.as_deref()) {
@@ -90,7 +122,7 @@ pub async fn handle(mut req: Request, env: Env, _ctx: Context) -> Answer {
             let me = caller(&req, &env)?;
             conversation_id(&id)?;
             let idle = config::live_idle_ms(&env).max(1) as u64;
-            rpc::live_publish(&env, &id, &me, &req, idle).await
+            crate::live::live_publish(&env, &id, &me, &req, idle).await
         }
         (Route::ConversationLive(id), Method::Get) => {
             let member = socket_member(&req, &env).await?;

@@ -44,3 +44,51 @@ pub fn activity_flush_ms(env: &Env) -> i64 {
 pub fn live_idle_ms(env: &Env) -> i64 {
     millis(env, "LIVE_IDLE_MS", switchboard_core::live::DEFAULT_IDLE_TIMEOUT_MS)
 }
+
+/// The one Pusher app (`PUSHER_APP_ID`, `PUSHER_APP_KEY`, secret `PUSHER_APP_SECRET`). Without a
+/// secret the Pusher endpoint is off: its routes answer 500 saying so.
+pub fn pusher_app(env: &Env) -> Result<switchboard_pusher::App, ApiError> {
+    let id = var(env, "PUSHER_APP_ID").filter(|v| !v.is_empty()).unwrap_or_else(|| DEFAULT_PUSHER_APP_ID.to_string());
+    let key =
+        var(env, "PUSHER_APP_KEY").filter(|v| !v.is_empty()).unwrap_or_else(|| DEFAULT_PUSHER_APP_KEY.to_string());
+    let secret = var(env, "PUSHER_APP_SECRET").filter(|v| !v.is_empty()).ok_or_else(|| {
+        worker::console_error!("PUSHER_APP_SECRET is not set");
+        ApiError::internal("the Pusher endpoint is not configured (PUSHER_APP_SECRET)")
+    })?;
+    Ok(switchboard_pusher::App::new(id, key, secret))
+}
+
+pub const DEFAULT_PUSHER_APP_ID: &str = "switchboard";
+pub const DEFAULT_PUSHER_APP_KEY: &str = "switchboard-key";
+
+/// Where Pusher webhooks go (`PUSHER_WEBHOOK_URL`); none when unset or empty.
+pub fn pusher_webhook_url(env: &Env) -> Option<String> {
+    var(env, "PUSHER_WEBHOOK_URL").filter(|v| !v.is_empty())
+}
+
+/// Where the Kick bridge reads chat: Kick's Pusher socket (`KICK_PUSHER_URL`; tests point it at a local server).
+pub fn kick_pusher_url(env: &Env) -> String {
+    var(env, "KICK_PUSHER_URL").filter(|v| !v.is_empty()).unwrap_or_else(switchboard_bridge::kick_client::ws_url)
+}
+
+/// Kick's HTTP API (`KICK_API_URL`), where the Kick bridge sends members' messages.
+pub fn kick_api_url(env: &Env) -> String {
+    var(env, "KICK_API_URL").filter(|v| !v.is_empty()).unwrap_or_else(|| "https://api.kick.com".to_string())
+}
+
+/// The bot's OAuth token for Kick's chat API (secret `KICK_ACCESS_TOKEN`); without it nothing is sent to Kick.
+pub fn kick_access_token(env: &Env) -> Option<String> {
+    var(env, "KICK_ACCESS_TOKEN").filter(|v| !v.is_empty())
+}
+
+/// Kosmi's GraphQL HTTP endpoint (`KOSMI_HTTP_URL`), for the anonymous login.
+pub fn kosmi_http_url(env: &Env) -> String {
+    var(env, "KOSMI_HTTP_URL")
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| switchboard_bridge::kosmi::HTTP_URL.to_string())
+}
+
+/// Kosmi's `graphql-transport-ws` socket (`KOSMI_WS_URL`).
+pub fn kosmi_ws_url(env: &Env) -> String {
+    var(env, "KOSMI_WS_URL").filter(|v| !v.is_empty()).unwrap_or_else(|| switchboard_bridge::kosmi::WS_URL.to_string())
+}

@@ -7,22 +7,27 @@
 //! - `member`: `MemberObject`, one per member: the member's conversation list, ticket redemption and
 //!   (for bots) the bot's online status.
 //! - `live`: `LiveChannelObject`, one per conversation: streamed NDJSON publish to live subscribers.
+//! - `pusher`: `PusherAppObject`, one per Pusher app: the Pusher protocol 7 endpoint's sockets and
+//!   channels, and the worker's Pusher routes (socket, signed HTTP API, auth endpoints).
+//! - `bridge`: `BridgeObject`, one per linked Kick or Kosmi room: the outbound socket, the room's
+//!   events into the conversation, members' messages out.
 //! - `rpc`: the commands the worker sends those objects.
-//! - `sql`: the objects' SQLite calls, one crossing into JavaScript per statement.
-//! - `http`, `platform`, `config`: responses, clock/randomness/raw socket sends, vars and secrets.
+//! - `config`: vars and secrets.
+//! - `http`, `sql`, `platform` come from `switchboard-worker-kit` (responses; the objects' SQLite
+//!   and the sans-IO objects' storage port; clock, randomness and one-call socket sends).
 
 mod api;
+mod bridge;
 mod config;
 mod conversation;
-mod http;
 mod live;
 mod member;
 mod notifications;
-mod platform;
 mod profiles;
+mod pusher;
 mod rpc;
-mod sql;
 
+use switchboard_worker_kit::{http, platform, sql};
 use worker::{event, Context, Env, Request, Response, Result};
 
 #[event(start)]

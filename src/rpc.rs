@@ -3,7 +3,6 @@
 //! forwards most answers untouched.
 
 use crate::http::internal;
-use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use switchboard_core::ApiError;
 use worker::{Env, Method, Request, RequestInit, Response, Stub};
@@ -16,128 +15,13 @@ pub const CONVERSATION_HEADER: &str = "x-switchboard-conversation";
 /// The header that carries the authenticated member id from the worker to an object.
 pub const MEMBER_HEADER: &str = "x-switchboard-member";
 
-/// A command to a conversation, on behalf of `caller` (a member id the worker authenticated).
-#[derive(Debug, Serialize, Deserialize)]
-pub struct ConversationCall {
-    pub caller: String,
-    #[serde(flatten)]
-    pub command: ConversationCommand,
-}
+/// Commands to a conversation: defined by its state machine, sent as JSON.
+pub use switchboard_conversation::commands::{Call as ConversationCall, Command as ConversationCommand};
 
-#[derive(Debug, Serialize, Deserialize)]
-#[serde(tag = "op", rename_all = "snake_case")]
-pub enum ConversationCommand {
-    Create {
-        conversation_id: String,
-        sandbox_id: String,
-        title: Option<String>,
-        members: Vec<String>,
-    },
-    Get,
-    Rename {
-        title: String,
-    },
-    AddMember {
-        member: String,
-    },
-    Leave,
-    ListMessages {
-        before: Option<String>,
-        limit: usize,
-    },
-    SendMessage {
-        content: Value,
-        in_reply_to_message_id: Option<String>,
-        client_id: Option<String>,
-    },
-    EditMessage {
-        message_id: String,
-        content: Value,
-        timestamp: i64,
-    },
-    DeleteMessage {
-        message_id: String,
-    },
-    AddReaction {
-        message_id: String,
-        emoji: String,
-    },
-    RemoveReaction {
-        message_id: String,
-        emoji: String,
-    },
-    MarkRead {
-        message_id: String,
-    },
-    /// The caller's hub follows this conversation (`watching`) and/or is present in it.
-    Watch {
-        watching: bool,
-        present: bool,
-    },
-    Presence,
-    Typing {
-        stop: bool,
-    },
-}
+/// Commands to a member's object: defined by its state machine, sent as JSON.
+pub use switchboard_member::Command as MemberCommand;
 
-/// A command to a member's object.
-#[derive(Debug, Serialize, Deserialize)]
-#[serde(tag = "op", rename_all = "snake_case")]
-pub enum MemberCommand {
-    /// The member joined (or was created into) a conversation.
-    Upsert {
-        conversation_id: String,
-        sandbox_id: String,
-        title: Option<String>,
-        joined_at: i64,
-        last_activity_at: Option<i64>,
-    },
-    /// The member left.
-    Remove {
-        conversation_id: String,
-    },
-    /// New activity or a new title, flushed by the conversation's alarm.
-    Touch {
-        conversation_id: String,
-        title: Option<String>,
-        last_activity_at: Option<i64>,
-    },
-    List {
-        sandbox_id: Option<String>,
-        limit: usize,
-        cursor: Option<String>,
-    },
-    /// The member's read position in a conversation moved forward.
-    MarkRead {
-        conversation_id: String,
-        member_id: String,
-        last_read_at: i64,
-    },
-    /// An event for the member's hub sockets subscribed to `context` (ephemeral: no seq, not logged).
-    Deliver {
-        context: String,
-        event: String,
-        payload: serde_json::Value,
-        ephemeral: bool,
-    },
-    /// A bot's status: answers `{online, at, conversations}` (its conversation ids, to tell their
-    /// live channels when it goes offline).
-    SetBotStatus {
-        online: bool,
-        at: i64,
-    },
-    GetBotStatus,
-    /// Redeem a connect ticket's nonce; answers 204 once, 401 after.
-    RedeemTicket {
-        nonce: String,
-        expires_at_ms: i64,
-    },
-}
-
-fn stub(env: &Env, binding: &str, name: &str) -> Result<Stub, ApiError> {
-    let ns = env.durable_object(binding).map_err(|e| internal("durable object binding", e))?;
-    ns.get_by_name(name).map_err(|e| internal("durable object stub", e))
-}
+use switchboard_worker_kit::call::{post, stub};
 
 /// The member object's stub (kept by conversations so calls to one hub stay in order).
 pub fn member_stub(env: &Env, member_id: &str) -> Result<Stub, ApiError> {
@@ -147,13 +31,6 @@ pub fn member_stub(env: &Env, member_id: &str) -> Result<Stub, ApiError> {
 /// Sends an already-encoded command to a stub.
 pub async fn post_to(stub: &Stub, body: String) -> Result<Response, ApiError> {
     post(stub, body).await
-}
-
-async fn post(stub: &Stub, body: String) -> Result<Response, ApiError> {
-    let mut init = RequestInit::new();
-    init.with_method(Method::Post).with_body(Some(body.into()));
-    let req = Request::new_with_init("https://object/rpc", &init).map_err(|e| internal("build rpc", e))?;
-    stub.fetch_with_request(req).await.map_err(|e| internal("call durable object", e))
 }
 
 pub async fn conversation(
@@ -191,126 +68,6 @@ pub async fn conversation_socket(
     init.with_method(Method::Get).with_headers(headers);
     let req = Request::new_with_init(&url, &init).map_err(|e| internal("build upgrade", e))?;
     stub(env, CONVERSATIONS, conversation_id)?.fetch_with_request(req).await.map_err(|e| internal("forward upgrade", e))
-}
-
-/// Forwards a publish to the conversation's live channel, streaming the body as it arrives.
-///
-/// The worker asks the channel first (`/check`), so a refused publish is answered before any body is
-/// forwarded. Then it pumps the client's body into a stream of its own rather than handing the request
-/// body over, and it ends that stream itself, normally, when the client's body ends, breaks off, or
-/// stays silent for `idle_ms`. The channel reads its body to the end before answering, so no stream is
-/// ever cut mid-read (the runtime answers that with an uncaught error and a restarted isolate).
-pub async fn live_publish(
-    env: &Env,
-    conversation_id: &str,
-    member_id: &str,
-    req: &Request,
-    idle_ms: u64,
-) -> Result<Response, ApiError> {
-    use futures::future::{select, Either};
-    use wasm_bindgen::JsCast;
-    use wasm_bindgen_futures::JsFuture;
-
-    let (status, body) = read(live_call_with(env, conversation_id, "/check", Some(member_id), false).await?).await?;
-    if status >= 300 {
-        return Err(as_error(status, &body));
-    }
-
-    let headers = worker::Headers::new();
-    let set = |k: &str, v: &str| headers.set(k, v).map_err(|e| internal("set header", e));
-    set(MEMBER_HEADER, member_id)?;
-    set(CONVERSATION_HEADER, conversation_id)?;
-    let pipe = web_sys::TransformStream::new().map_err(|e| internal("transform stream", format!("{e:?}")))?;
-    let writer = pipe.writable().get_writer().map_err(|e| internal("pipe writer", format!("{e:?}")))?;
-    let mut init = RequestInit::new();
-    init.with_method(Method::Post).with_headers(headers).with_body(Some(pipe.readable().into()));
-    let forwarded =
-        Request::new_with_init("https://object/publish", &init).map_err(|e| internal("build publish", e))?;
-    let channel = stub(env, LIVE, conversation_id)?;
-    let reader: Option<web_sys::ReadableStreamDefaultReader> =
-        req.inner().body().map(|b| b.get_reader().unchecked_into());
-
-    /// How the client's body ended.
-    enum Ended {
-        Complete,
-        IdleTimeout,
-        Aborted,
-    }
-    let pump = {
-        let reader = reader.clone();
-        let writer = writer.clone();
-        async move {
-            let mut ended = Ended::Complete;
-            if let Some(reader) = reader {
-                loop {
-                    let read = JsFuture::from(reader.read());
-                    let timer = worker::Delay::from(std::time::Duration::from_millis(idle_ms));
-                    futures::pin_mut!(read);
-                    futures::pin_mut!(timer);
-                    let chunk = match select(read, timer).await {
-                        Either::Left((Ok(chunk), _)) => chunk,
-                        Either::Left((Err(_), _)) => {
-                            ended = Ended::Aborted;
-                            break;
-                        }
-                        Either::Right(_) => {
-                            ended = Ended::IdleTimeout;
-                            break;
-                        }
-                    };
-                    let done =
-                        js_sys::Reflect::get(&chunk, &"done".into()).ok().and_then(|v| v.as_bool()).unwrap_or(true);
-                    if done {
-                        break;
-                    }
-                    let Ok(value) = js_sys::Reflect::get(&chunk, &"value".into()) else { break };
-                    if JsFuture::from(writer.write_with_chunk(&value)).await.is_err() {
-                        ended = Ended::Aborted;
-                        break;
-                    }
-                }
-                if !matches!(ended, Ended::Complete) {
-                    // Stop reading the client before anything is answered.
-                    detach(reader.cancel());
-                }
-            }
-            detach(writer.close());
-            ended
-        }
-    };
-    let fetch = channel.fetch_with_request(forwarded);
-    futures::pin_mut!(pump);
-    futures::pin_mut!(fetch);
-    let (answer, ended) = match select(fetch, pump).await {
-        Either::Left((answer, pump)) => {
-            // The channel answered before the body ended (only on a fault): stop reading the client.
-            if let Some(r) = &reader {
-                detach(r.cancel());
-            }
-            detach(writer.abort());
-            drop(pump);
-            (answer, Ended::Aborted)
-        }
-        Either::Right((ended, fetch)) => (fetch.await, ended),
-    };
-    let resp = answer.map_err(|e| internal("forward publish", e))?;
-    let (status, mut body) = read(resp).await?;
-    if status >= 300 {
-        return Err(as_error(status, &body));
-    }
-    body["ended"] = serde_json::Value::from(match ended {
-        Ended::Complete => "complete",
-        Ended::IdleTimeout => "idle_timeout",
-        Ended::Aborted => "aborted",
-    });
-    crate::http::json(status, &body)
-}
-
-/// Awaits a promise in the background and ignores how it ends.
-fn detach(promise: js_sys::Promise) {
-    wasm_bindgen_futures::spawn_local(async move {
-        let _ = wasm_bindgen_futures::JsFuture::from(promise).await;
-    });
 }
 
 /// Forwards a live-channel WebSocket upgrade, or tells the channel its bot went offline.

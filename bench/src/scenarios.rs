@@ -499,7 +499,8 @@ async fn memory(cfg: &Config, toks: &[String]) -> Res<Vec<MemoryRow>> {
     serve.stop().await;
     let max = cfg.memory_sockets.iter().copied().max().unwrap_or(0);
     // samples[server][sockets] = (kib per socket, base MiB, after MiB)
-    let mut samples: HashMap<(String, usize), Vec<(f64, f64, f64)>> = HashMap::new();
+    type MemorySample = (f64, f64, f64);
+    let mut samples: HashMap<(String, usize), Vec<MemorySample>> = HashMap::new();
     for run in 0..cfg.memory_runs {
         let jobs = servers.iter().map(|s| {
             let template = template.clone();

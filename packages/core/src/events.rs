@@ -53,6 +53,12 @@ pub enum Event {
     TypingStop {
         member_id: String,
     },
+    /// Something a bridge reports (`bridge.state`, `bridge.user_banned`, `bridge.user_unbanned`,
+    /// `bridge.chat_cleared`, `bridge.message_pinned`): logged and replayed like other events.
+    Bridge {
+        name: &'static str,
+        payload: Value,
+    },
     /// A member's read position moved forward (read receipts).
     ConversationRead {
         conversation_id: String,
@@ -78,6 +84,7 @@ impl Event {
             Event::PresenceLeft { .. } => "presence.left",
             Event::Typing { .. } => "typing",
             Event::TypingStop { .. } => "typing.stop",
+            Event::Bridge { name, .. } => name,
         }
     }
 
@@ -166,6 +173,7 @@ impl Event {
             | Event::PresenceLeft { member_id }
             | Event::Typing { member_id }
             | Event::TypingStop { member_id } => json!({"memberId": member_id}),
+            Event::Bridge { payload, .. } => payload.clone(),
             Event::ConversationRead { conversation_id, member_id, last_read_at, last_read_message_id } => json!({
                 "conversationId": conversation_id,
                 "memberId": member_id,
@@ -194,6 +202,7 @@ mod tests {
             deleted: false,
             delivery_failed: false,
             reactions: vec![],
+            source: None,
         }
     }
 

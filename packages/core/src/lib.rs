@@ -24,6 +24,7 @@ pub mod reactions;
 pub mod replay;
 pub mod requests;
 pub mod routes;
+pub mod store;
 pub mod typing;
 pub mod validate;
 

@@ -19,6 +19,8 @@ pub const MAX_SANDBOX_LABEL_CHARS: usize = 80;
 pub const MAX_REQUEST_ID_CHARS: usize = 128;
 /// Members of one conversation, bot included.
 pub const MAX_MEMBERS: usize = 1000;
+/// Bridges (rooms of other platforms) linked to one conversation.
+pub const MAX_BRIDGES_PER_CONVERSATION: usize = 10;
 /// `additionalMembers` at creation.
 pub const MAX_ADDITIONAL_MEMBERS: usize = 100;
 pub const DEFAULT_PAGE: usize = 50;

@@ -25,6 +25,10 @@ pub struct Message {
     pub deleted: bool,
     pub delivery_failed: bool,
     pub reactions: Vec<ReactionSummary>,
+    /// Where a bridged message came from (`{platform, room, externalId, author, ...}`); absent on
+    /// messages members posted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<serde_json::Value>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -100,10 +104,12 @@ mod tests {
             deleted: false,
             delivery_failed: false,
             reactions: vec![],
+            source: None,
         };
         let v = serde_json::to_value(&m).unwrap();
         assert_eq!(v["senderId"], "alice");
         assert!(v["inReplyToMessageId"].is_null());
         assert_eq!(v["deliveryFailed"], false);
+        assert!(v.get("source").is_none(), "no source key on members' messages");
     }
 }

@@ -40,7 +40,7 @@ pub const TRIM_EVERY: u64 = 64;
 
 /// Whether assigning `seq` is the moment to delete what fell out of the window.
 pub fn trim_due(seq: u64) -> bool {
-    seq > REPLAY_WINDOW && seq % TRIM_EVERY == 0
+    seq > REPLAY_WINDOW && seq.is_multiple_of(TRIM_EVERY)
 }
 
 /// The oldest event a resume may be served from: the smallest seq in the log (`min_in_log`), but

@@ -18,6 +18,10 @@ pub enum Route {
     ConversationTyping(String),
     ConversationTypingStop(String),
     ConversationLive(String),
+    /// `/v1/conversations/{id}/bridges`: rooms of other platforms linked to the conversation.
+    ConversationBridges(String),
+    /// `/v1/conversations/{id}/bridges/{bridgeId}`.
+    ConversationBridge(String, String),
     Messages,
     Message(String),
     MessageReactions(String),
@@ -29,6 +33,16 @@ pub enum Route {
     BotStatus(String),
     /// Served by the notifications worker; the chat worker forwards these unchanged.
     Notifications,
+    /// `GET /app/{key}`: a Pusher protocol-7 socket.
+    PusherSocket(String),
+    /// `/apps/{appId}/...`: Pusher's signed HTTP API (routed further by `switchboard_pusher::http_api`).
+    PusherApi,
+    /// `POST /pusher/auth`: channel authorization for our users.
+    PusherAuth,
+    /// `POST /pusher/user-auth`: user authentication (`pusher:signin`) for our users.
+    PusherUserAuth,
+    /// `POST /dev/pusher/reconnect` (local mode only): closes every Pusher socket with 4200.
+    DevPusherReconnect,
 }
 
 impl Route {
@@ -56,6 +70,8 @@ impl Route {
             ["v1", "conversations", id, "typing"] => Route::ConversationTyping(s(id)),
             ["v1", "conversations", id, "typing", "stop"] => Route::ConversationTypingStop(s(id)),
             ["v1", "conversations", id, "live"] => Route::ConversationLive(s(id)),
+            ["v1", "conversations", id, "bridges"] => Route::ConversationBridges(s(id)),
+            ["v1", "conversations", id, "bridges", b] => Route::ConversationBridge(s(id), s(b)),
             ["v1", "messages"] => Route::Messages,
             ["v1", "messages", id] => Route::Message(s(id)),
             ["v1", "messages", id, "reactions"] => Route::MessageReactions(s(id)),
@@ -65,6 +81,11 @@ impl Route {
             ["bot", "v1", "sandboxes", sb, "conversations", c, "messages", m] => Route::BotMessage(s(sb), s(c), s(m)),
             ["bot", "v1", "sandboxes", sb, "profile"] => Route::BotProfile(s(sb)),
             ["bot", "v1", "sandboxes", sb, "bot-status"] => Route::BotStatus(s(sb)),
+            ["app", key] => Route::PusherSocket(s(key)),
+            ["apps", _, ..] => Route::PusherApi,
+            ["pusher", "auth"] => Route::PusherAuth,
+            ["pusher", "user-auth"] => Route::PusherUserAuth,
+            ["dev", "pusher", "reconnect"] => Route::DevPusherReconnect,
             ["v1", "push-tokens"]
             | ["v1", "notification-preferences"]
             | ["v1", "badges"]
@@ -95,7 +116,17 @@ mod tests {
         assert_eq!(Route::parse("/v1/conversations/C/typing/stop"), Some(Route::ConversationTypingStop("C".into())));
         assert_eq!(Route::parse("/v1/conversations/C/presence"), Some(Route::ConversationPresence("C".into())));
         assert_eq!(Route::parse("/v1/conversations/C/live"), Some(Route::ConversationLive("C".into())));
+        assert_eq!(Route::parse("/v1/conversations/C/bridges"), Some(Route::ConversationBridges("C".into())));
+        assert_eq!(
+            Route::parse("/v1/conversations/C/bridges/B"),
+            Some(Route::ConversationBridge("C".into(), "B".into()))
+        );
         assert_eq!(Route::parse("/bot/v1/sandboxes/sb/bot-status"), Some(Route::BotStatus("sb".into())));
+        assert_eq!(Route::parse("/app/key1"), Some(Route::PusherSocket("key1".into())));
+        assert_eq!(Route::parse("/apps/1/channels/presence-a/users"), Some(Route::PusherApi));
+        assert_eq!(Route::parse("/pusher/auth"), Some(Route::PusherAuth));
+        assert_eq!(Route::parse("/pusher/user-auth"), Some(Route::PusherUserAuth));
+        assert_eq!(Route::parse("/dev/pusher/reconnect"), Some(Route::DevPusherReconnect));
         for p in ["/v1/push-tokens", "/v1/notification-preferences", "/v1/badges", "/v1/badges/mark-read"] {
             assert_eq!(Route::parse(p), Some(Route::Notifications), "{p}");
         }

@@ -22,6 +22,7 @@ pub mod plan;
 pub mod prefs;
 pub mod presence;
 pub mod tokens;
+pub mod user;
 
 pub use switchboard_core::{ApiError, ErrorCode};
 pub use switchboard_notify_contract as contract;

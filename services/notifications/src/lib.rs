@@ -21,14 +21,13 @@
 mod api;
 mod config;
 mod expo;
-mod http;
-mod platform;
 mod push;
 mod rpc;
 mod store;
 mod user;
 
 use switchboard_notify_core::plan::RpcFailure;
+use switchboard_worker_kit::{http, platform};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use worker::{event, Context, Env, Request, Response, Result};

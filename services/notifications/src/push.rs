@@ -12,7 +12,7 @@
 use crate::config;
 use crate::expo;
 use crate::platform;
-use crate::rpc::{self, ClaimAnswer, ClearAnswer, PendingReceipt, UserCommand};
+use crate::rpc::{self, ClaimAnswer, ClearAnswer, PendingReceipt, SettleAnswer, UserCommand};
 use crate::store;
 use futures::future::join_all;
 use switchboard_notify_contract::{
@@ -162,7 +162,7 @@ async fn run(env: &Env, payload: &str) -> Result<SendPushResult, RpcFailure> {
             receipts,
         };
         async move {
-            if let Err(e) = rpc::call::<serde_json::Value>(env, &r.user_id, &cmd).await {
+            if let Err(e) = rpc::call::<SettleAnswer>(env, &r.user_id, &cmd).await {
                 worker::console_error!("settle for {} of message {message_id}: {e}", r.user_id);
             }
             (*i, delivered)

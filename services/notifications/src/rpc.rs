@@ -2,91 +2,20 @@
 //! their answers. An object answers 200 with the JSON answer, or an error status with
 //! `{"error":{"code","message"}}`.
 
-use crate::http::internal;
 use serde::de::DeserializeOwned;
-use serde::{Deserialize, Serialize};
 use switchboard_core::ApiError;
-use switchboard_notify_contract::Outcome;
-use switchboard_notify_core::ledger::Suppression;
-use worker::{Env, Method, Request, RequestInit};
+use worker::Env;
 
 /// The Durable Object namespace binding of `UserNotifications`.
 pub const USERS: &str = "USERS";
 
-#[derive(Debug, Serialize, Deserialize)]
-#[serde(tag = "op", rename_all = "snake_case")]
-pub enum UserCommand {
-    /// Decide (and record) the push for one idempotency key; a `send` counts the badge first.
-    Claim { user_id: String, key: String, bucket: String, suppression: Option<Suppression> },
-    /// The attempt that claimed with `lease` finished; keep `receipts` to check later.
-    Settle { user_id: String, key: String, lease: i64, delivered: bool, receipts: Vec<PendingReceipt> },
-    /// `GET /v1/badges`.
-    Badges,
-    /// Mark-read of one bucket.
-    Clear { bucket: String },
-    /// Local mode only: the object's records, receipts, badges and alarm.
-    Inspect,
-}
-
-/// An accepted ticket whose receipt is checked later.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct PendingReceipt {
-    pub ticket_id: String,
-    pub token: String,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(tag = "decision", rename_all = "snake_case")]
-pub enum ClaimAnswer {
-    Duplicate,
-    Suppressed {
-        outcome: Outcome,
-    },
-    /// Push, with `badge` (the user's total unread, this message counted); settle with `lease`.
-    Send {
-        lease: i64,
-        badge: i64,
-    },
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct BucketCount {
-    pub badge_bucket: String,
-    pub badge_count: i64,
-}
-
-/// `GET /v1/badges`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct BadgesAnswer {
-    pub buckets: Vec<BucketCount>,
-    pub total: i64,
-}
-
-/// Mark-read: the user's total unread after clearing.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ClearAnswer {
-    pub badge_count: i64,
-}
+/// The commands and their typed answers: defined by the object's state machine.
+pub use switchboard_notify_core::user::{
+    BadgesAnswer, ClaimAnswer, ClearAnswer, PendingReceipt, SettleAnswer, UserCommand,
+};
 
 /// Sends `cmd` to `user_id`'s object and reads its answer.
 pub async fn call<T: DeserializeOwned>(env: &Env, user_id: &str, cmd: &UserCommand) -> Result<T, ApiError> {
-    let ns = env.durable_object(USERS).map_err(|e| internal("durable object binding", e))?;
-    let stub = ns.get_by_name(user_id).map_err(|e| internal("durable object stub", e))?;
-    let body = serde_json::to_string(cmd).map_err(|e| internal("encode user rpc", e))?;
-    let mut init = RequestInit::new();
-    init.with_method(Method::Post).with_body(Some(body.into()));
-    let req = Request::new_with_init("https://user/rpc", &init).map_err(|e| internal("build user rpc", e))?;
-    let mut resp = stub.fetch_with_request(req).await.map_err(|e| internal("call user object", e))?;
-    let status = resp.status_code();
-    let text = resp.text().await.map_err(|e| internal("read user answer", e))?;
-    if status != 200 {
-        let v: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
-        return Err(serde_json::from_value::<ApiError>(v["error"].clone())
-            .unwrap_or_else(|_| internal("user object", format!("{status} {text}"))));
-    }
-    serde_json::from_str(&text).map_err(|e| internal("decode user answer", e))
+    let stub = switchboard_worker_kit::call::stub(env, USERS, user_id)?;
+    switchboard_worker_kit::call::call(&stub, cmd).await
 }

@@ -317,7 +317,7 @@ async fn typing_is_broadcast_rate_limited_and_times_out() {
     r.expect(204);
     let ev = expect_hub_event(&mut h.ws, &ctx, "typing").await;
     assert_eq!(ev["payload"]["memberId"], json!(alice.id));
-    assert!(ev.get("seq").map_or(true, |s| s.is_null()), "typing is ephemeral, without seq: {ev}");
+    assert!(ev.get("seq").is_none_or(|s| s.is_null()), "typing is ephemeral, without seq: {ev}");
     // a refresh within 2 s is not broadcast; stop is
     api.post_empty(&typing, &alice).await.expect(204);
     api.post_empty(&format!("{typing}/stop"), &alice).await.expect(204);

@@ -177,7 +177,7 @@ async fn streamed_publish_reaches_subscribers_line_by_line() {
     assert_eq!(b["skippedInvalid"], json!(1), "{b}");
     assert_eq!(b["skippedTooLong"], json!(0), "{b}");
     assert_eq!(b["ended"], json!("complete"), "{b}");
-    assert!(b.get("commitError").map_or(true, |e| e.is_null()), "{b}");
+    assert!(b.get("commitError").is_none_or(|e| e.is_null()), "{b}");
     let mid = b["messageId"].as_str().unwrap_or_else(|| panic!("no messageId: {b}")).to_string();
     assert!(is_ulid(&mid));
     assert_eq!(live.next_json(FRAME_TIMEOUT).await, fin, "the final line is delivered like any other");

@@ -47,7 +47,7 @@ async fn create_text_message() {
     let b = r.expect(201).clone();
     let id = b["messageId"].as_str().unwrap_or_else(|| panic!("{b}")).to_string();
     assert!(is_ulid(&id), "messageId not a ULID: {id}");
-    assert!(b.get("clientId").map_or(true, |c| c.is_null()), "no clientId was sent: {b}");
+    assert!(b.get("clientId").is_none_or(|c| c.is_null()), "no clientId was sent: {b}");
     let m = &b["message"];
     assert_eq!(m["id"], json!(id));
     assert_eq!(m["conversationId"], json!(conv));

@@ -1,0 +1,181 @@
+//! What the send path would otherwise read from SQLite on every message, kept in memory.
+//!
+//! Each field is `None` until first read, and is dropped (set to `None`) by every command that
+//! writes what it mirrors, before it writes: only this object writes its storage, so memory and
+//! storage cannot disagree for longer than one synchronous command. A command that fails drops all
+//! of it ([`Cache::clear`]): its transaction rolled back writes the cache may already mirror.
+
+use serde::Deserialize;
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Rc;
+
+/// The conversation row, with the seq of the newest logged event.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+pub struct MetaRow {
+    pub id: String,
+    pub sandbox_id: String,
+    pub title: Option<String>,
+    pub created_by: String,
+    pub created_at: i64,
+    pub last_activity_at: Option<i64>,
+    pub seq: i64,
+}
+
+#[derive(Debug, Default)]
+pub struct Cache {
+    /// Active members: id → is a person (not the bot). Dropped by create, add member and leave.
+    pub roster: RefCell<Option<Rc<HashMap<String, bool>>>>,
+    /// Members whose hubs watch this conversation. Dropped by watch and leave.
+    pub watchers: RefCell<Option<Rc<Vec<String>>>>,
+    /// The newest message id (for the next monotonic ULID). Set by each insert.
+    pub last_message_id: RefCell<Option<String>>,
+    /// The conversation row. Dropped by every write to the row; a send's activity and each
+    /// event's seq update it in place.
+    pub meta: RefCell<Option<MetaRow>>,
+    /// Bridges that relay members' messages out. Dropped by link and unlink.
+    pub outbound_bridges: RefCell<Option<Rc<Vec<String>>>>,
+}
+
+impl Cache {
+    pub fn clear(&self) {
+        self.roster.replace(None);
+        self.watchers.replace(None);
+        self.last_message_id.replace(None);
+        self.meta.replace(None);
+        self.outbound_bridges.replace(None);
+    }
+}
+
+use crate::store::{Arg, Store, StoreExt};
+use crate::Conversation;
+use switchboard_core::ApiError;
+
+/// Whether a statement writes the conversation row (and so invalidates [`Cache::meta`]).
+fn writes_conversation_row(query: &str) -> bool {
+    query.starts_with("UPDATE conversation ")
+        || query.starts_with("INSERT INTO conversation ")
+        || query.starts_with("DELETE FROM conversation")
+}
+
+impl<S: Store> Conversation<S> {
+    /// Runs a write; answers the rows written. Drops the cached row when the statement writes it.
+    pub(crate) fn exec(&self, query: &str, args: &[Arg]) -> Result<usize, ApiError> {
+        if writes_conversation_row(query) {
+            self.cache.meta.replace(None);
+        }
+        Ok(self.store.run(query, args)?)
+    }
+
+    pub(crate) fn query<T: serde::de::DeserializeOwned>(&self, query: &str, args: &[Arg]) -> Result<Vec<T>, ApiError> {
+        Ok(self.store.rows(query, args)?)
+    }
+
+    pub(crate) fn scalar(&self, query: &str, args: &[Arg]) -> Result<Option<i64>, ApiError> {
+        Ok(self.store.scalar(query, args)?)
+    }
+
+    /// The conversation row, from memory after the first read.
+    pub fn meta(&self) -> Result<Option<MetaRow>, ApiError> {
+        if let Some(m) = self.cache.meta.borrow().as_ref() {
+            return Ok(Some(m.clone()));
+        }
+        let row = self.store.first::<MetaRow>(
+            "SELECT id, sandbox_id, title, created_by, created_at, last_activity_at,
+               COALESCE((SELECT MAX(seq) FROM events), 0) AS seq FROM conversation LIMIT 1",
+            &[],
+        )?;
+        if let Some(m) = &row {
+            self.cache.meta.replace(Some(m.clone()));
+        }
+        Ok(row)
+    }
+
+    /// The conversation, if `caller` is one of its current members: 404 when it does not exist,
+    /// 403 when the caller is not (or no longer) a member.
+    pub fn require_member(&self, caller: &str) -> Result<MetaRow, ApiError> {
+        let meta = self.meta()?.ok_or_else(|| ApiError::not_found("conversation not found"))?;
+        if !self.active_roster()?.contains_key(caller) {
+            return Err(ApiError::forbidden("not a member of this conversation"));
+        }
+        Ok(meta)
+    }
+
+    /// Assigns the next event seq: the newest logged event's plus one (`events` is never trimmed
+    /// up to its newest row), counted on in the cached row.
+    pub(crate) fn next_seq(&self) -> Result<u64, ApiError> {
+        if self.cache.meta.borrow().is_none() {
+            self.meta()?;
+        }
+        let mut cached = self.cache.meta.borrow_mut();
+        let meta = cached.as_mut().ok_or_else(|| ApiError::internal("no conversation row"))?;
+        meta.seq += 1;
+        Ok(meta.seq.max(0) as u64)
+    }
+
+    /// Records new activity (a message) on the conversation row and in the cached copy.
+    pub(crate) fn touch_activity(&self, now: i64) -> Result<(), ApiError> {
+        self.store
+            .run("UPDATE conversation SET last_activity_at = ?, list_version = list_version + 1", &[now.into()])?;
+        if let Some(m) = self.cache.meta.borrow_mut().as_mut() {
+            m.last_activity_at = Some(now);
+        }
+        Ok(())
+    }
+
+    /// Members joined or left: the cached roster and who of it is absent are recomputed on next use.
+    pub(crate) fn forget_roster(&self) {
+        self.cache.roster.replace(None);
+        self.connected.borrow_mut().roster_changed();
+    }
+
+    /// The newest message's id, from memory after the first read.
+    pub(crate) fn last_message_id(&self) -> Result<Option<String>, ApiError> {
+        if let Some(id) = self.cache.last_message_id.borrow().as_ref() {
+            return Ok(Some(id.clone()));
+        }
+        #[derive(Deserialize)]
+        struct LastId {
+            id: String,
+        }
+        let last = self.store.first::<LastId>("SELECT id FROM messages ORDER BY id DESC LIMIT 1", &[])?.map(|r| r.id);
+        self.cache.last_message_id.replace(last.clone());
+        Ok(last)
+    }
+
+    /// Active members (id → is a person), from memory after the first read.
+    pub fn active_roster(&self) -> Result<Rc<HashMap<String, bool>>, ApiError> {
+        if let Some(r) = self.cache.roster.borrow().as_ref() {
+            return Ok(r.clone());
+        }
+        #[derive(Deserialize)]
+        struct R {
+            member_id: String,
+            kind: String,
+        }
+        let rows: Vec<R> = self.query("SELECT member_id, kind FROM members WHERE left_at IS NULL", &[])?;
+        let roster: Rc<HashMap<String, bool>> =
+            Rc::new(rows.into_iter().map(|r| (r.member_id, r.kind == "user")).collect());
+        self.cache.roster.replace(Some(roster.clone()));
+        Ok(roster)
+    }
+
+    /// Members whose hubs watch this conversation, from memory after the first read.
+    pub fn watcher_ids(&self) -> Result<Rc<Vec<String>>, ApiError> {
+        if let Some(w) = self.cache.watchers.borrow().as_ref() {
+            return Ok(w.clone());
+        }
+        #[derive(Deserialize)]
+        struct W {
+            member_id: String,
+        }
+        let ids: Rc<Vec<String>> = Rc::new(
+            self.query::<W>("SELECT member_id FROM watchers ORDER BY member_id", &[])?
+                .into_iter()
+                .map(|w| w.member_id)
+                .collect(),
+        );
+        self.cache.watchers.replace(Some(ids.clone()));
+        Ok(ids)
+    }
+}

@@ -1,0 +1,428 @@
+//! Messages: the one send path, edits, deletes, the message list, reactions, read positions.
+
+use crate::cache::MetaRow;
+use crate::effects::Effects;
+use crate::store::Store;
+use crate::{Conversation, Ctx, Reply};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use switchboard_core::content::{self, Block};
+use switchboard_core::events::Event;
+use switchboard_core::idempotency::{self, IdemRecord, SendDecision};
+use switchboard_core::ids::{self, MonotonicUlids};
+use switchboard_core::limits::AUTO_TITLE_CHARS;
+use switchboard_core::model::{Message, ReactionSummary};
+use switchboard_core::{reactions, validate, ApiError, ErrorCode};
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct MessageRow {
+    pub id: String,
+    pub sender_id: String,
+    pub content: String,
+    pub in_reply_to: Option<String>,
+    pub created_at: i64,
+    pub updated_at: Option<i64>,
+    pub client_updated_at: Option<i64>,
+    pub deleted: i64,
+    pub delivery_failed: i64,
+    #[serde(default)]
+    pub source: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct ReactionRow {
+    message_id: String,
+    emoji: String,
+    member_id: String,
+}
+
+/// A message that [`Conversation::send`] created or found again.
+#[derive(Debug, Clone)]
+pub struct Sent {
+    pub message: Message,
+    pub client_id: Option<String>,
+    /// The `clientId` was seen before: this is the original message, nothing was written.
+    pub duplicate: bool,
+    /// The conversation as the message left it (its title may have just been set from it).
+    pub meta: MetaRow,
+}
+
+impl Sent {
+    /// The HTTP answer: 201 for a new message, 200 for a repeat.
+    pub fn reply(&self) -> Reply {
+        let mut body = json!({"messageId": self.message.id, "message": self.message});
+        if let Some(c) = &self.client_id {
+            body["clientId"] = Value::String(c.clone());
+        }
+        Reply::json(if self.duplicate { 200 } else { 201 }, body)
+    }
+}
+
+type Outcome = (Result<Reply, ApiError>, Effects);
+
+impl<S: Store> Conversation<S> {
+    /// The send path, for HTTP and socket sends alike: validate, check the idempotency ledger,
+    /// write message + record + activity + event in one transaction, then ask for the broadcast,
+    /// the push to members who are not looking and the alarm that flushes members' lists.
+    pub fn send(
+        &self,
+        caller: &str,
+        content: &Value,
+        in_reply_to: Option<String>,
+        client_id: Option<String>,
+        ctx: &Ctx,
+    ) -> (Result<Sent, ApiError>, Effects) {
+        let (sent, mut effects) = self.command(|| self.send_inner(caller, content, in_reply_to, client_id, ctx));
+        if let Ok(s) = &sent {
+            if !s.duplicate {
+                if let Err(e) = self.relay_out(&s.message, &mut effects) {
+                    effects.to_bridges.clear();
+                    let _ = e;
+                }
+                // The push is prepared after the commit: a failure to prepare it never fails the send.
+                match self.push_request(&s.meta, &s.message, ctx.now_ms, ctx.socket_members) {
+                    Ok(p) => effects.push = p,
+                    Err(_) => effects.push = None,
+                }
+            }
+        }
+        (sent, effects)
+    }
+
+    fn send_inner(
+        &self,
+        caller: &str,
+        content: &Value,
+        in_reply_to: Option<String>,
+        client_id: Option<String>,
+        ctx: &Ctx,
+    ) -> Result<Sent, ApiError> {
+        let now = ctx.now_ms;
+        let mut meta = self.require_member(caller)?;
+        let blocks = content::parse(content)?;
+        if let Some(c) = &client_id {
+            validate::client_id(c)?;
+        }
+        let reply_sender = match &in_reply_to {
+            Some(r) => {
+                ids::parse("inReplyToMessageId", r)?;
+                match self.find_message(r)? {
+                    Some(row) => Some(row.sender_id),
+                    None => return Err(ApiError::invalid("inReplyToMessageId: no such message in this conversation")),
+                }
+            }
+            None => None,
+        };
+        let mut record_expiry = None;
+        if let Some(c) = &client_id {
+            #[derive(Deserialize)]
+            struct Rec {
+                message_id: String,
+                expires_at: i64,
+            }
+            let found: Option<Rec> = self
+                .query(
+                    "SELECT message_id, expires_at FROM idempotency WHERE sender_id = ? AND client_id = ?",
+                    &[caller.into(), c.into()],
+                )?
+                .into_iter()
+                .next();
+            let found = found.map(|r| IdemRecord { message_id: r.message_id, expires_at: r.expires_at });
+            match idempotency::decide(found.as_ref(), now, self.config.idem_ttl_ms) {
+                SendDecision::Replay { message_id } => {
+                    // Messages are never hard-deleted, so the record's message is there.
+                    let message = self
+                        .message(&meta.id, &message_id)?
+                        .ok_or_else(|| ApiError::internal("idempotency record without message"))?;
+                    return Ok(Sent { message, client_id, duplicate: true, meta });
+                }
+                SendDecision::Create { expires_at } => record_expiry = Some(expires_at),
+            }
+        }
+        let last = self.last_message_id()?.and_then(|id| ids::parse("id", &id).ok());
+        let id = MonotonicUlids::new(last).next(now.max(0) as u64, ctx.random).to_string();
+        let content_json = serde_json::to_string(&blocks).map_err(|e| ApiError::internal(format!("encode: {e}")))?;
+
+        self.exec(
+            "INSERT INTO messages (id, sender_id, content, in_reply_to, created_at, client_id) VALUES (?, ?, ?, ?, ?, ?)",
+            &[
+                id.as_str().into(),
+                caller.into(),
+                content_json.into(),
+                in_reply_to.clone().into(),
+                now.into(),
+                client_id.clone().into(),
+            ],
+        )?;
+        self.cache.last_message_id.replace(Some(id.clone()));
+        if let (Some(c), Some(expires_at)) = (&client_id, record_expiry) {
+            self.exec(
+                "INSERT OR REPLACE INTO idempotency (sender_id, client_id, message_id, expires_at) VALUES (?, ?, ?, ?)",
+                &[caller.into(), c.into(), id.as_str().into(), expires_at.into()],
+            )?;
+        }
+        self.touch_activity(now)?;
+        let message = Message {
+            id,
+            conversation_id: meta.id.clone(),
+            sender_id: caller.to_string(),
+            content: blocks,
+            in_reply_to_message_id: in_reply_to,
+            created_at: now,
+            updated_at: None,
+            client_updated_at: None,
+            deleted: false,
+            delivery_failed: false,
+            reactions: vec![],
+            source: None,
+        };
+        self.emit(Event::MessageCreated {
+            message: message.clone(),
+            client_id: client_id.clone(),
+            reply_to_sender: reply_sender,
+        })?;
+        if meta.title.is_none() {
+            let text = content::plain_text(&message.content);
+            let title = content::preview(&text, AUTO_TITLE_CHARS);
+            if !title.is_empty() {
+                self.exec("UPDATE conversation SET title = ? WHERE title IS NULL", &[title.as_str().into()])?;
+                self.emit(Event::ConversationRenamed { conversation_id: meta.id.clone(), title: title.clone() })?;
+                meta.title = Some(title);
+            }
+        }
+        self.list_changed(now)?;
+        Ok(Sent { message, client_id, duplicate: false, meta })
+    }
+
+    pub(crate) fn list_messages(&self, caller: &str, before: Option<&str>, limit: usize) -> Result<Reply, ApiError> {
+        let meta = self.require_member(caller)?;
+        let fetch = (limit as i64).saturating_add(1);
+        let rows: Vec<MessageRow> = match before {
+            Some(b) => {
+                self.query("SELECT * FROM messages WHERE id < ? ORDER BY id DESC LIMIT ?", &[b.into(), fetch.into()])?
+            }
+            None => self.query("SELECT * FROM messages ORDER BY id DESC LIMIT ?", &[fetch.into()])?,
+        };
+        let has_more = rows.len() > limit;
+        let rows = &rows[..rows.len().min(limit)];
+        let messages = self.hydrate(&meta.id, rows)?;
+        let next_cursor = if has_more { messages.last().map(|m| m.id.clone()) } else { None };
+        Ok(Reply::json(200, json!({"messages": messages, "hasMore": has_more, "nextCursor": next_cursor})))
+    }
+
+    pub(crate) fn edit_message(
+        &self,
+        caller: &str,
+        message_id: &str,
+        content: &Value,
+        timestamp: i64,
+        now: i64,
+    ) -> Outcome {
+        self.command(|| {
+            let meta = self.require_member(caller)?;
+            let row = self.require_message(message_id)?;
+            if row.sender_id != caller {
+                return Err(ApiError::forbidden("only the sender may edit a message"));
+            }
+            if row.deleted != 0 {
+                return Err(ApiError::new(ErrorCode::MessageDeleted, "the message was deleted"));
+            }
+            if let Some(stored) = row.client_updated_at {
+                if timestamp < stored {
+                    return Err(ApiError::new(
+                        ErrorCode::EditConflict,
+                        "Edit conflict: the message was edited more recently",
+                    ));
+                }
+            }
+            let blocks = content::parse(content)?;
+            let content_json =
+                serde_json::to_string(&blocks).map_err(|e| ApiError::internal(format!("encode: {e}")))?;
+            self.exec(
+                "UPDATE messages SET content = ?, updated_at = ?, client_updated_at = ? WHERE id = ?",
+                &[content_json.into(), now.into(), timestamp.into(), message_id.into()],
+            )?;
+            let message =
+                self.message(&meta.id, message_id)?.ok_or_else(|| ApiError::internal("edited message vanished"))?;
+            self.emit(Event::MessageUpdated { message: message.clone() })?;
+            Ok(Reply::json(200, json!({"messageId": message.id, "message": message})))
+        })
+    }
+
+    pub(crate) fn delete_message(&self, caller: &str, message_id: &str, now: i64) -> Outcome {
+        self.command(|| {
+            self.require_member(caller)?;
+            let row = self.require_message(message_id)?;
+            if row.sender_id != caller {
+                return Err(ApiError::forbidden("only the sender may delete a message"));
+            }
+            if row.deleted == 0 {
+                self.soft_delete(message_id, now)?;
+            }
+            Ok(Reply::no_content())
+        })
+    }
+
+    pub(crate) fn add_reaction(&self, caller: &str, message_id: &str, emoji: &str, now: i64) -> Outcome {
+        self.command(|| {
+            self.require_member(caller)?;
+            validate::emoji(emoji)?;
+            let row = self.require_message(message_id)?;
+            if row.deleted != 0 {
+                return Err(ApiError::new(ErrorCode::MessageDeleted, "the message was deleted"));
+            }
+            let written = self.exec(
+                "INSERT OR IGNORE INTO reactions (message_id, member_id, emoji, created_at) VALUES (?, ?, ?, ?)",
+                &[message_id.into(), caller.into(), emoji.into(), now.into()],
+            )?;
+            if written > 0 {
+                self.emit(Event::ReactionAdded {
+                    message_id: message_id.into(),
+                    member_id: caller.into(),
+                    emoji: emoji.into(),
+                })?;
+            }
+            let summary = self.reactions_of(message_id)?;
+            Ok(Reply::json(if written > 0 { 201 } else { 200 }, json!({"id": message_id, "reactions": summary})))
+        })
+    }
+
+    pub(crate) fn remove_reaction(&self, caller: &str, message_id: &str, emoji: &str) -> Outcome {
+        self.command(|| {
+            self.require_member(caller)?;
+            validate::emoji(emoji)?;
+            self.require_message(message_id)?;
+            let written = self.exec(
+                "DELETE FROM reactions WHERE message_id = ? AND member_id = ? AND emoji = ?",
+                &[message_id.into(), caller.into(), emoji.into()],
+            )?;
+            if written > 0 {
+                self.emit(Event::ReactionRemoved {
+                    message_id: message_id.into(),
+                    member_id: caller.into(),
+                    emoji: emoji.into(),
+                })?;
+            }
+            let summary = self.reactions_of(message_id)?;
+            Ok(Reply::json(200, json!({"id": message_id, "reactions": summary})))
+        })
+    }
+
+    /// Moves the caller's read position forward (never back) and tells the members. Answers
+    /// whether the caller has now read the newest message (`caughtUp`), so the worker can clear
+    /// their badge bucket.
+    pub(crate) fn mark_read(&self, caller: &str, message_id: &str, now: i64) -> Outcome {
+        self.command(|| {
+            let meta = self.require_member(caller)?;
+            self.require_message(message_id)?;
+            #[derive(Deserialize)]
+            struct ReadRow {
+                last_read_message_id: String,
+                last_read_at: i64,
+            }
+            let current: Option<ReadRow> = self
+                .query(
+                    "SELECT last_read_message_id, last_read_at FROM read_state WHERE member_id = ?",
+                    &[caller.into()],
+                )?
+                .into_iter()
+                .next();
+            let (last_id, last_at) = match current {
+                Some(r) if r.last_read_message_id.as_str() >= message_id => (r.last_read_message_id, r.last_read_at),
+                _ => {
+                    self.exec(
+                        "INSERT OR REPLACE INTO read_state (member_id, last_read_message_id, last_read_at) VALUES (?, ?, ?)",
+                        &[caller.into(), message_id.into(), now.into()],
+                    )?;
+                    self.emit(Event::ConversationRead {
+                        conversation_id: meta.id.clone(),
+                        member_id: caller.to_string(),
+                        last_read_at: now,
+                        last_read_message_id: message_id.to_string(),
+                    })?;
+                    (message_id.to_string(), now)
+                }
+            };
+            let caught_up = self.last_message_id()?.map(|newest| newest.as_str() <= last_id.as_str()).unwrap_or(true);
+            Ok(Reply::json(
+                200,
+                json!({
+                    "conversationId": meta.id,
+                    "sandboxId": meta.sandbox_id,
+                    "lastReadAt": last_at,
+                    "lastReadMessageId": last_id,
+                    "caughtUp": caught_up,
+                }),
+            ))
+        })
+    }
+
+    /// Deletes a message's content and reactions (the row stays: ids and replies keep pointing
+    /// at it) and tells the members. Nothing happens to a message already deleted.
+    pub(crate) fn soft_delete(&self, message_id: &str, now: i64) -> Result<(), ApiError> {
+        let written = self.exec(
+            "UPDATE messages SET deleted = 1, content = '[]', updated_at = ? WHERE id = ? AND deleted = 0",
+            &[now.into(), message_id.into()],
+        )?;
+        if written > 0 {
+            self.exec("DELETE FROM reactions WHERE message_id = ?", &[message_id.into()])?;
+            self.emit(Event::MessageDeleted { message_id: message_id.to_string() })?;
+        }
+        Ok(())
+    }
+
+    fn find_message(&self, message_id: &str) -> Result<Option<MessageRow>, ApiError> {
+        Ok(self.query::<MessageRow>("SELECT * FROM messages WHERE id = ?", &[message_id.into()])?.into_iter().next())
+    }
+
+    pub(crate) fn require_message(&self, message_id: &str) -> Result<MessageRow, ApiError> {
+        self.find_message(message_id)?.ok_or_else(|| ApiError::not_found("message not found"))
+    }
+
+    pub(crate) fn message(&self, conversation_id: &str, message_id: &str) -> Result<Option<Message>, ApiError> {
+        let rows: Vec<MessageRow> = self.find_message(message_id)?.into_iter().collect();
+        Ok(self.hydrate(conversation_id, &rows)?.into_iter().next())
+    }
+
+    fn reactions_of(&self, message_id: &str) -> Result<Vec<ReactionSummary>, ApiError> {
+        let rows: Vec<ReactionRow> = self.query(
+            "SELECT message_id, emoji, member_id FROM reactions WHERE message_id = ? ORDER BY rowid",
+            &[message_id.into()],
+        )?;
+        Ok(reactions::summarize(rows.iter().map(|r| (r.emoji.as_str(), r.member_id.as_str()))))
+    }
+
+    /// Stored rows → client messages, with their reactions (one query for all of them).
+    fn hydrate(&self, conversation_id: &str, rows: &[MessageRow]) -> Result<Vec<Message>, ApiError> {
+        let mut reaction_rows: Vec<ReactionRow> = Vec::new();
+        if !rows.is_empty() {
+            let marks = vec!["?"; rows.len()].join(",");
+            let q = format!(
+                "SELECT message_id, emoji, member_id FROM reactions WHERE message_id IN ({marks}) ORDER BY rowid"
+            );
+            let args: Vec<crate::Arg> = rows.iter().map(|r| r.id.as_str().into()).collect();
+            reaction_rows = self.query(&q, &args)?;
+        }
+        rows.iter()
+            .map(|r| {
+                let content: Vec<Block> =
+                    serde_json::from_str(&r.content).map_err(|e| ApiError::internal(format!("stored content: {e}")))?;
+                let mine = reaction_rows.iter().filter(|x| x.message_id == r.id);
+                Ok(Message {
+                    id: r.id.clone(),
+                    conversation_id: conversation_id.to_string(),
+                    sender_id: r.sender_id.clone(),
+                    content,
+                    in_reply_to_message_id: r.in_reply_to.clone(),
+                    created_at: r.created_at,
+                    updated_at: r.updated_at,
+                    client_updated_at: r.client_updated_at,
+                    deleted: r.deleted != 0,
+                    delivery_failed: r.delivery_failed != 0,
+                    reactions: reactions::summarize(mine.map(|x| (x.emoji.as_str(), x.member_id.as_str()))),
+                    source: r.source.as_deref().and_then(|s| serde_json::from_str(s).ok()),
+                })
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,56 @@
+//! The commands the worker (and other objects) send a member's object, as JSON (`{"op", ...}`).
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum Command {
+    /// The member joined (or was created into) a conversation.
+    Upsert {
+        conversation_id: String,
+        sandbox_id: String,
+        title: Option<String>,
+        joined_at: i64,
+        last_activity_at: Option<i64>,
+    },
+    /// The member left.
+    Remove {
+        conversation_id: String,
+    },
+    /// New activity or a new title, flushed by the conversation's alarm.
+    Touch {
+        conversation_id: String,
+        title: Option<String>,
+        last_activity_at: Option<i64>,
+    },
+    List {
+        sandbox_id: Option<String>,
+        limit: usize,
+        cursor: Option<String>,
+    },
+    /// The member's read position in a conversation moved forward.
+    MarkRead {
+        conversation_id: String,
+        member_id: String,
+        last_read_at: i64,
+    },
+    /// An event for the member's hub sockets subscribed to `context` (ephemeral: no seq, not logged).
+    Deliver {
+        context: String,
+        event: String,
+        payload: serde_json::Value,
+        ephemeral: bool,
+    },
+    /// A bot's status: answers `{online, at, conversations}` (its conversation ids, to tell their
+    /// live channels when it goes offline).
+    SetBotStatus {
+        online: bool,
+        at: i64,
+    },
+    GetBotStatus,
+    /// Redeem a connect ticket's nonce; answers 204 once, 401 after.
+    RedeemTicket {
+        nonce: String,
+        expires_at_ms: i64,
+    },
+}

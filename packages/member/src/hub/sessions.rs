@@ -1,0 +1,232 @@
+//! Sessions: a socket connects (a new session, or one it resumes), speaks (subscribe, unsubscribe,
+//! ack, typing), and closes (its session stays resumable for `RESUME_KEEP_MS`).
+
+use super::resume::Opening;
+use crate::store::Store;
+use crate::{Ctx, Member, Outcome};
+use serde::Deserialize;
+use serde_json::json;
+use switchboard_core::hub::{self, Context, HubFrame};
+use switchboard_core::limits::close::INTERNAL;
+use switchboard_core::{replay, ApiError, ErrorCode};
+
+/// The length of a session id: hex of 128 random bits.
+pub const SESSION_ID_LEN: usize = 32;
+
+/// A socket the shell is about to accept.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Connected {
+    pub session: String,
+    /// Older sockets of the same session (indices into `Ctx::sockets`): mark them replaced and
+    /// close them with 4009 before accepting the new one.
+    pub replace: Vec<usize>,
+    /// What the new socket is sent first, in order.
+    pub frames: Vec<String>,
+}
+
+/// A frame a socket sent.
+#[derive(Debug, Clone, Copy)]
+pub enum Incoming<'a> {
+    Text(&'a str),
+    Binary,
+}
+
+/// What to do with the socket that sent a frame.
+#[derive(Debug, Default, PartialEq)]
+pub struct SocketReply {
+    /// Frames for this socket, in order.
+    pub frames: Vec<String>,
+    pub close: Option<(u16, &'static str)>,
+    /// Tell this conversation the member is (or stopped) typing; a refusal is answered to the
+    /// socket as an error frame.
+    pub typing: Option<Typing>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Typing {
+    pub member: String,
+    pub conversation_id: String,
+    pub stop: bool,
+}
+
+impl<S: Store> Member<S> {
+    /// `GET /connect?[session=&since=]` for `member`: which session the socket speaks for and what
+    /// it is sent first. Refused (400, nothing changes) for a bad `since` or `session`.
+    pub fn connect(&self, member: &str, since: Option<&str>, session: Option<&str>, ctx: &Ctx) -> Outcome<Connected> {
+        let since = match replay::parse_since(since) {
+            Ok(s) => s,
+            Err(e) => return (Err(e), Default::default()),
+        };
+        if let Some(s) = session {
+            if s.len() != SESSION_ID_LEN || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return (Err(ApiError::invalid("session: not a session this service gave out")), Default::default());
+            }
+        }
+        self.command(|| {
+            self.exec("INSERT OR REPLACE INTO hub_identity (id, member_id) VALUES (1, ?)", &[member.into()])?;
+            // Which session: the one asked for, else (when resuming) the most recently closed one, else new.
+            #[derive(Deserialize)]
+            struct S {
+                session: String,
+            }
+            let existing: Option<String> = match (session, since) {
+                (Some(s), _) => {
+                    self.query::<S>("SELECT session FROM hub_sessions WHERE session = ?", &[s.into()])?.pop()
+                }
+                (None, Some(_)) => self
+                    .query::<S>(
+                        "SELECT session FROM hub_sessions WHERE closed_at IS NOT NULL ORDER BY closed_at DESC LIMIT 1",
+                        &[],
+                    )?
+                    .pop(),
+                (None, None) => None,
+            }
+            .map(|r| r.session);
+            let restored = existing.is_some();
+            let session = existing.unwrap_or_else(|| format!("{:0width$x}", ctx.random, width = SESSION_ID_LEN));
+            // A session has one socket: a reconnect replaces a half-open old one.
+            let replace: Vec<usize> = ctx
+                .sockets
+                .iter()
+                .enumerate()
+                .filter(|(_, s)| s.as_ref().is_some_and(|s| s.session == session))
+                .map(|(i, _)| i)
+                .collect();
+            self.exec(
+                "INSERT INTO hub_sessions (session, opened_at, closed_at) VALUES (?, ?, NULL)
+                 ON CONFLICT (session) DO UPDATE SET closed_at = NULL",
+                &[session.as_str().into(), ctx.now_ms.into()],
+            )?;
+            self.hub.closed.borrow_mut().remove(&session);
+            self.hub.acks.borrow_mut().remove(&session);
+            let subs = self.subs(&session)?;
+            let frames = self.opening_frames(&Opening { member, session: &session, restored, since, subs: &subs })?;
+            let mut open = self.open_sessions(ctx);
+            if let Err(at) = open.binary_search(&session) {
+                open.insert(at, session.clone());
+            }
+            self.sync_watches(&open, ctx.now_ms)?;
+            self.pending.borrow_mut().alarm_by(ctx.now_ms + hub::SWEEP_EVERY_MS);
+            Ok(Connected { session, replace, frames })
+        })
+    }
+
+    /// A frame from the socket at `index` of `ctx.sockets`.
+    pub fn socket_frame(&self, index: usize, frame: Incoming, ctx: &Ctx) -> (SocketReply, crate::Effects) {
+        let Some(session) = ctx.sockets.get(index).and_then(|s| s.as_ref()).filter(|s| !s.replaced) else {
+            return (
+                SocketReply { close: Some((INTERNAL, "socket state lost")), ..Default::default() },
+                Default::default(),
+            );
+        };
+        let session = session.session.as_str();
+        self.hub.last_seen.borrow_mut().insert(session.to_string(), ctx.now_ms);
+        let error =
+            |e: ApiError| (SocketReply { frames: vec![e.to_frame(None)], ..Default::default() }, Default::default());
+        let text = match frame {
+            Incoming::Text(t) => t,
+            Incoming::Binary => {
+                return error(ApiError::new(ErrorCode::BinaryNotSupported, "binary frames are not supported"))
+            }
+        };
+        let parsed = match hub::parse_frame(text) {
+            Ok(f) => f,
+            Err(e) => return error(e),
+        };
+        match parsed {
+            HubFrame::Subscribe(list) => {
+                let (r, effects) = self.command(|| self.subscribe(session, &list, ctx));
+                match r {
+                    Ok(frames) => (SocketReply { frames, ..Default::default() }, effects),
+                    Err(e) => error(e),
+                }
+            }
+            HubFrame::Unsubscribe(list) => {
+                let (r, effects) = self.command(|| self.unsubscribe(session, &list, ctx));
+                match r {
+                    Ok(frames) => (SocketReply { frames, ..Default::default() }, effects),
+                    Err(e) => error(e),
+                }
+            }
+            HubFrame::Ack(seq) => {
+                self.hub.acks.borrow_mut().entry(session.to_string()).or_default().ack(seq);
+                (SocketReply::default(), Default::default())
+            }
+            HubFrame::Typing { conversation_id, stop } => match self.member_id() {
+                Ok(Some(member)) => (
+                    SocketReply { typing: Some(Typing { member, conversation_id, stop }), ..Default::default() },
+                    Default::default(),
+                ),
+                Ok(None) => error(ApiError::internal("member object without a name")),
+                Err(e) => error(e),
+            },
+        }
+    }
+
+    fn subscribe(&self, session: &str, list: &[String], ctx: &Ctx) -> Result<Vec<String>, ApiError> {
+        let current = self.subs(session)?;
+        // A storage failure while deciding fails the whole frame, not just that context.
+        let failure = std::cell::RefCell::new(None);
+        let outcome = hub::subscribe(&current, list, |c| {
+            let allowed = match Context::parse(c) {
+                Some(c) => self.may_see(&c),
+                None => Ok(false),
+            };
+            allowed.unwrap_or_else(|e| {
+                failure.borrow_mut().get_or_insert(e);
+                false
+            })
+        });
+        if let Some(e) = failure.into_inner() {
+            return Err(e);
+        }
+        for c in &outcome.added {
+            self.exec("INSERT OR IGNORE INTO hub_subs (session, context) VALUES (?, ?)", &[session.into(), c.into()])?;
+        }
+        self.hub.subs.borrow_mut().entry(session.to_string()).or_default().extend(outcome.added.iter().cloned());
+        let mut frames: Vec<String> = outcome.errors.iter().map(|e| e.to_string()).collect();
+        frames.push(json!({"type": "context.subscribed", "contexts": outcome.added}).to_string());
+        self.sync_watches(&self.open_sessions(ctx), ctx.now_ms)?;
+        Ok(frames)
+    }
+
+    fn may_see(&self, c: &Context) -> Result<bool, ApiError> {
+        Ok(match c {
+            Context::PresencePlatform => true,
+            Context::Instance { sandbox_id } | Context::PresenceInstance { sandbox_id } => {
+                self.has_sandbox(sandbox_id)?
+            }
+            Context::Conversation { sandbox_id, conversation_id }
+            | Context::PresenceConversation { sandbox_id, conversation_id } => {
+                self.has_conversation(sandbox_id, conversation_id)?
+            }
+        })
+    }
+
+    fn unsubscribe(&self, session: &str, list: &[String], ctx: &Ctx) -> Result<Vec<String>, ApiError> {
+        self.subs(session)?;
+        for c in list {
+            self.exec("DELETE FROM hub_subs WHERE session = ? AND context = ?", &[session.into(), c.into()])?;
+            if let Some(s) = self.hub.subs.borrow_mut().get_mut(session) {
+                s.remove(c);
+            }
+        }
+        self.sync_watches(&self.open_sessions(ctx), ctx.now_ms)?;
+        Ok(vec![json!({"type": "context.unsubscribed", "contexts": list}).to_string()])
+    }
+
+    /// The socket at `index` closed (or failed). A replaced socket closing says nothing about its
+    /// session, which lives on in the newer one; otherwise the session ends now, is resumable for
+    /// `RESUME_KEEP_MS`, and the sweep forgets it after that.
+    pub fn socket_closed(&self, index: usize, ctx: &Ctx) -> Outcome<()> {
+        let Some(session) = ctx.sockets.get(index).and_then(|s| s.as_ref()).filter(|s| !s.replaced) else {
+            return (Ok(()), Default::default());
+        };
+        self.command(|| {
+            self.session_ended(&session.session, ctx.now_ms)?;
+            self.sync_watches(&self.open_sessions(ctx), ctx.now_ms)?;
+            self.pending.borrow_mut().alarm_by(ctx.now_ms + hub::RESUME_KEEP_MS + 1);
+            Ok(())
+        })
+    }
+}

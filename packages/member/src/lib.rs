@@ -1,0 +1,166 @@
+//! The member's state machine: every decision of the `MemberObject`, natively.
+//!
+//! A [`Member`] owns a [`Store`] (the object's SQLite database) and what it keeps in memory (the
+//! hub's caches and per-socket counters, [`hub::HubMemory`]). Each command takes its arguments and
+//! a [`Ctx`] (the time, random bits, and the sockets the runtime holds for this object, as read from
+//! their attachments), commits its writes in one transaction, and answers together with the
+//! [`Effects`] the Durable Object must carry out: frames to send to which sockets, sockets to close,
+//! watch calls to conversations, the latest time the alarm may fire. A failed command answers an
+//! error, leaves storage as it was and has no effects.
+//!
+//! The Durable Object in `src/member/` is the shell. Nothing here reads a clock or draws randomness.
+//!
+//! Files: [`commands`] (what the worker asks), [`schema`], [`effects`], [`events`] (the instance
+//! events the hub makes), [`list`] (the conversation list ordered by activity), [`tickets`]
+//! (connect-ticket redemption), [`bot`] (a bot's online status), [`hub`] (the user's event hub:
+//! sessions, the per-user log, resume, the stale-socket sweep, watching conversations).
+
+pub mod bot;
+pub mod commands;
+pub mod effects;
+pub mod events;
+pub mod hub;
+pub mod list;
+pub mod schema;
+pub mod tickets;
+
+#[cfg(test)]
+mod tests;
+
+use serde_json::Value;
+use std::cell::RefCell;
+use switchboard_core::ApiError;
+
+pub use commands::Command;
+pub use effects::{Effects, Send, WatchCall};
+pub use events::InstanceEvent;
+pub use switchboard_core::store::{self, Arg, Store, StoreError, StoreExt};
+
+/// One hub socket the runtime holds, as its attachment says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Socket {
+    pub session: String,
+    pub connected_at: i64,
+    /// A newer connection of the same session took over: this one is closing and no longer speaks
+    /// for the session.
+    pub replaced: bool,
+}
+
+/// What a command takes from the world: the time, random bits, and the object's sockets (`None`:
+/// a socket without a readable attachment). Effects name sockets by their index here.
+pub struct Ctx<'a> {
+    pub now_ms: i64,
+    pub random: u128,
+    pub sockets: &'a [Option<Socket>],
+}
+
+impl Ctx<'static> {
+    /// A context with no sockets.
+    pub fn at(now_ms: i64, random: u128) -> Ctx<'static> {
+        Ctx { now_ms, random, sockets: &[] }
+    }
+}
+
+/// A command's answer: the HTTP status and JSON body the caller should see (`None`: 204).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reply {
+    pub status: u16,
+    pub body: Option<Value>,
+}
+
+impl Reply {
+    pub fn json(status: u16, body: Value) -> Reply {
+        Reply { status, body: Some(body) }
+    }
+    pub fn no_content() -> Reply {
+        Reply { status: 204, body: None }
+    }
+}
+
+pub type Outcome<T = Reply> = (Result<T, ApiError>, Effects);
+
+/// One member's state machine over its storage.
+pub struct Member<S: Store> {
+    pub(crate) store: S,
+    pub(crate) hub: hub::HubMemory,
+    /// Effects of the command being run; taken when it commits, dropped when it fails.
+    pub(crate) pending: RefCell<Effects>,
+}
+
+impl<S: Store> Member<S> {
+    /// Opens the member over `store`, creating the schema when it is missing.
+    pub fn open(store: S) -> Result<Self, StoreError> {
+        let m = Self::new(store);
+        m.ensure_schema()?;
+        Ok(m)
+    }
+
+    /// The member over `store`, whose schema the caller ensures ([`Member::ensure_schema`]).
+    pub fn new(store: S) -> Self {
+        Member { store, hub: hub::HubMemory::default(), pending: RefCell::new(Effects::default()) }
+    }
+
+    pub fn ensure_schema(&self) -> Result<(), StoreError> {
+        self.store.run(schema::SCHEMA, &[]).map(|_| ())
+    }
+
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+
+    /// Runs one command: `body`'s writes commit together, and its effects are answered only if
+    /// they did. On failure nothing is written and nothing is effected; the caches of storage are
+    /// dropped and the sessions this command would have closed stay open.
+    pub(crate) fn command<T>(&self, body: impl FnOnce() -> Result<T, ApiError>) -> Outcome<T> {
+        self.pending.replace(Effects::default());
+        let closed_before = self.hub.closed.borrow().clone();
+        let result = store::atomically(&self.store, body);
+        let effects = self.pending.replace(Effects::default());
+        match result {
+            Ok(v) => (Ok(v), effects),
+            Err(e) => {
+                self.hub.forget(closed_before);
+                (Err(e), Effects::default())
+            }
+        }
+    }
+
+    /// Runs a command from the worker or another object.
+    pub fn handle(&self, command: Command, ctx: &Ctx) -> Outcome {
+        use Command as C;
+        match command {
+            C::Upsert { conversation_id, sandbox_id, title, joined_at, last_activity_at } => {
+                self.upsert(&conversation_id, &sandbox_id, title, joined_at, last_activity_at, ctx)
+            }
+            C::Remove { conversation_id } => self.remove(&conversation_id, ctx),
+            C::Touch { conversation_id, title, last_activity_at } => {
+                self.touch(&conversation_id, title, last_activity_at, ctx)
+            }
+            C::List { sandbox_id, limit, cursor } => {
+                (self.list(sandbox_id.as_deref(), limit, cursor.as_deref()), Effects::default())
+            }
+            C::MarkRead { conversation_id, member_id, last_read_at } => {
+                self.mark_read(&conversation_id, &member_id, last_read_at, ctx)
+            }
+            C::Deliver { context, event, payload, ephemeral } => self.command(|| {
+                self.deliver(ctx, &context, &event, &payload, ephemeral)?;
+                Ok(Reply::no_content())
+            }),
+            C::SetBotStatus { online, at } => self.set_bot_status(online, at),
+            C::GetBotStatus => (self.bot_status(), Effects::default()),
+            C::RedeemTicket { nonce, expires_at_ms } => self.redeem_ticket(&nonce, expires_at_ms, ctx.now_ms),
+        }
+    }
+
+    pub(crate) fn exec(&self, query: &str, args: &[Arg]) -> Result<usize, ApiError> {
+        Ok(self.store.run(query, args)?)
+    }
+
+    pub(crate) fn query<T: serde::de::DeserializeOwned>(&self, query: &str, args: &[Arg]) -> Result<Vec<T>, ApiError> {
+        Ok(self.store.rows(query, args)?)
+    }
+
+    pub(crate) fn scalar(&self, query: &str, args: &[Arg]) -> Result<Option<i64>, ApiError> {
+        Ok(self.store.scalar(query, args)?)
+    }
+}

@@ -1,0 +1,152 @@
+//! The conversation list, tickets and bot status.
+
+use super::*;
+use switchboard_core::ErrorCode;
+
+fn page(sim: &Sim, sandbox: Option<&str>, limit: usize, cursor: Option<&str>) -> Value {
+    let cmd = Command::List { sandbox_id: sandbox.map(String::from), limit, cursor: cursor.map(String::from) };
+    sim.ok(cmd).0.body.unwrap()
+}
+
+fn ids(v: &Value) -> Vec<String> {
+    v["conversations"].as_array().unwrap().iter().map(|c| c["conversationId"].as_str().unwrap().to_string()).collect()
+}
+
+fn touch(sim: &Sim, conv: &str, title: Option<&str>, at: Option<i64>) -> Effects {
+    sim.ok(Command::Touch { conversation_id: conv.into(), title: title.map(String::from), last_activity_at: at }).1
+}
+
+#[test]
+fn the_list_is_ordered_by_activity_and_pages_with_a_cursor() {
+    let sim = Sim::new();
+    sim.join(C1, Some("one"), T0);
+    sim.join(C2, None, T0 + 10);
+    sim.ok(Command::Upsert {
+        conversation_id: C3.into(),
+        sandbox_id: "sb2".into(),
+        title: None,
+        joined_at: T0 + 20,
+        last_activity_at: None,
+    });
+    assert_eq!(ids(&page(&sim, None, 10, None)), vec![C3, C2, C1]);
+    // Activity moves a conversation up; older activity never moves it back.
+    touch(&sim, C1, Some("one"), Some(T0 + 100));
+    touch(&sim, C1, Some("one"), Some(T0 + 50));
+    let all = page(&sim, None, 10, None);
+    assert_eq!(ids(&all), vec![C1, C3, C2]);
+    assert_eq!(all["conversations"][0]["lastActivityAt"], json!(T0 + 100));
+    // Two per page: a cursor leads on to the rest, and the last page says so.
+    let first = page(&sim, None, 2, None);
+    assert_eq!((ids(&first), first["hasMore"].clone()), (vec![C1.to_string(), C3.to_string()], json!(true)));
+    let next = page(&sim, None, 2, first["nextCursor"].as_str());
+    assert_eq!(
+        (ids(&next), next["hasMore"].clone(), next["nextCursor"].clone()),
+        (vec![C2.into()], json!(false), Value::Null)
+    );
+    // One sandbox only.
+    assert_eq!(ids(&page(&sim, Some(SB), 10, None)), vec![C1, C2]);
+    // A cursor this service never gave out is refused.
+    let (bad, _) = sim.run(Command::List { sandbox_id: None, limit: 10, cursor: Some("x".into()) });
+    assert_eq!(bad.unwrap_err().code, ErrorCode::InvalidRequest);
+}
+
+#[test]
+fn a_flush_never_re_adds_a_conversation_the_member_left() {
+    let sim = Sim::new();
+    sim.join(C1, None, T0);
+    sim.ok(Command::Remove { conversation_id: C1.into() });
+    let e = touch(&sim, C1, Some("late"), Some(T0 + 5));
+    assert!(e.is_empty());
+    assert!(ids(&page(&sim, None, 10, None)).is_empty());
+}
+
+#[test]
+fn the_read_position_only_moves_forward() {
+    let sim = Sim::new();
+    sim.join(C1, None, T0);
+    let read = |at: i64| {
+        sim.ok(Command::MarkRead { conversation_id: C1.into(), member_id: "alice".into(), last_read_at: at });
+        page(&sim, None, 10, None)["conversations"][0]["lastReadAt"].clone()
+    };
+    assert_eq!(read(T0 + 10), json!(T0 + 10));
+    assert_eq!(read(T0 + 5), json!(T0 + 10));
+}
+
+#[test]
+fn a_ticket_is_redeemed_once_and_only_before_it_expires() {
+    let mut sim = Sim::new();
+    let redeem = |sim: &Sim, nonce: &str, expires: i64| {
+        sim.run(Command::RedeemTicket { nonce: nonce.into(), expires_at_ms: expires }).0.map(|r| r.status)
+    };
+    let expires = T0 + 30_000;
+    assert_eq!(redeem(&sim, "n1", expires), Ok(204));
+    assert_eq!(redeem(&sim, "n1", expires).unwrap_err().status(), 401, "used");
+    // 20 s later, a ticket issued with the first is still good.
+    sim.now = T0 + 20_000;
+    assert_eq!(redeem(&sim, "n2", expires), Ok(204));
+    // At and after its expiry a ticket is refused, used or not.
+    sim.now = expires;
+    assert_eq!(redeem(&sim, "n3", expires).unwrap_err().status(), 401, "expired");
+    // The used nonces were swept once they expired; a fresh ticket is fine.
+    let kept = sim.m.store().dump();
+    assert!(!kept.contains("n1") && !kept.contains("n2"), "{kept}");
+    assert_eq!(redeem(&sim, "n4", expires + 30_000), Ok(204));
+}
+
+#[test]
+fn a_bots_status_is_offline_until_set_and_names_its_conversations() {
+    let sim = Sim::new();
+    assert_eq!(sim.ok(Command::GetBotStatus).0.body.unwrap(), json!({"online": false, "at": null}));
+    sim.join(C1, None, T0);
+    let (r, e) = sim.ok(Command::SetBotStatus { online: true, at: T0 + 5 });
+    assert!(e.is_empty());
+    assert_eq!(r.body.unwrap(), json!({"online": true, "at": T0 + 5, "conversations": [C1]}));
+    assert_eq!(sim.ok(Command::GetBotStatus).0.body.unwrap(), json!({"online": true, "at": T0 + 5}));
+}
+
+#[test]
+fn instance_events_follow_list_changes() {
+    let mut sim = Sim::new();
+    // Logged under seq 1 with nobody subscribed yet.
+    sim.join(C1, Some("one"), T0);
+    let s = sim.open();
+    sim.subscribe(s, &[instance()]);
+    let events = |e: &Effects| -> Vec<(String, Value, u64)> {
+        received(e)
+            .into_iter()
+            .map(|(_, f)| (f["event"].as_str().unwrap().to_string(), f["payload"].clone(), f["seq"].as_u64().unwrap()))
+            .collect()
+    };
+    let created = events(&sim.join(C2, None, T0 + 1));
+    assert_eq!(
+        created,
+        vec![("conversation.created".into(), json!({"conversationId": C2, "title": null, "sandboxId": SB}), 2)]
+    );
+    assert!(events(&sim.join(C2, None, T0 + 1)).is_empty(), "a second upsert is not news");
+    assert!(events(&touch(&sim, C1, Some("one"), None)).is_empty(), "same title");
+    let renamed = events(&touch(&sim, C1, Some("uno"), Some(T0 + 9)));
+    assert_eq!(
+        renamed,
+        vec![
+            ("conversation.renamed".into(), json!({"conversationId": C1, "title": "uno"}), 3),
+            ("conversation.activity".into(), json!({"conversationId": C1, "lastActivityAt": T0 + 9}), 4),
+        ]
+    );
+    assert!(events(&touch(&sim, C1, Some("uno"), Some(T0 + 9))).is_empty(), "activity only forward");
+    let (_, e) =
+        sim.ok(Command::MarkRead { conversation_id: C1.into(), member_id: "alice".into(), last_read_at: T0 + 20 });
+    assert_eq!(
+        events(&e),
+        vec![(
+            "conversation.read".into(),
+            json!({"conversationId": C1, "memberId": "alice", "lastReadAt": T0 + 20}),
+            5
+        )]
+    );
+    let (_, e) = sim.ok(Command::Remove { conversation_id: C1.into() });
+    assert_eq!(events(&e), vec![("conversation.left".into(), json!({"conversationId": C1}), 6)]);
+    // Events made elsewhere use the same typed shapes.
+    let badge = crate::InstanceEvent::BadgeUpdated { badge_bucket: "b".into(), total: 3 };
+    let (_, e) = sim.ok(badge.deliver(SB));
+    assert_eq!(events(&e), vec![("badge.updated".into(), json!({"badgeBucket": "b", "total": 3}), 7)]);
+}

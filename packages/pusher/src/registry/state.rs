@@ -1,0 +1,36 @@
+//! What the registry keeps in memory per socket and per channel.
+
+use super::client_events::TokenBucket;
+use crate::auth::{PresenceMember, SignedInUser, SocketId};
+use crate::frame;
+use std::collections::{BTreeMap, BTreeSet};
+
+#[derive(Debug, Clone)]
+pub(super) struct SocketState {
+    pub(super) user: Option<SignedInUser>,
+    /// Channel → the presence member this socket is there (presence channels).
+    pub(super) channels: BTreeMap<String, Option<PresenceMember>>,
+    pub(super) bucket: TokenBucket,
+    pub(super) refused_in_a_row: u32,
+}
+
+impl SocketState {
+    pub(super) fn new(user: Option<SignedInUser>) -> Self {
+        SocketState { user, channels: BTreeMap::new(), bucket: TokenBucket::full(), refused_in_a_row: 0 }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(super) struct ChannelState {
+    pub(super) sockets: BTreeSet<SocketId>,
+    /// Presence channels: user id → that user's sockets here, each with its `user_info`.
+    pub(super) members: BTreeMap<String, BTreeMap<SocketId, Option<String>>>,
+}
+
+impl ChannelState {
+    pub(super) fn presence_data(&self) -> String {
+        frame::presence_data(
+            self.members.iter().map(|(id, socks)| (id.as_str(), socks.values().next().and_then(|i| i.as_deref()))),
+        )
+    }
+}

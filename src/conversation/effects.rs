@@ -1,0 +1,126 @@
+//! Carrying out what the conversation's state machine answered: the synchronous part at once
+//! (broadcasts, closes, the push in the background, queueing hub deliveries) and the rest after
+//! (the alarm, the hub pump).
+
+use super::ConversationObject;
+use crate::notifications;
+use crate::platform;
+use crate::rpc::{self, MemberCommand};
+use futures::future::join_all;
+use std::cell::Cell;
+use std::rc::Rc;
+use switchboard_conversation::Effects;
+use worker::Stub;
+
+/// What is left of the effects after the synchronous part: the latest time the alarm may fire.
+pub(super) struct Later {
+    alarm_at: Option<i64>,
+}
+
+/// Clears the pumping flag however the pump ends.
+struct PumpGuard<'a>(&'a Cell<bool>);
+
+impl Drop for PumpGuard<'_> {
+    fn drop(&mut self) {
+        self.0.set(false);
+    }
+}
+
+impl ConversationObject {
+    /// Sends every frame to every socket, closes what must close, hands the push to the
+    /// notifications worker in the background (its failure never fails the command), and queues
+    /// the hubs' events.
+    pub(super) fn effect_now(&self, effects: Effects) -> Later {
+        for frame in &effects.broadcast {
+            platform::broadcast(&self.raw_state, frame);
+        }
+        for (member, code, reason) in &effects.close_member {
+            platform::close_sockets_of(&self.raw_state, member, *code, reason);
+        }
+        if let Some(member) = &effects.unwatched {
+            self.stubs.borrow_mut().remove(member);
+        }
+        if let Some(request) = effects.push {
+            let env = self.env.clone();
+            self.state.wait_until(async move {
+                match notifications::send_push(&env, &request).await {
+                    Ok(result) => {
+                        notifications::announce_badges(&env, &request.sandbox_id, &request.conversation_id, &result)
+                            .await
+                    }
+                    Err(e) => worker::console_error!("push for message {}: {e}", request.message_id),
+                }
+            });
+        }
+        self.outbox.borrow_mut().extend(effects.to_hubs);
+        let (started, stopped, relays) = (effects.bridges_started, effects.bridges_stopped, effects.to_bridges);
+        if !(started.is_empty() && stopped.is_empty() && relays.is_empty()) {
+            let id = self.core.meta().ok().flatten().map(|m| m.id);
+            crate::bridge::relay::carry_out(&self.state, &self.env, id, started, stopped, relays);
+        }
+        Later { alarm_at: effects.alarm_at }
+    }
+
+    pub(super) async fn effect_later(&self, later: Later) {
+        if let Some(at) = later.alarm_at {
+            self.ensure_alarm(at).await;
+        }
+        self.pump().await;
+    }
+
+    /// Moves the alarm earlier to `wanted` (never later).
+    pub(super) async fn ensure_alarm(&self, wanted: i64) {
+        self.alarm.ensure(&self.state.storage(), wanted).await;
+    }
+
+    /// Drains the outbox to the hubs that watched each event, one event at a time so each hub
+    /// sees this conversation's events in order. A pump already running picks up what we queued.
+    pub(super) async fn pump(&self) {
+        if self.pumping.get() || self.outbox.borrow().is_empty() {
+            return;
+        }
+        self.pumping.set(true);
+        let _guard = PumpGuard(&self.pumping);
+        loop {
+            let next = self.outbox.borrow_mut().pop_front();
+            let Some(out) = next else { break };
+            let command = MemberCommand::Deliver {
+                context: out.context,
+                event: out.event.to_string(),
+                payload: out.payload,
+                ephemeral: out.ephemeral,
+            };
+            let body = match serde_json::to_string(&command) {
+                Ok(b) => b,
+                Err(_) => continue,
+            };
+            let calls: Vec<_> = out
+                .watchers
+                .iter()
+                .filter_map(|w| self.stub_for(w))
+                .map(|s| {
+                    let body = body.clone();
+                    async move { rpc::post_to(&s, body).await }
+                })
+                .collect();
+            for r in join_all(calls).await {
+                if let Err(e) = r {
+                    worker::console_error!("deliver to hub: {e}");
+                }
+            }
+        }
+    }
+
+    fn stub_for(&self, member: &str) -> Option<Rc<Stub>> {
+        if let Some(s) = self.stubs.borrow().get(member) {
+            return Some(s.clone());
+        }
+        // A relay watcher (the Pusher endpoint's object) takes the same `deliver` command.
+        let stub = match crate::pusher::relay_stub(&self.env, member) {
+            Some(relay) => Rc::new(relay.ok()?),
+            None => Rc::new(rpc::member_stub(&self.env, member).ok()?),
+        };
+        self.stubs.borrow_mut().insert(member.to_string(), stub.clone());
+        Some(stub)
+    }
+}

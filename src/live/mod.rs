@@ -1,0 +1,187 @@
+//! `LiveChannelObject`: the Durable Object shell around `switchboard_live`.
+//!
+//! One object per conversation for streamed live output. A publisher (the conversation's bot, or a
+//! member) streams newline-delimited JSON to `POST /v1/conversations/:id/publish`; every complete
+//! valid line goes, as it arrives, to every socket on `GET /v1/conversations/:id/live` as one frame.
+//! Nothing is stored. Every decision (admission, the subscribers' windows and acks, the wait for
+//! room and the 4008 closes, the bot going offline, the publish's answer) is made by the native
+//! state machine [`LiveChannel`]; this shell asks the conversation and the bot's object who is
+//! admitted (`admission.rs`), reads publish bodies (`publish.rs`), and carries out effects. The
+//! worker's side of a publish (the preflight, the body pump and its idle timeout) is `forward.rs`.
+//!
+//! Invariants: no `RefCell` borrow is held across an `.await` (the core's calls are synchronous);
+//! a subscriber's only memory is its socket's tag.
+
+mod admission;
+mod forward;
+mod publish;
+
+pub use forward::live_publish;
+
+use crate::http::{error_response, internal, no_content};
+use crate::platform;
+use crate::rpc::{CONVERSATION_HEADER, MEMBER_HEADER};
+use switchboard_core::ApiError;
+use switchboard_live::subscribers::Incoming;
+use switchboard_live::{subscriber_tag, Ctx, Effect, LiveChannel};
+use worker::{
+    durable_object, wasm_bindgen, DurableObject, Env, Request, Response, ResponseBuilder, State, WebSocket,
+    WebSocketIncomingMessage, WebSocketPair, WebSocketRequestResponsePair,
+};
+
+#[durable_object]
+pub struct LiveChannelObject {
+    state: State,
+    /// The JavaScript `DurableObjectState`, for the one-call broadcast and the sockets' tags.
+    raw_state: wasm_bindgen::JsValue,
+    env: Env,
+    core: LiveChannel,
+}
+
+impl DurableObject for LiveChannelObject {
+    fn new(state: State, env: Env) -> Self {
+        let raw = state._inner();
+        let raw_state: wasm_bindgen::JsValue = raw.clone().into();
+        let state = State::from(raw);
+        match WebSocketRequestResponsePair::new("ping", "pong") {
+            Ok(pair) => state.set_websocket_auto_response(&pair),
+            Err(e) => worker::console_error!("auto-response: {e:?}"),
+        }
+        LiveChannelObject { state, raw_state, env, core: LiveChannel::new() }
+    }
+
+    async fn fetch(&self, mut req: Request) -> worker::Result<Response> {
+        let result = match req.path().as_str() {
+            "/check" => self.preflight(&req).await,
+            "/publish" => self.publish(&mut req).await,
+            "/live" => self.subscribe(&req).await,
+            "/bot-offline" => {
+                let effects = self.with_ctx(|ctx| self.core.bot_offline(ctx));
+                self.carry_out(None, effects);
+                Ok(ResponseBuilder::new().with_status(204).empty())
+            }
+            _ => Err(ApiError::not_found("no such live operation")),
+        };
+        match result {
+            Ok(r) => Ok(r),
+            Err(e) => error_response(&e),
+        }
+    }
+
+    async fn websocket_message(&self, ws: WebSocket, message: WebSocketIncomingMessage) -> worker::Result<()> {
+        let tag = subscriber_tag(self.state.get_tags(&ws));
+        let frame = match &message {
+            WebSocketIncomingMessage::String(text) => Incoming::Text(text),
+            WebSocketIncomingMessage::Binary(_) => Incoming::Binary,
+        };
+        let effects = self.with_ctx(|ctx| self.core.message(tag.as_deref(), frame, ctx));
+        self.carry_out(Some(&ws), effects);
+        Ok(())
+    }
+
+    async fn websocket_close(
+        &self,
+        ws: WebSocket,
+        _code: usize,
+        _reason: String,
+        _was_clean: bool,
+    ) -> worker::Result<()> {
+        self.forget(&ws);
+        let _ = ws.close(Some(1000), Some("closed"));
+        Ok(())
+    }
+
+    async fn websocket_error(&self, ws: WebSocket, _error: worker::Error) -> worker::Result<()> {
+        self.forget(&ws);
+        let _ = ws.close(Some(switchboard_core::limits::close::INTERNAL), Some("socket error"));
+        Ok(())
+    }
+}
+
+fn header(req: &Request, name: &str) -> Option<String> {
+    req.headers().get(name).ok().flatten()
+}
+
+/// The caller and the conversation the worker named.
+fn caller(req: &Request) -> Result<(String, String), ApiError> {
+    let member = header(req, MEMBER_HEADER).ok_or_else(|| ApiError::unauthorized("no member"))?;
+    let conversation = header(req, CONVERSATION_HEADER).ok_or_else(|| ApiError::internal("no conversation"))?;
+    Ok((member, conversation))
+}
+
+impl LiveChannelObject {
+    /// Runs `f` with the time, and the sockets' tags should the core need to rebuild its windows.
+    fn with_ctx<T>(&self, f: impl FnOnce(&Ctx) -> T) -> T {
+        let tags = || platform::socket_tags(&self.raw_state);
+        f(&Ctx { now_ms: platform::now_ms(), socket_tags: &tags })
+    }
+
+    /// Carries out `effects` in order; `Reply` goes to `speaker`, the socket being handled.
+    fn carry_out(&self, speaker: Option<&WebSocket>, effects: Vec<Effect>) {
+        for effect in effects {
+            match effect {
+                Effect::Broadcast(frame) => {
+                    platform::broadcast(&self.raw_state, &frame);
+                }
+                Effect::Reply(frame) => {
+                    if let Some(ws) = speaker {
+                        let _ = ws.send_with_str(&frame);
+                    }
+                }
+                Effect::Close { tag, code, reason } => {
+                    for ws in self.state.get_websockets_with_tag(&tag) {
+                        let _ = ws.close(Some(code), Some(reason));
+                    }
+                }
+                Effect::CloseAll { code, reason } => {
+                    for ws in self.state.get_websockets() {
+                        let _ = ws.close(Some(code), Some(reason));
+                    }
+                }
+            }
+        }
+    }
+
+    fn forget(&self, ws: &WebSocket) {
+        if let Some(tag) = subscriber_tag(self.state.get_tags(ws)) {
+            self.with_ctx(|ctx| self.core.forget(&tag, ctx));
+        }
+    }
+
+    async fn subscribe(&self, req: &Request) -> Result<Response, ApiError> {
+        let (member, conversation) = caller(req)?;
+        let refusal = match self.admit(&conversation, &member).await {
+            Ok(_) => None,
+            Err(r) => Some(r.subscriber_close()?),
+        };
+        let pair = WebSocketPair::new().map_err(|e| internal("socket pair", e))?;
+        let server = pair.server;
+        match refusal {
+            Some((code, reason)) => {
+                // Accept, then close at once: browsers can read a close code, not an HTTP status.
+                // Accepted through the hibernation API so the runtime, not an event listener nobody
+                // set, owns the socket's errors.
+                self.state.accept_web_socket(&server);
+                let _ = server.close(Some(code), Some(reason));
+            }
+            None => {
+                let joined = self.with_ctx(|ctx| self.core.subscribe(&platform::nonce(), ctx));
+                self.state.accept_websocket_with_tags(&server, &[joined.tag.as_str()]);
+                // A late joiner first gets what the publishes in progress have sent so far.
+                for line in &joined.replay {
+                    let _ = server.send_with_str(line);
+                }
+                self.carry_out(Some(&server), joined.effects);
+            }
+        }
+        Ok(ResponseBuilder::new().with_status(101).with_websocket(pair.client).empty())
+    }
+
+    /// The worker asks before it forwards a body: refusing a publish whose body is already streaming
+    /// would leave the body half-read.
+    async fn preflight(&self, req: &Request) -> Result<Response, ApiError> {
+        let (member, conversation) = caller(req)?;
+        self.admit(&conversation, &member).await.map_err(|r| r.into_error())?;
+        no_content()
+    }
+}
