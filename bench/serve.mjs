@@ -18,6 +18,7 @@ import { execFileSync } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
+import { applyMigrations, readWranglerToml, workerdChildren } from "../scripts/lib/workers.mjs";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const root = path.resolve(here, "..");
@@ -48,39 +49,6 @@ function parseArgs(argv) {
   }
   if (!a.state) throw new Error("--state DIR is required");
   return a;
-}
-
-// The few parts of wrangler.toml we need, read with regexes (no TOML parser in node_modules).
-function readWranglerToml(file) {
-  const text = fs.readFileSync(file, "utf8").replace(/#[^\n"]*$/gm, "");
-  const section = (name) => {
-    const m = text.match(new RegExp(`^\\[${name.replace(/[.[\]]/g, "\\$&")}\\]\\s*$([\\s\\S]*?)(?=^\\[)`, "m"));
-    return m ? m[1] : "";
-  };
-  const vars = {};
-  for (const m of section("vars").matchAll(/^\s*([A-Za-z_][A-Za-z0-9_]*)\s*=\s*"([^"]*)"/gm)) vars[m[1]] = m[2];
-  const durableObjects = {};
-  for (const m of text.matchAll(/\{\s*name\s*=\s*"([^"]+)"\s*,\s*class_name\s*=\s*"([^"]+)"\s*\}/g)) durableObjects[m[1]] = m[2];
-  const d1 = [...text.matchAll(/\[\[d1_databases\]\]\s*binding\s*=\s*"([^"]+)"/g)].map((m) => m[1]);
-  const compat = (text.match(/^compatibility_date\s*=\s*"([^"]+)"/m) || [])[1] || "2026-04-01";
-  const flags = (text.match(/^compatibility_flags\s*=\s*\[([^\]]*)\]/m) || [])[1];
-  const compatibilityFlags = flags ? [...flags.matchAll(/"([^"]+)"/g)].map((m) => m[1]) : [];
-  const services = [...text.matchAll(/\[\[services\]\]\s*binding\s*=\s*"([^"]+)"/g)].map((m) => m[1]);
-  return { vars, durableObjects, d1, compat, compatibilityFlags, services };
-}
-
-function workerdChildren(pid) {
-  const out = [];
-  for (const d of fs.readdirSync("/proc")) {
-    if (!/^\d+$/.test(d)) continue;
-    try {
-      const stat = fs.readFileSync(`/proc/${d}/stat`, "utf8");
-      const comm = stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")"));
-      const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
-      if (ppid === pid && comm.startsWith("workerd")) out.push(Number(d));
-    } catch {}
-  }
-  return out;
 }
 
 const args = parseArgs(process.argv.slice(2));
@@ -234,19 +202,7 @@ try {
   await mf.ready;
   // Local D1: apply the migrations (the send path never reads D1, but the worker expects its tables).
   for (const [b, w] of cfg.d1.flatMap((b) => ["ours", ...args.variants.map((v) => v.name)].map((w) => [b, w]))) {
-    const db = await mf.getD1Database(b, w);
-    const dir = path.join(root, "migrations");
-    for (const f of fs.existsSync(dir) ? fs.readdirSync(dir).sort() : []) {
-      if (!f.endsWith(".sql")) continue;
-      const sql = fs.readFileSync(path.join(dir, f), "utf8");
-      for (const stmt of sql.split(/;\s*(?:\n|$)/).map((s) => s.replace(/^\s*--.*$/gm, "").trim()).filter(Boolean)) {
-        try {
-          await db.prepare(stmt).run();
-        } catch (e) {
-          if (!/already exists/.test(String(e))) throw e;
-        }
-      }
-    }
+    await applyMigrations(await mf.getD1Database(b, w), path.join(root, "migrations"));
   }
   const urls = {};
   for (const w of ["ours", "ceiling", "room", ...args.variants.map((v) => v.name)]) urls[w] = (await mf.unsafeGetDirectURL(w)).toString().replace(/\/$/, "");

@@ -1,24 +1,23 @@
 //! End-to-end test harness for Switchboard.
 //!
-//! [`Server`] runs the real worker under `wrangler dev` on 127.0.0.1 (fresh `--persist-to`
-//! directory, free ports, a known `JWT_SECRET`), [`Api`] speaks its HTTP API and [`Ws`] its
-//! WebSocket protocol. Most tests share one server per test binary ([`shared`]); tests that need
-//! special variables or a restart start their own.
+//! [`Server`] serves the built workers on 127.0.0.1 from one Miniflare (workerd) process started
+//! by `tests/e2e/serve.mjs` (fresh persistence directory, a free port, a known `JWT_SECRET`),
+//! [`Api`] speaks its HTTP API and [`Ws`] its WebSocket protocol. Most tests share one server per
+//! test binary ([`shared`]); tests that need special variables or a restart start their own.
 //!
-//! Process hygiene: wrangler runs in its own process group (it spawns workerd children). The
-//! group is killed when its `Server` is dropped, when the test binary exits (`atexit`), on
-//! SIGINT/SIGTERM/SIGHUP, and, should a test binary have been killed outright, by the next run,
-//! which kills groups whose owner is gone (see `reap_stale_runs`).
+//! Process hygiene: serve.mjs exits when its stdin closes, i.e. when its `Server` is stopped or
+//! dropped, and when the test binary exits in any way (the kernel closes the pipe), taking its
+//! workerd with it. There are no process groups to reap.
 //!
-//! Each server keeps its state and its wrangler log in `target/e2e/run-<pid>-<n>/`; logs stay
-//! there after the run (state is removed by the next run, logs after six hours).
+//! Each server keeps its state and its log in `target/e2e/run-<pid>-<n>/`; logs stay there after
+//! the run (state is removed by the next run, logs after six hours).
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, Once, OnceLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -41,10 +40,9 @@ pub mod blackhole;
 /// The `JWT_SECRET` used when the repository has no `.dev.vars` (see [`jwt_secret`]).
 pub const FALLBACK_JWT_SECRET: &str = "switchboard-e2e-secret-6f1d0c9a4b7e2f3a8d5c1b0e9f7a6d4c";
 
-/// The `JWT_SECRET` every test server runs with, so tests can mint their own tokens: the one in
-/// the repository's `.dev.vars` (written by scripts/setup), because workers started beside the
-/// chat worker (`-c services/...`) get no `--var` from wrangler and read their own `.dev.vars`,
-/// which scripts/setup gives the same secret. Without `.dev.vars`, [`FALLBACK_JWT_SECRET`].
+/// The `JWT_SECRET` every test server's workers run with, so tests can mint their own tokens: the
+/// one in the repository's `.dev.vars` (written by scripts/setup; the same as `scripts/dev` uses),
+/// or without `.dev.vars`, [`FALLBACK_JWT_SECRET`].
 pub fn jwt_secret() -> &'static str {
     static SECRET: OnceLock<String> = OnceLock::new();
     SECRET.get_or_init(|| {
@@ -218,97 +216,16 @@ pub fn mint_user_token(user: &str) -> String {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Process-group registry: kill wrangler + workerd on exit, on signals, and after crashes
+// Run directories
 // ---------------------------------------------------------------------------------------------
-
-const SLOTS: usize = 64;
-static PGIDS: [AtomicI32; SLOTS] = [const { AtomicI32::new(0) }; SLOTS];
-
-fn register_pgid(pgid: i32) {
-    install_exit_hooks();
-    for slot in PGIDS.iter() {
-        if slot.compare_exchange(0, pgid, Ordering::SeqCst, Ordering::SeqCst).is_ok() {
-            return;
-        }
-    }
-    eprintln!("e2e: warning: process-group registry full; pgid {pgid} not tracked");
-}
-
-fn unregister_pgid(pgid: i32) {
-    for slot in PGIDS.iter() {
-        let _ = slot.compare_exchange(pgid, 0, Ordering::SeqCst, Ordering::SeqCst);
-    }
-}
-
-/// Async-signal-safe: only atomics and kill(2).
-fn kill_registered(sig: libc::c_int) {
-    for slot in PGIDS.iter() {
-        let p = slot.load(Ordering::SeqCst);
-        if p > 0 {
-            unsafe {
-                libc::kill(-p, sig);
-            }
-        }
-    }
-}
-
-/// pgid files of this process's servers, removed at exit so no later run acts on a stale pgid.
-static PGID_FILES: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
-
-extern "C" fn at_exit() {
-    kill_registered(libc::SIGTERM);
-    std::thread::sleep(Duration::from_millis(300));
-    kill_registered(libc::SIGKILL);
-    if let Ok(files) = PGID_FILES.try_lock() {
-        for f in files.iter() {
-            let _ = fs::remove_file(f);
-        }
-    }
-}
-
-extern "C" fn on_signal(sig: libc::c_int) {
-    kill_registered(libc::SIGKILL);
-    unsafe {
-        libc::signal(sig, libc::SIG_DFL);
-        libc::raise(sig);
-    }
-}
-
-fn install_exit_hooks() {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| unsafe {
-        libc::atexit(at_exit);
-        let handler = on_signal as extern "C" fn(libc::c_int) as libc::sighandler_t;
-        for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
-            libc::signal(sig, handler);
-        }
-    });
-}
 
 fn pid_alive(pid: i32) -> bool {
     pid > 0 && unsafe { libc::kill(pid, 0) } == 0
 }
 
-/// Pids of the processes in group `pgid`, read from /proc.
-fn group_members(pgid: i32) -> Vec<(i32, String)> {
-    let mut out = Vec::new();
-    let Ok(dir) = fs::read_dir("/proc") else { return out };
-    for entry in dir.flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else { continue };
-        let Ok(stat) = fs::read_to_string(format!("/proc/{pid}/stat")) else { continue };
-        // pid (comm) state ppid pgrp ...
-        let Some(close) = stat.rfind(')') else { continue };
-        let fields: Vec<&str> = stat[close + 1..].split_whitespace().collect();
-        if fields.get(2).and_then(|s| s.parse::<i32>().ok()) == Some(pgid) {
-            let cmd = fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-            out.push((pid, String::from_utf8_lossy(&cmd).replace('\0', " ")));
-        }
-    }
-    out
-}
-
-/// Kills process groups and removes state left behind by test binaries that died without cleanup.
-fn reap_stale_runs() {
+/// Removes the state left behind by earlier test binaries (their servers ended with them: see
+/// [`Server`]), and their logs after six hours.
+fn clean_old_runs() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
         let Ok(dir) = fs::read_dir(runs_dir()) else { return };
@@ -319,18 +236,6 @@ fn reap_stale_runs() {
             if owner == std::process::id() as i32 || pid_alive(owner) {
                 continue;
             }
-            if let Ok(pg) = fs::read_to_string(entry.path().join("pgid")) {
-                if let Ok(pgid) = pg.trim().parse::<i32>() {
-                    let members = group_members(pgid);
-                    if members.iter().any(|(_, cmd)| cmd.contains("wrangler") || cmd.contains("workerd")) {
-                        eprintln!("e2e: killing stale wrangler process group {pgid} from {name}");
-                        unsafe {
-                            libc::kill(-pgid, libc::SIGKILL);
-                        }
-                    }
-                }
-            }
-            let _ = fs::remove_file(entry.path().join("pgid"));
             // keep the logs for a while (the previous test binary's may be of interest), drop state
             let _ = fs::remove_dir_all(entry.path().join("state"));
             let old = entry
@@ -432,53 +337,17 @@ fn ensure_built() {
 // Server
 // ---------------------------------------------------------------------------------------------
 
-/// How `wrangler dev`'s proxy answers a non-GET request that was in flight when it reloaded the
-/// local runtime.
-const DEV_PROXY_RESTARTED: &str = "Your worker restarted mid-request";
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0").local_addr().unwrap().port()
-}
-
-fn wrangler_cmd(root: &Path) -> Command {
-    let bin = root.join("node_modules/.bin/wrangler");
-    assert!(bin.exists(), "{} missing: run `bash scripts/setup`", bin.display());
-    let mut cmd = Command::new(bin);
-    cmd.current_dir(root)
-        .env("SWITCHBOARD_PREBUILT", "1")
-        .env("WRANGLER_SEND_METRICS", "false")
-        .env("NO_COLOR", "1")
-        .env("FORCE_COLOR", "0")
-        .stdin(Stdio::null());
-    cmd
-}
-
-/// The wrangler configs to start together, from `scripts/wrangler-configs` (first = primary).
-pub fn wrangler_configs() -> Vec<String> {
-    let path = repo_root().join("scripts/wrangler-configs");
-    let text = fs::read_to_string(&path).unwrap_or_else(|_| "wrangler.toml".into());
-    let configs: Vec<String> =
-        text.lines().map(|l| l.split('#').next().unwrap_or("").trim().to_string()).filter(|l| !l.is_empty()).collect();
-    if configs.is_empty() {
-        vec!["wrangler.toml".into()]
-    } else {
-        configs
-    }
-}
-
-/// The notifications worker's config, relative to the repository root.
-pub const NOTIFICATIONS_CONFIG: &str = "services/notifications/wrangler.toml";
+/// The worker name of the notifications worker (`name` in services/notifications/wrangler.toml).
+pub const NOTIFICATIONS_WORKER: &str = "switchboard-notifications";
 
 /// What a test server runs, and with which vars.
 ///
-/// wrangler gives `--var` to the primary (first) worker only; every other worker reads its own
-/// config's `[vars]` and the `.dev.vars` beside it. So each worker under `services/` is started
-/// from a copy of its wrangler.toml generated in the server's run directory (absolute `main` and
-/// `migrations_dir`, no `[build]`), whose `[vars]` are its own plus `LOCAL_MODE=true`, the test
-/// `JWT_SECRET` and, for the notifications worker, `notifications_vars`.
+/// Every worker gets its wrangler.toml `[vars]` overridden by `LOCAL_MODE=true` and the test
+/// `JWT_SECRET`; the primary (first) worker then by `vars`, the notifications worker by
+/// `notifications_vars`. (`.dev.vars` files are not read: the values come from here.)
 #[derive(Debug, Clone, Default)]
 pub struct StartOptions {
-    /// `--var`s of the primary worker, over `LOCAL_MODE=true` and `JWT_SECRET`.
+    /// Vars of the primary worker, over `LOCAL_MODE=true` and `JWT_SECRET`.
     pub vars: Vec<(String, String)>,
     /// Vars of the notifications worker (e.g. `EXPO_PUSH_URL`, `IDEM_TTL_MS`).
     pub notifications_vars: Vec<(String, String)>,
@@ -493,106 +362,42 @@ impl StartOptions {
     }
 }
 
-fn toml_string(s: &str) -> String {
-    let mut out = String::from("\"");
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            c if c.is_control() => out.push_str(&format!("\\u{:04X}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
-}
-
-/// `key = "value"` (a basic string without escapes) -> (key, value).
-fn toml_pair(line: &str) -> Option<(String, String)> {
-    let (k, v) = line.split_once('=')?;
-    let v = v.trim();
-    let v = v.strip_prefix('"')?.strip_suffix('"')?;
-    Some((k.trim().to_string(), v.to_string()))
-}
-
-/// Writes to `dst` a copy of the wrangler config `src` that runs from anywhere: `main` and
-/// `migrations_dir` absolute, no `[build]` (workers are built before), and `[vars]` = its own
-/// vars overridden by `vars`.
-pub fn generate_config(src: &Path, dst: &Path, vars: &[(String, String)]) -> PathBuf {
-    let text = fs::read_to_string(src).unwrap_or_else(|e| panic!("read {}: {e}", src.display()));
-    let dir = src.parent().unwrap_or(Path::new("."));
-    let abs = |rel: &str| {
-        let p = dir.join(rel);
-        p.canonicalize().unwrap_or(p).display().to_string()
-    };
-    let mut out = format!("# Generated by tests/e2e from {} for one test server.\n", src.display());
-    let mut section = String::new();
-    let mut merged: Vec<(String, String)> = Vec::new();
-    for line in text.lines() {
-        let t = line.trim();
-        if t.starts_with('[') {
-            section = t.to_string();
-        }
-        match section.as_str() {
-            "[build]" => continue,
-            "[vars]" => {
-                if let Some(kv) = toml_pair(t) {
-                    merged.push(kv);
-                }
-                continue;
-            }
-            _ => {}
-        }
-        match toml_pair(t) {
-            Some((k, v)) if k == "main" || k == "migrations_dir" => {
-                out.push_str(&format!("{k} = {}\n", toml_string(&abs(&v))))
-            }
-            _ => {
-                out.push_str(line);
-                out.push('\n');
-            }
-        }
-    }
-    for (k, v) in vars {
-        merged.retain(|(kk, _)| kk != k);
-        merged.push((k.clone(), v.clone()));
-    }
-    out.push_str("\n[vars]\n");
-    for (k, v) in &merged {
-        out.push_str(&format!("{k} = {}\n", toml_string(v)));
-    }
-    fs::write(dst, out).unwrap_or_else(|e| panic!("write {}: {e}", dst.display()));
-    dst.to_path_buf()
-}
-
+/// A running `node tests/e2e/serve.mjs`. It ends when its stdin closes: when [`Server::stop`]
+/// drops `stdin`, or when this process exits in any way (the kernel closes the pipe).
 struct Proc {
     child: Child,
-    pgid: i32,
+    stdin: Option<ChildStdin>,
+    workerd_pid: Option<i32>,
 }
 
-/// A `wrangler dev` server on 127.0.0.1 with its own persistence directory.
+/// The workers on 127.0.0.1, served by `tests/e2e/serve.mjs` (Miniflare: one workerd process,
+/// direct sockets) with their own persistence directory.
 pub struct Server {
+    /// The primary worker's port; the same after [`Server::restart`].
     pub port: u16,
-    inspector_port: u16,
-    vars: Vec<(String, String)>,
-    /// The wrangler configs, primary first (absolute paths; generated ones for `services/`).
-    configs: Vec<PathBuf>,
-    run_dir: PathBuf,
+    /// Arguments of serve.mjs but `--port`.
+    args: Vec<String>,
     persist_dir: PathBuf,
     log_path: PathBuf,
     proc: Mutex<Option<Proc>>,
 }
 
+/// The ready line of serve.mjs.
+struct Ready {
+    port: u16,
+    workerd_pid: Option<i32>,
+}
+
 impl Server {
     /// Starts a server with `JWT_SECRET`=[`jwt_secret`], `LOCAL_MODE`=true and `extra_vars`.
-    /// Blocks until it answers HTTP; panics (printing the log tail) if it does not within 60 s.
+    /// Blocks until it is ready; panics (printing the log tail) if it is not within 60 s.
     pub fn start(extra_vars: &[(&str, &str)]) -> Server {
         Server::start_with(&StartOptions::with_vars(extra_vars))
     }
 
     /// Starts a server as `opts` says (see [`StartOptions`]).
     pub fn start_with(opts: &StartOptions) -> Server {
-        reap_stale_runs();
+        clean_old_runs();
         ensure_built();
         static N: AtomicU64 = AtomicU64::new(0);
         let run_dir = runs_dir().join(format!("run-{}-{}", std::process::id(), N.fetch_add(1, Ordering::SeqCst)));
@@ -600,46 +405,42 @@ impl Server {
         fs::create_dir_all(&run_dir).expect("create run dir");
         let persist_dir = run_dir.join("state");
         fs::create_dir_all(&persist_dir).expect("create persist dir");
-        let base =
-            vec![("LOCAL_MODE".to_string(), "true".to_string()), ("JWT_SECRET".to_string(), jwt_secret().to_string())];
-        let mut vars = base.clone();
-        for (k, v) in &opts.vars {
-            vars.retain(|(kk, _)| kk != k);
-            vars.push((k.clone(), v.clone()));
+        let log_path = run_dir.join("server.log");
+
+        let base = [("LOCAL_MODE", "true"), ("JWT_SECRET", jwt_secret())];
+        let mut args: Vec<String> = vec![
+            "--state".into(),
+            persist_dir.display().to_string(),
+            "--log".into(),
+            log_path.display().to_string(),
+            "--no-dev-vars".into(),
+        ];
+        if opts.notifications_only {
+            args.extend(["--only".into(), NOTIFICATIONS_WORKER.into()]);
         }
-        let root = repo_root();
-        let listed = if opts.notifications_only { vec![NOTIFICATIONS_CONFIG.to_string()] } else { wrangler_configs() };
-        let configs: Vec<PathBuf> = listed
-            .iter()
-            .enumerate()
-            .map(|(i, c)| {
-                let path = root.join(c);
-                if !c.starts_with("services/") {
-                    return path;
-                }
-                let mut wvars = base.clone();
-                if c == NOTIFICATIONS_CONFIG {
-                    wvars.extend(opts.notifications_vars.iter().cloned());
-                }
-                let name = format!(
-                    "{i}-{}.wrangler.toml",
-                    c.trim_start_matches("services/").split('/').next().unwrap_or("worker")
-                );
-                generate_config(&path, &run_dir.join(name), &wvars)
-            })
-            .collect();
-        let server = Server {
-            port: free_port(),
-            inspector_port: free_port(),
-            vars,
-            configs,
-            log_path: run_dir.join("wrangler.log"),
-            run_dir,
-            persist_dir,
-            proc: Mutex::new(None),
+        let mut var = |worker: Option<&str>, k: &str, v: &str| {
+            args.push("--var".into());
+            args.push(match worker {
+                Some(w) => format!("{w}:{k}={v}"),
+                None => format!("{k}={v}"),
+            });
         };
-        server.apply_migrations();
-        server.launch();
+        for (k, v) in base {
+            var(None, k, v);
+        }
+        for (k, v) in &opts.vars {
+            var(None, k, v);
+        }
+        if opts.notifications_only || serves_notifications() {
+            for (k, v) in base {
+                var(Some(NOTIFICATIONS_WORKER), k, v);
+            }
+            for (k, v) in &opts.notifications_vars {
+                var(Some(NOTIFICATIONS_WORKER), k, v);
+            }
+        }
+        let mut server = Server { port: 0, args, persist_dir, log_path, proc: Mutex::new(None) };
+        server.port = server.launch(0);
         server
     }
 
@@ -655,7 +456,7 @@ impl Server {
         &self.log_path
     }
 
-    /// The last `n` lines of wrangler's output.
+    /// The last `n` lines of the server's log (workerd's output and serve.mjs's own lines).
     pub fn log_tail(&self, n: usize) -> String {
         let text = fs::read_to_string(&self.log_path).unwrap_or_default();
         let lines: Vec<&str> = text.lines().collect();
@@ -666,170 +467,95 @@ impl Server {
         OpenOptions::new().create(true).append(true).open(&self.log_path).expect("open log")
     }
 
-    fn apply_migrations(&self) {
-        let root = repo_root();
-        let mut log = self.log_file();
-        let _ = writeln!(
-            log,
-            "=== e2e: wrangler d1 migrations apply DB --local --persist-to {}",
-            self.persist_dir.display()
-        );
-        let status = wrangler_cmd(&root)
-            .args(["d1", "migrations", "apply", "DB", "--local", "-c"])
-            .arg(&self.configs[0])
-            .arg("--persist-to")
-            .arg(&self.persist_dir)
-            .env("CI", "true")
-            .stdout(self.log_file())
-            .stderr(self.log_file())
-            .status()
-            .expect("spawn wrangler d1 migrations apply");
-        if !status.success() {
-            panic!(
-                "wrangler d1 migrations apply failed ({status}); log {}:\n{}",
-                self.log_path.display(),
-                self.log_tail(40)
-            );
-        }
-    }
-
-    /// Starts wrangler dev and waits until it answers. A wrangler that exits during startup (e.g.
-    /// "The Workers runtime failed to start", seen when another process took a port in the
-    /// meantime or the build was being rewritten) is retried twice; a server that starts but does
-    /// not answer within 60 s is not.
-    fn launch(&self) {
+    /// Starts serve.mjs on `port` (0: any free port) and waits for its ready line; returns the
+    /// port. A start that fails (e.g. the port of a restart was taken meanwhile) is tried again
+    /// twice.
+    fn launch(&self, port: u16) -> u16 {
         let mut failures = Vec::new();
         for attempt in 1..=3 {
-            match self.launch_once() {
-                Ok(()) => return,
+            match self.launch_once(port) {
+                Ok(port) => return port,
                 Err(e) => {
-                    let mut log = self.log_file();
-                    let _ =
-                        writeln!(log, "=== e2e: start attempt {attempt} failed: {}", e.lines().next().unwrap_or(""));
+                    let _ = writeln!(
+                        self.log_file(),
+                        "=== e2e: start attempt {attempt} failed: {}",
+                        e.lines().next().unwrap_or("")
+                    );
                     failures.push(e);
                     std::thread::sleep(Duration::from_millis(500));
                 }
             }
         }
-        panic!("wrangler dev failed to start 3 times; last failure: {}", failures.pop().unwrap_or_default());
+        panic!("the test server failed to start 3 times; last failure: {}", failures.pop().unwrap_or_default());
     }
 
-    fn launch_once(&self) -> Result<(), String> {
-        use std::os::unix::process::CommandExt;
+    fn launch_once(&self, port: u16) -> Result<u16, String> {
         let root = repo_root();
+        let script = root.join("tests/e2e/serve.mjs");
+        assert!(
+            root.join("node_modules/miniflare").exists(),
+            "node_modules/miniflare missing: run `bash scripts/setup`"
+        );
+        let _ = writeln!(self.log_file(), "=== e2e: node {} --port {port} ({})", script.display(), now_ms());
+        let mut child = Command::new("node")
+            .arg(&script)
+            .args(&self.args)
+            .arg("--port")
+            .arg(port.to_string())
+            .current_dir(&root)
+            .env("NO_COLOR", "1")
+            .env("FORCE_COLOR", "0")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(self.log_file())
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn node (Node 20 must be on PATH): {e}"));
+        let stdin = child.stdin.take();
+        let stdout = child.stdout.take().expect("stdout pipe");
+        // The first line is the ready line; anything after it goes to the log.
+        let (tx, rx) = std::sync::mpsc::channel::<String>();
         let mut log = self.log_file();
-        let _ = writeln!(log, "=== e2e: wrangler dev on 127.0.0.1:{} ({})", self.port, now_ms());
-        let mut cmd = wrangler_cmd(&root);
-        // Each server its own dev registry: with the shared one (~/.config/.wrangler/registry),
-        // every other running `wrangler dev` reloads its runtime whenever a server starts or stops,
-        // and a request in flight during that reload is answered 503 "Your worker restarted
-        // mid-request". The workers of one server find each other through their own registry.
-        cmd.env("WRANGLER_REGISTRY_PATH", self.run_dir.join("registry"));
-        cmd.arg("dev");
-        for config in &self.configs {
-            cmd.arg("-c").arg(config);
-        }
-        cmd.args(["--ip", "127.0.0.1", "--port"])
-            .arg(self.port.to_string())
-            .arg("--inspector-port")
-            .arg(self.inspector_port.to_string())
-            .arg("--persist-to")
-            .arg(&self.persist_dir)
-            .arg("--show-interactive-dev-session=false")
-            .arg("--log-level")
-            .arg("info");
-        for (k, v) in &self.vars {
-            cmd.arg("--var").arg(format!("{k}:{v}"));
-        }
-        cmd.stdout(self.log_file()).stderr(self.log_file()).process_group(0);
-        let child = cmd.spawn().expect("spawn wrangler dev");
-        let pgid = child.id() as i32;
-        register_pgid(pgid);
-        let pgid_file = self.run_dir.join("pgid");
-        let _ = fs::write(&pgid_file, pgid.to_string());
-        if let Ok(mut files) = PGID_FILES.lock() {
-            if !files.contains(&pgid_file) {
-                files.push(pgid_file);
+        std::thread::spawn(move || {
+            let mut lines = BufReader::new(stdout).lines();
+            if let Some(Ok(first)) = lines.next() {
+                let _ = tx.send(first);
             }
-        }
-        *self.lock_proc() = Some(Proc { child, pgid });
-        self.wait_ready()
+            for line in lines.map_while(Result::ok) {
+                let _ = writeln!(log, "{line}");
+            }
+        });
+        let mut proc_ = Proc { child, stdin, workerd_pid: None };
+        let line = match rx.recv_timeout(START_TIMEOUT) {
+            Ok(line) => line,
+            Err(e) => {
+                let timed_out = matches!(e, std::sync::mpsc::RecvTimeoutError::Timeout);
+                end_proc(&mut proc_, Duration::from_secs(5));
+                let what = if timed_out { format!("was not ready within {START_TIMEOUT:?}") } else { "exited".into() };
+                return Err(format!(
+                    "serve.mjs {what} (port {port}); log {}:\n{}",
+                    self.log_path.display(),
+                    self.log_tail(60)
+                ));
+            }
+        };
+        let ready = parse_ready(&line).unwrap_or_else(|| {
+            end_proc(&mut proc_, Duration::from_secs(5));
+            panic!("serve.mjs: unexpected first line {line:?}; log {}:\n{}", self.log_path.display(), self.log_tail(40))
+        });
+        proc_.workerd_pid = ready.workerd_pid;
+        *self.lock_proc() = Some(proc_);
+        Ok(ready.port)
     }
 
     fn lock_proc(&self) -> std::sync::MutexGuard<'_, Option<Proc>> {
         self.proc.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Ok once the server answers HTTP; Err (after cleaning up) if wrangler exited first.
-    /// Panics if it is still running but silent after 60 s.
-    fn wait_ready(&self) -> Result<(), String> {
-        let start = Instant::now();
-        loop {
-            let exited = {
-                let mut guard = self.lock_proc();
-                let status = guard.as_mut().and_then(|p| p.child.try_wait().ok().flatten());
-                status.map(|st| (st, guard.take()))
-            };
-            if let Some((status, proc_)) = exited {
-                if let Some(p) = proc_ {
-                    unsafe {
-                        libc::kill(-p.pgid, libc::SIGKILL);
-                    }
-                    unregister_pgid(p.pgid);
-                }
-                return Err(format!(
-                    "wrangler dev exited early ({status}); log {}:\n{}",
-                    self.log_path.display(),
-                    self.log_tail(60)
-                ));
-            }
-            match probe_http(self.port) {
-                Some(status) if status != 502 && status != 503 => return Ok(()),
-                _ => {}
-            }
-            if start.elapsed() > START_TIMEOUT {
-                let tail = self.log_tail(60);
-                self.stop();
-                panic!(
-                    "wrangler dev did not answer HTTP on 127.0.0.1:{} within {START_TIMEOUT:?}; log {}:\n{tail}",
-                    self.port,
-                    self.log_path.display()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(250));
-        }
-    }
-
-    /// Stops the server (SIGTERM to its process group, then SIGKILL), waiting until its
-    /// processes are gone or 10 s have passed.
+    /// Stops the server: closes serve.mjs's stdin (it disposes of Miniflare and exits), kills it
+    /// and its workerd if they have not exited after 10 s, and waits until the port is free.
     pub fn stop(&self) {
         let Some(mut p) = self.lock_proc().take() else { return };
-        unsafe {
-            libc::kill(-p.pgid, libc::SIGTERM);
-        }
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = p.child.try_wait() {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        unsafe {
-            libc::kill(-p.pgid, libc::SIGKILL);
-        }
-        let _ = p.child.wait();
-        // workerd children are reparented; wait until none of the group is running.
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < deadline {
-            let live = group_members(p.pgid).into_iter().filter(|(pid, _)| !is_zombie(*pid)).count();
-            if live == 0 {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        unregister_pgid(p.pgid);
-        let _ = fs::remove_file(self.run_dir.join("pgid"));
-        // wait for the port to be free again
+        end_proc(&mut p, Duration::from_secs(10));
         let deadline = Instant::now() + Duration::from_secs(5);
         while Instant::now() < deadline && TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
             std::thread::sleep(Duration::from_millis(50));
@@ -839,9 +565,9 @@ impl Server {
     /// Stops the server and starts it again on the same port and persistence directory.
     pub fn restart(&self) {
         self.stop();
-        let mut log = self.log_file();
-        let _ = writeln!(log, "=== e2e: restart");
-        self.launch();
+        let _ = writeln!(self.log_file(), "=== e2e: restart");
+        let port = self.launch(self.port);
+        assert_eq!(port, self.port, "the restarted server is on another port");
     }
 }
 
@@ -854,33 +580,59 @@ impl Drop for Server {
     }
 }
 
-fn is_zombie(pid: i32) -> bool {
-    fs::read_to_string(format!("/proc/{pid}/stat"))
-        .ok()
-        .and_then(|s| s.rfind(')').map(|i| s[i + 1..].trim_start().starts_with('Z')))
-        .unwrap_or(true)
+/// Whether scripts/wrangler-configs lists the notifications worker.
+fn serves_notifications() -> bool {
+    let text = fs::read_to_string(repo_root().join("scripts/wrangler-configs")).unwrap_or_default();
+    text.lines().any(|l| l.split('#').next().unwrap_or("").trim() == "services/notifications/wrangler.toml")
 }
 
-/// Sends a plain HTTP/1.1 GET and returns the status code, if any answer came.
-fn probe_http(port: u16) -> Option<u16> {
-    let addr: SocketAddr = ([127, 0, 0, 1], port).into();
-    let mut s = TcpStream::connect_timeout(&addr, Duration::from_millis(500)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    s.write_all(b"GET /__e2e_probe HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n").ok()?;
-    let mut buf = [0u8; 64];
-    let mut n = 0;
-    while n < 12 {
-        match s.read(&mut buf[n..]) {
-            Ok(0) | Err(_) => break,
-            Ok(k) => n += k,
+/// `{"port": N, "workerd_pid": N|null, ...}`
+fn parse_ready(line: &str) -> Option<Ready> {
+    let v: Value = serde_json::from_str(line).ok()?;
+    let port = u16::try_from(v["port"].as_u64()?).ok()?;
+    Some(Ready { port, workerd_pid: v["workerd_pid"].as_i64().and_then(|p| i32::try_from(p).ok()) })
+}
+
+/// True while `pid` is a running (not zombie) workerd.
+fn is_live_workerd(pid: i32) -> bool {
+    let Ok(stat) = fs::read_to_string(format!("/proc/{pid}/stat")) else { return false };
+    let comm = stat.find('(').zip(stat.rfind(')')).map(|(a, b)| &stat[a + 1..b]).unwrap_or("");
+    let zombie = stat.rfind(')').is_some_and(|i| stat[i + 1..].trim_start().starts_with('Z'));
+    comm.starts_with("workerd") && !zombie
+}
+
+/// Closes serve.mjs's stdin and waits up to `grace` for it to exit; then kills it (and its
+/// workerd, which it would otherwise leave behind) and reaps it.
+fn end_proc(p: &mut Proc, grace: Duration) {
+    drop(p.stdin.take());
+    let deadline = Instant::now() + grace;
+    let mut exited = false;
+    while Instant::now() < deadline {
+        if let Ok(Some(_)) = p.child.try_wait() {
+            exited = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    if !exited {
+        let _ = p.child.kill();
+    }
+    let _ = p.child.wait();
+    if let Some(pid) = p.workerd_pid {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while is_live_workerd(pid) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        if is_live_workerd(pid) {
+            unsafe {
+                libc::kill(pid, libc::SIGKILL);
+            }
         }
     }
-    let head = std::str::from_utf8(&buf[..n]).ok()?;
-    head.strip_prefix("HTTP/1.1 ")?.get(..3)?.parse().ok()
 }
 
 /// The server shared by the tests of one test binary, started on first use. It lives until the
-/// binary exits (killed by the `atexit` hook).
+/// binary exits (serve.mjs then sees its stdin close and exits too).
 /// If it failed to start, every later call fails at once with the same message.
 pub fn shared() -> &'static Server {
     static SHARED: OnceLock<Result<Server, String>> = OnceLock::new();
@@ -969,44 +721,37 @@ pub struct Api {
 }
 
 impl Api {
+    /// Each request on a new connection (no idle pool): workerd closes a connection whose request
+    /// body the worker did not read (e.g. after a 413) without saying `Connection: close`, and a
+    /// pooled client would send its next request into that closing connection.
     pub fn new(server: &Server) -> Api {
         Api {
-            http: reqwest::Client::builder().no_proxy().timeout(Duration::from_secs(30)).build().expect("http client"),
+            http: reqwest::Client::builder()
+                .no_proxy()
+                .pool_max_idle_per_host(0)
+                .timeout(Duration::from_secs(30))
+                .build()
+                .expect("http client"),
             base: server.base_url(),
             ws_base: server.ws_base(),
         }
     }
 
     /// Sends a request with an optional bearer token and a raw body (sent as JSON content).
-    ///
-    /// A request that `wrangler dev`'s own proxy answers "Your worker restarted mid-request" (its
-    /// local runtime was reloaded under the request; wrangler retries only GET and HEAD itself) is
-    /// sent again, at most twice, and the retry is logged. That answer never comes from our worker.
     pub async fn send_raw(&self, method: &str, path: &str, token: Option<&str>, body: Option<String>) -> Resp {
-        let mut attempt = 0;
-        loop {
-            let m = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
-            let mut req = self.http.request(m, format!("{}{}", self.base, path));
-            if let Some(t) = token {
-                req = req.header("authorization", format!("Bearer {t}"));
-            }
-            if let Some(b) = &body {
-                req = req.header("content-type", "application/json").body(b.clone());
-            }
-            let resp = req.send().await.unwrap_or_else(|e| panic!("{method} {path}: request failed: {e}"));
-            let status = resp.status().as_u16();
-            let text = resp.text().await.unwrap_or_else(|e| panic!("{method} {path}: reading body failed: {e}"));
-            if status == 503 && text.starts_with(DEV_PROXY_RESTARTED) && attempt < 2 {
-                attempt += 1;
-                eprintln!(
-                    "e2e: {method} {path}: wrangler dev reloaded its runtime mid-request; sending again ({attempt})"
-                );
-                tokio::time::sleep(Duration::from_millis(500)).await;
-                continue;
-            }
-            let body = serde_json::from_str(&text).unwrap_or(Value::Null);
-            return Resp { method: method.to_string(), path: path.to_string(), status, body, text };
+        let m = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
+        let mut req = self.http.request(m, format!("{}{}", self.base, path));
+        if let Some(t) = token {
+            req = req.header("authorization", format!("Bearer {t}"));
         }
+        if let Some(b) = body {
+            req = req.header("content-type", "application/json").body(b);
+        }
+        let resp = req.send().await.unwrap_or_else(|e| panic!("{method} {path}: request failed: {e}"));
+        let status = resp.status().as_u16();
+        let text = resp.text().await.unwrap_or_else(|e| panic!("{method} {path}: reading body failed: {e}"));
+        let body = serde_json::from_str(&text).unwrap_or(Value::Null);
+        Resp { method: method.to_string(), path: path.to_string(), status, body, text }
     }
 
     pub async fn send(&self, method: &str, path: &str, token: Option<&str>, body: Option<&Value>) -> Resp {

@@ -1,7 +1,7 @@
 //! End-to-end tests of the notifications worker (issue 3) against a fake Expo server on 127.0.0.1.
 //!
 //! Two servers, each started once per run of this binary:
-//! - `chat()`: the chat worker and the notifications worker in one `wrangler dev` (chat first);
+//! - `chat()`: the chat worker and the notifications worker in one server (tests/e2e/serve.mjs, chat first);
 //!   tests drive the chat API (messages, sockets, mark-read, the forwarded notification routes) and
 //!   read what reached the fake Expo server.
 //! - `direct()`: the notifications worker alone (it is the primary worker, so its local-mode
