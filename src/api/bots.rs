@@ -1,11 +1,13 @@
 //! A bot's status: recorded in its member object, told to its conversations' live channels when it
 //! goes offline, and to every person who shares a conversation with it.
 
-use crate::http::{json, Answer};
+use crate::http::{internal, json, Answer};
 use crate::platform;
 use crate::rpc::{self, ConversationCommand as C, MemberCommand};
 use futures::future::join_all;
+use switchboard_core::model::ConversationDetail;
 use switchboard_core::requests::*;
+use switchboard_member::commands::BotStatusAnswer;
 use switchboard_member::InstanceEvent;
 use worker::Env;
 
@@ -18,10 +20,8 @@ pub(super) async fn set_bot_status(env: &Env, sandbox_id: &str, me: &str, body: 
     if status >= 300 {
         return Err(rpc::as_error(status, &answer));
     }
-    let ids: Vec<String> = answer["conversations"]
-        .as_array()
-        .map(|a| a.iter().filter_map(|v| v.as_str().map(String::from)).collect())
-        .unwrap_or_default();
+    let answer: BotStatusAnswer = serde_json::from_value(answer).map_err(|e| internal("bot status answer", e))?;
+    let ids = answer.conversations;
     if !body.online {
         for chunk in ids.chunks(50) {
             for r in join_all(chunk.iter().map(|c| rpc::live_call(env, c, "/bot-offline", None))).await {
@@ -37,13 +37,8 @@ pub(super) async fn set_bot_status(env: &Env, sandbox_id: &str, me: &str, body: 
         for r in join_all(chunk.iter().map(|c| rpc::conversation(env, c, me, C::Get))).await {
             let Ok(resp) = r else { continue };
             let Ok((200, detail)) = rpc::read(resp).await else { continue };
-            for m in detail["members"].as_array().into_iter().flatten() {
-                if m["kind"] == "user" {
-                    if let Some(id) = m["id"].as_str() {
-                        people.push(id.to_string());
-                    }
-                }
-            }
+            let Ok(detail) = serde_json::from_value::<ConversationDetail>(detail) else { continue };
+            people.extend(detail.members.into_iter().filter(|m| m.kind == "user").map(|m| m.id));
         }
     }
     people.sort();

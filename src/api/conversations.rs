@@ -3,7 +3,7 @@
 //! the conversation socket.
 
 use super::identity::{human, socket_member};
-use super::{conversation_id, parse, to_conversation};
+use super::{parse, to_conversation};
 use crate::http::{self, internal, json, query, Answer};
 use crate::notifications;
 use crate::platform;
@@ -11,7 +11,7 @@ use crate::rpc::{self, ConversationCommand as C, MemberCommand};
 use futures::future::join_all;
 use serde_json::json;
 use switchboard_conversation::commands::{AddMemberAnswer, MarkReadAnswer};
-use switchboard_core::ids::{self, MonotonicUlids};
+use switchboard_core::ids::{self, ConversationId, MonotonicUlids};
 use switchboard_core::limits::MAX_ADDITIONAL_MEMBERS;
 use switchboard_core::model::ConversationListItem;
 use switchboard_core::requests::*;
@@ -93,7 +93,7 @@ pub(super) async fn list_conversations(req: &Request, env: &Env, me: &str) -> An
     rpc::member(env, me, MemberCommand::List { sandbox_id, limit, cursor }).await
 }
 
-pub(super) async fn leave(env: &Env, id: &str, me: &str) -> Answer {
+pub(super) async fn leave(env: &Env, id: &ConversationId, me: &str) -> Answer {
     let resp = to_conversation(env, id, me, C::Leave).await?;
     if resp.status_code() == 204 {
         let (status, body) =
@@ -105,8 +105,7 @@ pub(super) async fn leave(env: &Env, id: &str, me: &str) -> Answer {
     Ok(resp)
 }
 
-pub(super) async fn add_member(env: &Env, id: &str, me: &str, user_id: &str) -> Answer {
-    conversation_id(id)?;
+pub(super) async fn add_member(env: &Env, id: &ConversationId, me: &str, user_id: &str) -> Answer {
     let (status, body) =
         rpc::read(rpc::conversation(env, id, me, C::AddMember { member: user_id.to_string() }).await?).await?;
     if status >= 300 {
@@ -133,8 +132,7 @@ pub(super) async fn add_member(env: &Env, id: &str, me: &str, user_id: &str) -> 
 
 /// Moves the read position forward in the conversation and the member's list; when the reader is
 /// caught up, clears the conversation's badge bucket (its answer is the remaining `badgeCount`).
-pub(super) async fn mark_read(env: &Env, id: &str, me: &str, message: &str) -> Answer {
-    conversation_id(id)?;
+pub(super) async fn mark_read(env: &Env, id: &ConversationId, me: &str, message: &str) -> Answer {
     ids::parse("lastSeenMessageId", message)?;
     let (status, body) =
         rpc::read(rpc::conversation(env, id, me, C::MarkRead { message_id: message.to_string() }).await?).await?;
@@ -162,10 +160,10 @@ pub(super) async fn mark_read(env: &Env, id: &str, me: &str, message: &str) -> A
             Err(e) => worker::console_error!("clear badge bucket {bucket}: {e}"),
         }
     }
-    json(200, &json!({"conversationId": id, "lastReadAt": read.last_read_at, "badgeCount": badge_count}))
+    json(200, &json!({"conversationId": id.as_str(), "lastReadAt": read.last_read_at, "badgeCount": badge_count}))
 }
 
-pub(super) async fn list_messages(req: &Request, env: &Env, id: &str, me: &str) -> Answer {
+pub(super) async fn list_messages(req: &Request, env: &Env, id: &ConversationId, me: &str) -> Answer {
     let before = query(req, "before")?;
     if let Some(b) = &before {
         ids::parse("before", b)?;
@@ -180,7 +178,7 @@ pub(super) async fn socket(req: &Request, env: &Env, id: &str) -> Answer {
         return Err(ApiError::new(ErrorCode::UpgradeRequired, "this path takes a WebSocket upgrade"));
     }
     let member = socket_member(req, env).await?;
-    conversation_id(id)?;
+    let id = ConversationId::parse(id)?;
     let since = replay::parse_since(query(req, "since")?.as_deref())?;
-    rpc::conversation_socket(env, id, &member, since).await
+    rpc::conversation_socket(env, &id, &member, since).await
 }

@@ -20,10 +20,11 @@ use bots::set_bot_status;
 use conversations::*;
 use identity::*;
 use serde_json::json;
-use switchboard_core::ids;
+use switchboard_core::ids::{self, ConversationId, MessageId};
 use switchboard_core::requests::*;
 use switchboard_core::routes::Route;
 use switchboard_core::{live, replay, validate, ApiError, ErrorCode};
+use switchboard_member::commands::BotStatusAnswer;
 use worker::{Context, Env, Method, Request};
 
 pub async fn handle(mut req: Request, env: Env, _ctx: Context) -> Answer {
@@ -42,15 +43,15 @@ pub async fn handle(mut req: Request, env: Env, _ctx: Context) -> Answer {
         }
         (Route::ConversationPresence(id), Method::Get) => {
             let me = caller(&req, &env)?;
-            to_conversation(&env, &id, &me, C::Presence).await
+            to_conversation(&env, &ConversationId::parse(&id)?, &me, C::Presence).await
         }
         (Route::ConversationTyping(id), Method::Post) => {
             let me = caller(&req, &env)?;
-            to_conversation(&env, &id, &me, C::Typing { stop: false }).await
+            to_conversation(&env, &ConversationId::parse(&id)?, &me, C::Typing { stop: false }).await
         }
         (Route::ConversationTypingStop(id), Method::Post) => {
             let me = caller(&req, &env)?;
-            to_conversation(&env, &id, &me, C::Typing { stop: true }).await
+            to_conversation(&env, &ConversationId::parse(&id)?, &me, C::Typing { stop: true }).await
         }
         (Route::Conversations, Method::Post) => create_conversation(&mut req, &env).await,
         (Route::Conversations, Method::Get) => {
@@ -59,46 +60,46 @@ pub async fn handle(mut req: Request, env: Env, _ctx: Context) -> Answer {
         }
         (Route::Conversation(id), Method::Get) => {
             let me = caller(&req, &env)?;
-            to_conversation(&env, &id, &me, C::Get).await
+            to_conversation(&env, &ConversationId::parse(&id)?, &me, C::Get).await
         }
         (Route::Conversation(id), Method::Patch) => {
             let me = caller(&req, &env)?;
             let body: RenameConversation = parse(&mut req).await?;
-            to_conversation(&env, &id, &me, C::Rename { title: body.title }).await
+            to_conversation(&env, &ConversationId::parse(&id)?, &me, C::Rename { title: body.title }).await
         }
         (Route::ConversationLeave(id), Method::Post) => {
             let me = caller(&req, &env)?;
-            leave(&env, &id, &me).await
+            leave(&env, &ConversationId::parse(&id)?, &me).await
         }
         (Route::ConversationMembers(id), Method::Post) => {
             let me = caller(&req, &env)?;
             let body: AddMember = parse(&mut req).await?;
-            add_member(&env, &id, &me, &body.user_id).await
+            add_member(&env, &ConversationId::parse(&id)?, &me, &body.user_id).await
         }
         (Route::ConversationMessages(id), Method::Get) => {
             let me = caller(&req, &env)?;
-            list_messages(&req, &env, &id, &me).await
+            list_messages(&req, &env, &ConversationId::parse(&id)?, &me).await
         }
         (Route::ConversationSocket(id), Method::Get) => socket(&req, &env, &id).await,
         (Route::ConversationMarkRead(id), Method::Post) => {
             let me = caller(&req, &env)?;
             let body: MarkRead = parse(&mut req).await?;
-            mark_read(&env, &id, &me, &body.last_seen_message_id).await
+            mark_read(&env, &ConversationId::parse(&id)?, &me, &body.last_seen_message_id).await
         }
         (Route::ConversationBridges(id), Method::Post) => {
             let me = caller(&req, &env)?;
             let body: serde_json::Value = parse(&mut req).await?;
             let link = switchboard_bridge::link::Link::parse(&body)?;
-            to_conversation(&env, &id, &me, C::LinkBridge { link }).await
+            to_conversation(&env, &ConversationId::parse(&id)?, &me, C::LinkBridge { link }).await
         }
         (Route::ConversationBridges(id), Method::Get) => {
             let me = caller(&req, &env)?;
-            to_conversation(&env, &id, &me, C::ListBridges).await
+            to_conversation(&env, &ConversationId::parse(&id)?, &me, C::ListBridges).await
         }
         (Route::ConversationBridge(id, bridge_id), Method::Delete) => {
             let me = caller(&req, &env)?;
             ids::parse("bridgeId", &bridge_id)?;
-            to_conversation(&env, &id, &me, C::UnlinkBridge { bridge_id }).await
+            to_conversation(&env, &ConversationId::parse(&id)?, &me, C::UnlinkBridge { bridge_id }).await
         }
         (Route::Notifications, _) => notifications::forward(&env, req).await,
         (Route::PusherSocket(key), Method::Get) => pusher::routes::socket(&req, &env, &key).await,
@@ -126,13 +127,13 @@ pub async fn handle(mut req: Request, env: Env, _ctx: Context) -> Answer {
                 ));
             }
             let me = caller(&req, &env)?;
-            conversation_id(&id)?;
+            let id = ConversationId::parse(&id)?;
             let idle = config::live_idle_ms(&env).max(1) as u64;
             crate::live::live_publish(&env, &id, &me, &req, idle).await
         }
         (Route::ConversationLive(id), Method::Get) => {
             let member = socket_member(&req, &env).await?;
-            conversation_id(&id)?;
+            let id = ConversationId::parse(&id)?;
             Ok(rpc::live_call(&env, &id, "/live", Some(&member)).await?)
         }
         (Route::BotStatus(sb), Method::Post) => {
@@ -146,7 +147,9 @@ pub async fn handle(mut req: Request, env: Env, _ctx: Context) -> Answer {
             if status >= 300 {
                 return Err(rpc::as_error(status, &body));
             }
-            json(200, &json!({"sandboxId": sb, "online": body["online"], "at": body["at"]}))
+            let status: BotStatusAnswer =
+                serde_json::from_value(body).map_err(|e| crate::http::internal("bot status answer", e))?;
+            json(200, &json!({"sandboxId": sb, "online": status.online, "at": status.at}))
         }
         (Route::Messages, Method::Post) => {
             let me = caller(&req, &env)?;
@@ -156,34 +159,40 @@ pub async fn handle(mut req: Request, env: Env, _ctx: Context) -> Answer {
                 in_reply_to_message_id: body.in_reply_to_message_id,
                 client_id: body.client_id,
             };
-            to_conversation(&env, &body.conversation_id, &me, cmd).await
+            to_conversation(&env, &ConversationId::parse(&body.conversation_id)?, &me, cmd).await
         }
         (Route::Message(mid), Method::Patch) => {
             let me = caller(&req, &env)?;
             let body: EditMessage = parse(&mut req).await?;
-            message_id(&mid)?;
+            let mid = MessageId::parse(&mid)?.into_string();
             let cmd = C::EditMessage { message_id: mid, content: body.content, timestamp: body.timestamp };
-            to_conversation(&env, &body.conversation_id, &me, cmd).await
+            to_conversation(&env, &ConversationId::parse(&body.conversation_id)?, &me, cmd).await
         }
         (Route::Message(mid), Method::Delete) => {
             let me = caller(&req, &env)?;
-            message_id(&mid)?;
+            let mid = MessageId::parse(&mid)?.into_string();
             let conv = required_query(&req, "conversationId")?;
-            to_conversation(&env, &conv, &me, C::DeleteMessage { message_id: mid }).await
+            to_conversation(&env, &ConversationId::parse(&conv)?, &me, C::DeleteMessage { message_id: mid }).await
         }
         (Route::MessageReactions(mid), Method::Post) => {
             let me = caller(&req, &env)?;
             let body: AddReaction = parse(&mut req).await?;
-            message_id(&mid)?;
-            to_conversation(&env, &body.conversation_id, &me, C::AddReaction { message_id: mid, emoji: body.emoji })
-                .await
+            let mid = MessageId::parse(&mid)?.into_string();
+            to_conversation(
+                &env,
+                &ConversationId::parse(&body.conversation_id)?,
+                &me,
+                C::AddReaction { message_id: mid, emoji: body.emoji },
+            )
+            .await
         }
         (Route::MessageReactions(mid), Method::Delete) => {
             let me = caller(&req, &env)?;
-            message_id(&mid)?;
+            let mid = MessageId::parse(&mid)?.into_string();
             let conv = required_query(&req, "conversationId")?;
             let emoji = required_query(&req, "emoji")?;
-            to_conversation(&env, &conv, &me, C::RemoveReaction { message_id: mid, emoji }).await
+            to_conversation(&env, &ConversationId::parse(&conv)?, &me, C::RemoveReaction { message_id: mid, emoji })
+                .await
         }
         (Route::BotConversations(sb), Method::Get) => {
             let me = bot(&req, &env, &sb)?;
@@ -191,11 +200,11 @@ pub async fn handle(mut req: Request, env: Env, _ctx: Context) -> Answer {
         }
         (Route::BotConversation(sb, id), Method::Get) => {
             let me = bot(&req, &env, &sb)?;
-            to_conversation(&env, &id, &me, C::Get).await
+            to_conversation(&env, &ConversationId::parse(&id)?, &me, C::Get).await
         }
         (Route::BotMessages(sb, id), Method::Get) => {
             let me = bot(&req, &env, &sb)?;
-            list_messages(&req, &env, &id, &me).await
+            list_messages(&req, &env, &ConversationId::parse(&id)?, &me).await
         }
         (Route::BotMessages(sb, id), Method::Post) => {
             let me = bot(&req, &env, &sb)?;
@@ -205,15 +214,15 @@ pub async fn handle(mut req: Request, env: Env, _ctx: Context) -> Answer {
                 in_reply_to_message_id: body.in_reply_to_message_id,
                 client_id: body.client_id,
             };
-            to_conversation(&env, &id, &me, cmd).await
+            to_conversation(&env, &ConversationId::parse(&id)?, &me, cmd).await
         }
         (Route::BotMessage(sb, id, mid), Method::Patch) => {
             let me = bot(&req, &env, &sb)?;
             let body: BotEditMessage = parse(&mut req).await?;
-            message_id(&mid)?;
+            let mid = MessageId::parse(&mid)?.into_string();
             to_conversation(
                 &env,
-                &id,
+                &ConversationId::parse(&id)?,
                 &me,
                 C::EditMessage { message_id: mid, content: body.content, timestamp: body.timestamp },
             )
@@ -221,8 +230,8 @@ pub async fn handle(mut req: Request, env: Env, _ctx: Context) -> Answer {
         }
         (Route::BotMessage(sb, id, mid), Method::Delete) => {
             let me = bot(&req, &env, &sb)?;
-            message_id(&mid)?;
-            to_conversation(&env, &id, &me, C::DeleteMessage { message_id: mid }).await
+            let mid = MessageId::parse(&mid)?.into_string();
+            to_conversation(&env, &ConversationId::parse(&id)?, &me, C::DeleteMessage { message_id: mid }).await
         }
         (Route::BotProfile(sb), Method::Get) => {
             bot(&req, &env, &sb)?;
@@ -248,20 +257,12 @@ pub(super) async fn parse<T: serde::de::DeserializeOwned>(req: &mut Request) -> 
     parse_body(&bytes)
 }
 
-pub(super) fn conversation_id(id: &str) -> Result<(), ApiError> {
-    ids::parse("conversationId", id).map(|_| ())
-}
-
-pub(super) fn message_id(id: &str) -> Result<(), ApiError> {
-    ids::parse("messageId", id).map(|_| ())
-}
-
 pub(super) fn required_query(req: &Request, name: &str) -> Result<String, ApiError> {
     query(req, name)?.ok_or_else(|| ApiError::invalid(format!("{name}: query parameter is required")))
 }
 
-/// Validates the conversation id and forwards the command; the object's answer is the answer.
-pub(super) async fn to_conversation(env: &Env, id: &str, me: &str, cmd: C) -> Answer {
-    conversation_id(id)?;
+/// Forwards the command to the conversation (its id parsed at the edge); the object's answer is
+/// the answer.
+pub(super) async fn to_conversation(env: &Env, id: &ConversationId, me: &str, cmd: C) -> Answer {
     rpc::conversation(env, id, me, cmd).await
 }

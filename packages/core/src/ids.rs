@@ -12,6 +12,54 @@ pub fn parse(field: &str, s: &str) -> Result<Ulid, ApiError> {
     Ulid::from_string(s).map_err(|_| ApiError::invalid(format!("{field}: must be a ULID")))
 }
 
+/// Defines a ULID id newtype: parsed once where it enters (the router), then passed typed, so no
+/// code behind the edge checks an id again or mistakes one kind of id for another.
+macro_rules! ulid_id {
+    ($(#[$doc:meta])* $name:ident, $field:literal) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub struct $name(String);
+
+        impl $name {
+            /// Parses a client-supplied id; a clear 400 names the field otherwise.
+            pub fn parse(s: &str) -> Result<Self, ApiError> {
+                parse($field, s)?;
+                Ok($name(s.to_string()))
+            }
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+            pub fn into_string(self) -> String {
+                self.0
+            }
+        }
+
+        impl std::ops::Deref for $name {
+            type Target = str;
+            fn deref(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+    };
+}
+
+ulid_id!(
+    /// A conversation's id (a ULID).
+    ConversationId,
+    "conversationId"
+);
+ulid_id!(
+    /// A message's id (a ULID).
+    MessageId,
+    "messageId"
+);
+
 /// Makes ids that strictly increase. `last` is the greatest id made so far (restored from storage).
 #[derive(Debug, Default, Clone)]
 pub struct MonotonicUlids {
@@ -41,6 +89,18 @@ impl MonotonicUlids {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn typed_ids_parse_once_and_name_their_field() {
+        let id = super::ConversationId::parse("01ARZ3NDEKTSV4RRFFQ69G5FAV").unwrap();
+        assert_eq!(id.as_str(), "01ARZ3NDEKTSV4RRFFQ69G5FAV");
+        assert_eq!(&*id, "01ARZ3NDEKTSV4RRFFQ69G5FAV");
+        let e = super::ConversationId::parse("not-a-ulid").unwrap_err();
+        assert_eq!((e.status(), e.message.as_str()), (400, "conversationId: must be a ULID"));
+        let e = super::MessageId::parse("x").unwrap_err();
+        assert_eq!(e.message, "messageId: must be a ULID");
+    }
+
     use super::*;
     use proptest::prelude::*;
 

@@ -1,10 +1,14 @@
 //! A bot's online status (the member object of `bot:kiloclaw:{sandboxId}`).
 
+use crate::commands::BotStatusAnswer;
 use crate::store::Store;
 use crate::{Member, Outcome, Reply};
 use serde::Deserialize;
-use serde_json::json;
 use switchboard_core::ApiError;
+
+fn to_value<T: serde::Serialize>(v: &T) -> Result<serde_json::Value, ApiError> {
+    serde_json::to_value(v).map_err(|e| ApiError::internal(format!("encode: {e}")))
+}
 
 impl<S: Store> Member<S> {
     /// Records the status; answers `{online, at, conversations}` (the bot's conversation ids, so the
@@ -24,7 +28,7 @@ impl<S: Store> Member<S> {
                 .into_iter()
                 .map(|i| i.conversation_id)
                 .collect();
-            Ok(Reply::json(200, json!({"online": online, "at": at, "conversations": ids})))
+            Ok(Reply::json(200, to_value(&BotStatusAnswer { online, at: Some(at), conversations: ids })?))
         })
     }
 
@@ -36,9 +40,10 @@ impl<S: Store> Member<S> {
             at: i64,
         }
         let rows: Vec<Status> = self.query("SELECT online, at FROM bot_status WHERE id = 1", &[])?;
-        Ok(match rows.first() {
-            Some(s) => Reply::json(200, json!({"online": s.online != 0, "at": s.at})),
-            None => Reply::json(200, json!({"online": false, "at": null})),
-        })
+        let answer = match rows.first() {
+            Some(s) => BotStatusAnswer { online: s.online != 0, at: Some(s.at), conversations: vec![] },
+            None => BotStatusAnswer { online: false, at: None, conversations: vec![] },
+        };
+        Ok(Reply::json(200, to_value(&answer)?))
     }
 }

@@ -54,3 +54,14 @@ pub enum Command {
         expires_at_ms: i64,
     },
 }
+
+/// The answer to `SetBotStatus` and `GetBotStatus`: the bot's status, and (for `SetBotStatus`) its
+/// conversations, so the worker can tell their live channels and members.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BotStatusAnswer {
+    pub online: bool,
+    /// When the bot reported it; `None` for a bot never heard from.
+    pub at: Option<i64>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conversations: Vec<String>,
+}
