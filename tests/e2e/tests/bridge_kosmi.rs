@@ -17,7 +17,7 @@ const BACK_WITHIN: Duration = Duration::from_secs(75);
 
 #[tokio::test(flavor = "multi_thread")]
 async fn kosmi_bridge_relays_both_ways_and_recovers() {
-    let _one = serial();
+    let _one = serial().await;
     let fake = NodePeer::start("fake-kosmi.mjs", &[]);
     let kp = fake.port("kosmiPort");
     let server = Server::start_with(&StartOptions::with_vars(&[
@@ -141,14 +141,14 @@ async fn kosmi_bridge_relays_both_ways_and_recovers() {
 }
 
 /// One test server at a time in this binary (each test runs its own, and the host has two cores).
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    static ONE: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    ONE.lock().unwrap_or_else(|e| e.into_inner())
+async fn serial() -> tokio::sync::MutexGuard<'static, ()> {
+    static ONE: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    ONE.lock().await
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn kosmi_bridge_comes_back_after_a_restart() {
-    let _one = serial();
+    let _one = serial().await;
     let fake = NodePeer::start("fake-kosmi.mjs", &[]);
     let kp = fake.port("kosmiPort");
     let server = Server::start_with(&StartOptions::with_vars(&[

@@ -12,7 +12,7 @@
 use serde_json::{json, Value};
 use std::net::TcpListener;
 use std::process::Command;
-use std::sync::{Mutex, OnceLock};
+use std::sync::OnceLock;
 use std::time::Duration;
 use switchboard_e2e::{repo_root, Api, Frame, Server, StartOptions, Ws, WsAuth, FRAME_TIMEOUT};
 
@@ -43,9 +43,9 @@ fn fixture() -> &'static Fixture {
 }
 
 /// One test at a time (see the module comment).
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    static M: Mutex<()> = Mutex::new(());
-    M.lock().unwrap_or_else(|e| e.into_inner())
+async fn serial() -> tokio::sync::MutexGuard<'static, ()> {
+    static M: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    M.lock().await
 }
 
 async fn raw(api: &Api, path: &str, label: &str) -> Ws {
@@ -81,7 +81,7 @@ async fn channel_auth(api: &Api, token: &str, socket_id: &str, channel: &str) ->
 
 #[tokio::test(flavor = "multi_thread")]
 async fn pusher_js_and_sdk() {
-    let _one = serial();
+    let _one = serial().await;
     let f = fixture();
     let root = repo_root();
     let out = tokio::task::spawn_blocking(move || {
@@ -108,7 +108,7 @@ async fn pusher_js_and_sdk() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn auth_endpoint_signs_the_published_vector() {
-    let _one = serial();
+    let _one = serial().await;
     let api = Api::new(&fixture().server);
     let alice = api.dev_token("vector-alice").await;
     let auth = channel_auth(&api, &alice.token, "1234.1234", "private-foobar").await;
@@ -138,7 +138,7 @@ async fn auth_endpoint_signs_the_published_vector() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn socket_refusals_close_with_pusher_codes() {
-    let _one = serial();
+    let _one = serial().await;
     let api = Api::new(&fixture().server);
     let mut ws = raw(&api, "/app/wrong-key?protocol=7", "wrong key").await;
     assert!(matches!(ws.next_frame(FRAME_TIMEOUT).await, Some(Frame::Close(4001, _))));
@@ -150,7 +150,7 @@ async fn socket_refusals_close_with_pusher_codes() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn bad_frames_answer_errors_and_leave_channels_working() {
-    let _one = serial();
+    let _one = serial().await;
     let api = Api::new(&fixture().server);
     let alice = api.dev_token("frames-alice").await;
     let (mut a, a_id) = connected(&api, "a").await;
