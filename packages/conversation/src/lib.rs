@@ -36,7 +36,6 @@ mod tests;
 
 use std::cell::RefCell;
 
-use serde_json::Value;
 use switchboard_core::connected::ConnectedMembers;
 use switchboard_core::ApiError;
 
@@ -72,21 +71,7 @@ fn no_sockets() -> Vec<String> {
     Vec::new()
 }
 
-/// A command's answer: the HTTP status and JSON body the client should see (`None`: 204).
-#[derive(Debug, Clone, PartialEq)]
-pub struct Reply {
-    pub status: u16,
-    pub body: Option<Value>,
-}
-
-impl Reply {
-    pub fn json(status: u16, body: Value) -> Reply {
-        Reply { status, body: Some(body) }
-    }
-    pub fn no_content() -> Reply {
-        Reply { status: 204, body: None }
-    }
-}
+pub use switchboard_core::store::Reply;
 
 /// One conversation's state machine over its storage.
 pub struct Conversation<S: Store> {

@@ -10,6 +10,7 @@
 
 use crate::ApiError;
 use serde::de::DeserializeOwned;
+use serde_json::Value;
 
 /// One binding of a statement. Only what the tables hold: integers, text and `NULL`.
 #[derive(Debug, Clone, PartialEq)]
@@ -75,6 +76,22 @@ pub trait Store {
     /// Runs `body` in one transaction: its writes commit together when it answers `true` and are
     /// all rolled back when it answers `false` or a statement fails.
     fn atomic(&self, body: &mut dyn FnMut() -> bool) -> Result<(), StoreError>;
+}
+
+/// What a state machine's command answers: the HTTP status and JSON body the client should see (`None`: 204).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reply {
+    pub status: u16,
+    pub body: Option<Value>,
+}
+
+impl Reply {
+    pub fn json(status: u16, body: Value) -> Reply {
+        Reply { status, body: Some(body) }
+    }
+    pub fn no_content() -> Reply {
+        Reply { status: 204, body: None }
+    }
 }
 
 /// Typed reads over any [`Store`].

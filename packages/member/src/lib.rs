@@ -27,7 +27,6 @@ pub mod tickets;
 #[cfg(test)]
 mod tests;
 
-use serde_json::Value;
 use std::cell::RefCell;
 use switchboard_core::ApiError;
 
@@ -61,21 +60,7 @@ impl Ctx<'static> {
     }
 }
 
-/// A command's answer: the HTTP status and JSON body the caller should see (`None`: 204).
-#[derive(Debug, Clone, PartialEq)]
-pub struct Reply {
-    pub status: u16,
-    pub body: Option<Value>,
-}
-
-impl Reply {
-    pub fn json(status: u16, body: Value) -> Reply {
-        Reply { status, body: Some(body) }
-    }
-    pub fn no_content() -> Reply {
-        Reply { status: 204, body: None }
-    }
-}
+pub use switchboard_core::store::Reply;
 
 pub type Outcome<T = Reply> = (Result<T, ApiError>, Effects);
 
