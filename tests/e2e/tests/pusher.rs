@@ -170,6 +170,9 @@ async fn bad_frames_answer_errors_and_leave_channels_working() {
         let (f, data) = next(&mut a).await;
         assert_eq!(f["event"], answer, "{frame}: {f}");
         assert!(data.to_string().len() > 10, "{frame}: {f}");
+        if frame.contains("k:00") {
+            assert_eq!((data["type"].as_str(), data["status"].as_u64()), (Some("AuthError"), Some(403)), "{f}");
+        }
     }
     let long = format!(r#"{{"event":"pusher:subscribe","data":{{"channel":"{}"}}}}"#, "c".repeat(165));
     a.send_text(&long).await;

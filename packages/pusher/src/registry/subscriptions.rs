@@ -53,7 +53,7 @@ impl Registry {
         let signed_data = if kind == ChannelKind::Presence { channel_data } else { None };
         if kind.needs_auth() {
             if let Err(e) = auth::verify_channel(&self.app, auth, socket.as_str(), name, signed_data) {
-                return subscription_error(socket, name, "AuthError", &e.to_string(), 401);
+                return subscription_error(socket, name, "AuthError", &e.to_string(), 403);
             }
         }
         let member = if kind == ChannelKind::Presence {

@@ -122,7 +122,7 @@ fn private_channels_need_a_valid_auth() {
         e,
         vec![Effect::Send {
             socket: a.clone(),
-            frame: r#"{"event":"pusher:subscription_error","channel":"private-x","data":"{\"type\":\"AuthError\",\"error\":\"auth is required for this channel\",\"status\":401}"}"#.into()
+            frame: r#"{"event":"pusher:subscription_error","channel":"private-x","data":"{\"type\":\"AuthError\",\"error\":\"auth is required for this channel\",\"status\":403}"}"#.into()
         }]
     );
     // signed for another socket
