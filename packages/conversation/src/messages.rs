@@ -55,6 +55,9 @@ impl Sent {
         if let Some(c) = &self.client_id {
             body["clientId"] = Value::String(c.clone());
         }
+        if self.duplicate {
+            body["duplicate"] = Value::Bool(true);
+        }
         Reply::json(if self.duplicate { 200 } else { 201 }, body)
     }
 }
@@ -135,6 +138,15 @@ impl<S: Store> Conversation<S> {
                     let message = self
                         .message(&meta.id, &message_id)?
                         .ok_or_else(|| ApiError::internal("idempotency record without message"))?;
+                    // A retry repeats its request; the same key with other content is a client bug
+                    // that must not pass silently for the original (a deleted original is not compared).
+                    if !message.deleted && (message.content != blocks || message.in_reply_to_message_id != in_reply_to)
+                    {
+                        return Err(ApiError::new(
+                            ErrorCode::IdempotencyConflict,
+                            "clientId: already used for a message with other content",
+                        ));
+                    }
                     return Ok(Sent { message, client_id, duplicate: true, meta });
                 }
                 SendDecision::Create { expires_at } => record_expiry = Some(expires_at),

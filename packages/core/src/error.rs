@@ -14,6 +14,8 @@ pub enum ErrorCode {
     NotFound,
     MethodNotAllowed,
     EditConflict,
+    /// A `clientId` already used for a message with other content.
+    IdempotencyConflict,
     MessageDeleted,
     PayloadTooLarge,
     UpgradeRequired,
@@ -38,7 +40,10 @@ impl ErrorCode {
             ErrorCode::Forbidden => 403,
             ErrorCode::NotFound => 404,
             ErrorCode::MethodNotAllowed => 405,
-            ErrorCode::EditConflict | ErrorCode::MessageDeleted | ErrorCode::BotOffline => 409,
+            ErrorCode::EditConflict
+            | ErrorCode::IdempotencyConflict
+            | ErrorCode::MessageDeleted
+            | ErrorCode::BotOffline => 409,
             ErrorCode::PayloadTooLarge => 413,
             ErrorCode::UpgradeRequired => 426,
             ErrorCode::Internal => 500,
@@ -54,6 +59,7 @@ impl ErrorCode {
             ErrorCode::NotFound => "not_found",
             ErrorCode::MethodNotAllowed => "method_not_allowed",
             ErrorCode::EditConflict => "edit_conflict",
+            ErrorCode::IdempotencyConflict => "idempotency_conflict",
             ErrorCode::MessageDeleted => "message_deleted",
             ErrorCode::PayloadTooLarge => "payload_too_large",
             ErrorCode::UpgradeRequired => "upgrade_required",

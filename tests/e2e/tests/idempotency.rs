@@ -1,4 +1,5 @@
-//! Idempotent sends: a repeated `clientId` from the same sender answers the original message.
+//! Idempotent sends: a repeated `clientId` from the same sender answers the original message
+//! (`duplicate: true`); the same `clientId` with other content is a 409 `idempotency_conflict`.
 //! (Conversations get a title so that the first message's auto-title emits no extra event.)
 
 use futures_util::future::join_all;
@@ -29,11 +30,11 @@ async fn same_client_id_twice_is_one_message() {
     let b2 = r2.expect(200).clone();
     assert_eq!(b2["messageId"], b1["messageId"]);
     assert_eq!(b2["message"], b1["message"], "the repeat must answer the original message");
-    // a repeat with different content still answers the original
+    assert_eq!(b2["duplicate"], json!(true));
+    // the same clientId with different content is a conflict, and changes nothing
     let r3 = api.post("/v1/messages", &alice, &body(&conv, "changed my mind", &cid)).await;
-    let b3 = r3.expect(200).clone();
-    assert_eq!(b3["messageId"], b1["messageId"]);
-    assert_eq!(b3["message"]["content"], text("once"));
+    r3.expect_error(409, "idempotency_conflict");
+    assert!(r3.error_message().starts_with("clientId"), "{r3:?}");
 
     let list = api.messages(&alice, &conv).await;
     assert_eq!(list.len(), 1, "{list:?}");

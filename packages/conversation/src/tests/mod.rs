@@ -120,6 +120,29 @@ fn a_repeated_client_id_answers_the_original_until_the_record_expires() {
 }
 
 #[test]
+fn a_client_id_reused_for_other_content_is_a_conflict() {
+    let c = conversation();
+    create(&c, &["bob"]);
+    let (first, _) = send(&c, "alice", "one", Some("k"), T0 + 1);
+    let first = first.unwrap().body.unwrap();
+    let before = c.accept("bob", Some(0)).unwrap();
+    let (other, e) = send(&c, "alice", "two", Some("k"), T0 + 2);
+    let err = other.unwrap_err();
+    assert_eq!((err.status(), err.code), (409, ErrorCode::IdempotencyConflict));
+    assert!(e.broadcast.is_empty());
+    assert_eq!(c.accept("bob", Some(0)).unwrap(), before, "nothing was logged");
+    // The same content is still the original, marked as a repeat.
+    let (same, _) = send(&c, "alice", "one", Some("k"), T0 + 3);
+    let same = same.unwrap().body.unwrap();
+    assert_eq!((same["messageId"].clone(), same["duplicate"].clone()), (first["messageId"].clone(), json!(true)));
+    // Once the original is deleted, a retry is not compared with it.
+    let id = first["messageId"].as_str().unwrap().to_string();
+    c.handle("alice", Command::DeleteMessage { message_id: id.clone() }, &ctx(T0 + 4)).0.unwrap();
+    let (after, _) = send(&c, "alice", "two", Some("k"), T0 + 5);
+    assert_eq!(after.unwrap().body.unwrap()["messageId"], json!(id));
+}
+
+#[test]
 fn ids_increase_even_when_the_clock_goes_back() {
     let c = conversation();
     create(&c, &[]);
