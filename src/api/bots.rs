@@ -21,6 +21,10 @@ pub(super) async fn set_bot_status(env: &Env, sandbox_id: &str, me: &str, body: 
         return Err(rpc::as_error(status, &answer));
     }
     let answer: BotStatusAnswer = serde_json::from_value(answer).map_err(|e| internal("bot status answer", e))?;
+    if answer.stale {
+        // Older than the stored status: nothing changed, nobody is told; the stored status is the answer.
+        return json(200, &serde_json::json!({"sandboxId": sandbox_id, "online": answer.online, "at": answer.at}));
+    }
     let ids = answer.conversations;
     if !body.online {
         for chunk in ids.chunks(50) {

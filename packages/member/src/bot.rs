@@ -12,9 +12,21 @@ fn to_value<T: serde::Serialize>(v: &T) -> Result<serde_json::Value, ApiError> {
 
 impl<S: Store> Member<S> {
     /// Records the status; answers `{online, at, conversations}` (the bot's conversation ids, so the
-    /// worker can tell their live channels and members).
+    /// worker can tell their live channels and members). A report older (`at`) than the stored
+    /// status changes nothing: it answers the stored status with `stale: true`.
     pub(crate) fn set_bot_status(&self, online: bool, at: i64) -> Outcome {
         self.command(|| {
+            if let Some(stored) = self.stored_bot_status()? {
+                if at < stored.at {
+                    let answer = BotStatusAnswer {
+                        online: stored.online != 0,
+                        at: Some(stored.at),
+                        conversations: vec![],
+                        stale: true,
+                    };
+                    return Ok(Reply::json(200, to_value(&answer)?));
+                }
+            }
             self.exec(
                 "INSERT OR REPLACE INTO bot_status (id, online, at) VALUES (1, ?, ?)",
                 &[online.into(), at.into()],
@@ -28,22 +40,27 @@ impl<S: Store> Member<S> {
                 .into_iter()
                 .map(|i| i.conversation_id)
                 .collect();
-            Ok(Reply::json(200, to_value(&BotStatusAnswer { online, at: Some(at), conversations: ids })?))
+            Ok(Reply::json(200, to_value(&BotStatusAnswer { online, at: Some(at), conversations: ids, stale: false })?))
         })
     }
 
     /// `{online, at}`; a bot never heard from is offline since never (`at: null`).
     pub(crate) fn bot_status(&self) -> Result<Reply, ApiError> {
-        #[derive(Deserialize)]
-        struct Status {
-            online: i64,
-            at: i64,
-        }
-        let rows: Vec<Status> = self.query("SELECT online, at FROM bot_status WHERE id = 1", &[])?;
-        let answer = match rows.first() {
-            Some(s) => BotStatusAnswer { online: s.online != 0, at: Some(s.at), conversations: vec![] },
-            None => BotStatusAnswer { online: false, at: None, conversations: vec![] },
+        let answer = match self.stored_bot_status()? {
+            Some(s) => BotStatusAnswer { online: s.online != 0, at: Some(s.at), conversations: vec![], stale: false },
+            None => BotStatusAnswer { online: false, at: None, conversations: vec![], stale: false },
         };
         Ok(Reply::json(200, to_value(&answer)?))
     }
+
+    fn stored_bot_status(&self) -> Result<Option<StoredStatus>, ApiError> {
+        let rows: Vec<StoredStatus> = self.query("SELECT online, at FROM bot_status WHERE id = 1", &[])?;
+        Ok(rows.into_iter().next())
+    }
+}
+
+#[derive(Deserialize)]
+struct StoredStatus {
+    online: i64,
+    at: i64,
 }

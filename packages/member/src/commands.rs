@@ -64,4 +64,8 @@ pub struct BotStatusAnswer {
     pub at: Option<i64>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conversations: Vec<String>,
+    /// `SetBotStatus` only: the report was older (`at`) than the stored status, which was kept and
+    /// is what `online` and `at` say; nothing changed, so nobody is told.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub stale: bool,
 }

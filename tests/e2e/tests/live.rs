@@ -119,8 +119,13 @@ async fn bot_status_roundtrip() {
     assert!(at >= before - 5_000 && at <= now_ms() + 5_000, "at {at} defaults to now");
     assert_eq!(api.get(&path, &bot).await.expect(200), &b);
 
+    // A report older than the stored one (delivered late) changes nothing: the answer is the stored status.
     let r = api.post(&path, &bot, &json!({ "online": false, "at": 1_700_000_000_000i64 })).await;
-    assert_eq!(r.expect(200), &json!({ "sandboxId": sb, "online": false, "at": 1_700_000_000_000i64 }));
+    assert_eq!(r.expect(200), &b);
+    assert_eq!(api.get(&path, &bot).await.expect(200), &b);
+
+    let r = api.post(&path, &bot, &json!({ "online": false, "at": at + 1 })).await;
+    assert_eq!(r.expect(200), &json!({ "sandboxId": sb, "online": false, "at": at + 1 }));
     assert_eq!(api.get(&path, &bot).await.expect(200)["online"], json!(false));
 
     for (what, body) in [

@@ -105,6 +105,22 @@ fn a_bots_status_is_offline_until_set_and_names_its_conversations() {
 }
 
 #[test]
+fn an_older_bot_status_report_keeps_the_stored_one() {
+    let sim = Sim::new();
+    sim.join(C1, None, T0);
+    sim.ok(Command::SetBotStatus { online: true, at: T0 + 10 });
+    // Reported late: older than what is stored, so it changes nothing and answers the stored status.
+    let (r, e) = sim.ok(Command::SetBotStatus { online: false, at: T0 + 5 });
+    assert!(e.is_empty());
+    assert_eq!(r.body.unwrap(), json!({"online": true, "at": T0 + 10, "stale": true}));
+    assert_eq!(sim.ok(Command::GetBotStatus).0.body.unwrap(), json!({"online": true, "at": T0 + 10}));
+    // The same instant, or later, is recorded.
+    let (r, _) = sim.ok(Command::SetBotStatus { online: false, at: T0 + 10 });
+    assert_eq!(r.body.unwrap(), json!({"online": false, "at": T0 + 10, "conversations": [C1]}));
+    assert_eq!(sim.ok(Command::GetBotStatus).0.body.unwrap(), json!({"online": false, "at": T0 + 10}));
+}
+
+#[test]
 fn instance_events_follow_list_changes() {
     let mut sim = Sim::new();
     // Logged under seq 1 with nobody subscribed yet.
