@@ -5,6 +5,8 @@ use crate::http::{internal, json, Answer};
 use crate::platform;
 use crate::rpc::{self, ConversationCommand as C, MemberCommand};
 use futures::future::join_all;
+use switchboard_core::ids::ConversationId;
+use switchboard_core::member::MemberId;
 use switchboard_core::model::ConversationDetail;
 use switchboard_core::requests::*;
 use switchboard_member::commands::BotStatusAnswer;
@@ -57,4 +59,26 @@ pub(super) async fn set_bot_status(env: &Env, sandbox_id: &str, me: &str, body: 
         }
     }
     json(200, &event.payload())
+}
+
+/// The bot's recorded status, `{sandboxId, online, at}` (never reported: offline, `at: null`).
+pub(super) async fn bot_status(env: &Env, sandbox_id: &str) -> Answer {
+    let member = MemberId::bot(sandbox_id)?.to_string();
+    let (status, body) = rpc::read(rpc::member(env, &member, MemberCommand::GetBotStatus).await?).await?;
+    if status >= 300 {
+        return Err(rpc::as_error(status, &body));
+    }
+    let status: BotStatusAnswer = serde_json::from_value(body).map_err(|e| internal("bot status answer", e))?;
+    json(200, &serde_json::json!({"sandboxId": sandbox_id, "online": status.online, "at": status.at}))
+}
+
+/// `GET /v1/conversations/:id/bot-status`: the current status of the conversation's bot, for its
+/// members (the conversation answers 403/404 to anyone else), not only its changes (`bot.status`).
+pub(super) async fn conversation_bot_status(env: &Env, id: &ConversationId, me: &str) -> Answer {
+    let (status, detail) = rpc::read(rpc::conversation(env, id, me, C::Get).await?).await?;
+    if status >= 300 {
+        return Err(rpc::as_error(status, &detail));
+    }
+    let detail: ConversationDetail = serde_json::from_value(detail).map_err(|e| internal("conversation detail", e))?;
+    bot_status(env, &detail.sandbox_id).await
 }

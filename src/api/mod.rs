@@ -15,8 +15,8 @@ use crate::notifications;
 use crate::platform;
 use crate::profiles;
 use crate::pusher;
-use crate::rpc::{self, ConversationCommand as C, MemberCommand};
-use bots::set_bot_status;
+use crate::rpc::{self, ConversationCommand as C};
+use bots::{bot_status, conversation_bot_status, set_bot_status};
 use conversations::*;
 use identity::*;
 use serde_json::json;
@@ -24,7 +24,6 @@ use switchboard_core::ids::{self, ConversationId, MessageId};
 use switchboard_core::requests::*;
 use switchboard_core::routes::Route;
 use switchboard_core::{live, replay, validate, ApiError, ErrorCode};
-use switchboard_member::commands::BotStatusAnswer;
 use worker::{Context, Env, Method, Request};
 
 pub async fn handle(mut req: Request, env: Env, _ctx: Context) -> Answer {
@@ -142,14 +141,12 @@ pub async fn handle(mut req: Request, env: Env, _ctx: Context) -> Answer {
             set_bot_status(&env, &sb, &me, body).await
         }
         (Route::BotStatus(sb), Method::Get) => {
-            let me = bot(&req, &env, &sb)?;
-            let (status, body) = rpc::read(rpc::member(&env, &me, MemberCommand::GetBotStatus).await?).await?;
-            if status >= 300 {
-                return Err(rpc::as_error(status, &body));
-            }
-            let status: BotStatusAnswer =
-                serde_json::from_value(body).map_err(|e| crate::http::internal("bot status answer", e))?;
-            json(200, &json!({"sandboxId": sb, "online": status.online, "at": status.at}))
+            bot(&req, &env, &sb)?;
+            bot_status(&env, &sb).await
+        }
+        (Route::ConversationBotStatus(id), Method::Get) => {
+            let me = caller(&req, &env)?;
+            conversation_bot_status(&env, &ConversationId::parse(&id)?, &me).await
         }
         (Route::Messages, Method::Post) => {
             let me = caller(&req, &env)?;

@@ -18,6 +18,8 @@ pub enum Route {
     ConversationTyping(String),
     ConversationTypingStop(String),
     ConversationLive(String),
+    /// `GET /v1/conversations/{id}/bot-status`: the conversation's bot's current status, for members.
+    ConversationBotStatus(String),
     /// `/v1/conversations/{id}/bridges`: rooms of other platforms linked to the conversation.
     ConversationBridges(String),
     /// `/v1/conversations/{id}/bridges/{bridgeId}`.
@@ -70,6 +72,7 @@ impl Route {
             ["v1", "conversations", id, "typing"] => Route::ConversationTyping(s(id)),
             ["v1", "conversations", id, "typing", "stop"] => Route::ConversationTypingStop(s(id)),
             ["v1", "conversations", id, "live"] => Route::ConversationLive(s(id)),
+            ["v1", "conversations", id, "bot-status"] => Route::ConversationBotStatus(s(id)),
             ["v1", "conversations", id, "bridges"] => Route::ConversationBridges(s(id)),
             ["v1", "conversations", id, "bridges", b] => Route::ConversationBridge(s(id), s(b)),
             ["v1", "messages"] => Route::Messages,
@@ -122,6 +125,7 @@ mod tests {
             Some(Route::ConversationBridge("C".into(), "B".into()))
         );
         assert_eq!(Route::parse("/bot/v1/sandboxes/sb/bot-status"), Some(Route::BotStatus("sb".into())));
+        assert_eq!(Route::parse("/v1/conversations/C/bot-status"), Some(Route::ConversationBotStatus("C".into())));
         assert_eq!(Route::parse("/app/key1"), Some(Route::PusherSocket("key1".into())));
         assert_eq!(Route::parse("/apps/1/channels/presence-a/users"), Some(Route::PusherApi));
         assert_eq!(Route::parse("/pusher/auth"), Some(Route::PusherAuth));

@@ -231,3 +231,27 @@ async fn bot_profile() {
     let r = api.get(&path, &bot).await;
     assert_eq!(r.expect(200)["label"], json!("m".repeat(80)));
 }
+
+#[tokio::test]
+async fn members_read_the_bots_current_status() {
+    let api = api();
+    let alice = api.user("alice").await;
+    let carol = api.user("carol").await;
+    let sb = uid("sb");
+    let bot = api.bot_token(&sb).await;
+    let conv = api.create_conversation(&alice, &sb, None, &[]).await;
+    let path = format!("/v1/conversations/{conv}/bot-status");
+
+    // never reported: offline since never
+    let r = api.get(&path, &alice).await;
+    assert_eq!(r.expect(200), &json!({ "sandboxId": sb, "online": false, "at": null }));
+
+    let r = api.post(&format!("/bot/v1/sandboxes/{sb}/bot-status"), &bot, &json!({ "online": true })).await;
+    let reported = r.expect(200).clone();
+    assert_eq!(api.get(&path, &alice).await.expect(200), &reported);
+    // the bot reads it through its own conversation too
+    assert_eq!(api.get(&path, &bot).await.expect(200), &reported);
+
+    // not a member
+    api.get(&path, &carol).await.expect_error(403, "forbidden");
+}
