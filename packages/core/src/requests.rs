@@ -16,7 +16,19 @@ pub fn parse_body<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     if !value.is_object() {
         return Err(ApiError::invalid_json("body must be a JSON object"));
     }
-    serde_json::from_value(value).map_err(|e| ApiError::invalid(e.to_string()))
+    serde_path_to_error::deserialize(value).map_err(|e| ApiError::invalid(shape_error(&e)))
+}
+
+/// A shape error's message names the field it is about (`title: invalid type: integer `5`, expected
+/// a string`, `additionalMembers[1]: ...`); errors of the body as a whole (an unknown or missing
+/// field, which serde names itself) are serde's message.
+fn shape_error(e: &serde_path_to_error::Error<serde_json::Error>) -> String {
+    let path = e.path().to_string();
+    if path.is_empty() || path == "." {
+        e.inner().to_string()
+    } else {
+        format!("{path}: {}", e.inner())
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -120,12 +132,34 @@ mod tests {
         assert_eq!(e.code, ErrorCode::InvalidJson);
         let e = parse_body::<RenameConversation>(br#"{"title": 5}"#).unwrap_err();
         assert_eq!(e.code, ErrorCode::InvalidRequest);
+        assert!(e.message.starts_with("title: invalid type"), "{}", e.message);
         let e = parse_body::<RenameConversation>(br#"{"title": "x", "color": "red"}"#).unwrap_err();
         assert_eq!(e.code, ErrorCode::InvalidRequest);
         assert!(e.message.contains("color"));
         let e = parse_body::<EditMessage>(br#"{"conversationId": "c", "content": [], "timestamp": 1.5}"#).unwrap_err();
         assert_eq!(e.code, ErrorCode::InvalidRequest);
         assert_eq!(parse_body::<RenameConversation>(br#"{"title": "x"}"#).unwrap().title, "x");
+    }
+
+    #[test]
+    fn wrong_types_name_the_field_path() {
+        let starts = |body: &[u8], field: &str, e: ApiError| {
+            assert_eq!(e.code, ErrorCode::InvalidRequest, "{}", String::from_utf8_lossy(body));
+            assert!(e.message.starts_with(&format!("{field}: ")), "{}: {}", String::from_utf8_lossy(body), e.message);
+        };
+        let body = br#"{"sandboxId": "sb", "additionalMembers": ["bob", 7]}"#;
+        starts(body, "additionalMembers[1]", parse_body::<CreateConversation>(body).unwrap_err());
+        let body = br#"{"sandboxId": 1}"#;
+        starts(body, "sandboxId", parse_body::<CreateConversation>(body).unwrap_err());
+        let body = br#"{"online": "yes"}"#;
+        starts(body, "online", parse_body::<SetBotStatus>(body).unwrap_err());
+        let body = br#"{"online": true, "at": "now"}"#;
+        starts(body, "at", parse_body::<SetBotStatus>(body).unwrap_err());
+        let body = br#"{"conversationId": "c", "content": [], "timestamp": 1.5}"#;
+        starts(body, "timestamp", parse_body::<EditMessage>(body).unwrap_err());
+        // Errors of the whole body still name the field themselves.
+        let e = parse_body::<RenameConversation>(b"{}").unwrap_err();
+        assert!(e.message.contains("title"), "{}", e.message);
     }
 
     #[test]

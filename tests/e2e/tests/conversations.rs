@@ -138,6 +138,16 @@ async fn create_validation() {
     // the message names the unknown field
     let r = api.post("/v1/conversations", &alice, &json!({ "sandboxId": sb, "color": "red" })).await;
     assert!(r.error_message().contains("color"), "message should name the field: {}", r.text);
+    // a wrong type's message starts with the field's path
+    for (body, field) in [
+        (json!({ "sandboxId": 5 }), "sandboxId"),
+        (json!({ "sandboxId": sb, "title": 5 }), "title"),
+        (json!({ "sandboxId": sb, "additionalMembers": ["bob", 7] }), "additionalMembers[1]"),
+    ] {
+        let r = api.post("/v1/conversations", &alice, &body).await;
+        r.expect_error(400, "invalid_request");
+        assert!(r.error_message().starts_with(&format!("{field}: ")), "should start with {field}: {}", r.text);
+    }
     // nothing was created
     assert_eq!(api.all_conversations(&alice, "").await, Vec::<Value>::new());
     // exactly 100 additional members is fine
