@@ -10,7 +10,7 @@ mod conversations;
 mod identity;
 
 use crate::config;
-use crate::http::{body_bytes, json, query, Answer};
+use crate::http::{json, json_body_bytes, query, Answer};
 use crate::notifications;
 use crate::platform;
 use crate::profiles;
@@ -250,7 +250,7 @@ pub async fn handle(mut req: Request, env: Env, _ctx: Context) -> Answer {
 // --------------------------------------------------------------------------------------------------
 
 pub(super) async fn parse<T: serde::de::DeserializeOwned>(req: &mut Request) -> Result<T, ApiError> {
-    let bytes = body_bytes(req).await?;
+    let bytes = json_body_bytes(req).await?;
     parse_body(&bytes)
 }
 

@@ -34,8 +34,7 @@ impl ErrorCode {
             | ErrorCode::InvalidRequest
             | ErrorCode::BadFrame
             | ErrorCode::UnknownFrameType
-            | ErrorCode::BinaryNotSupported
-            | ErrorCode::UnsupportedContentType => 400,
+            | ErrorCode::BinaryNotSupported => 400,
             ErrorCode::Unauthorized => 401,
             ErrorCode::Forbidden => 403,
             ErrorCode::NotFound => 404,
@@ -45,6 +44,7 @@ impl ErrorCode {
             | ErrorCode::MessageDeleted
             | ErrorCode::BotOffline => 409,
             ErrorCode::PayloadTooLarge => 413,
+            ErrorCode::UnsupportedContentType => 415,
             ErrorCode::UpgradeRequired => 426,
             ErrorCode::Internal => 500,
         }

@@ -6,6 +6,25 @@ use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::Value;
 
+/// JSON routes take `application/json` (any parameters, e.g. `; charset=utf-8`) or a `+json` type.
+/// A request without a content-type is read as JSON too (curl's `-d` aside, many clients send none);
+/// only an explicit other type is refused (415 `unsupported_content_type`), since a form or text
+/// body is never what the caller meant.
+pub fn json_content_type(header: Option<&str>) -> Result<(), ApiError> {
+    let Some(h) = header else { return Ok(()) };
+    let media = h.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    if media.is_empty()
+        || media == "application/json"
+        || (media.starts_with("application/") && media.ends_with("+json"))
+    {
+        return Ok(());
+    }
+    Err(ApiError::new(
+        crate::ErrorCode::UnsupportedContentType,
+        format!("content-type {media} is not accepted: this route takes a JSON body (application/json)"),
+    ))
+}
+
 /// Parses a JSON object body into `T`.
 pub fn parse_body<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     if bytes.len() > crate::limits::MAX_BODY_BYTES {
@@ -160,6 +179,29 @@ mod tests {
         // Errors of the whole body still name the field themselves.
         let e = parse_body::<RenameConversation>(b"{}").unwrap_err();
         assert!(e.message.contains("title"), "{}", e.message);
+    }
+
+    #[test]
+    fn json_routes_refuse_other_content_types() {
+        for ok in [
+            None,
+            Some("application/json"),
+            Some("Application/JSON; charset=utf-8"),
+            Some("application/merge-patch+json"),
+            Some(""),
+        ] {
+            assert!(json_content_type(ok).is_ok(), "{ok:?}");
+        }
+        for bad in [
+            "text/plain",
+            "application/x-www-form-urlencoded",
+            "multipart/form-data; boundary=x",
+            "application/x-ndjson",
+        ] {
+            let e = json_content_type(Some(bad)).unwrap_err();
+            assert_eq!((e.code, e.status()), (ErrorCode::UnsupportedContentType, 415), "{bad}");
+            assert!(e.message.contains(bad.split(';').next().unwrap_or(bad)), "{}", e.message);
+        }
     }
 
     #[test]

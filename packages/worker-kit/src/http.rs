@@ -36,6 +36,14 @@ pub fn error_response(e: &ApiError) -> worker::Result<Response> {
     Ok(r)
 }
 
+/// Reads a JSON route's body: an explicit content-type other than JSON is refused (415,
+/// `switchboard_core::requests::json_content_type`) before the body is read; then as `body_bytes`.
+pub async fn json_body_bytes(req: &mut Request) -> Result<Vec<u8>, ApiError> {
+    let content_type = req.headers().get("content-type").ok().flatten();
+    switchboard_core::requests::json_content_type(content_type.as_deref())?;
+    body_bytes(req).await
+}
+
 /// Reads the body, refusing more than `MAX_BODY_BYTES`.
 pub async fn body_bytes(req: &mut Request) -> Result<Vec<u8>, ApiError> {
     if let Ok(Some(len)) = req.headers().get("content-length") {

@@ -3,7 +3,7 @@
 //! bearer JWTs (human users only). `/dev/...` exists only in local mode (`LOCAL_MODE=true`).
 
 use crate::config;
-use crate::http::{body_bytes, internal, json, no_content, query, Answer};
+use crate::http::{body_bytes, internal, json, json_body_bytes, no_content, query, Answer};
 use crate::platform;
 use crate::push;
 use crate::rpc::{self, BadgesAnswer, ClearAnswer, UserCommand};
@@ -24,13 +24,13 @@ pub async fn handle(mut req: Request, env: &Env) -> Answer {
 
         ("/v1/push-tokens", Method::Post) => {
             let me = user(&req, env)?;
-            let body = RegisterToken::parse(&body_bytes(&mut req).await?)?;
+            let body = RegisterToken::parse(&json_body_bytes(&mut req).await?)?;
             let (created, info) = store::register_token(&store::db(env)?, &me, &body, platform::now_ms()).await?;
             json(if created { 201 } else { 200 }, &info)
         }
         ("/v1/push-tokens", Method::Delete) => {
             let me = user(&req, env)?;
-            let body = DeleteToken::parse(&body_bytes(&mut req).await?)?;
+            let body = DeleteToken::parse(&json_body_bytes(&mut req).await?)?;
             store::delete_token(&store::db(env)?, &me, &body.token).await?;
             no_content()
         }
@@ -41,7 +41,7 @@ pub async fn handle(mut req: Request, env: &Env) -> Answer {
         }
         ("/v1/notification-preferences", Method::Put) => {
             let me = user(&req, env)?;
-            let update = PreferencesUpdate::parse(&body_bytes(&mut req).await?)?;
+            let update = PreferencesUpdate::parse(&json_body_bytes(&mut req).await?)?;
             json(200, &store::update_preferences(&store::db(env)?, &me, &update, platform::now_ms()).await?)
         }
 
@@ -51,7 +51,7 @@ pub async fn handle(mut req: Request, env: &Env) -> Answer {
         }
         ("/v1/badges/mark-read", Method::Post) => {
             let me = user(&req, env)?;
-            let body = MarkRead::parse(&body_bytes(&mut req).await?)?;
+            let body = MarkRead::parse(&json_body_bytes(&mut req).await?)?;
             json(200, &rpc::call::<ClearAnswer>(env, &me, &UserCommand::Clear { bucket: body.badge_bucket }).await?)
         }
 

@@ -570,3 +570,43 @@ async fn member_limit_is_1000() {
     let r = api.post(&members_path, &alice, &json!({ "userId": format!("{prefix}-extra2") })).await;
     r.expect_error(400, "invalid_request");
 }
+
+#[tokio::test]
+async fn json_routes_refuse_other_content_types() {
+    let api = api();
+    let alice = api.user("alice").await;
+    let sb = uid("sb");
+    let body = json!({ "sandboxId": sb, "title": "typed" }).to_string();
+    for ct in ["text/plain", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x"] {
+        let r = api.send_typed("POST", "/v1/conversations", Some(&alice.token), ct, &body).await;
+        r.expect_error(415, "unsupported_content_type");
+        assert!(r.error_message().contains("application/json"), "{ct}: {}", r.text);
+    }
+    assert_eq!(api.all_conversations(&alice, "").await, Vec::<Value>::new());
+    // JSON with parameters is JSON
+    let r =
+        api.send_typed("POST", "/v1/conversations", Some(&alice.token), "application/json; charset=utf-8", &body).await;
+    let id = r.expect(201)["conversationId"].as_str().unwrap_or_default().to_string();
+    // no content-type at all (curl -d without -H, many scripts) is read as JSON
+    let resp = api
+        .http
+        .patch(format!("{}/v1/conversations/{id}", api.base))
+        .header("authorization", format!("Bearer {}", alice.token))
+        .body(json!({ "title": "untyped" }).to_string())
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("PATCH without content-type: {e}"));
+    assert_eq!(resp.status().as_u16(), 200);
+    // the bot routes too
+    let bot = api.bot_token(&sb).await;
+    let r = api
+        .send_typed(
+            "POST",
+            &format!("/bot/v1/sandboxes/{sb}/bot-status"),
+            Some(&bot.token),
+            "text/plain",
+            "{\"online\":true}",
+        )
+        .await;
+    r.expect_error(415, "unsupported_content_type");
+}

@@ -227,7 +227,7 @@ async fn publish_errors() {
     let Room { api, alice, conv, .. } = room().await;
     let path = publish_path(&conv);
     let r = api.send_typed("POST", &path, Some(&alice.token), "text/plain", "{\"a\":1}\n").await;
-    r.expect_error(400, "unsupported_content_type");
+    r.expect_error(415, "unsupported_content_type");
     let r = api.send_typed("POST", &path, None, "application/x-ndjson", "{\"a\":1}\n").await;
     r.expect_error(401, "unauthorized");
     let eve = api.user("eve").await;

@@ -782,3 +782,16 @@ async fn badge_changes_reach_the_users_hub() {
     assert_eq!(down["payload"], json!({ "badgeBucket": bucket(&sb, &conv), "total": 0 }), "{down}");
     assert!(down["seq"].as_i64() > up["seq"].as_i64(), "{up} {down}");
 }
+
+#[tokio::test]
+async fn push_token_routes_refuse_other_content_types() {
+    let Setup { server, .. } = chat();
+    let api = Api::new(server);
+    let bob = api.user("bob").await;
+    let body = json!({ "token": device(&bob) }).to_string();
+    let r =
+        api.send_typed("POST", "/v1/push-tokens", Some(&bob.token), "application/x-www-form-urlencoded", &body).await;
+    r.expect_error(415, "unsupported_content_type");
+    let r = api.send_typed("POST", "/v1/push-tokens", Some(&bob.token), "application/json", &body).await;
+    r.expect(201);
+}
