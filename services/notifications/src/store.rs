@@ -62,7 +62,9 @@ struct TokenRow {
 }
 
 /// Registers (or refreshes) a device token for `user`; a token registered by another user moves to
-/// this one. Answers whether it is new for this user, and the stored row. A user keeps at most
+/// this one as a new registration: only what this user sent is kept (platform, app version and
+/// `createdAt` are not the previous owner's). Answers whether it is new for this user, and the
+/// stored row. A user keeps at most
 /// `MAX_TOKENS_PER_USER` tokens: the least recently registered are forgotten.
 pub async fn register_token(
     db: &D1Database,
@@ -82,8 +84,10 @@ pub async fn register_token(
          ON CONFLICT (token) DO UPDATE SET
            created_at = CASE WHEN push_tokens.user_id = excluded.user_id THEN push_tokens.created_at ELSE excluded.created_at END,
            user_id = excluded.user_id,
-           platform = COALESCE(excluded.platform, push_tokens.platform),
-           app_version = COALESCE(excluded.app_version, push_tokens.app_version),
+           platform = CASE WHEN push_tokens.user_id = excluded.user_id
+             THEN COALESCE(excluded.platform, push_tokens.platform) ELSE excluded.platform END,
+           app_version = CASE WHEN push_tokens.user_id = excluded.user_id
+             THEN COALESCE(excluded.app_version, push_tokens.app_version) ELSE excluded.app_version END,
            updated_at = excluded.updated_at",
         &[s(&r.token), s(user), opt(r.platform.as_deref()), opt(r.app_version.as_deref()), n(now)],
     )?;

@@ -454,8 +454,14 @@ async fn routes_authenticate_and_validate() {
     assert_eq!((b["token"].as_str(), b["platform"].as_str()), (Some(t.as_str()), Some("android")));
     api.post("/v1/push-tokens", &bob, &json!({ "token": t })).await.expect(200);
 
-    // The token moves to carol: a message to bob no longer reaches that device.
-    api.post("/v1/push-tokens", &carol, &json!({ "token": t })).await.expect(201);
+    // The token moves to carol: a message to bob no longer reaches that device. It is carol's
+    // registration now, with only what carol said: nothing of bob's (platform, version, created).
+    let before = now_ms();
+    let r = api.post("/v1/push-tokens", &carol, &json!({ "token": t })).await;
+    let b = r.expect(201);
+    assert_eq!((b["platform"].clone(), b["appVersion"].clone()), (Value::Null, Value::Null), "{b}");
+    assert!(b["createdAt"].as_i64() >= Some(before - 5_000), "created anew for carol: {b}");
+    assert_eq!(b["createdAt"], b["updatedAt"], "{b}");
     let conv = api.create_conversation(&alice, &uid("sb"), None, &[&bob.id]).await;
     let barrier = format!("ExponentPushToken[{}-barrier]", alice.id);
     register(&api, &alice, &barrier).await;
