@@ -2,7 +2,7 @@
 
 use switchboard_auth::AuthConfig;
 use switchboard_core::limits::{DEFAULT_ACTIVITY_FLUSH_MS, DEFAULT_IDEM_TTL_MS};
-use switchboard_core::ApiError;
+use switchboard_core::{cors, ApiError};
 use worker::Env;
 
 fn var(env: &Env, name: &str) -> Option<String> {
@@ -23,6 +23,16 @@ pub fn auth(env: &Env) -> Result<AuthConfig, ApiError> {
     AuthConfig::new(&secret, &audience).map_err(|e| {
         worker::console_error!("{e}");
         e
+    })
+}
+
+/// Which browser origins may use the API (`ALLOWED_ORIGINS`: comma-separated origins, or `*`; unset
+/// or blank: `*` in local mode, only the service's own origin in production). A bad value is logged
+/// and then only the service's own origin is allowed.
+pub fn cors_policy(env: &Env) -> cors::Policy {
+    cors::Policy::from_config(var(env, "ALLOWED_ORIGINS").as_deref(), local_mode(env)).unwrap_or_else(|e| {
+        worker::console_error!("{e}; only the service's own origin is allowed");
+        cors::Policy::own_only()
     })
 }
 

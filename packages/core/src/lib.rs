@@ -8,6 +8,7 @@ pub mod alarm;
 pub mod backoff;
 pub mod connected;
 pub mod content;
+pub mod cors;
 pub mod cursor;
 pub mod error;
 pub mod events;

@@ -40,6 +40,12 @@ pub const TICKET_TTL_SECS: u64 = 30;
 pub const DEFAULT_IDEM_TTL_MS: i64 = 24 * 60 * 60 * 1000;
 /// Default delay before members' conversation lists learn of new activity.
 pub const DEFAULT_ACTIVITY_FLUSH_MS: i64 = 1000;
+/// Origins `ALLOWED_ORIGINS` may list (more is a configuration error: only the own origin is allowed).
+pub const MAX_ALLOWED_ORIGINS: usize = 32;
+/// A longer `Origin` header (or configured origin) is never allowed.
+pub const MAX_ORIGIN_CHARS: usize = 300;
+/// How long a browser may cache a preflight's answer (`Access-Control-Max-Age`; Chromium caps it at 2 h).
+pub const CORS_MAX_AGE_SECS: u32 = 86_400;
 
 /// WebSocket close codes we send.
 pub mod close {
