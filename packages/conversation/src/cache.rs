@@ -20,6 +20,9 @@ pub struct MetaRow {
     pub created_at: i64,
     pub last_activity_at: Option<i64>,
     pub seq: i64,
+    /// The message an auto-title was taken from; `None` when people set the title (or none is set).
+    #[serde(default)]
+    pub title_message_id: Option<String>,
 }
 
 #[derive(Debug, Default)]
@@ -81,7 +84,7 @@ impl<S: Store> Conversation<S> {
             return Ok(Some(m.clone()));
         }
         let row = self.store.first::<MetaRow>(
-            "SELECT id, sandbox_id, title, created_by, created_at, last_activity_at,
+            "SELECT id, sandbox_id, title, created_by, created_at, last_activity_at, title_message_id,
                COALESCE((SELECT MAX(seq) FROM events), 0) AS seq FROM conversation LIMIT 1",
             &[],
         )?;

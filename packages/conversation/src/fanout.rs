@@ -121,6 +121,7 @@ impl<S: Store> Conversation<S> {
             message_id: message.id.clone(),
             sandbox_id: meta.sandbox_id.clone(),
             conversation_title: meta.title.clone(),
+            conversation_title_auto: meta.title_message_id.is_some(),
             sender_user_id: if sender_is_bot { None } else { Some(message.sender_id.clone()) },
             text: content::plain_text(&message.content),
             recipients,

@@ -84,10 +84,10 @@ impl<S: Store> Conversation<S> {
             let title = validate::title(title)?;
             if meta.title.as_deref() != Some(title.as_str()) {
                 self.exec(
-                    "UPDATE conversation SET title = ?, list_version = list_version + 1",
+                    "UPDATE conversation SET title = ?, title_message_id = NULL, list_version = list_version + 1",
                     &[title.as_str().into()],
                 )?;
-                self.emit(Event::ConversationRenamed { conversation_id: meta.id.clone(), title: title.clone() })?;
+                self.emit(Event::ConversationRenamed { conversation_id: meta.id.clone(), title: Some(title.clone()) })?;
                 self.list_changed(now)?;
             }
             Ok(Reply::json(200, json!({"id": meta.id, "title": title})))

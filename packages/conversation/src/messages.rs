@@ -12,6 +12,9 @@ use switchboard_core::events::Event;
 use switchboard_core::idempotency::{self, IdemRecord, SendDecision};
 use switchboard_core::ids::{self, MonotonicUlids};
 use switchboard_core::limits::AUTO_TITLE_CHARS;
+
+/// Messages looked at, oldest first, for a new auto-title when the old one's message is deleted.
+const RETITLE_CANDIDATES: usize = 20;
 use switchboard_core::model::{Message, ReactionSummary};
 use switchboard_core::{reactions, validate, ApiError, ErrorCode};
 
@@ -198,9 +201,13 @@ impl<S: Store> Conversation<S> {
             let text = content::plain_text(&message.content);
             let title = content::preview(&text, AUTO_TITLE_CHARS);
             if !title.is_empty() {
-                self.exec("UPDATE conversation SET title = ? WHERE title IS NULL", &[title.as_str().into()])?;
-                self.emit(Event::ConversationRenamed { conversation_id: meta.id.clone(), title: title.clone() })?;
+                self.exec(
+                    "UPDATE conversation SET title = ?, title_message_id = ? WHERE title IS NULL",
+                    &[title.as_str().into(), message.id.as_str().into()],
+                )?;
+                self.emit(Event::ConversationRenamed { conversation_id: meta.id.clone(), title: Some(title.clone()) })?;
                 meta.title = Some(title);
+                meta.title_message_id = Some(message.id.clone());
             }
         }
         self.list_changed(now)?;
@@ -258,6 +265,10 @@ impl<S: Store> Conversation<S> {
             let message =
                 self.message(&meta.id, message_id)?.ok_or_else(|| ApiError::internal("edited message vanished"))?;
             self.emit(Event::MessageUpdated { message: message.clone() })?;
+            if meta.title_message_id.as_deref() == Some(message_id) {
+                // An auto-title follows its message's text; the old text must not outlive the edit.
+                self.retitle(&meta.id, now)?;
+            }
             Ok(Reply::json(200, json!({"messageId": message.id, "message": message})))
         })
     }
@@ -378,8 +389,41 @@ impl<S: Store> Conversation<S> {
         if written > 0 {
             self.exec("DELETE FROM reactions WHERE message_id = ?", &[message_id.into()])?;
             self.emit(Event::MessageDeleted { message_id: message_id.to_string() })?;
+            let meta = self.meta()?.ok_or_else(|| ApiError::internal("no conversation row"))?;
+            if meta.title_message_id.as_deref() == Some(message_id) {
+                self.retitle(&meta.id, now)?;
+            }
         }
         Ok(())
+    }
+
+    /// The message an auto-title came from was deleted: the title is taken again from the oldest
+    /// message left that has text (its text must not outlive it), or cleared when there is none.
+    fn retitle(&self, conversation_id: &str, now: i64) -> Result<(), ApiError> {
+        #[derive(Deserialize)]
+        struct Candidate {
+            id: String,
+            content: String,
+        }
+        let candidates: Vec<Candidate> = self.query(
+            "SELECT id, content FROM messages WHERE deleted = 0 ORDER BY id LIMIT ?",
+            &[(RETITLE_CANDIDATES as i64).into()],
+        )?;
+        let next = candidates.into_iter().find_map(|c| {
+            let blocks: Vec<Block> = serde_json::from_str(&c.content).ok()?;
+            let title = content::preview(&content::plain_text(&blocks), AUTO_TITLE_CHARS);
+            (!title.is_empty()).then_some((title, c.id))
+        });
+        let (title, from) = match next {
+            Some((t, id)) => (Some(t), Some(id)),
+            None => (None, None),
+        };
+        self.exec(
+            "UPDATE conversation SET title = ?, title_message_id = ?, list_version = list_version + 1",
+            &[title.clone().into(), from.into()],
+        )?;
+        self.emit(Event::ConversationRenamed { conversation_id: conversation_id.to_string(), title })?;
+        self.list_changed(now)
     }
 
     fn find_message(&self, message_id: &str) -> Result<Option<MessageRow>, ApiError> {

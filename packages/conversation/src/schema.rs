@@ -44,4 +44,6 @@ pub const MIGRATIONS: &[&str] = &[
        state TEXT NOT NULL DEFAULT 'connecting', reason TEXT, last_event_at INTEGER,
        received INTEGER NOT NULL DEFAULT 0, relayed INTEGER NOT NULL DEFAULT 0,
        UNIQUE (platform, room));",
+    // 2: an auto-title remembers the message it was taken from (deleting that message renames).
+    "ALTER TABLE conversation ADD COLUMN title_message_id TEXT;",
 ];

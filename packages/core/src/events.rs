@@ -28,7 +28,8 @@ pub enum Event {
     },
     ConversationRenamed {
         conversation_id: String,
-        title: String,
+        /// `None`: the conversation has no title any more (its auto-title's message was deleted).
+        title: Option<String>,
     },
     MemberJoined {
         conversation_id: String,

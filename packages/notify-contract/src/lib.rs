@@ -28,6 +28,10 @@ pub struct SendPushForConversation {
     pub message_id: String,
     pub sandbox_id: String,
     pub conversation_title: Option<String>,
+    /// The title was taken from a message's text (auto-titling), not set by a person: under
+    /// `generic` previews it is not shown, since it is message text.
+    #[serde(default)]
+    pub conversation_title_auto: bool,
     /// The human sender; `None` when the bot sent the message.
     pub sender_user_id: Option<String>,
     /// The message's text blocks joined by newlines (the preview is cut from it with `body_preview`).
@@ -154,6 +158,7 @@ mod tests {
             message_id: "M".into(),
             sandbox_id: "sb".into(),
             conversation_title: None,
+            conversation_title_auto: false,
             sender_user_id: None,
             text: "hi".into(),
             recipients: vec![Recipient { user_id: "bob".into(), viewing: false, last_viewed_at: None }],
@@ -162,8 +167,12 @@ mod tests {
         assert_eq!(v["conversationId"], "C");
         assert!(v["senderUserId"].is_null());
         assert_eq!(v["recipients"][0]["userId"], "bob");
-        let back: SendPushForConversation = serde_json::from_value(v).unwrap();
+        let back: SendPushForConversation = serde_json::from_value(v.clone()).unwrap();
         assert_eq!(back, req);
+        // A sender from before `conversationTitleAuto` is still understood.
+        let mut old = v;
+        old.as_object_mut().unwrap().remove("conversationTitleAuto");
+        assert!(!serde_json::from_value::<SendPushForConversation>(old).unwrap().conversation_title_auto);
         let o = serde_json::to_value(Outcome::SuppressedPresence).unwrap();
         assert_eq!(o, "suppressed_presence");
     }

@@ -131,9 +131,11 @@ pub fn suppression(
     }
 }
 
-/// The title, shared by every recipient of the message.
-pub fn title(req: &SendPushForConversation, sandbox_label: &str) -> String {
-    push_title(sandbox_label, req.conversation_title.as_deref())
+/// The title for a recipient with `prefs`: the conversation's title, except that an auto-title
+/// (a message's text) is never shown to someone whose previews are `generic`.
+pub fn title_for(req: &SendPushForConversation, sandbox_label: &str, prefs: &Preferences) -> String {
+    let hide = req.conversation_title_auto && prefs.preview == crate::prefs::Preview::Generic;
+    push_title(sandbox_label, if hide { None } else { req.conversation_title.as_deref() })
 }
 
 /// One message per device of a recipient who gets a push.
@@ -169,6 +171,7 @@ mod tests {
             message_id: M.into(),
             sandbox_id: "sb1".into(),
             conversation_title: Some("Plans".into()),
+            conversation_title_auto: false,
             sender_user_id: sender.map(str::to_string),
             text: "hello there".into(),
             recipients: recipients
@@ -237,9 +240,9 @@ mod tests {
     #[test]
     fn messages() {
         let r = req(&[("bob", false)], Some("alice"));
-        let t = title(&r, "Claw");
-        assert_eq!(t, "Claw · Plans");
         let full = Preferences { chat_messages_enabled: true, preview: Preview::Full };
+        let t = title_for(&r, "Claw", &full);
+        assert_eq!(t, "Claw · Plans");
         let m = messages_for(&r, &t, &full, &["ExponentPushToken[a]".into(), "ExponentPushToken[b]".into()], 4);
         assert_eq!(m.len(), 2);
         assert_eq!(m[0].body, "hello there");
@@ -248,6 +251,11 @@ mod tests {
         assert_eq!(m[0].data.message_id, M);
         let g = messages_for(&r, &t, &Preferences::default(), &["ExponentPushToken[a]".into()], 1);
         assert_eq!(g[0].body, crate::prefs::GENERIC_BODY);
+        // A title people set is shown under generic previews too; an auto-title (message text) is not.
+        assert_eq!(title_for(&r, "Claw", &Preferences::default()), "Claw · Plans");
+        let auto = SendPushForConversation { conversation_title_auto: true, ..r.clone() };
+        assert_eq!(title_for(&auto, "Claw", &Preferences::default()), "Claw · Untitled");
+        assert_eq!(title_for(&auto, "Claw", &full), "Claw · Plans");
         assert!(delivered(&[Ticket::Error { error: None, message: String::new() }, Ticket::Ok { id: "x".into() }]));
         assert!(!delivered(&[Ticket::Error { error: None, message: String::new() }]));
     }

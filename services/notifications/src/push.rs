@@ -63,7 +63,6 @@ async fn run(env: &Env, payload: &str) -> Result<SendPushResult, RpcFailure> {
     let ctx = store::push_context(&db, &req.sandbox_id, &users).await.map_err(|e| RpcFailure::internal(e.message))?;
     let now = platform::now_ms();
     let bucket = badge_bucket(&req.sandbox_id, &req.conversation_id);
-    let title = plan::title(&req, &ctx.sandbox_label);
 
     // 3. Claims, one per recipient, in parallel (each in its own object).
     let claims = join_all(audience.recipients.iter().map(|r| {
@@ -111,6 +110,7 @@ async fn run(env: &Env, payload: &str) -> Result<SendPushResult, RpcFailure> {
             Ok(ClaimAnswer::Send { lease, badge }) => {
                 badges[i] = Some(badge);
                 let prefs = ctx.prefs_of(&r.user_id);
+                let title = plan::title_for(&req, &ctx.sandbox_label, &prefs);
                 for m in plan::messages_for(&req, &title, &prefs, ctx.tokens_of(&r.user_id), badge) {
                     messages.push(m);
                     owner.push(i);

@@ -157,6 +157,8 @@ fn ids_increase_even_when_the_clock_goes_back() {
 fn edits_follow_the_rules() {
     let c = conversation();
     create(&c, &["bob"]);
+    // The first message names the conversation (seq 1, 2); the draft is another message.
+    send(&c, "alice", "first", None, T0).0.unwrap();
     let (m, _) = send(&c, "alice", "draft", None, T0 + 1);
     let id = m.unwrap().body.unwrap()["messageId"].as_str().unwrap().to_string();
     let edit = |who: &str, ts: i64| {
@@ -173,16 +175,61 @@ fn edits_follow_the_rules() {
     assert_eq!(edit("bob", 10).0.unwrap_err().status(), 403);
     let (ok, e) = edit("alice", 10);
     assert_eq!(ok.unwrap().status, 200);
-    assert_eq!(types(&e), vec![("message.updated".into(), Some(3))]);
+    assert_eq!(types(&e), vec![("message.updated".into(), Some(4))]);
     let conflict = edit("alice", 9).0.unwrap_err();
     assert_eq!(conflict.code, ErrorCode::EditConflict);
     let (del, e) = c.handle("alice", Command::DeleteMessage { message_id: id.clone() }, &ctx(T0 + 200));
     assert_eq!(del.unwrap().status, 204);
-    assert_eq!(types(&e), vec![("message.deleted".into(), Some(4))]);
+    assert_eq!(types(&e), vec![("message.deleted".into(), Some(5))]);
     assert_eq!(edit("alice", 11).0.unwrap_err().code, ErrorCode::MessageDeleted);
     // Deleting again is quiet.
     let (_, e) = c.handle("alice", Command::DeleteMessage { message_id: id }, &ctx(T0 + 300));
     assert!(e.broadcast.is_empty());
+}
+
+#[test]
+fn an_auto_title_follows_its_message_and_never_outlives_it() {
+    let c = conversation();
+    create(&c, &["bob"]);
+    let title_of = |c: &Conversation<SqliteStore>| c.meta().unwrap().unwrap().title;
+    let (m, e) = send(&c, "alice", "secret plans", None, T0);
+    let first = m.unwrap().body.unwrap()["messageId"].as_str().unwrap().to_string();
+    let push = e.push.unwrap();
+    assert_eq!(push.conversation_title.as_deref(), Some("secret plans"));
+    assert!(push.conversation_title_auto, "an auto-title is marked, so generic previews hide it");
+    let (m, _) = send(&c, "bob", "second thoughts", None, T0 + 1);
+    let second = m.unwrap().body.unwrap()["messageId"].as_str().unwrap().to_string();
+    // Editing the naming message renames with its new text.
+    let (_, e) = c.handle(
+        "alice",
+        Command::EditMessage {
+            message_id: first.clone(),
+            content: json!([{"type":"text","text":"lunch"}]),
+            timestamp: 1,
+        },
+        &ctx(T0 + 2),
+    );
+    assert_eq!(
+        types(&e).iter().map(|t| t.0.as_str()).collect::<Vec<_>>(),
+        vec!["message.updated", "conversation.renamed"]
+    );
+    assert_eq!(title_of(&c).as_deref(), Some("lunch"));
+    // Deleting it takes the title from the oldest message left...
+    let (_, e) = c.handle("alice", Command::DeleteMessage { message_id: first }, &ctx(T0 + 3));
+    assert_eq!(frame(&e.broadcast[1])["payload"]["title"], "second thoughts");
+    assert_eq!(title_of(&c).as_deref(), Some("second thoughts"));
+    // ...and with no message left, the conversation has no title (and the event says so).
+    let (_, e) = c.handle("bob", Command::DeleteMessage { message_id: second }, &ctx(T0 + 4));
+    assert_eq!(frame(&e.broadcast[1])["payload"]["title"], Value::Null);
+    assert_eq!(title_of(&c), None);
+    // A title people set is theirs: not marked auto, and no deletion touches it.
+    c.handle("bob", Command::Rename { title: "Ours".into() }, &ctx(T0 + 5)).0.unwrap();
+    let (m, e) = send(&c, "alice", "anything", None, T0 + 6);
+    assert!(!e.push.unwrap().conversation_title_auto);
+    let id = m.unwrap().body.unwrap()["messageId"].as_str().unwrap().to_string();
+    let (_, e) = c.handle("alice", Command::DeleteMessage { message_id: id }, &ctx(T0 + 7));
+    assert_eq!(types(&e).len(), 1);
+    assert_eq!(title_of(&c).as_deref(), Some("Ours"));
 }
 
 #[test]
