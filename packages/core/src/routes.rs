@@ -47,6 +47,100 @@ pub enum Route {
     DevPusherReconnect,
 }
 
+/// Every `(path template, method)` the chat worker answers: the `(route, method)` match of
+/// `src/api/mod.rs`, with the routes it hands on whole (`Route::Notifications`: the notifications
+/// worker's methods; `Route::PusherApi`: `switchboard_pusher::http_api::route`'s) spelled out.
+/// `docs/openapi.yaml` describes exactly these (`packages/core/tests/openapi.rs` checks both ways, and
+/// that this table agrees with the router's match); parameters are written `{name}` as in OpenAPI.
+pub const ROUTES: &[(&str, &str)] = &[
+    ("/health", "GET"),
+    ("/dev/token", "POST"),
+    ("/connect-ticket", "POST"),
+    ("/connect", "GET"),
+    ("/v1/conversations", "GET"),
+    ("/v1/conversations", "POST"),
+    ("/v1/conversations/{conversationId}", "GET"),
+    ("/v1/conversations/{conversationId}", "PATCH"),
+    ("/v1/conversations/{conversationId}/leave", "POST"),
+    ("/v1/conversations/{conversationId}/members", "POST"),
+    ("/v1/conversations/{conversationId}/messages", "GET"),
+    ("/v1/conversations/{conversationId}/ws", "GET"),
+    ("/v1/conversations/{conversationId}/mark-read", "POST"),
+    ("/v1/conversations/{conversationId}/publish", "POST"),
+    ("/v1/conversations/{conversationId}/presence", "GET"),
+    ("/v1/conversations/{conversationId}/typing", "POST"),
+    ("/v1/conversations/{conversationId}/typing/stop", "POST"),
+    ("/v1/conversations/{conversationId}/live", "GET"),
+    ("/v1/conversations/{conversationId}/bot-status", "GET"),
+    ("/v1/conversations/{conversationId}/bridges", "GET"),
+    ("/v1/conversations/{conversationId}/bridges", "POST"),
+    ("/v1/conversations/{conversationId}/bridges/{bridgeId}", "DELETE"),
+    ("/v1/messages", "POST"),
+    ("/v1/messages/{messageId}", "PATCH"),
+    ("/v1/messages/{messageId}", "DELETE"),
+    ("/v1/messages/{messageId}/reactions", "POST"),
+    ("/v1/messages/{messageId}/reactions", "DELETE"),
+    ("/bot/v1/sandboxes/{sandboxId}/conversations", "GET"),
+    ("/bot/v1/sandboxes/{sandboxId}/conversations/{conversationId}", "GET"),
+    ("/bot/v1/sandboxes/{sandboxId}/conversations/{conversationId}/messages", "GET"),
+    ("/bot/v1/sandboxes/{sandboxId}/conversations/{conversationId}/messages", "POST"),
+    ("/bot/v1/sandboxes/{sandboxId}/conversations/{conversationId}/messages/{messageId}", "PATCH"),
+    ("/bot/v1/sandboxes/{sandboxId}/conversations/{conversationId}/messages/{messageId}", "DELETE"),
+    ("/bot/v1/sandboxes/{sandboxId}/profile", "GET"),
+    ("/bot/v1/sandboxes/{sandboxId}/profile", "PUT"),
+    ("/bot/v1/sandboxes/{sandboxId}/bot-status", "GET"),
+    ("/bot/v1/sandboxes/{sandboxId}/bot-status", "POST"),
+    ("/app/{key}", "GET"),
+    ("/apps/{appId}/events", "POST"),
+    ("/apps/{appId}/batch_events", "POST"),
+    ("/apps/{appId}/channels", "GET"),
+    ("/apps/{appId}/channels/{channelName}", "GET"),
+    ("/apps/{appId}/channels/{channelName}/users", "GET"),
+    ("/pusher/auth", "POST"),
+    ("/pusher/user-auth", "POST"),
+    ("/dev/pusher/reconnect", "POST"),
+    ("/v1/push-tokens", "POST"),
+    ("/v1/push-tokens", "DELETE"),
+    ("/v1/notification-preferences", "GET"),
+    ("/v1/notification-preferences", "PUT"),
+    ("/v1/badges", "GET"),
+    ("/v1/badges/mark-read", "POST"),
+];
+
+/// Every `(path template, method)` the notifications worker answers itself
+/// (`services/notifications/src/api.rs`): the routes the chat worker forwards to it, its own
+/// `/health`, and its local-mode `/dev/...` routes (reachable only when it is the primary worker).
+pub const NOTIFICATIONS_ROUTES: &[(&str, &str)] = &[
+    ("/health", "GET"),
+    ("/v1/push-tokens", "POST"),
+    ("/v1/push-tokens", "DELETE"),
+    ("/v1/notification-preferences", "GET"),
+    ("/v1/notification-preferences", "PUT"),
+    ("/v1/badges", "GET"),
+    ("/v1/badges/mark-read", "POST"),
+    ("/dev/rpc/sendPushForConversation", "POST"),
+    ("/dev/rpc/clearBadgeBucketForUser", "POST"),
+    ("/dev/ledger", "GET"),
+];
+
+/// A concrete path for a template: every `{param}` replaced by a sample value that passes the
+/// router's checks (ULIDs for ids, a presence channel name for Pusher's `users`).
+pub fn sample_path(template: &str) -> String {
+    template
+        .split('/')
+        .map(|seg| match seg {
+            "{conversationId}" => "01HZZZZZZZZZZZZZZZZZZZZZZZ",
+            "{messageId}" | "{bridgeId}" => "01HYYYYYYYYYYYYYYYYYYYYYYY",
+            "{sandboxId}" => "sb1",
+            "{key}" => "switchboard-key",
+            "{appId}" => "switchboard",
+            "{channelName}" => "presence-room",
+            other => other,
+        })
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
 impl Route {
     pub fn parse(path: &str) -> Option<Route> {
         let trimmed = path.strip_suffix('/').filter(|p| !p.is_empty()).unwrap_or(path);
@@ -134,6 +228,60 @@ mod tests {
         for p in ["/v1/push-tokens", "/v1/notification-preferences", "/v1/badges", "/v1/badges/mark-read"] {
             assert_eq!(Route::parse(p), Some(Route::Notifications), "{p}");
         }
+    }
+
+    /// The variant's name, as `Debug` spells it (`ConversationBridge("C", "B")` → `ConversationBridge`).
+    fn variant(route: &Route) -> String {
+        let debug = format!("{route:?}");
+        debug.split('(').next().unwrap_or(&debug).to_string()
+    }
+
+    /// Every variant declared in `pub enum Route { ... }` above, read from this file's source, so a
+    /// variant added there without a row in `ROUTES` fails `routes_table_covers_every_variant`.
+    fn declared_variants() -> Vec<String> {
+        let src = include_str!("routes.rs");
+        let start = src.find("pub enum Route {").expect("the enum") + "pub enum Route {".len();
+        let body = &src[start..start + src[start..].find("\n}").expect("the enum's end")];
+        body.lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.starts_with("//") && !l.starts_with('#'))
+            .map(|l| l.split(['(', ',']).next().unwrap_or(l).trim().to_string())
+            .collect()
+    }
+
+    #[test]
+    fn every_routes_template_parses_to_a_route() {
+        for (template, method) in ROUTES {
+            assert!(template.starts_with('/'), "{template}");
+            assert!(["GET", "POST", "PUT", "PATCH", "DELETE"].contains(method), "{method} {template}");
+            let path = sample_path(template);
+            assert!(!path.contains('{'), "{template}: a parameter without a sample value");
+            assert!(Route::parse(&path).is_some(), "{method} {template} ({path}) does not parse to a Route");
+        }
+        let mut rows = std::collections::HashSet::new();
+        for pair in ROUTES {
+            assert!(rows.insert(pair), "{pair:?} is listed twice");
+        }
+        // What the chat worker forwards is what the notifications worker answers under /v1/.
+        let forwarded: Vec<_> =
+            ROUTES.iter().filter(|(t, _)| Route::parse(&sample_path(t)) == Some(Route::Notifications)).collect();
+        let served: Vec<_> = NOTIFICATIONS_ROUTES.iter().filter(|(t, _)| t.starts_with("/v1/")).collect();
+        assert_eq!(forwarded, served);
+        for (t, _) in NOTIFICATIONS_ROUTES.iter().filter(|(t, _)| t.starts_with("/dev/")) {
+            assert_eq!(Route::parse(t), None, "{t}: the chat worker does not forward /dev/ routes");
+        }
+    }
+
+    #[test]
+    fn routes_table_covers_every_variant() {
+        let declared = declared_variants();
+        assert!(declared.len() >= 30 && declared.contains(&"BotMessage".to_string()), "{declared:?}");
+        let listed: std::collections::BTreeSet<String> =
+            ROUTES.iter().filter_map(|(t, _)| Route::parse(&sample_path(t))).map(|r| variant(&r)).collect();
+        for v in &declared {
+            assert!(listed.contains(v), "Route::{v} has no row in ROUTES (nor in docs/openapi.yaml)");
+        }
+        assert_eq!(listed.len(), declared.len(), "{listed:?} vs {declared:?}");
     }
 
     #[test]
