@@ -99,7 +99,11 @@ pub fn may_subscribe(
 ) -> bool {
     match context {
         Context::PresencePlatform => true,
-        Context::Instance { sandbox_id } | Context::PresenceInstance { sandbox_id } => has_sandbox(sandbox_id),
+        // A user's instance context carries only their own events (their list, their reads and
+        // badges, bots they share a conversation with), so any sandbox may be followed, and an app
+        // hears of the user's first conversation in a sandbox without polling.
+        Context::Instance { .. } => true,
+        Context::PresenceInstance { sandbox_id } => has_sandbox(sandbox_id),
         Context::Conversation { sandbox_id, conversation_id }
         | Context::PresenceConversation { sandbox_id, conversation_id } => {
             has_conversation(sandbox_id, conversation_id)
@@ -275,7 +279,8 @@ mod tests {
         assert!(may_subscribe(&Context::PresencePlatform, has_sb, has_c));
         assert!(may_subscribe(&Context::parse(&contexts::conversation("sb1", C)).unwrap(), has_sb, has_c));
         assert!(!may_subscribe(&Context::parse(&contexts::conversation("sb2", C)).unwrap(), has_sb, has_c));
-        assert!(!may_subscribe(&Context::Instance { sandbox_id: "sb2".into() }, has_sb, has_c));
+        assert!(may_subscribe(&Context::Instance { sandbox_id: "sb2".into() }, has_sb, has_c));
+        assert!(!may_subscribe(&Context::PresenceInstance { sandbox_id: "sb2".into() }, has_sb, has_c));
     }
 
     #[test]

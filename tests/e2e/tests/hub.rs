@@ -198,14 +198,37 @@ async fn conversation_context_events() {
 }
 
 #[tokio::test]
+async fn the_first_conversation_in_a_sandbox_reaches_an_instance_context_subscribed_before_it() {
+    let api = api();
+    let alice = api.user("alice").await;
+    let newcomer = api.user(&uid("newcomer")).await;
+    let sb = uid("sb");
+    let mut h = hub(&api, &newcomer).await;
+    let ictx = instance_ctx(&sb);
+    // No conversation in this sandbox yet: the subscription is taken all the same.
+    h.ws.send_json(&json!({ "type": "context.subscribe", "contexts": [ictx] })).await;
+    let frames = barrier(&mut h.ws).await;
+    assert!(
+        frames.iter().any(|f| f["type"] == json!("context.subscribed") && f["contexts"] == json!([ictx])),
+        "{frames:?}"
+    );
+    let conv = api.create_conversation(&alice, &sb, Some("first"), &[&newcomer.id]).await;
+    let ev = expect_hub_event(&mut h.ws, &ictx, "conversation.created").await;
+    assert_eq!(ev["payload"]["conversationId"], json!(conv));
+}
+
+#[tokio::test]
 async fn contexts_a_user_may_not_see() {
     let api = api();
     let (alice, _bob, sb, conv) = room(&api).await;
     let eve = api.user("eve").await;
     let mut h = hub(&api, &eve).await;
-    for ctx in
-        [conv_ctx(&sb, &conv), instance_ctx(&sb), presence_ctx(&conv_ctx(&sb, &conv)), conv_ctx(&sb, UNKNOWN_ULID)]
-    {
+    for ctx in [
+        conv_ctx(&sb, &conv),
+        presence_ctx(&instance_ctx(&sb)),
+        presence_ctx(&conv_ctx(&sb, &conv)),
+        conv_ctx(&sb, UNKNOWN_ULID),
+    ] {
         h.ws.send_json(&json!({ "type": "context.subscribe", "contexts": [ctx] })).await;
         let frames = barrier(&mut h.ws).await;
         let err = frames
