@@ -334,9 +334,15 @@ test('webhooks: occupied, vacated, member added and removed, client events; sign
   const b = await user('hook-b');
   const name = `presence-hook-${rnd()}`;
   const cha = await subscribed(a.c, name);
-  await subscribed(b.c, name);
+  const chb = await subscribed(b.c, name);
+  // Each step waits until the server has done the previous one: the two sockets are two
+  // connections, and the order of the webhooks is the order the server saw.
+  const heard = waitFor(chb, 'client-hi');
   cha.trigger('client-hi', { h: 1 });
+  await heard;
+  const bLeft = waitFor(cha, 'pusher:member_removed', (m) => m.id === b.id);
   b.c.unsubscribe(name);
+  await bLeft;
   a.c.unsubscribe(name);
   const seen = () => webhooks.flatMap((w) => w.body.events).filter((e) => e.channel === name);
   await until('webhooks for the channel', () => seen().some((e) => e.name === 'channel_vacated'));
