@@ -24,7 +24,6 @@ use std::collections::{HashMap, VecDeque};
 use std::rc::Rc;
 use switchboard_conversation::sockets::SocketReply;
 use switchboard_conversation::{Config, Conversation, Ctx, HubDelivery};
-use switchboard_core::limits::close;
 use switchboard_core::{replay, ApiError};
 use switchboard_worker_kit::alarm::AlarmSlot;
 use switchboard_worker_kit::socket;
@@ -135,14 +134,13 @@ impl DurableObject for ConversationObject {
         _was_clean: bool,
     ) -> worker::Result<()> {
         self.socket_gone(&ws);
-        // Complete the closing handshake; the runtime forgets the socket.
-        let _ = ws.close(Some(1000), Some("closed"));
+        switchboard_worker_kit::socket::complete_close(&ws);
         Ok(())
     }
 
     async fn websocket_error(&self, ws: WebSocket, _error: worker::Error) -> worker::Result<()> {
         self.socket_gone(&ws);
-        let _ = ws.close(Some(close::INTERNAL), Some("socket error"));
+        switchboard_worker_kit::socket::close_after_error(&ws);
         Ok(())
     }
 }

@@ -87,13 +87,13 @@ impl DurableObject for LiveChannelObject {
         _was_clean: bool,
     ) -> worker::Result<()> {
         self.forget(&ws);
-        let _ = ws.close(Some(1000), Some("closed"));
+        switchboard_worker_kit::socket::complete_close(&ws);
         Ok(())
     }
 
     async fn websocket_error(&self, ws: WebSocket, _error: worker::Error) -> worker::Result<()> {
         self.forget(&ws);
-        let _ = ws.close(Some(switchboard_core::limits::close::INTERNAL), Some("socket error"));
+        switchboard_worker_kit::socket::close_after_error(&ws);
         Ok(())
     }
 }

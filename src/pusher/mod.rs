@@ -145,13 +145,13 @@ impl DurableObject for PusherAppObject {
 
     async fn websocket_close(&self, ws: WebSocket, _code: usize, _reason: String, _clean: bool) -> worker::Result<()> {
         self.socket_gone(&ws).await;
-        let _ = ws.close(Some(1000), Some("closed"));
+        switchboard_worker_kit::socket::complete_close(&ws);
         Ok(())
     }
 
     async fn websocket_error(&self, ws: WebSocket, _error: worker::Error) -> worker::Result<()> {
         self.socket_gone(&ws).await;
-        let _ = ws.close(Some(1011), Some("socket error"));
+        switchboard_worker_kit::socket::close_after_error(&ws);
         Ok(())
     }
 }

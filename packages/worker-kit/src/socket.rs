@@ -35,3 +35,14 @@ pub fn auto_response(state: &State, request: &str, response: &str) {
         Err(e) => worker::console_error!("auto-response: {e:?}"),
     }
 }
+
+/// A client closed its socket: answer its close frame so the closing handshake completes at once
+/// (the client's `onclose` fires; the runtime forgets the socket).
+pub fn complete_close(ws: &WebSocket) {
+    let _ = ws.close(Some(1000), Some("closed"));
+}
+
+/// A socket failed: close it with 1011.
+pub fn close_after_error(ws: &WebSocket) {
+    let _ = ws.close(Some(switchboard_core::limits::close::INTERNAL), Some("socket error"));
+}
