@@ -50,6 +50,16 @@ pub fn activity_flush_ms(env: &Env) -> i64 {
     millis(env, "ACTIVITY_FLUSH_MS", DEFAULT_ACTIVITY_FLUSH_MS)
 }
 
+/// The rate limits and caps (`switchboard_core::limit_vars`): each var unset keeps its default; a
+/// var that does not parse is logged and keeps its default. Read once per object instance.
+pub fn limits(env: &Env) -> switchboard_core::limits::Limits {
+    let (limits, refused) = switchboard_core::limits::Limits::from_vars(|name| var(env, name));
+    for line in refused {
+        worker::console_error!("{line}");
+    }
+    limits
+}
+
 /// A publish body that sends nothing for this long is ended.
 pub fn live_idle_ms(env: &Env) -> i64 {
     millis(env, "LIVE_IDLE_MS", switchboard_core::live::DEFAULT_IDLE_TIMEOUT_MS)

@@ -145,6 +145,15 @@ pub async fn read(mut resp: Response) -> Result<(u16, Value), ApiError> {
     Ok((status, v))
 }
 
+/// Asks `member_id`'s object whether they may do `what` now (it counts it): `Ok` or 429 `rate_limited`.
+pub async fn allow(env: &Env, member_id: &str, what: switchboard_member::limits::Limited) -> Result<(), ApiError> {
+    let (status, body) = read(member(env, member_id, MemberCommand::Allow { what }).await?).await?;
+    if status >= 300 {
+        return Err(as_error(status, &body));
+    }
+    Ok(())
+}
+
 /// Turns an object's error answer back into an `ApiError`.
 pub fn as_error(status: u16, body: &Value) -> ApiError {
     serde_json::from_value::<ApiError>(body["error"].clone()).unwrap_or_else(|_| {

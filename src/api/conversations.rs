@@ -37,6 +37,7 @@ pub(super) async fn create_conversation(req: &mut Request, env: &Env) -> Answer 
             humans.push(m);
         }
     }
+    rpc::allow(env, &me.to_string(), switchboard_member::limits::Limited::CreateConversation).await?;
     let id = MonotonicUlids::default().next(platform::now_ms().max(0) as u64, platform::random_u128()).to_string();
     let cmd = C::Create {
         conversation_id: id.clone(),

@@ -59,6 +59,7 @@ pub(super) async fn connect_ticket(req: &Request, env: &Env) -> Answer {
     let auth = config::auth(env)?;
     let header = req.headers().get("authorization").ok().flatten();
     let member = auth.verify_bearer(header.as_deref(), platform::now_secs())?;
+    rpc::allow(env, &member.to_string(), switchboard_member::limits::Limited::ConnectTicket).await?;
     let issued = auth.issue_ticket(&member, &platform::nonce(), platform::now_secs())?;
     json(200, &json!({"ticket": issued.token, "expiresAt": iso8601(issued.expires_at)}))
 }

@@ -61,8 +61,11 @@ impl DurableObject for ConversationObject {
         let raw_state: wasm_bindgen::JsValue = raw.clone().into();
         let state = State::from(raw);
         let sql = Sql::with_transactions(state.storage().sql(), raw_state.clone());
-        let config =
-            Config { idem_ttl_ms: config::idem_ttl_ms(&env), activity_flush_ms: config::activity_flush_ms(&env) };
+        let config = Config {
+            idem_ttl_ms: config::idem_ttl_ms(&env),
+            activity_flush_ms: config::activity_flush_ms(&env),
+            limits: config::limits(&env),
+        };
         let core = Conversation::new(sql, config);
         if let Err(e) = core.ensure_schema() {
             worker::console_error!("conversation schema: {e}");
@@ -104,14 +107,17 @@ impl DurableObject for ConversationObject {
     }
 
     async fn websocket_message(&self, ws: WebSocket, message: WebSocketIncomingMessage) -> worker::Result<()> {
+        let socket = platform::socket_connection(&ws);
+        let socket = socket.as_ref().map(|(m, at)| (m.as_str(), *at));
         let (reply, effects) = match message {
             WebSocketIncomingMessage::String(text) => {
-                let member = platform::socket_member(&ws);
                 let sockets = || platform::socket_members(&self.raw_state);
                 let ctx = Ctx { now_ms: platform::now_ms(), random: platform::random_u128(), socket_members: &sockets };
-                self.core.socket_text(member.as_deref(), &text, &ctx)
+                self.core.socket_text(socket, &text, &ctx)
             }
-            WebSocketIncomingMessage::Binary(b) => (self.core.socket_binary(b.len()), Default::default()),
+            WebSocketIncomingMessage::Binary(b) => {
+                (self.core.socket_binary(socket, b.len(), platform::now_ms()), Default::default())
+            }
         };
         let later = self.effect_now(effects);
         match reply {
@@ -169,11 +175,13 @@ impl ConversationObject {
         let url = req.url().map_err(|e| internal("socket url", e))?;
         let since_raw = url.query_pairs().find(|(k, _)| k == "since").map(|(_, v)| v.into_owned());
         let since = replay::parse_since(since_raw.as_deref())?;
-        let frames = self.core.accept(&member, since)?;
+        let sockets = || platform::socket_members(&self.raw_state);
+        let ctx = Ctx { now_ms: platform::now_ms(), random: platform::random_u128(), socket_members: &sockets };
+        let frames = self.core.accept(&member, since, &ctx)?;
 
         // Untagged: the attachment names the member, and a tag would cost the runtime memory per
         // socket (~10 KiB measured with 5,000 idle sockets) for lookups that are rare here.
-        let attachment = Attachment { member: member.clone(), connected_at: platform::now_ms() };
+        let attachment = Attachment { member: member.clone(), connected_at: ctx.now_ms };
         let accepted = socket::accept(&self.state, &attachment, &[])?;
         for frame in &frames {
             let _ = accepted.server.send_with_str(frame);
@@ -182,6 +190,9 @@ impl ConversationObject {
     }
 
     fn socket_gone(&self, ws: &WebSocket) {
+        if let Some((member, connected_at)) = platform::socket_connection(ws) {
+            self.core.connection_closed(&member, connected_at);
+        }
         if let Some(member) = platform::socket_member(ws) {
             if let Err(e) = self.core.socket_closed(&member, platform::now_ms()) {
                 worker::console_error!("socket closed: {e:?}");

@@ -47,7 +47,8 @@ impl DurableObject for LiveChannelObject {
             Ok(pair) => state.set_websocket_auto_response(&pair),
             Err(e) => worker::console_error!("auto-response: {e:?}"),
         }
-        LiveChannelObject { state, raw_state, env, core: LiveChannel::new() }
+        let core = LiveChannel::with_limits(crate::config::limits(&env));
+        LiveChannelObject { state, raw_state, env, core }
     }
 
     async fn fetch(&self, mut req: Request) -> worker::Result<Response> {

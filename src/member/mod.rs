@@ -40,7 +40,8 @@ impl DurableObject for MemberObject {
         let raw = state._inner();
         let raw_state: wasm_bindgen::JsValue = raw.clone().into();
         let state = State::from(raw);
-        let core = Member::new(Sql::with_transactions(state.storage().sql(), raw_state.clone()));
+        let sql = Sql::with_transactions(state.storage().sql(), raw_state.clone());
+        let core = Member::with_limits(sql, crate::config::limits(&env));
         if let Err(e) = core.ensure_schema() {
             worker::console_error!("member schema: {e}");
         }

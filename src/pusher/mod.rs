@@ -76,6 +76,8 @@ pub struct PusherAppObject {
     watching: RefCell<HashMap<String, bool>>,
     /// Conversations whose watch is being brought in line (one loop per conversation).
     syncing: RefCell<HashSet<String>>,
+    /// Every socket's frame rate (`LIMIT_SOCKET_FRAMES`) and flood close (`LIMIT_FLOOD_STRIKES`).
+    limits: switchboard_core::limits::Limits,
 }
 
 impl DurableObject for PusherAppObject {
@@ -89,6 +91,7 @@ impl DurableObject for PusherAppObject {
         }
         let app = config::pusher_app(&env).ok();
         let webhook_url = config::pusher_webhook_url(&env);
+        let limits = config::limits(&env);
         PusherAppObject {
             state,
             raw_state,
@@ -100,6 +103,7 @@ impl DurableObject for PusherAppObject {
             alarm: AlarmSlot::new(),
             watching: RefCell::new(HashMap::new()),
             syncing: RefCell::new(HashSet::new()),
+            limits,
         }
     }
 
@@ -173,7 +177,8 @@ impl PusherAppObject {
                 .iter()
                 .filter_map(|ws| ws.deserialize_attachment::<SocketRecord>().ok().flatten())
                 .collect();
-            let registry = Registry::from_records(app.clone(), records);
+            let registry = Registry::from_records(app.clone(), records)
+                .with_frame_limit(self.limits.socket_frames, self.limits.flood_strikes);
             // What was watched before hibernation still is: the conversations keep their watchers.
             let mut watching = self.watching.borrow_mut();
             for prefix in [

@@ -17,7 +17,8 @@
 //! delete, list, reactions, read positions), [`presence`] (hub watching, roster, typing),
 //! [`sockets`] (accept and resume, incoming frames, closes), [`fanout`] (events, frames, pushes),
 //! [`alarm`] (typing expiry, idempotency sweep, the list flush), [`bridges`] (rooms of other
-//! platforms linked to the conversation, their messages in, members' messages out).
+//! platforms linked to the conversation, their messages in, members' messages out), [`limits`]
+//! (rate limits per member and per connection, the socket and reaction caps).
 
 pub mod alarm;
 pub mod bridges;
@@ -25,6 +26,7 @@ pub mod cache;
 pub mod commands;
 pub mod effects;
 pub mod fanout;
+pub mod limits;
 pub mod members;
 pub mod messages;
 pub mod presence;
@@ -37,6 +39,7 @@ mod tests;
 use std::cell::RefCell;
 
 use switchboard_core::connected::ConnectedMembers;
+use switchboard_core::limits::Limits;
 use switchboard_core::ApiError;
 
 pub use commands::Command;
@@ -50,6 +53,8 @@ pub struct Config {
     pub idem_ttl_ms: i64,
     /// Base delay before members' conversation lists learn of new activity.
     pub activity_flush_ms: i64,
+    /// Rate limits and caps.
+    pub limits: Limits,
 }
 
 /// What a command takes from the world: the time, random bits, and the members of the sockets the
@@ -79,6 +84,8 @@ pub struct Conversation<S: Store> {
     pub(crate) config: Config,
     pub(crate) cache: cache::Cache,
     pub(crate) connected: RefCell<ConnectedMembers>,
+    /// Rate-limit buckets and the typing throttle's memory ([`limits`]).
+    pub(crate) rates: RefCell<limits::RateMemory>,
     /// Effects of the command being run; taken when it commits, dropped when it fails.
     pub(crate) pending: RefCell<Effects>,
 }
@@ -98,6 +105,7 @@ impl<S: Store> Conversation<S> {
             config,
             cache: cache::Cache::default(),
             connected: RefCell::new(ConnectedMembers::new()),
+            rates: RefCell::new(limits::RateMemory::default()),
             pending: RefCell::new(Effects::default()),
         }
     }
@@ -170,7 +178,7 @@ impl<S: Store> Conversation<S> {
             }
             C::DeleteMessage { message_id } => self.delete_message(caller, &message_id, ctx.now_ms),
             C::AddReaction { message_id, emoji } => self.add_reaction(caller, &message_id, &emoji, ctx.now_ms),
-            C::RemoveReaction { message_id, emoji } => self.remove_reaction(caller, &message_id, &emoji),
+            C::RemoveReaction { message_id, emoji } => self.remove_reaction(caller, &message_id, &emoji, ctx.now_ms),
             C::MarkRead { message_id } => self.mark_read(caller, &message_id, ctx.now_ms),
             C::Watch { watching, present } => self.watch(caller, watching, present),
             C::Presence => self.read(|| self.roster(caller)),

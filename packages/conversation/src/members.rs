@@ -100,6 +100,7 @@ impl<S: Store> Conversation<S> {
         self.command(|| {
             let meta = self.require_member(caller)?;
             let new = MemberId::user(member)?.to_string();
+            self.rate_limit(crate::limits::Action::AddMember, caller, now)?;
             let roster = self.active_roster()?;
             let existing = roster.contains_key(&new);
             if !existing {

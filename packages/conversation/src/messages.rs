@@ -3,6 +3,7 @@
 use crate::cache::MetaRow;
 use crate::commands::MarkReadAnswer;
 use crate::effects::Effects;
+use crate::limits::Action;
 use crate::store::Store;
 use crate::{Conversation, Ctx, Reply};
 use serde::Deserialize;
@@ -106,6 +107,7 @@ impl<S: Store> Conversation<S> {
     ) -> Result<Sent, ApiError> {
         let now = ctx.now_ms;
         let mut meta = self.require_member(caller)?;
+        self.rate_limit(Action::Send, caller, now)?;
         let blocks = content::parse(content)?;
         if let Some(c) = &client_id {
             validate::client_id(c)?;
@@ -240,6 +242,7 @@ impl<S: Store> Conversation<S> {
     ) -> Outcome {
         self.command(|| {
             let meta = self.require_member(caller)?;
+            self.rate_limit(Action::Edit, caller, now)?;
             let row = self.require_message(message_id)?;
             if row.sender_id != caller {
                 return Err(ApiError::forbidden("only the sender may edit a message"));
@@ -276,6 +279,7 @@ impl<S: Store> Conversation<S> {
     pub(crate) fn delete_message(&self, caller: &str, message_id: &str, now: i64) -> Outcome {
         self.command(|| {
             self.require_member(caller)?;
+            self.rate_limit(Action::Edit, caller, now)?;
             let row = self.require_message(message_id)?;
             if row.sender_id != caller {
                 return Err(ApiError::forbidden("only the sender may delete a message"));
@@ -291,10 +295,12 @@ impl<S: Store> Conversation<S> {
         self.command(|| {
             self.require_member(caller)?;
             validate::emoji(emoji)?;
+            self.rate_limit(Action::React, caller, now)?;
             let row = self.require_message(message_id)?;
             if row.deleted != 0 {
                 return Err(ApiError::new(ErrorCode::MessageDeleted, "the message was deleted"));
             }
+            self.reaction_caps(caller, message_id, emoji)?;
             let written = self.exec(
                 "INSERT OR IGNORE INTO reactions (message_id, member_id, emoji, created_at) VALUES (?, ?, ?, ?)",
                 &[message_id.into(), caller.into(), emoji.into(), now.into()],
@@ -311,10 +317,11 @@ impl<S: Store> Conversation<S> {
         })
     }
 
-    pub(crate) fn remove_reaction(&self, caller: &str, message_id: &str, emoji: &str) -> Outcome {
+    pub(crate) fn remove_reaction(&self, caller: &str, message_id: &str, emoji: &str, now: i64) -> Outcome {
         self.command(|| {
             self.require_member(caller)?;
             validate::emoji(emoji)?;
+            self.rate_limit(Action::React, caller, now)?;
             self.require_message(message_id)?;
             let written = self.exec(
                 "DELETE FROM reactions WHERE message_id = ? AND member_id = ? AND emoji = ?",

@@ -76,8 +76,9 @@ impl<S: Store> Conversation<S> {
         Ok(Reply::json(200, json!({"present": present})))
     }
 
-    /// `typing` / `typing.stop`: broadcast (throttled, `switchboard_core::typing`), and ended by
-    /// the alarm when the member stops sending `typing` for the timeout.
+    /// `typing` / `typing.stop`: broadcast (throttled per member, whatever stops come between:
+    /// `switchboard_core::typing`), and ended by the alarm when the member stops sending `typing`
+    /// for the timeout.
     pub(crate) fn typing(&self, caller: &str, stop: bool, now: i64) -> Outcome {
         self.command(|| {
             self.require_member(caller)?;
@@ -98,13 +99,19 @@ impl<S: Store> Conversation<S> {
                 }
                 return Ok(Reply::no_content());
             }
-            let (next, broadcast) = typing::start(current, now);
+            let throttle = self.config.limits.typing_throttle_ms;
+            let (next, broadcast) = match typing::start(current, self.typing_broadcast_at(caller), now, throttle) {
+                typing::Start::Broadcast(t) => (t, true),
+                typing::Start::Refresh(t) => (t, false),
+                typing::Start::Quiet => return Ok(Reply::no_content()),
+            };
             self.exec(
                 "INSERT OR REPLACE INTO typing (member_id, expires_at, last_broadcast_at) VALUES (?, ?, ?)",
                 &[caller.into(), next.expires_at.into(), next.last_broadcast_at.into()],
             )?;
             if broadcast {
                 self.emit_ephemeral(Event::Typing { member_id: caller.to_string() })?;
+                self.typing_broadcast(caller, now);
             }
             self.pending.borrow_mut().alarm_by(next.expires_at);
             Ok(Reply::no_content())

@@ -4,6 +4,7 @@
 //! attachment (the only per-socket memory); everything a socket is told comes from here.
 
 use crate::effects::Effects;
+use crate::limits::FrameCheck;
 use crate::store::Store;
 use crate::{Conversation, Ctx};
 use serde::Deserialize;
@@ -23,9 +24,11 @@ pub enum SocketReply {
 impl<S: Store> Conversation<S> {
     /// A member opens a socket, optionally resuming after `since`: answers the frames to send it
     /// before anything else (missed events or `resync`, then `ready`). Refused (and nothing
-    /// changes) when the member may not follow the conversation.
-    pub fn accept(&self, member: &str, since: Option<u64>) -> Result<Vec<String>, ApiError> {
+    /// changes) when the member may not follow the conversation, or already has
+    /// `max_sockets_per_member` sockets open on it (429 `too_many_connections`).
+    pub fn accept(&self, member: &str, since: Option<u64>, ctx: &Ctx) -> Result<Vec<String>, ApiError> {
         let meta = self.require_member(member)?;
+        self.socket_cap(member, ctx.socket_members, ctx.now_ms)?;
         let latest = meta.seq.max(0) as u64;
         let min_in_log = self.scalar("SELECT MIN(seq) AS v FROM events", &[])?.map(|v| v.max(0) as u64);
         let mut out = Vec::new();
@@ -47,9 +50,15 @@ impl<S: Store> Conversation<S> {
         Ok(out)
     }
 
-    /// A text frame from `member`'s socket (`None`: the socket lost its attachment). Sends go the
-    /// one send path ([`Conversation::send`]); the answer is an ack or an error frame.
-    pub fn socket_text(&self, member: Option<&str>, text: &str, ctx: &Ctx) -> (SocketReply, Effects) {
+    /// A text frame from the socket of `member` opened at `connectedAt` (`None`: the socket lost
+    /// its attachment). Over the connection's frame rate it is refused with an error frame, and a
+    /// connection that keeps flooding is closed (4029). Sends go the one send path
+    /// ([`Conversation::send`]); the answer is an ack or an error frame.
+    pub fn socket_text(&self, socket: Option<(&str, i64)>, text: &str, ctx: &Ctx) -> (SocketReply, Effects) {
+        let member = socket.map(|(m, _)| m);
+        if let Some(refused) = self.gate(socket, ctx.now_ms) {
+            return (refused, Effects::default());
+        }
         match frames::parse_client(text) {
             Err(rejection) => (rejected(rejection), Effects::default()),
             Ok(ClientFrame::MessageCreate { request_id, content, in_reply_to_message_id, client_id }) => {
@@ -69,9 +78,19 @@ impl<S: Store> Conversation<S> {
         }
     }
 
-    /// A binary frame: we only speak text.
-    pub fn socket_binary(&self, len: usize) -> SocketReply {
-        rejected(frames::binary(len))
+    /// A binary frame: we only speak text (counted against the frame rate like text).
+    pub fn socket_binary(&self, socket: Option<(&str, i64)>, len: usize, now: i64) -> SocketReply {
+        self.gate(socket, now).unwrap_or_else(|| rejected(frames::binary(len)))
+    }
+
+    /// The connection's frame rate: `None` to go on, else what to answer instead.
+    fn gate(&self, socket: Option<(&str, i64)>, now: i64) -> Option<SocketReply> {
+        let (member, connected_at) = socket?;
+        match self.frame_allowed(member, connected_at, now) {
+            FrameCheck::Pass => None,
+            FrameCheck::Refuse(frame) => Some(SocketReply::Send(frame)),
+            FrameCheck::Close(code, reason) => Some(SocketReply::Close(code, reason)),
+        }
     }
 
     /// A socket of `member` closed: they may no longer be viewing, and when they stopped is

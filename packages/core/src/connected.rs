@@ -73,6 +73,11 @@ impl ConnectedMembers {
         }
     }
 
+    /// How many sockets `member` has open (as far as this cache knows).
+    pub fn sockets_of(&self, member: &str) -> u32 {
+        self.counts.get(member).copied().unwrap_or(0)
+    }
+
     /// Every socket of `member` was closed by the object (the member left).
     pub fn gone(&mut self, member: &str) {
         if self.counts.remove(member).is_some() {

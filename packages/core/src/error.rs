@@ -24,6 +24,12 @@ pub enum ErrorCode {
     BinaryNotSupported,
     UnsupportedContentType,
     BotOffline,
+    /// Over a rate limit: retry after `retryAfterMs` (HTTP: `Retry-After`).
+    RateLimited,
+    /// A cap on open connections is reached (sockets per member per conversation, hub sessions).
+    TooManyConnections,
+    /// A cap on distinct reactions (per member per message, per message) is reached.
+    TooManyReactions,
     Internal,
 }
 
@@ -42,10 +48,12 @@ impl ErrorCode {
             ErrorCode::EditConflict
             | ErrorCode::IdempotencyConflict
             | ErrorCode::MessageDeleted
-            | ErrorCode::BotOffline => 409,
+            | ErrorCode::BotOffline
+            | ErrorCode::TooManyReactions => 409,
             ErrorCode::PayloadTooLarge => 413,
             ErrorCode::UnsupportedContentType => 415,
             ErrorCode::UpgradeRequired => 426,
+            ErrorCode::RateLimited | ErrorCode::TooManyConnections => 429,
             ErrorCode::Internal => 500,
         }
     }
@@ -68,6 +76,9 @@ impl ErrorCode {
             ErrorCode::BinaryNotSupported => "binary_not_supported",
             ErrorCode::UnsupportedContentType => "unsupported_content_type",
             ErrorCode::BotOffline => "bot_offline",
+            ErrorCode::RateLimited => "rate_limited",
+            ErrorCode::TooManyConnections => "too_many_connections",
+            ErrorCode::TooManyReactions => "too_many_reactions",
             ErrorCode::Internal => "internal",
         }
     }
@@ -77,11 +88,26 @@ impl ErrorCode {
 pub struct ApiError {
     pub code: ErrorCode,
     pub message: String,
+    /// `rate_limited` only: how long until the action is allowed again.
+    #[serde(default, rename = "retryAfterMs", skip_serializing_if = "Option::is_none")]
+    pub retry_after_ms: Option<u64>,
 }
 
 impl ApiError {
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        ApiError { code, message: message.into() }
+        ApiError { code, message: message.into(), retry_after_ms: None }
+    }
+    /// Over a rate limit (429): `what` names the limit, e.g. "messages: at most 10 per second".
+    pub fn rate_limited(what: impl fmt::Display, retry: crate::rate::RetryAfterMs) -> Self {
+        ApiError {
+            code: ErrorCode::RateLimited,
+            message: format!("rate limited ({what}); retry in {} ms", retry.0),
+            retry_after_ms: Some(retry.0),
+        }
+    }
+    /// The `Retry-After` header's value (whole seconds, rounded up), for `rate_limited`.
+    pub fn retry_after_secs(&self) -> Option<u64> {
+        self.retry_after_ms.map(|ms| crate::rate::RetryAfterMs(ms).secs())
     }
     pub fn invalid(message: impl Into<String>) -> Self {
         Self::new(ErrorCode::InvalidRequest, message)
@@ -106,16 +132,25 @@ impl ApiError {
         self.code.status()
     }
 
-    /// `{"error":{"code","message"}}`, the HTTP body.
+    /// `{"error":{"code","message","retryAfterMs"?}}`, the HTTP body.
     pub fn to_http_body(&self) -> String {
-        serde_json::json!({"error": {"code": self.code.as_str(), "message": self.message}}).to_string()
+        let mut e = serde_json::json!({"code": self.code.as_str(), "message": self.message});
+        if let (Some(ms), Some(obj)) = (self.retry_after_ms, e.as_object_mut()) {
+            obj.insert("retryAfterMs".into(), ms.into());
+        }
+        serde_json::json!({ "error": e }).to_string()
     }
 
-    /// `{"type":"error","code","message","requestId"?}`, the WebSocket frame.
+    /// `{"type":"error","code","message","requestId"?,"retryAfterMs"?}`, the WebSocket frame.
     pub fn to_frame(&self, request_id: Option<&str>) -> String {
         let mut v = serde_json::json!({"type": "error", "code": self.code.as_str(), "message": self.message});
-        if let (Some(id), Some(obj)) = (request_id, v.as_object_mut()) {
-            obj.insert("requestId".into(), serde_json::Value::String(id.to_string()));
+        if let Some(obj) = v.as_object_mut() {
+            if let Some(id) = request_id {
+                obj.insert("requestId".into(), serde_json::Value::String(id.to_string()));
+            }
+            if let Some(ms) = self.retry_after_ms {
+                obj.insert("retryAfterMs".into(), ms.into());
+            }
         }
         v.to_string()
     }
@@ -156,8 +191,34 @@ mod tests {
     }
 
     #[test]
+    fn rate_limited_carries_its_retry() {
+        let e = ApiError::rate_limited("messages", crate::rate::RetryAfterMs(1_500));
+        assert_eq!(e.status(), 429);
+        assert_eq!(e.retry_after_secs(), Some(2));
+        let v: serde_json::Value = serde_json::from_str(&e.to_http_body()).unwrap();
+        assert_eq!(v["error"]["code"], "rate_limited");
+        assert_eq!(v["error"]["retryAfterMs"], 1_500);
+        // It survives the trip through an object's answer.
+        let back: serde_json::Value = serde_json::from_str(&e.to_http_body()).unwrap();
+        let back: ApiError = serde_json::from_value(back["error"].clone()).unwrap();
+        assert_eq!(back, e);
+        let v: serde_json::Value = serde_json::from_str(&e.to_frame(None)).unwrap();
+        assert_eq!(v["type"], "error");
+        assert_eq!(v["code"], "rate_limited");
+        assert_eq!(v["retryAfterMs"], 1_500);
+        assert!(ApiError::invalid("x").retry_after_secs().is_none());
+    }
+
+    #[test]
     fn serde_codes_match_as_str() {
-        for code in [ErrorCode::EditConflict, ErrorCode::PayloadTooLarge, ErrorCode::BinaryNotSupported] {
+        for code in [
+            ErrorCode::EditConflict,
+            ErrorCode::PayloadTooLarge,
+            ErrorCode::BinaryNotSupported,
+            ErrorCode::RateLimited,
+            ErrorCode::TooManyConnections,
+            ErrorCode::TooManyReactions,
+        ] {
             let s = serde_json::to_value(code).unwrap();
             assert_eq!(s, code.as_str());
         }

@@ -26,6 +26,8 @@ pub mod close {
     pub const TOO_MANY_UNACKED: u16 = 4002;
     pub const STALE: u16 = 4008;
     pub const REPLACED: u16 = 4009;
+    /// Frames over the connection's rate limit, sent on after error frames (`limits::close`).
+    pub const RATE_LIMITED: u16 = crate::limits::close::RATE_LIMITED;
 }
 
 /// The context paths, built in one place. A presence path is `/presence` + the event path.

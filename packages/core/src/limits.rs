@@ -47,6 +47,50 @@ pub const MAX_ORIGIN_CHARS: usize = 300;
 /// How long a browser may cache a preflight's answer (`Access-Control-Max-Age`; Chromium caps it at 2 h).
 pub const CORS_MAX_AGE_SECS: u32 = 86_400;
 
+/// Rate-limit buckets one object keeps in memory (`rate::Buckets`); past it, buckets that have
+/// refilled go first, then any (which only errs on the lenient side).
+pub const MAX_RATE_BUCKETS: usize = 10_000;
+/// The window of `MAX_CONVERSATIONS_PER_DAY`: rolling, the last 24 hours.
+pub const CONVERSATIONS_WINDOW_MS: i64 = 24 * 60 * 60 * 1000;
+
+pub use crate::limit_vars::{Limits, LIMIT_VARS};
+
+// ---- rate limits and caps: the defaults of `Limits`, each overridable by the var named --------
+
+use crate::rate::Rate;
+/// `LIMIT_SENDS`: messages one member sends into one conversation (HTTP, bot route and socket
+/// `message.create` share it).
+pub const DEFAULT_SENDS: Rate = Rate::per_sec(10, 30);
+/// `LIMIT_EDITS`: edits and deletes of messages, per member per conversation.
+pub const DEFAULT_EDITS: Rate = Rate::per_sec(5, 20);
+/// `LIMIT_REACTIONS`: reactions added or removed, per member per conversation.
+pub const DEFAULT_REACTIONS: Rate = Rate::per_sec(5, 20);
+/// `LIMIT_MEMBER_ADDS`: members one member adds to one conversation (a room of a few hundred can
+/// be filled at once, then one a second).
+pub const DEFAULT_MEMBER_ADDS: Rate = Rate::per_sec(1, 200);
+/// `LIMIT_CONVERSATION_CREATES`: conversations one user creates.
+pub const DEFAULT_CONVERSATION_CREATES: Rate = Rate::per_min(10, 20);
+/// `LIMIT_CONNECT_TICKETS`: connect tickets one member asks for.
+pub const DEFAULT_CONNECT_TICKETS: Rate = Rate::per_min(30, 30);
+/// `LIMIT_SOCKET_FRAMES`: frames one connection sends (every socket kind).
+pub const DEFAULT_SOCKET_FRAMES: Rate = Rate::per_sec(20, 60);
+/// `LIMIT_FLOOD_STRIKES`: frames refused (each answered with an error frame) before a connection
+/// that never pauses long enough to refill its bucket is closed with `close::RATE_LIMITED`.
+pub const DEFAULT_FLOOD_STRIKES: u32 = 20;
+/// `TYPING_THROTTLE_MS`: one `typing` broadcast per member per conversation this often, whatever
+/// `typing.stop`s come between.
+pub const DEFAULT_TYPING_THROTTLE_MS: i64 = 3_000;
+/// `MAX_SOCKETS_PER_MEMBER`: one member's sockets on one conversation.
+pub const DEFAULT_MAX_SOCKETS_PER_MEMBER: u32 = 20;
+/// `MAX_HUB_SESSIONS`: one user's open `/connect` sockets.
+pub const DEFAULT_MAX_HUB_SESSIONS: u32 = 50;
+/// `MAX_REACTIONS_PER_MEMBER`: distinct emoji one member puts on one message.
+pub const DEFAULT_MAX_REACTIONS_PER_MEMBER: u32 = 20;
+/// `MAX_REACTIONS_PER_MESSAGE`: distinct emoji on one message.
+pub const DEFAULT_MAX_REACTIONS_PER_MESSAGE: u32 = 50;
+/// `MAX_CONVERSATIONS_PER_DAY`: conversations one user creates in any 24 hours.
+pub const DEFAULT_MAX_CONVERSATIONS_PER_DAY: u32 = 100;
+
 /// WebSocket close codes we send.
 pub mod close {
     /// The frame was larger than `MAX_FRAME_BYTES`.
@@ -55,4 +99,7 @@ pub mod close {
     pub const INTERNAL: u16 = 1011;
     /// The member left or was removed from the conversation.
     pub const MEMBERSHIP_ENDED: u16 = 4003;
+    /// The connection kept sending frames over its rate limit (`LIMIT_SOCKET_FRAMES`) after error
+    /// frames told it to slow down.
+    pub const RATE_LIMITED: u16 = 4029;
 }

@@ -55,12 +55,9 @@ pub fn sandbox_label(s: &str) -> Result<String, ApiError> {
     Ok(t.to_string())
 }
 
-/// An emoji reaction: 1..64 UTF-8 bytes, no control characters, no surrounding spaces.
+/// An emoji reaction: one emoji or a `:shortcode:`, at most 64 bytes (`crate::emoji`).
 pub fn emoji(s: &str) -> Result<(), ApiError> {
-    if s.is_empty() || s.len() > MAX_EMOJI_BYTES || has_control(s) || s.trim() != s {
-        return Err(ApiError::invalid("emoji: must be 1..64 UTF-8 bytes without control characters"));
-    }
-    Ok(())
+    crate::emoji::validate(s)
 }
 
 /// A send-idempotency key: 1..128 characters, no control characters.
@@ -121,6 +118,7 @@ mod tests {
         assert!(emoji("").is_err());
         assert!(emoji(&"👍".repeat(17)).is_err()); // 68 bytes
         assert!(emoji("a\nb").is_err());
+        assert!(emoji("ok").is_err(), "text is no emoji");
     }
 
     #[test]

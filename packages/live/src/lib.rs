@@ -26,7 +26,9 @@ mod tests;
 
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, HashMap};
+use switchboard_core::limits::Limits;
 use switchboard_core::live::SubscriberWindow;
+use switchboard_core::rate::Buckets;
 
 pub use effects::Effect;
 pub use publish::{Ended, Finished, PublishAnswer, PublishId, Step};
@@ -72,11 +74,20 @@ pub struct LiveChannel {
     /// first needed after the object started: then built from the sockets' tags (a subscriber that
     /// joined before a hibernation starts afresh, which only errs on the lenient side).
     pub(crate) windows: RefCell<Option<HashMap<String, SubscriberWindow>>>,
+    /// Each subscriber's frame-rate bucket (memory only: lost with the object, only more lenient).
+    pub(crate) frames: RefCell<Buckets>,
+    /// The rate limits in force.
+    pub(crate) limits: Limits,
 }
 
 impl LiveChannel {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A live channel with these limits (the subscribers' frame rate and flood close).
+    pub fn with_limits(limits: Limits) -> Self {
+        LiveChannel { limits, ..Self::default() }
     }
 
     /// Runs `f` over the windows, building them from the sockets' tags the first time.

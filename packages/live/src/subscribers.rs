@@ -2,11 +2,15 @@
 //! subscriber's window says after each frame, leaving, and the bot going offline.
 
 use crate::{Ctx, Effect, LiveChannel, SUBSCRIBER_TAG_PREFIX};
+use switchboard_core::limits::close::RATE_LIMITED;
 use switchboard_core::live::{self, close, SubscriberWindow, WindowState};
+use switchboard_core::rate::FrameVerdict;
 use switchboard_core::{ApiError, ErrorCode};
 
 /// The close reason of a subscriber that left more than a window unacknowledged.
 pub const TOO_SLOW_REASON: &str = "too many frames unacknowledged";
+/// The close reason of a subscriber that kept sending frames over its rate limit.
+pub const RATE_LIMITED_REASON: &str = "rate limited";
 /// The close reason of every socket when the bot goes offline.
 pub const BOT_OFFLINE_REASON: &str = "bot is not online";
 
@@ -48,10 +52,29 @@ impl LiveChannel {
 
     /// A frame from the subscriber tagged `tag` (`None`: a socket that is not a subscriber).
     /// Subscribers only acknowledge; anything else gets an error frame, which counts as sent.
+    /// Over the connection's frame rate a frame is answered `rate_limited` and dropped; a
+    /// subscriber that keeps flooding is closed with 4029.
     pub fn message(&self, tag: Option<&str>, frame: Incoming, ctx: &Ctx) -> Vec<Effect> {
-        let outcome = match frame {
-            Incoming::Text(text) => live::parse_subscriber_frame(text),
-            Incoming::Binary => Err(ApiError::new(ErrorCode::BinaryNotSupported, "binary frames are not supported")),
+        let limited = tag.and_then(|t| {
+            let rate = self.limits.socket_frames;
+            match self.frames.borrow_mut().frame(t, rate, self.limits.flood_strikes, ctx.now_ms) {
+                FrameVerdict::Pass => None,
+                FrameVerdict::Refuse(retry) => {
+                    Some(Err(ApiError::rate_limited(format!("frames: {rate} per connection"), retry)))
+                }
+                FrameVerdict::Close => Some(Ok(())),
+            }
+        });
+        if let (Some(Ok(())), Some(tag)) = (&limited, tag) {
+            self.forget(tag, ctx);
+            return vec![Effect::Close { tag: tag.to_string(), code: RATE_LIMITED, reason: RATE_LIMITED_REASON }];
+        }
+        let outcome = match (limited, frame) {
+            (Some(Err(e)), _) => Err(e),
+            (_, Incoming::Text(text)) => live::parse_subscriber_frame(text),
+            (_, Incoming::Binary) => {
+                Err(ApiError::new(ErrorCode::BinaryNotSupported, "binary frames are not supported"))
+            }
         };
         let error = match (outcome, tag) {
             (Ok(received), Some(tag)) => self.with_windows(ctx, |w| match w.get_mut(tag) {
@@ -76,6 +99,7 @@ impl LiveChannel {
     /// The subscriber's socket closed or failed.
     pub fn forget(&self, tag: &str, ctx: &Ctx) {
         self.with_windows(ctx, |w| w.remove(tag));
+        self.frames.borrow_mut().forget(tag);
     }
 
     /// The bot went offline: every socket is closed with 4002, and the publishes in progress stop

@@ -272,3 +272,30 @@ fn a_late_joiner_gets_every_publish_in_progress_in_arrival_order() {
     assert!(c.publish_finish(first).is_ok());
     assert!(c.publish_finish(first).is_err(), "finished twice");
 }
+
+#[test]
+fn a_flooding_subscriber_gets_error_frames_then_is_closed() {
+    use switchboard_core::limits::{close::RATE_LIMITED, Limits};
+    use switchboard_core::rate::Rate;
+    let c =
+        LiveChannel::with_limits(Limits { socket_frames: Rate::per_sec(2, 2), flood_strikes: 2, ..Limits::DEFAULT });
+    let a = c.subscribe("a", &ctx(T0)).tag;
+    let b = c.subscribe("b", &ctx(T0)).tag;
+    assert!(ack(&c, &a, 0, T0).is_empty());
+    assert!(ack(&c, &a, 0, T0).is_empty());
+    let e = ack(&c, &a, 0, T0);
+    let Some(Effect::Reply(f)) = e.first() else { panic!("{e:?}") };
+    let f: serde_json::Value = serde_json::from_str(f).unwrap();
+    assert_eq!(
+        (f["type"].as_str(), f["code"].as_str(), f["retryAfterMs"].as_u64()),
+        (Some("error"), Some("rate_limited"), Some(500))
+    );
+    // Another subscriber has its own bucket.
+    assert!(ack(&c, &b, 0, T0).is_empty());
+    assert_eq!(closes(&ack(&c, &a, 0, T0)), vec![(a.as_str(), RATE_LIMITED)]);
+    assert_eq!(c.subscriber_count(&ctx(T0)), 1);
+    // A subscriber that acks at the rate is never refused.
+    for i in 0..10 {
+        assert!(ack(&c, &b, 0, T0 + 1_000 + i * 500).is_empty());
+    }
+}

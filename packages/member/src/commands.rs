@@ -53,6 +53,10 @@ pub enum Command {
         nonce: String,
         expires_at_ms: i64,
     },
+    /// May this member do `what` now? 204 (and it is counted) or 429 `rate_limited` (`crate::limits`).
+    Allow {
+        what: crate::limits::Limited,
+    },
 }
 
 /// The answer to `SetBotStatus` and `GetBotStatus`: the bot's status, and (for `SetBotStatus`) its

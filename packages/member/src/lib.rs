@@ -13,13 +13,15 @@
 //! Files: [`commands`] (what the worker asks), [`schema`], [`effects`], [`events`] (the instance
 //! events the hub makes), [`list`] (the conversation list ordered by activity), [`tickets`]
 //! (connect-ticket redemption), [`bot`] (a bot's online status), [`hub`] (the user's event hub:
-//! sessions, the per-user log, resume, the stale-socket sweep, watching conversations).
+//! sessions, the per-user log, resume, the stale-socket sweep, watching conversations), [`limits`]
+//! (conversation creations, connect tickets, hub frames).
 
 pub mod bot;
 pub mod commands;
 pub mod effects;
 pub mod events;
 pub mod hub;
+pub mod limits;
 pub mod list;
 pub mod schema;
 pub mod tickets;
@@ -28,6 +30,8 @@ pub mod tickets;
 mod tests;
 
 use std::cell::RefCell;
+use switchboard_core::limits::Limits;
+use switchboard_core::rate::Buckets;
 use switchboard_core::ApiError;
 
 pub use commands::Command;
@@ -68,6 +72,10 @@ pub type Outcome<T = Reply> = (Result<T, ApiError>, Effects);
 pub struct Member<S: Store> {
     pub(crate) store: S,
     pub(crate) hub: hub::HubMemory,
+    /// Rate limits and caps in force.
+    pub(crate) limits: Limits,
+    /// Rate-limit buckets ([`limits`]).
+    pub(crate) rates: RefCell<Buckets>,
     /// Effects of the command being run; taken when it commits, dropped when it fails.
     pub(crate) pending: RefCell<Effects>,
 }
@@ -80,9 +88,21 @@ impl<S: Store> Member<S> {
         Ok(m)
     }
 
-    /// The member over `store`, whose schema the caller ensures ([`Member::ensure_schema`]).
+    /// The member over `store` with the default limits, whose schema the caller ensures
+    /// ([`Member::ensure_schema`]).
     pub fn new(store: S) -> Self {
-        Member { store, hub: hub::HubMemory::default(), pending: RefCell::new(Effects::default()) }
+        Self::with_limits(store, Limits::DEFAULT)
+    }
+
+    /// The member over `store` with these limits.
+    pub fn with_limits(store: S, limits: Limits) -> Self {
+        Member {
+            store,
+            hub: hub::HubMemory::default(),
+            limits,
+            rates: RefCell::new(Buckets::default()),
+            pending: RefCell::new(Effects::default()),
+        }
     }
 
     pub fn ensure_schema(&self) -> Result<(), StoreError> {
@@ -134,6 +154,7 @@ impl<S: Store> Member<S> {
             C::SetBotStatus { online, at } => self.set_bot_status(online, at),
             C::GetBotStatus => (self.bot_status(), Effects::default()),
             C::RedeemTicket { nonce, expires_at_ms } => self.redeem_ticket(&nonce, expires_at_ms, ctx.now_ms),
+            C::Allow { what } => self.allow(what, ctx.now_ms),
         }
     }
 

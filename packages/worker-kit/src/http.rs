@@ -29,10 +29,13 @@ pub fn no_content() -> Answer {
     Ok(Response::empty().map_err(|e| internal("build response", e))?.with_status(204))
 }
 
-/// The HTTP answer for an error.
+/// The HTTP answer for an error (with `Retry-After`, whole seconds rounded up, when rate limited).
 pub fn error_response(e: &ApiError) -> worker::Result<Response> {
     let mut r = Response::ok(e.to_http_body())?.with_status(e.status());
     r.headers_mut().set("content-type", "application/json")?;
+    if let Some(secs) = e.retry_after_secs() {
+        r.headers_mut().set("retry-after", &secs.to_string())?;
+    }
     Ok(r)
 }
 

@@ -68,6 +68,7 @@ mod web_sys_socket {
     inline_js = "export function broadcast_all(state, frame) { let n = 0; for (const ws of state.getWebSockets()) { try { ws.send(frame); n++; } catch (_) {} } return n; }
 export function attachment_members(state) { const out = []; for (const ws of state.getWebSockets()) { try { const a = ws.deserializeAttachment(); if (a && typeof a.member === 'string') out.push(a.member); } catch (_) {} } return JSON.stringify(out); }
 export function close_member(state, member, code, reason) { let n = 0; for (const ws of state.getWebSockets()) { try { const a = ws.deserializeAttachment(); if (a && a.member === member) { ws.close(code, reason); n++; } } catch (_) {} } return n; }
+export function attachment_since(ws) { try { const a = ws.deserializeAttachment(); const t = a ? (a.connected_at ?? a.connectedAt) : undefined; return typeof t === 'number' ? t : undefined; } catch (_) { return undefined; } }
 export function attachment_member(ws) { try { const a = ws.deserializeAttachment(); return a && typeof a.member === 'string' ? a.member : undefined; } catch (_) { return undefined; } }
 export function send_tagged(state, tags, frame) { const list = tags.split(','); let n = 0; if (list.length <= 16) { for (const t of list) { for (const ws of state.getWebSockets(t)) { try { ws.send(frame); n++; } catch (_) {} } } return n; } const want = new Set(list); for (const ws of state.getWebSockets()) { try { const t = state.getTags(ws); if (t.length > 0 && want.has(t[0])) { ws.send(frame); n++; } } catch (_) {} } return n; }
 export function first_tags(state) { const out = []; for (const ws of state.getWebSockets()) { try { const t = state.getTags(ws); if (t.length > 0) out.push(t[0]); } catch (_) {} } return JSON.stringify(out); }"
@@ -84,6 +85,8 @@ extern "C" {
     fn first_tags(state: &JsValue) -> String;
     /// The `member` of one socket's attachment (`undefined` when it has none).
     fn attachment_member(ws: &JsValue) -> Option<String>;
+    /// The `connected_at` of one socket's attachment (`undefined` when it has none).
+    fn attachment_since(ws: &JsValue) -> Option<f64>;
     /// The `member` of every socket's attachment, as one JSON array.
     fn attachment_members(state: &JsValue) -> String;
     /// Closes every socket whose attachment's `member` is `member`; answers how many.
@@ -122,6 +125,15 @@ pub fn socket_members(state: &JsValue) -> Vec<String> {
 pub fn socket_member(ws: &worker::WebSocket) -> Option<String> {
     let raw: &web_sys_socket::Socket = ws.as_ref();
     attachment_member(raw.as_ref())
+}
+
+/// The member a socket belongs to and when it connected (`{member, connected_at}` attachments):
+/// together they name one connection, for its frame-rate bucket.
+pub fn socket_connection(ws: &worker::WebSocket) -> Option<(String, i64)> {
+    let raw: &web_sys_socket::Socket = ws.as_ref();
+    let member = attachment_member(raw.as_ref())?;
+    let since = attachment_since(raw.as_ref())?;
+    Some((member, since as i64))
 }
 
 /// Closes every socket whose attachment names `member`, with `code` and `reason`.

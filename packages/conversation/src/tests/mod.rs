@@ -2,20 +2,21 @@
 //! an in-memory SQLite and checks its answers, the frames it asks to broadcast, the pushes, the
 //! alarm times and what storage holds.
 //!
-//! `bridges`: linked rooms.
+//! `bridges`: linked rooms; `limits`: rate limits and caps.
 
 use crate::alarm::FLUSH_BATCH;
 use crate::{Command, Config, Conversation, Ctx, Effects, Reply, Store, StoreExt};
 use serde_json::{json, Value};
-use switchboard_core::limits::close;
+use switchboard_core::limits::{close, Limits};
 use switchboard_core::ErrorCode;
 use switchboard_sqlite_store::{FailingStore, SqliteStore};
 
 mod bridges;
+mod limits;
 
 const CID: &str = "01JCONVERSATION00000000000";
 const T0: i64 = 1_700_000_000_000;
-const CONFIG: Config = Config { idem_ttl_ms: 60_000, activity_flush_ms: 1_000 };
+const CONFIG: Config = Config { idem_ttl_ms: 60_000, activity_flush_ms: 1_000, limits: Limits::DEFAULT };
 
 fn conversation() -> Conversation<SqliteStore> {
     Conversation::open(SqliteStore::new(), CONFIG).unwrap()
@@ -91,7 +92,7 @@ fn a_first_message_is_logged_broadcast_and_names_the_conversation() {
     assert_eq!(push.recipients.iter().map(|r| r.user_id.as_str()).collect::<Vec<_>>(), vec!["bob"]);
     assert_eq!(push.sender_user_id.as_deref(), Some("alice"));
     // The log holds exactly the frames that were broadcast.
-    let frames = c.accept("bob", Some(0)).unwrap();
+    let frames = c.accept("bob", Some(0), &ctx(T0)).unwrap();
     assert_eq!(&frames[..2], &e.broadcast[..]);
     assert_eq!(frame(&frames[2])["type"], "ready");
 }
@@ -125,12 +126,12 @@ fn a_client_id_reused_for_other_content_is_a_conflict() {
     create(&c, &["bob"]);
     let (first, _) = send(&c, "alice", "one", Some("k"), T0 + 1);
     let first = first.unwrap().body.unwrap();
-    let before = c.accept("bob", Some(0)).unwrap();
+    let before = c.accept("bob", Some(0), &ctx(T0)).unwrap();
     let (other, e) = send(&c, "alice", "two", Some("k"), T0 + 2);
     let err = other.unwrap_err();
     assert_eq!((err.status(), err.code), (409, ErrorCode::IdempotencyConflict));
     assert!(e.broadcast.is_empty());
-    assert_eq!(c.accept("bob", Some(0)).unwrap(), before, "nothing was logged");
+    assert_eq!(c.accept("bob", Some(0), &ctx(T0)).unwrap(), before, "nothing was logged");
     // The same content is still the original, marked as a repeat.
     let (same, _) = send(&c, "alice", "one", Some("k"), T0 + 3);
     let same = same.unwrap().body.unwrap();
@@ -282,7 +283,7 @@ fn the_push_leaves_out_whoever_is_looking() {
     let c = conversation();
     create(&c, &["bob", "carol", "dave"]);
     // Bob has a socket here; Carol is present through her hub; Dave looked 5 s ago.
-    let _ = c.accept("bob", None).unwrap();
+    let _ = c.accept("bob", None, &ctx(T0)).unwrap();
     let (w, _) = c.handle("carol", Command::Watch { watching: true, present: true }, &ctx(T0));
     w.unwrap();
     c.socket_closed("dave", T0 - 5_000).unwrap();
@@ -367,15 +368,15 @@ fn resume_replays_what_was_missed_or_asks_for_a_resync() {
         send(&c, "alice", "m", None, T0 + i).0.unwrap();
     }
     // 5 messages + the auto-title: seq 6.
-    let frames = c.accept("bob", Some(4)).unwrap();
+    let frames = c.accept("bob", Some(4), &ctx(T0)).unwrap();
     let seqs: Vec<Option<u64>> = frames.iter().map(|f| frame(f)["seq"].as_u64()).collect();
     assert_eq!(seqs, vec![Some(5), Some(6), Some(6)]);
     assert_eq!(frame(&frames[2])["type"], "ready");
-    let frames = c.accept("bob", Some(99)).unwrap();
+    let frames = c.accept("bob", Some(99), &ctx(T0)).unwrap();
     assert_eq!(frame(&frames[0])["type"], "resync");
-    let frames = c.accept("bob", None).unwrap();
+    let frames = c.accept("bob", None, &ctx(T0)).unwrap();
     assert_eq!(frames.len(), 1);
-    assert_eq!(c.accept("mallory", None).unwrap_err().status(), 403);
+    assert_eq!(c.accept("mallory", None, &ctx(T0)).unwrap_err().status(), 403);
 }
 
 #[test]
@@ -396,7 +397,7 @@ fn socket_frames_take_the_same_send_path() {
     let c = conversation();
     create(&c, &["bob"]);
     let text = r#"{"type":"message.create","requestId":"r1","clientId":"k","content":[{"type":"text","text":"yo"}]}"#;
-    let (reply, e) = c.socket_text(Some("bob"), text, &ctx(T0 + 1));
+    let (reply, e) = c.socket_text(Some(("bob", T0)), text, &ctx(T0 + 1));
     let ack = frame(reply.sent().unwrap());
     assert_eq!(ack["type"], "message.ack");
     assert_eq!(ack["requestId"], "r1");
@@ -406,7 +407,7 @@ fn socket_frames_take_the_same_send_path() {
     let r = r.unwrap();
     assert_eq!(r.status, 200);
     assert_eq!(r.body.unwrap()["messageId"], ack["messageId"]);
-    let (reply, e) = c.socket_text(Some("bob"), "{nope", &ctx(T0 + 3));
+    let (reply, e) = c.socket_text(Some(("bob", T0)), "{nope", &ctx(T0 + 3));
     assert_eq!(frame(reply.sent().unwrap())["type"], "error");
     assert!(e.broadcast.is_empty());
     let (reply, _) = c.socket_text(None, text, &ctx(T0 + 4));

@@ -2,6 +2,7 @@
 //! ack, typing), and closes (its session stays resumable for `RESUME_KEEP_MS`).
 
 use super::resume::Opening;
+use crate::limits::FrameCheck;
 use crate::store::Store;
 use crate::{Ctx, Member, Outcome};
 use serde::Deserialize;
@@ -62,6 +63,23 @@ impl<S: Store> Member<S> {
                 return (Err(ApiError::invalid("session: not a session this service gave out")), Default::default());
             }
         }
+        // At most `max_hub_sessions` open sockets; a reconnect of a session that has one replaces it.
+        let open = ctx.sockets.iter().flatten().filter(|s| !s.replaced);
+        let (mut count, mut replaces) = (0u32, false);
+        for s in open {
+            count += 1;
+            replaces |= session == Some(s.session.as_str());
+        }
+        let cap = self.limits.max_hub_sessions;
+        if count >= cap && !replaces {
+            return (
+                Err(ApiError::new(
+                    ErrorCode::TooManyConnections,
+                    format!("at most {cap} hub sockets per user; close one first"),
+                )),
+                Default::default(),
+            );
+        }
         self.command(|| {
             self.exec("INSERT OR REPLACE INTO hub_identity (id, member_id) VALUES (1, ?)", &[member.into()])?;
             // Which session: the one asked for, else (when resuming) the most recently closed one, else new.
@@ -119,6 +137,15 @@ impl<S: Store> Member<S> {
                 Default::default(),
             );
         };
+        match self.frame_allowed(&session.session, session.connected_at, ctx.now_ms) {
+            FrameCheck::Pass => {}
+            FrameCheck::Refuse(frame) => {
+                return (SocketReply { frames: vec![frame], ..Default::default() }, Default::default())
+            }
+            FrameCheck::Close(code, reason) => {
+                return (SocketReply { close: Some((code, reason)), ..Default::default() }, Default::default())
+            }
+        }
         let session = session.session.as_str();
         self.hub.last_seen.borrow_mut().insert(session.to_string(), ctx.now_ms);
         let error =
@@ -213,6 +240,7 @@ impl<S: Store> Member<S> {
         let Some(session) = ctx.sockets.get(index).and_then(|s| s.as_ref()).filter(|s| !s.replaced) else {
             return (Ok(()), Default::default());
         };
+        self.connection_closed(&session.session, session.connected_at);
         self.command(|| {
             self.session_ended(&session.session, ctx.now_ms)?;
             self.sync_watches(&self.open_sessions(ctx), ctx.now_ms)?;

@@ -4,6 +4,7 @@
 
 mod atomic;
 mod hub;
+mod limits;
 mod list;
 mod simulation;
 mod sweep;

@@ -5,54 +5,24 @@ use crate::auth::SocketId;
 use crate::channel;
 use crate::frame::ServerFrame;
 use crate::limits::{
-    close, error_code, CLIENT_EVENTS_PER_SEC, CLIENT_EVENT_BURST, MAX_CONSECUTIVE_REFUSED_CLIENT_EVENTS,
-    MAX_EVENT_DATA_BYTES,
+    error_code, CLIENT_EVENTS_PER_SEC, CLIENT_EVENT_BURST, MAX_CONSECUTIVE_REFUSED_CLIENT_EVENTS, MAX_EVENT_DATA_BYTES,
 };
 use crate::webhook::WebhookEvent;
+use switchboard_core::rate::{Bucket, Rate};
 
-/// Virtual-time token bucket, in thousandths of a token.
-#[derive(Debug, Clone, Copy)]
-pub(super) struct TokenBucket {
-    milli_tokens: u64,
-    last_ms: u64,
-}
-
-impl TokenBucket {
-    pub(super) fn full() -> Self {
-        TokenBucket { milli_tokens: CLIENT_EVENT_BURST * 1000, last_ms: 0 }
-    }
-
-    fn take(&mut self, now_ms: u64) -> bool {
-        let elapsed = now_ms.saturating_sub(self.last_ms);
-        self.last_ms = self.last_ms.max(now_ms);
-        // CLIENT_EVENTS_PER_SEC tokens per 1000 ms = CLIENT_EVENTS_PER_SEC milli-tokens per ms
-        self.milli_tokens = self
-            .milli_tokens
-            .saturating_add(elapsed.saturating_mul(CLIENT_EVENTS_PER_SEC))
-            .min(CLIENT_EVENT_BURST * 1000);
-        if self.milli_tokens >= 1000 {
-            self.milli_tokens -= 1000;
-            true
-        } else {
-            false
-        }
-    }
-}
+/// The client events' rate: `CLIENT_EVENTS_PER_SEC`, bursts of `CLIENT_EVENT_BURST`.
+const CLIENT_EVENTS: Rate = Rate::per_sec(CLIENT_EVENTS_PER_SEC, CLIENT_EVENT_BURST);
 
 impl Registry {
     /// A `client-*` event from a socket at `now_ms` (see the module comment for the rules).
     pub fn client_event(&mut self, socket: &SocketId, name: &str, event: &str, data: &str, now_ms: u64) -> Vec<Effect> {
         let Some(state) = self.sockets.get_mut(socket) else { return unknown_socket(socket) };
-        if !state.bucket.take(now_ms) {
+        let now = now_ms.min(i64::MAX as u64) as i64;
+        let bucket = state.bucket.get_or_insert_with(|| Bucket::full(CLIENT_EVENTS, now));
+        if bucket.take(CLIENT_EVENTS, now).is_err() {
             state.refused_in_a_row = state.refused_in_a_row.saturating_add(1);
             if state.refused_in_a_row >= MAX_CONSECUTIVE_REFUSED_CLIENT_EVENTS {
-                let mut effects = vec![Effect::Close {
-                    socket: socket.clone(),
-                    code: close::OVER_CAPACITY,
-                    reason: "too many client events".into(),
-                }];
-                effects.extend(self.disconnect(socket));
-                return effects;
+                return self.close_flooding(socket, "too many client events");
             }
             return vec![error_frame(
                 socket,

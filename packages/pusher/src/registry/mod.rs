@@ -24,6 +24,11 @@
 //! (pusher-js backs off, then reconnects). Other refused client events are answered with a
 //! `pusher:error` whose code is `null`.
 //!
+//! **Frames** of every kind count against a per-socket bucket (`LIMIT_SOCKET_FRAMES`, default 20 per
+//! second in bursts of 60): a frame over it is dropped and answered with `pusher:error` 4301; a
+//! socket refused `LIMIT_FLOOD_STRIKES` times without pausing long enough to refill its bucket is
+//! closed with 4100 (pusher-js backs off, then reconnects).
+//!
 //! **Rebuilding.** A hibernating Durable Object keeps nothing in memory; each socket keeps its own
 //! `SocketRecord` in its attachment (at most `MAX_RECORD_BYTES` as JSON: a subscription that would
 //! grow it past that is refused with 413). `Registry::from_records` rebuilds exactly the state that
@@ -51,6 +56,7 @@ use crate::limits::close;
 use crate::webhook::WebhookEvent;
 use state::{ChannelState, SocketState};
 use std::collections::BTreeMap;
+use switchboard_core::rate::Rate;
 
 /// One frame for many sockets, encoded once.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -86,6 +92,10 @@ pub struct Registry {
     app: App,
     sockets: BTreeMap<SocketId, SocketState>,
     channels: BTreeMap<String, ChannelState>,
+    /// Frames per socket (every frame the object sees: pusher-js's `ping` text is answered by the
+    /// runtime and never counted) and refusals before a flooding socket is closed.
+    frame_rate: Rate,
+    flood_strikes: u32,
 }
 
 fn subscription_error(socket: &SocketId, channel: &str, kind: &str, error: &str, status: u16) -> Vec<Effect> {
@@ -105,7 +115,20 @@ fn unknown_socket(socket: &SocketId) -> Vec<Effect> {
 
 impl Registry {
     pub fn new(app: App) -> Self {
-        Registry { app, sockets: BTreeMap::new(), channels: BTreeMap::new() }
+        Registry {
+            app,
+            sockets: BTreeMap::new(),
+            channels: BTreeMap::new(),
+            frame_rate: switchboard_core::limits::DEFAULT_SOCKET_FRAMES,
+            flood_strikes: switchboard_core::limits::DEFAULT_FLOOD_STRIKES,
+        }
+    }
+
+    /// The frame rate limit of every socket (`LIMIT_SOCKET_FRAMES`, `LIMIT_FLOOD_STRIKES`).
+    pub fn with_frame_limit(mut self, rate: Rate, flood_strikes: u32) -> Self {
+        self.frame_rate = rate;
+        self.flood_strikes = flood_strikes;
+        self
     }
 
     pub fn app(&self) -> &App {

@@ -4,7 +4,8 @@ use super::state::SocketState;
 use super::{error_frame, unknown_socket, Effect, Registry};
 use crate::auth::{self, SocketId};
 use crate::frame::{ClientFrame, FrameError, ServerFrame};
-use crate::limits::{close, ACTIVITY_TIMEOUT_SECS, MAX_RECORD_BYTES, MAX_SOCKETS_PER_REGISTRY};
+use crate::limits::{close, error_code, ACTIVITY_TIMEOUT_SECS, MAX_RECORD_BYTES, MAX_SOCKETS_PER_REGISTRY};
+use switchboard_core::rate::{FrameGate, FrameVerdict};
 
 impl Registry {
     /// A socket opened: answers `pusher:connection_established` (or a 4100 close when full).
@@ -34,8 +35,16 @@ impl Registry {
 
     /// A text frame arrived from a socket at `now_ms`.
     pub fn handle_frame(&mut self, socket: &SocketId, text: &str, now_ms: u64) -> Vec<Effect> {
-        if !self.sockets.contains_key(socket) {
-            return unknown_socket(socket);
+        let (rate, strikes) = (self.frame_rate, self.flood_strikes);
+        let Some(state) = self.sockets.get_mut(socket) else { return unknown_socket(socket) };
+        let now = now_ms.min(i64::MAX as u64) as i64;
+        match state.frames.get_or_insert_with(|| FrameGate::new(rate, now)).check(rate, strikes, now) {
+            FrameVerdict::Pass => {}
+            FrameVerdict::Refuse(retry) => {
+                let message = format!("rate limited: more than {rate} frames; retry in {} ms", retry.0);
+                return vec![error_frame(socket, Some(error_code::CLIENT_EVENT_RATE_LIMIT), &message)];
+            }
+            FrameVerdict::Close => return self.close_flooding(socket, "too many frames"),
         }
         match ClientFrame::parse(text) {
             Err(e @ FrameError::TooLarge { .. }) => {
@@ -62,6 +71,15 @@ impl Registry {
                 self.client_event(socket, &channel, &event, &data, now_ms)
             }
         }
+    }
+
+    /// Closes a socket that keeps sending over its limit with 4100 (pusher-js backs off, then
+    /// reconnects) and forgets it.
+    pub(super) fn close_flooding(&mut self, socket: &SocketId, reason: &str) -> Vec<Effect> {
+        let mut effects =
+            vec![Effect::Close { socket: socket.clone(), code: close::OVER_CAPACITY, reason: reason.into() }];
+        effects.extend(self.disconnect(socket));
+        effects
     }
 
     /// The socket closed (or was closed): leaves every channel. No record to save.

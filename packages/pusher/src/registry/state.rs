@@ -1,22 +1,25 @@
 //! What the registry keeps in memory per socket and per channel.
 
-use super::client_events::TokenBucket;
 use crate::auth::{PresenceMember, SignedInUser, SocketId};
 use crate::frame;
 use std::collections::{BTreeMap, BTreeSet};
+use switchboard_core::rate::{Bucket, FrameGate};
 
 #[derive(Debug, Clone)]
 pub(super) struct SocketState {
     pub(super) user: Option<SignedInUser>,
     /// Channel → the presence member this socket is there (presence channels).
     pub(super) channels: BTreeMap<String, Option<PresenceMember>>,
-    pub(super) bucket: TokenBucket,
+    /// Client events' bucket, full when first used.
+    pub(super) bucket: Option<Bucket>,
     pub(super) refused_in_a_row: u32,
+    /// Every frame's bucket, full when first used.
+    pub(super) frames: Option<FrameGate>,
 }
 
 impl SocketState {
     pub(super) fn new(user: Option<SignedInUser>) -> Self {
-        SocketState { user, channels: BTreeMap::new(), bucket: TokenBucket::full(), refused_in_a_row: 0 }
+        SocketState { user, channels: BTreeMap::new(), bucket: None, refused_in_a_row: 0, frames: None }
     }
 }
 

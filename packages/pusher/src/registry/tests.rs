@@ -393,3 +393,30 @@ fn records_round_trip_as_json() {
     assert_eq!(SocketRecord::from_json(&json), Some(rec));
     assert_eq!(SocketRecord::from_json("nope"), None);
 }
+
+#[test]
+fn every_frame_counts_against_the_sockets_rate_and_a_flood_is_closed() {
+    use switchboard_core::rate::Rate;
+    let mut r = Registry::new(app()).with_frame_limit(Rate::per_sec(2, 2), 2);
+    let a = sid(1);
+    let b = sid(2);
+    r.connect(a.clone());
+    r.connect(b.clone());
+    let ping = r#"{"event":"pusher:ping","data":{}}"#;
+    let pong = |e: &[Effect]| matches!(e, [Effect::Send { frame, .. }] if frame.contains("pusher:pong"));
+    assert!(pong(&r.handle_frame(&a, ping, 1_000)));
+    assert!(pong(&r.handle_frame(&a, ping, 1_000)));
+    let e = r.handle_frame(&a, ping, 1_000);
+    let [Effect::Send { frame, .. }] = e.as_slice() else { panic!("{e:?}") };
+    assert!(frame.contains("pusher:error") && frame.contains("4301") && frame.contains("retry in 500 ms"), "{frame}");
+    // Another socket has its own bucket.
+    assert!(pong(&r.handle_frame(&b, ping, 1_000)));
+    // The second refusal without a pause closes with 4100 and forgets the socket.
+    let e = r.handle_frame(&a, ping, 1_000);
+    assert!(matches!(e.first(), Some(Effect::Close { code, .. }) if *code == close::OVER_CAPACITY), "{e:?}");
+    assert!(!r.contains(&a));
+    // A socket that keeps to the rate is never refused.
+    for i in 0..20 {
+        assert!(pong(&r.handle_frame(&b, ping, 2_000 + i * 500)));
+    }
+}
