@@ -2,7 +2,7 @@
 // `typing.stop` when they stop (explicitly, on send, or after a pause).
 import type { Environment } from "./env.js";
 
-/** At most one start per this many ms (the server broadcasts at most one per 2 s and ends a typing by itself 6 s after the last). */
+/** At most one start per this many ms (the server broadcasts at most one per 3 s, `TYPING_THROTTLE_MS`, whatever stops come between, and ends a typing by itself 6 s after the last). */
 export const TYPING_THROTTLE_MS = 3_000;
 /** No keystroke for this long: stop. */
 export const TYPING_IDLE_MS = 5_000;

@@ -107,11 +107,14 @@ fn a_stalled_subscriber_is_closed_after_one_window_and_the_grace() {
     let slow = c.subscribe("slow", &ctx(T0)).tag;
     let id = c.publish_start(false);
     let mut now = T0;
-    // A window's worth of frames goes out without waiting; the fast subscriber acks as it reads.
+    // A window's worth of frames goes out without waiting; the fast subscriber acks as it reads
+    // (in batches of 128: within its frame rate's burst).
     for i in 1..=WINDOW_FRAMES as u64 {
         let (step, e) = feed(&c, id, &format!("{{\"i\":{i}}}\n"), now);
         assert_eq!((step, broadcasts(&e).len()), (Step::Done, 1), "frame {i}");
-        assert!(ack(&c, &fast, i, now).is_empty());
+        if i % 128 == 0 {
+            assert!(ack(&c, &fast, i, now).is_empty());
+        }
     }
     // The next line does not fit the slow one's window: the publish waits, polling.
     let (step, e) = feed(&c, id, "{\"i\":\"over\"}\n", now);

@@ -341,14 +341,15 @@ async fn typing_is_broadcast_rate_limited_and_times_out() {
     let ev = expect_hub_event(&mut h.ws, &ctx, "typing").await;
     assert_eq!(ev["payload"]["memberId"], json!(alice.id));
     assert!(ev.get("seq").is_none_or(|s| s.is_null()), "typing is ephemeral, without seq: {ev}");
-    // a refresh within 2 s is not broadcast; stop is
+    // a refresh within 3 s is not broadcast; stop is
     api.post_empty(&typing, &alice).await.expect(204);
     api.post_empty(&format!("{typing}/stop"), &alice).await.expect(204);
     let ev = expect_hub_event(&mut h.ws, &ctx, "typing.stop").await;
     assert_eq!(ev["payload"]["memberId"], json!(alice.id));
 
-    // typing over alice's own hub socket; the server ends it by itself (6 s after the last refresh)
-    tokio::time::sleep(Duration::from_millis(2100)).await;
+    // typing over alice's own hub socket once the 3 s throttle has passed (a stop does not reset
+    // it); the server ends it by itself (6 s after the last refresh)
+    tokio::time::sleep(Duration::from_millis(3100)).await;
     let mut ah = hub(&api, &alice).await;
     ah.ws.send_json(&json!({ "type": "typing", "conversationId": conv })).await;
     let ev = expect_hub_event(&mut h.ws, &ctx, "typing").await;
