@@ -320,7 +320,8 @@ impl<S: Store> Conversation<S> {
     pub(crate) fn remove_reaction(&self, caller: &str, message_id: &str, emoji: &str, now: i64) -> Outcome {
         self.command(|| {
             self.require_member(caller)?;
-            validate::emoji(emoji)?;
+            // Keys stored before reactions were validated can still be removed.
+            switchboard_core::emoji::validate_removal(emoji)?;
             self.rate_limit(Action::React, caller, now)?;
             self.require_message(message_id)?;
             let written = self.exec(

@@ -51,6 +51,16 @@ fn is_shortcode(s: &str) -> bool {
         && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'_' | b'+' | b'-'))
 }
 
+/// A key to remove: any key a reaction may have been stored under, including those from before
+/// keys were validated (1..`MAX_EMOJI_BYTES` bytes, no control characters, no surrounding spaces),
+/// so that old reactions can still be taken back.
+pub fn validate_removal(s: &str) -> Result<(), ApiError> {
+    if s.is_empty() || s.len() > MAX_EMOJI_BYTES || s.chars().any(char::is_control) || s.trim() != s {
+        return Err(ApiError::invalid(format!("emoji: must be 1..{MAX_EMOJI_BYTES} bytes without control characters")));
+    }
+    Ok(())
+}
+
 /// A reaction key: an emoji or a `:shortcode:` (see the module comment); 400 otherwise.
 pub fn validate(s: &str) -> Result<(), ApiError> {
     if is_emoji(s) || is_shortcode(s) {
@@ -82,6 +92,15 @@ mod tests {
         }
         for bad in ["::", ":Thumbs:", ":a b:", ":thumbsup", "thumbsup:", &format!(":{}:", "a".repeat(33))] {
             assert!(validate(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn removal_takes_any_stored_key() {
+        assert!(validate_removal("x").is_ok(), "a key from before validation");
+        assert!(validate_removal("👍").is_ok());
+        for bad in ["", " x", "a\nb", &"a".repeat(65)] {
+            assert!(validate_removal(bad).is_err(), "{bad:?}");
         }
     }
 

@@ -65,9 +65,9 @@ pub const DEFAULT_SENDS: Rate = Rate::per_sec(10, 30);
 pub const DEFAULT_EDITS: Rate = Rate::per_sec(5, 20);
 /// `LIMIT_REACTIONS`: reactions added or removed, per member per conversation.
 pub const DEFAULT_REACTIONS: Rate = Rate::per_sec(5, 20);
-/// `LIMIT_MEMBER_ADDS`: members one member adds to one conversation (a room of a few hundred can
-/// be filled at once, then one a second).
-pub const DEFAULT_MEMBER_ADDS: Rate = Rate::per_sec(1, 200);
+/// `LIMIT_MEMBER_ADDS`: members one member adds to one conversation (a full room of `MAX_MEMBERS`
+/// can be filled at once, then ten a second).
+pub const DEFAULT_MEMBER_ADDS: Rate = Rate::per_sec(10, 1000);
 /// `LIMIT_CONVERSATION_CREATES`: conversations one user creates.
 pub const DEFAULT_CONVERSATION_CREATES: Rate = Rate::per_min(10, 20);
 /// `LIMIT_CONNECT_TICKETS`: connect tickets one member asks for.

@@ -250,7 +250,10 @@ async fn contexts_a_user_may_not_see() {
 
 #[tokio::test]
 async fn too_many_contexts() {
-    let api = api();
+    // 50 conversations created at once by one user: on a server whose creation rate limit is lifted
+    // (the default allows bursts of 20, docs/api.md "Limits").
+    static SERVER: std::sync::OnceLock<Server> = std::sync::OnceLock::new();
+    let api = Api::new(SERVER.get_or_init(|| Server::start(&[("LIMIT_CONVERSATION_CREATES", "1000/1s,1000")])));
     let alice = api.user("alice").await;
     // 50 conversations in 50 sandboxes: 4 contexts each, plus the 2 platform ones = 202
     let sbs: Vec<String> = (0..50).map(|_| uid("sb")).collect();

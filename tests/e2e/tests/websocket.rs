@@ -11,7 +11,17 @@ fn api() -> Api {
 }
 
 async fn pair() -> (Api, Who, Who, String) {
-    let api = api();
+    pair_on(api()).await
+}
+
+/// A server whose send rate limit is lifted, for the tests that send more than a thousand messages
+/// from one member (the default allows bursts of 30, docs/api.md "Limits").
+fn bulk_api() -> Api {
+    static SERVER: std::sync::OnceLock<Server> = std::sync::OnceLock::new();
+    Api::new(SERVER.get_or_init(|| Server::start(&[("LIMIT_SENDS", "1000000/1s,1000000")])))
+}
+
+async fn pair_on(api: Api) -> (Api, Who, Who, String) {
     let alice = api.user("alice").await;
     let bob = api.user("bob").await;
     let conv = api.create_conversation(&alice, &uid("sb"), Some("ws"), &[&bob.id]).await;
@@ -336,7 +346,7 @@ async fn bulk_send(api: &Api, who: &Who, conv: &str, n: usize) {
 /// Far more than 1,000 events: a `since` far older than the window resyncs; one inside it replays.
 #[tokio::test]
 async fn since_older_than_window_resyncs() {
-    let (api, alice, bob, conv) = pair().await;
+    let (api, alice, bob, conv) = pair_on(bulk_api()).await;
     bulk_send(&api, &alice, &conv, 1100).await;
     let (ws, latest) = Ws::connect_ready(&api, &conv, &bob).await;
     ws.close().await;
@@ -372,7 +382,7 @@ async fn since_older_than_window_resyncs() {
 /// window is L-999..=L: since = L-1000 still replays (exactly 1,000 events), since = L-1001 resyncs.
 #[tokio::test]
 async fn window_is_the_last_1000_events() {
-    let (api, alice, bob, conv) = pair().await;
+    let (api, alice, bob, conv) = pair_on(bulk_api()).await;
     bulk_send(&api, &alice, &conv, 1010).await;
     let (ws, latest) = Ws::connect_ready(&api, &conv, &bob).await;
     ws.close().await;
