@@ -9,9 +9,23 @@ fn var(env: &Env, name: &str) -> Option<String> {
     env.var(name).ok().map(|v| v.to_string()).or_else(|| env.secret(name).ok().map(|v| v.to_string()))
 }
 
-/// `POST /dev/token` exists only when `LOCAL_MODE` is exactly "true".
+/// Local mode: `LOCAL_MODE` is exactly "true". It opens sandboxes that have no allowed-users list
+/// yet, and (with a request from this machine: [`local_request`]) the `/dev/...` routes.
 pub fn local_mode(env: &Env) -> bool {
     var(env, "LOCAL_MODE").as_deref() == Some("true")
+}
+
+/// The local-only routes (`POST /dev/token`, `POST /dev/pusher/reconnect`) answer only in local mode
+/// and only a request from this machine (`switchboard_core::local`); otherwise they do not exist.
+pub fn local_request(env: &Env, req: &worker::Request) -> bool {
+    let host = req.url().ok().and_then(|u| u.host_str().map(str::to_string)).unwrap_or_default();
+    let ip = req.headers().get("cf-connecting-ip").ok().flatten();
+    local_mode(env) && switchboard_core::local::is_loopback_request(&host, ip.as_deref())
+}
+
+/// `OPERATOR_SECRET` (a secret): the bearer credential of the `/operator/v1/...` routes; unset, they answer 404.
+pub fn operator_secret(env: &Env) -> Option<String> {
+    var(env, "OPERATOR_SECRET")
 }
 
 pub fn auth(env: &Env) -> Result<AuthConfig, ApiError> {

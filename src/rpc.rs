@@ -80,6 +80,11 @@ pub async fn live_call(
     live_call_with(env, conversation_id, path, member_id, member_id.is_some()).await
 }
 
+/// A command (no upgrade) to the live channel on behalf of `member_id`.
+pub async fn live_call_as(env: &Env, conversation_id: &str, path: &str, member_id: &str) -> Result<Response, ApiError> {
+    live_call_with(env, conversation_id, path, Some(member_id), false).await
+}
+
 async fn live_call_with(
     env: &Env,
     conversation_id: &str,

@@ -21,6 +21,7 @@ pub use forward::live_publish;
 use crate::http::{error_response, internal, no_content};
 use crate::platform;
 use crate::rpc::{CONVERSATION_HEADER, MEMBER_HEADER};
+use switchboard_core::limits::close::MEMBERSHIP_ENDED;
 use switchboard_core::ApiError;
 use switchboard_live::subscribers::Incoming;
 use switchboard_live::{subscriber_tag, Ctx, Effect, LiveChannel};
@@ -55,6 +56,7 @@ impl DurableObject for LiveChannelObject {
             "/check" => self.preflight(&req).await,
             "/publish" => self.publish(&mut req).await,
             "/live" => self.subscribe(&req).await,
+            "/membership-ended" => self.membership_ended(&req),
             "/bot-offline" => {
                 let effects = self.with_ctx(|ctx| self.core.bot_offline(ctx));
                 self.carry_out(None, effects);
@@ -166,7 +168,8 @@ impl LiveChannelObject {
             }
             None => {
                 let joined = self.with_ctx(|ctx| self.core.subscribe(&platform::nonce(), ctx));
-                self.state.accept_websocket_with_tags(&server, &[joined.tag.as_str()]);
+                let member_tag = switchboard_live::member_tag(&member);
+                self.state.accept_websocket_with_tags(&server, &[joined.tag.as_str(), member_tag.as_str()]);
                 // A late joiner first gets what the publishes in progress have sent so far.
                 for line in &joined.replay {
                     let _ = server.send_with_str(line);
@@ -175,6 +178,15 @@ impl LiveChannelObject {
             }
         }
         Ok(ResponseBuilder::new().with_status(101).with_websocket(pair.client).empty())
+    }
+
+    /// A member left or was removed: their subscriptions close with 4003 at once.
+    fn membership_ended(&self, req: &Request) -> Result<Response, ApiError> {
+        let (member, _) = caller(req)?;
+        for ws in self.state.get_websockets_with_tag(&switchboard_live::member_tag(&member)) {
+            let _ = ws.close(Some(MEMBERSHIP_ENDED), Some("no longer a member of the conversation"));
+        }
+        no_content()
     }
 
     /// The worker asks before it forwards a body: refusing a publish whose body is already streaming
