@@ -69,6 +69,16 @@ pub fn live_idle_ms(env: &Env) -> i64 {
     millis(env, "LIVE_IDLE_MS", switchboard_core::live::DEFAULT_IDLE_TIMEOUT_MS)
 }
 
+/// The longest a publish may run (`LIVE_MAX_PUBLISH_MS`, default 10 min).
+pub fn live_max_publish_ms(env: &Env) -> i64 {
+    millis(env, "LIVE_MAX_PUBLISH_MS", switchboard_core::live::DEFAULT_MAX_PUBLISH_MS)
+}
+
+/// Who may publish on live channels (`LIVE_PUBLISHERS`: `bot`, the default, or `members`).
+pub fn live_publishers(env: &Env) -> switchboard_live::admission::Publishers {
+    switchboard_live::admission::Publishers::from_config(var(env, "LIVE_PUBLISHERS").as_deref())
+}
+
 /// The one Pusher app (`PUSHER_APP_ID`, `PUSHER_APP_KEY`, secret `PUSHER_APP_SECRET`). Without a
 /// secret the Pusher endpoint is off: its routes answer 500 saying so.
 pub fn pusher_app(env: &Env) -> Result<switchboard_pusher::App, ApiError> {

@@ -72,6 +72,9 @@ pub(super) async fn connect_ticket(req: &Request, env: &Env) -> Answer {
 /// Who opens a socket, and until when their credential is accepted: the socket is closed then.
 pub(super) struct SocketCaller {
     pub member: String,
+    /// Epoch ms: the bearer token's `exp` plus the clock skew (a ticket carries its token's). The
+    /// socket is closed then (4010 `token expired`).
+    pub accepted_until_ms: i64,
     /// A ticket's nonce and expiry (ms), redeemed by [`SocketCaller::redeem`] once the request it
     /// opens has been validated.
     ticket: Option<(String, i64)>,
@@ -107,12 +110,20 @@ pub(super) fn socket_caller(req: &Request, env: &Env) -> Result<SocketCaller, Ap
     match query(req, "ticket")? {
         Some(ticket) => {
             let t = auth.verify_ticket(&ticket, platform::now_secs())?;
-            Ok(SocketCaller { member: t.member.to_string(), ticket: Some((t.nonce, secs_to_ms(t.expires_at))) })
+            Ok(SocketCaller {
+                member: t.member.to_string(),
+                accepted_until_ms: secs_to_ms(t.token_accepted_until),
+                ticket: Some((t.nonce, secs_to_ms(t.expires_at))),
+            })
         }
         None => {
             let header = req.headers().get("authorization").ok().flatten();
             let c = auth.verify_bearer_credential(header.as_deref(), platform::now_secs())?;
-            Ok(SocketCaller { member: c.member.to_string(), ticket: None })
+            Ok(SocketCaller {
+                member: c.member.to_string(),
+                accepted_until_ms: secs_to_ms(c.accepted_until),
+                ticket: None,
+            })
         }
     }
 }

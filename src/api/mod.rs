@@ -42,7 +42,8 @@ pub async fn handle(mut req: Request, env: Env, _ctx: Context) -> Answer {
             }
             who.redeem(&env).await?;
             let protocol = req.headers().get("sec-websocket-protocol").ok().flatten();
-            Ok(rpc::member_connect(&env, &who.member, since, session.as_deref(), protocol.as_deref()).await?)
+            let until = who.accepted_until_ms;
+            Ok(rpc::member_connect(&env, &who.member, since, session.as_deref(), protocol.as_deref(), until).await?)
         }
         (Route::ConversationPresence(id), Method::Get) => {
             let me = caller(&req, &env)?;
@@ -135,8 +136,9 @@ pub async fn handle(mut req: Request, env: Env, _ctx: Context) -> Answer {
             }
             let me = caller(&req, &env)?;
             let id = ConversationId::parse(&id)?;
-            let idle = config::live_idle_ms(&env).max(1) as u64;
-            crate::live::live_publish(&env, &id, &me, &req, idle).await
+            let idle = config::live_idle_ms(&env).max(1);
+            let max = config::live_max_publish_ms(&env).max(1);
+            crate::live::live_publish(&env, &id, &me, &req, idle, max).await
         }
         (Route::ConversationLive(id), Method::Get) => {
             let who = socket_caller(&req, &env)?;
@@ -147,7 +149,7 @@ pub async fn handle(mut req: Request, env: Env, _ctx: Context) -> Answer {
                 Err(e) if e.status() != 403 && e.status() != 404 => return Err(e),
                 _ => {}
             }
-            Ok(rpc::live_call(&env, &id, "/live", Some(&who.member)).await?)
+            Ok(rpc::live_subscribe(&env, &id, &who.member, who.accepted_until_ms).await?)
         }
         (Route::BotStatus(sb), Method::Post) => {
             let me = bot(&req, &env, &sb)?;

@@ -59,4 +59,8 @@ pub mod close {
     pub const INTERNAL: u16 = 1011;
     /// The member left or was removed from the conversation.
     pub const MEMBERSHIP_ENDED: u16 = 4003;
+    /// The bearer token that opened the socket (directly or through a ticket) expired: the client
+    /// gets a fresh token and reconnects. Every socket kind (conversation, hub, live).
+    pub const TOKEN_EXPIRED: u16 = 4010;
+    pub const TOKEN_EXPIRED_REASON: &str = "token expired";
 }

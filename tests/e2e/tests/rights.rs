@@ -224,3 +224,60 @@ async fn a_ticket_is_spent_only_by_a_request_that_passed_every_other_check() {
     Ws::expect_refused(&api, &mine, WsAuth::Ticket(&ticket), None, 401, "unauthorized").await;
     ws.close().await;
 }
+
+/// Waits for `ws` to close; answers the close code (frames before it are skipped).
+async fn close_code(ws: &mut Ws, within: std::time::Duration) -> u16 {
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        match ws.next_frame(left).await {
+            Some(Frame::Close(code, _)) => return code,
+            Some(Frame::Text(_)) => continue,
+            other => panic!("{}: expected a close, got {other:?}", ws.label),
+        }
+    }
+}
+
+/// A socket lives no longer than the token that opened it: when the token stops being accepted
+/// (`exp` + 60 s of clock skew), every socket kind closes with 4010 `token expired`, also one opened
+/// with a ticket minted from that token. The token here expired 55 s ago, so it is accepted for
+/// about 5 s more.
+#[tokio::test]
+async fn sockets_close_with_4010_when_their_token_expires() {
+    let api = api();
+    let user = uid("alice");
+    let now = now_secs();
+    let expiring = Who {
+        id: user.clone(),
+        token: sign_jwt(jwt_secret().as_bytes(), &human_claims(&user, Some(now - 100), Some(now - 55), AUDIENCE)),
+    };
+    let fresh = Who { id: user.clone(), token: mint_user_token(&user) };
+    let sb = uid("sb");
+    let conv = api.create_conversation(&fresh, &sb, None, &[]).await;
+    let bot = api.bot_token(&sb).await;
+    api.post(&format!("/bot/v1/sandboxes/{sb}/bot-status"), &bot, &json!({ "online": true })).await.expect(200);
+
+    let (mut conv_ws, _) = Ws::connect_ready(&api, &conv, &expiring).await;
+    let ticket = api.ticket(&expiring).await;
+    let mut by_ticket = Ws::open(&api, &conv, WsAuth::Ticket(&ticket), None, "by-ticket")
+        .await
+        .unwrap_or_else(|r| panic!("ticket refused: {} {}", r.status, r.text));
+    let (mut hub, _) = Ws::open_hub(&api, WsAuth::Bearer(&expiring.token), None, None, false, "hub")
+        .await
+        .unwrap_or_else(|r| panic!("hub refused: {} {}", r.status, r.text));
+    let mut live =
+        Ws::open_path(&api, &format!("/v1/conversations/{conv}/live"), WsAuth::Bearer(&expiring.token), None, "live")
+            .await
+            .unwrap_or_else(|r| panic!("live refused: {} {}", r.status, r.text));
+    // A socket of a fresh token stays.
+    let (mut fresh_ws, _) = Ws::connect_ready(&api, &conv, &fresh).await;
+
+    let within = std::time::Duration::from_secs(30);
+    assert_eq!(close_code(&mut conv_ws, within).await, 4010, "conversation socket");
+    assert_eq!(close_code(&mut by_ticket, within).await, 4010, "conversation socket opened with a ticket");
+    assert_eq!(close_code(&mut hub, within).await, 4010, "hub");
+    assert_eq!(close_code(&mut live, within).await, 4010, "live subscription");
+    api.send_text(&fresh, &conv, "still here").await;
+    assert_eq!(fresh_ws.next_event().await["event"], json!("message.created"), "the fresh socket is open");
+    fresh_ws.close().await;
+}
