@@ -63,6 +63,7 @@ pub async fn conversation_socket(
     conversation_id: &str,
     member_id: &str,
     since: Option<u64>,
+    batch: bool,
     until_ms: i64,
 ) -> Result<Response, ApiError> {
     let headers = worker::Headers::new();
@@ -70,10 +71,13 @@ pub async fn conversation_socket(
     set("upgrade", "websocket")?;
     set(MEMBER_HEADER, member_id)?;
     set(UNTIL_HEADER, &until_ms.to_string())?;
-    let url = match since {
+    let mut url = match since {
         Some(s) => format!("https://object/ws?since={s}"),
-        None => "https://object/ws".to_string(),
+        None => "https://object/ws?".to_string(),
     };
+    if batch {
+        url.push_str("&batch=1");
+    }
     let mut init = RequestInit::new();
     init.with_method(Method::Get).with_headers(headers);
     let req = Request::new_with_init(&url, &init).map_err(|e| internal("build upgrade", e))?;

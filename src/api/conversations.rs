@@ -238,8 +238,9 @@ pub(super) async fn socket(req: &Request, env: &Env, id: &str) -> Answer {
     let who = socket_caller(req, env)?;
     let id = ConversationId::parse(id)?;
     let since = replay::parse_since(query(req, "since")?.as_deref())?;
+    let batch = switchboard_core::batch::opt_in(query(req, "batch")?.as_deref())?;
     validate_before_redeem(env, &id, &who).await?;
-    rpc::conversation_socket(env, &id, &who.member, since, who.accepted_until_ms).await
+    rpc::conversation_socket(env, &id, &who.member, since, batch, who.accepted_until_ms).await
 }
 
 /// A socket opened with a ticket: the conversation must exist and the caller be a member before the
