@@ -16,7 +16,13 @@ const OPERATOR_SECRET: &str = "an-operator-secret-for-e2e-tests";
 /// with the test secret, as a deployment's auth service would.
 fn production() -> &'static Server {
     static SERVER: OnceLock<Server> = OnceLock::new();
-    SERVER.get_or_init(|| Server::start(&[("LOCAL_MODE", "false"), ("OPERATOR_SECRET", OPERATOR_SECRET)]))
+    SERVER.get_or_init(|| {
+        Server::start(&[
+            ("LOCAL_MODE", "false"),
+            ("OPERATOR_SECRET", OPERATOR_SECRET),
+            ("PUSHER_APP_SECRET", "the-rights-pusher-app-secret"),
+        ])
+    })
 }
 
 fn user_token(user: &str) -> Who {
@@ -280,4 +286,40 @@ async fn sockets_close_with_4010_when_their_token_expires() {
     api.send_text(&fresh, &conv, "still here").await;
     assert_eq!(fresh_ws.next_event().await["event"], json!("message.created"), "the fresh socket is open");
     fresh_ws.close().await;
+}
+
+/// A removed member's Pusher socket on the conversation's private channel is closed with 4200
+/// (pusher-js reconnects and authorizes again), and the channel is no longer signed for them.
+#[tokio::test]
+async fn a_removed_members_pusher_socket_must_authorize_again_and_cannot() {
+    let api = Api::new(production());
+    let sb = uid("sb");
+    let alice = user_token(&uid("alice"));
+    let carol = user_token(&uid("carol"));
+    put_users(&api, &format!("/bot/v1/sandboxes/{sb}/users"), &bot_of(&sb).token, &[&alice.id]).await.expect(200);
+    let conv = api.create_conversation(&alice, &sb, None, &[&carol.id]).await;
+    let channel = format!("private-conversation-{conv}");
+
+    let mut ws = Ws::open_path(&api, "/app/switchboard-key?protocol=7", WsAuth::None, None, "carol-pusher")
+        .await
+        .unwrap_or_else(|r| panic!("pusher socket refused: {} {}", r.status, r.text));
+    let hello = ws.next_json(FRAME_TIMEOUT).await;
+    assert_eq!(hello["event"], json!("pusher:connection_established"), "{hello}");
+    let data: Value = serde_json::from_str(hello["data"].as_str().unwrap_or("{}")).expect("connection data");
+    let socket_id = data["socket_id"].as_str().expect("socket_id").to_string();
+    let auth = |who: &Who| {
+        let (api, token, body) =
+            (api.clone(), who.token.clone(), json!({"socket_id": socket_id, "channel_name": channel}));
+        async move { api.send("POST", "/pusher/auth", Some(&token), Some(&body)).await }
+    };
+    let signed = auth(&carol).await;
+    let signature = signed.expect(200)["auth"].as_str().expect("auth").to_string();
+    ws.send_json(&json!({"event": "pusher:subscribe", "data": {"channel": channel, "auth": signature}})).await;
+    let ok = ws.next_json(FRAME_TIMEOUT).await;
+    assert_eq!(ok["event"], json!("pusher_internal:subscription_succeeded"), "{ok}");
+
+    let r = api.delete(&format!("/v1/conversations/{conv}/members/{}", carol.id), &alice).await;
+    assert_eq!(r.status, 204, "{}", r.text);
+    assert_eq!(close_code(&mut ws, FRAME_TIMEOUT).await, 4200, "reconnect and authorize again");
+    auth(&carol).await.expect_error(403, "forbidden");
 }
