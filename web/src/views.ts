@@ -324,7 +324,7 @@ export class ConversationView {
     });
     this.el = h(
       "section",
-      { class: "main", style: "display:flex", "aria-labelledby": "conv-heading" },
+      { class: "conv", "aria-labelledby": "conv-heading" },
       h(
         "header",
         { class: "convhead" },

@@ -4,7 +4,9 @@
 //
 // Two users in two browser contexts (alice on a desktop-sized window, bob on a phone-sized one)
 // sign in by user id (local mode), create a conversation and chat both ways; typing shows and
-// clears; replies, reactions, edits and deletions reach the other side; bob goes offline
+// clears; replies, reactions, edits and deletions reach the other side; a Kick chat message comes
+// in through a bridge with its platform and author (KICK_CONTROL_URL: tests/e2e/js/fake-kick.mjs,
+// which publishes Kick-shaped events through the server's own Pusher endpoint); bob goes offline
 // (Playwright's offline mode), misses two messages and sends one, and on coming back has each
 // message once and in order; a reload keeps bob signed in; the list updates live (a new
 // conversation, unread counts); alice watches the bot's live stream arrive line by line.
@@ -24,6 +26,10 @@ assert.ok(shots, "SCREENSHOT_DIR is required");
 fs.mkdirSync(shots, { recursive: true });
 
 const WAIT_MS = 20_000;
+/** fake-kick.mjs's control API (tests/e2e/tests/web.rs starts it) and the chatroom it plays. */
+const kickControl = process.env.KICK_CONTROL_URL;
+assert.ok(kickControl, "KICK_CONTROL_URL is required");
+const KICK_CHATROOM = 4242;
 const sfx = `${Date.now().toString(36)}${Math.floor(Math.random() * 1e6).toString(36)}`;
 const alice = `alice-${sfx}`;
 const bob = `bob-${sfx}`;
@@ -52,6 +58,11 @@ async function api(method, p, body, token) {
   const text = await r.text();
   assert.ok(r.ok, `${method} ${p}: ${r.status} ${text}`);
   return text ? JSON.parse(text) : null;
+}
+
+async function kick(p, body) {
+  const r = await fetch(kickControl + p, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
+  assert.ok(r.ok, `fake-kick ${p}: ${r.status} ${await r.text()}`);
 }
 
 /** The texts of the messages in a page's log, in order (pending outbox copies included). */
@@ -206,6 +217,31 @@ test("the web app: two users, both ways, offline, reload, live list, live stream
     await messageItem(b, "Oops, wrong room").getByRole("button", { name: "Delete" }).click();
     await logUntil(a, "the deletion reaches alice", (x) => count(x, "Oops, wrong room") === 0);
     await a.getByRole("log").getByText("This message was deleted.").waitFor();
+  });
+
+  await t.test("a message from a bridged Kick chatroom shows its platform and author", async () => {
+    const { token } = await api("POST", "/dev/token", { userId: alice });
+    await api("POST", `/v1/conversations/${conversationId}/bridges`, { platform: "kick", chatroomId: KICK_CHATROOM }, token);
+    // Pusher keeps nothing: an event published before the bridge has subscribed is lost, so
+    // publish (the same Kick message id: never a second copy) until it shows
+    const item = messageItem(a, "gg from Kick");
+    await until("the Kick message shows in alice's log", async () => {
+      if (await item.count()) return true;
+      await kick("/trigger", {
+        channel: `chatrooms.${KICK_CHATROOM}.v2`,
+        event: "App\\Events\\ChatMessageEvent",
+        data: {
+          id: `kick-${sfx}`, chatroom_id: KICK_CHATROOM, content: "gg from Kick", type: "message", created_at: "2026-11-29T12:00:00+00:00",
+          sender: { id: 777, username: "Kicker", slug: "kicker", identity: { color: "#53FC18", badges: [] } },
+        },
+      });
+      await new Promise((r) => setTimeout(r, 300));
+      return false;
+    }, 60_000);
+    await item.locator(".author", { hasText: "Kicker" }).waitFor();
+    await item.locator(".platform", { hasText: "Kick" }).waitFor();
+    await logUntil(b, "bob has the Kick message once", (x) => count(x, "gg from Kick") === 1);
+    assert.equal(count(await logTexts(a), "gg from Kick"), 1);
     await shot(a, "3-conversation");
   });
 

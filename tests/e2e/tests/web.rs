@@ -8,15 +8,25 @@
 //!   from npm) runs `tests/e2e/js/web.test.mjs` against this server: two users in two browser
 //!   contexts sign in, create a conversation and chat both ways, see typing start and stop, send
 //!   and receive across one context going offline (each message once, in order), keep their
-//!   session over a reload, and watch a bot's live stream. Screenshots of the main views go to
+//!   session over a reload, see a Kick chat message (through the Kick bridge, read from this
+//!   server's own Pusher endpoint behind `tests/e2e/js/fake-kick.mjs`) with its platform and
+//!   author, and watch a bot's live stream. Screenshots of the main views go to
 //!   `target/e2e/screenshots/`.
+
+mod bridge_common;
 
 use std::process::Command;
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use serde_json::Value;
-use switchboard_e2e::{repo_root, Server};
+use bridge_common::NodePeer;
+use serde_json::{json, Value};
+use switchboard_e2e::{repo_root, Server, StartOptions};
+
+/// The Pusher app the Kick bridge reads from (the server's own endpoint, behind fake-kick.mjs).
+const PUSHER_APP_ID: &str = "switchboard";
+const PUSHER_KEY: &str = "switchboard-key";
+const PUSHER_SECRET: &str = "web-e2e-pusher-secret";
 
 fn server() -> &'static Server {
     static S: OnceLock<Server> = OnceLock::new();
@@ -122,7 +132,23 @@ async fn two_browsers_chat() {
     );
     let shots = root.join("target/e2e/screenshots");
     std::fs::create_dir_all(&shots).expect("screenshot dir");
-    let base = server().base_url();
+    // Kick, for a bridged message: the server's own Pusher endpoint behind tests/e2e/js/fake-kick.mjs
+    // (as in bridge_kick.rs); the browser test links the bridge and publishes Kick's chat events.
+    let fake = NodePeer::start("fake-kick.mjs", &[]);
+    let kp = fake.port("kickPort");
+    let pusher_url = format!("ws://127.0.0.1:{kp}/app/{PUSHER_KEY}?protocol=7&client=js&version=8.4.0&flash=false");
+    let server = Server::start_with(&StartOptions::with_vars(&[
+        ("PUSHER_APP_ID", PUSHER_APP_ID),
+        ("PUSHER_APP_KEY", PUSHER_KEY),
+        ("PUSHER_APP_SECRET", PUSHER_SECRET),
+        ("KICK_PUSHER_URL", &pusher_url),
+        ("KICK_API_URL", &format!("http://127.0.0.1:{kp}")),
+    ]));
+    let upstream =
+        json!({"base": server.ws_base(), "appId": PUSHER_APP_ID, "key": PUSHER_KEY, "secret": PUSHER_SECRET});
+    fake.control("POST", "/upstream", upstream).await;
+    let base = server.base_url();
+    let control = format!("http://127.0.0.1:{}", fake.port("controlPort"));
     let out = tokio::task::spawn_blocking(move || {
         Command::new("node")
             .arg("--test")
@@ -131,6 +157,7 @@ async fn two_browsers_chat() {
             .current_dir(&root)
             .env("SWITCHBOARD_URL", base)
             .env("SCREENSHOT_DIR", &shots)
+            .env("KICK_CONTROL_URL", control)
             .output()
             .expect("run node (Node 20 is required)")
     })
@@ -143,6 +170,6 @@ async fn two_browsers_chat() {
         out.status.success(),
         "browser tests failed ({}):\n{stdout}\n{stderr}\nserver log tail:\n{}",
         out.status,
-        server().log_tail(40)
+        server.log_tail(40)
     );
 }
