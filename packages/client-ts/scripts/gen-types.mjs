@@ -12,7 +12,7 @@ const schema = JSON.parse(readFileSync(schemaPath, "utf8"));
 const KNOWN = new Set(["$ref", "const", "enum", "type", "properties", "required", "additionalProperties",
   "unevaluatedProperties", "items", "oneOf", "anyOf", "allOf", "description", "minimum", "minLength", "maxLength"]);
 
-export function toTs(s, indent = "", inAllOf = false) {
+export function toTs(s, indent = "") {
   if (s === true || (typeof s === "object" && Object.keys(s).filter((k) => k !== "description").length === 0)) return "unknown";
   for (const k of Object.keys(s)) if (!KNOWN.has(k)) throw new Error(`gen-types: unsupported keyword ${k}`);
   if (s.$ref) {
@@ -23,7 +23,7 @@ export function toTs(s, indent = "", inAllOf = false) {
   if ("const" in s) return JSON.stringify(s.const);
   if (s.enum) return s.enum.map((v) => JSON.stringify(v)).join(" | ");
   if (s.oneOf || s.anyOf) return (s.oneOf || s.anyOf).map((x) => wrap(toTs(x, indent))).join(" | ");
-  if (s.allOf) return s.allOf.map((x) => wrap(toTs(x, indent, true))).join(" & ");
+  if (s.allOf) return s.allOf.map((x) => wrap(toTs(x, indent))).join(" & ");
   if (Array.isArray(s.type)) return s.type.map((t) => toTs({ ...s, type: t }, indent)).join(" | ");
   switch (s.type) {
     case "string": return "string";
@@ -38,8 +38,9 @@ export function toTs(s, indent = "", inAllOf = false) {
         const doc = v.description ? `${inner}/** ${v.description} */\n` : "";
         return `${doc}${inner}${k}${req.has(k) ? "" : "?"}: ${toTs(v, inner)};`;
       });
-      // an allOf member is closed by the whole (unevaluatedProperties), not by itself
-      if (s.additionalProperties !== false && !inAllOf) lines.push(`${inner}[key: string]: unknown;`);
+      // open objects say so (additionalProperties: true); the others are closed by themselves or,
+      // inside a frame, by its unevaluatedProperties: false
+      if (s.additionalProperties === true) lines.push(`${inner}[key: string]: unknown;`);
       return `{\n${lines.join("\n")}\n${indent}}`;
     }
     default: throw new Error(`gen-types: unsupported type ${JSON.stringify(s.type)}`);

@@ -113,6 +113,13 @@ export class HubSocket extends ReconnectingSocket<HubEvents> {
     return false;
   }
 
+  /** An upgrade refused 400 for a session the server no longer takes cannot be told apart from a
+   *  network failure in a browser: after 3 failed opens in a row, stop naming the session (the
+   *  server then resumes the user's most recently closed session, or answers resync). */
+  protected onOpenFailed(consecutive: number): void {
+    if (consecutive >= 3 && this.sessionId !== null) this.sessionId = null;
+  }
+
   protected onText(text: string): void {
     let f: HubServerFrame;
     try {

@@ -57,6 +57,8 @@ export class Switchboard extends RestClient {
   readonly outbox: Outbox;
   private hubSocket: HubSocket | null = null;
   private readonly typers = new Map<string, TypingNotifier>();
+  /** every socket opened through this client, closed by `close()` */
+  private readonly sockets = new Set<{ close(): void; on(name: "closed", fn: () => void): () => void }>();
 
   constructor(opts: SwitchboardOptions) {
     const env = defaultEnvironment(opts.env);
@@ -88,7 +90,7 @@ export class Switchboard extends RestClient {
       if (opts.contexts) this.hubSocket.subscribe(...opts.contexts);
       return this.hubSocket;
     }
-    const hub = new HubSocket(this, this.env, opts);
+    const hub = this.track(new HubSocket(this, this.env, opts));
     hub.on("ready", () => this.outbox.retryNow());
     this.hubSocket = hub;
     return hub;
@@ -101,14 +103,20 @@ export class Switchboard extends RestClient {
 
   /** Opens a conversation socket (events with the conversation's seq; resumes with `since`). */
   openConversation(conversationId: string, opts: ConversationSocketOptions = {}): ConversationSocket {
-    const s = new ConversationSocket(this, conversationId, this.env, opts);
+    const s = this.track(new ConversationSocket(this, conversationId, this.env, opts));
     s.on("ready", () => this.outbox.retryNow());
     return s;
   }
 
   /** Opens the live channel of a conversation (acks are sent for you). */
   openLive(conversationId: string, opts: LiveOptions = {}): LiveSocket {
-    return new LiveSocket(this, conversationId, this.env, opts);
+    return this.track(new LiveSocket(this, conversationId, this.env, opts));
+  }
+
+  private track<S extends { close(): void; on(name: "closed", fn: () => void): () => void }>(s: S): S {
+    this.sockets.add(s);
+    s.on("closed", () => this.sockets.delete(s));
+    return s;
   }
 
   /** Queues a text or block message in the outbox. */
@@ -132,9 +140,9 @@ export class Switchboard extends RestClient {
     return t;
   }
 
-  /** Closes the hub and stops the outbox. */
+  /** Closes every socket this client opened and stops the outbox (its entries stay in `outbox.entries`). */
   close(): void {
-    this.hubSocket?.close();
+    for (const s of [...this.sockets]) s.close();
     this.outbox.close();
     for (const t of this.typers.values()) t.stop();
   }

@@ -33,6 +33,7 @@ export abstract class ReconnectingSocket<M extends SocketEvents> extends Emitter
   private retryTimer: unknown = null;
   private pingTimer: unknown = null;
   private heardSincePing = true;
+  private openFailures = 0;
   private stopped = false;
   private _state: SocketState = "connecting";
 
@@ -53,6 +54,8 @@ export abstract class ReconnectingSocket<M extends SocketEvents> extends Emitter
   protected abstract onText(text: string): void;
   /** The underlying socket opened. */
   protected onOpen(): void {}
+  /** A connection closed before it opened (a browser cannot see why: the upgrade may have been refused). */
+  protected onOpenFailed(_consecutive: number): void {}
   /** The underlying socket closed; answer true to stop for good. */
   protected isFinalClose(_code: number): boolean {
     return false;
@@ -97,9 +100,12 @@ export abstract class ReconnectingSocket<M extends SocketEvents> extends Emitter
       return this.scheduleRetry();
     }
     this.ws = ws;
+    let opened = false;
     ws.onopen = () => {
       if (this.ws !== ws) return;
+      opened = true;
       this.attempt = 0;
+      this.openFailures = 0;
       this.heardSincePing = true;
       this.setState("open");
       this.schedulePing();
@@ -115,6 +121,7 @@ export abstract class ReconnectingSocket<M extends SocketEvents> extends Emitter
     ws.onerror = () => {};
     ws.onclose = (ev) => {
       if (this.ws !== ws) return;
+      if (!opened) this.onOpenFailed(++this.openFailures);
       this.dropped(ev.code, ev.reason);
     };
   }

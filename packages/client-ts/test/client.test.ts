@@ -390,3 +390,19 @@ test("errors: {error:{code,message}} becomes a SwitchboardError; a 401 asks the 
   assert.deepEqual(await rest.presence(C), { present: ["a"] });
   assert.equal(tokens, 2);
 });
+
+test("hub: after 3 failed opens in a row it stops naming its session (a refused session cannot loop forever)", async () => {
+  const env = fakeEnv();
+  const hub = new HubSocket(new RestClient(BASE, "tok", env), env, { resume: { sessionId: "ab".repeat(16), seq: 4 } });
+  await flush();
+  for (let i = 0; i < 3; i++) {
+    assert.equal(FakeSocket.last().query().get("session"), "ab".repeat(16));
+    FakeSocket.last().drop(1006); // refused before opening
+    await env.clock.advance(30_000);
+  }
+  const ws = FakeSocket.last();
+  assert.equal(FakeSocket.all.length, 4);
+  assert.equal(ws.query().get("session"), null);
+  assert.equal(ws.query().get("since"), "4");
+  hub.close();
+});

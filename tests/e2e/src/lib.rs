@@ -36,6 +36,8 @@ pub mod expo;
 
 /// A TCP forwarder whose connections can vanish without a trace (no close frame, FIN or RST).
 pub mod blackhole;
+/// Node tests of the TypeScript client library (`tests/e2e/js/client.test.mjs`, `frames.test.mjs`).
+pub mod node;
 
 /// The `JWT_SECRET` used when the repository has no `.dev.vars` (see [`jwt_secret`]).
 pub const FALLBACK_JWT_SECRET: &str = "switchboard-e2e-secret-6f1d0c9a4b7e2f3a8d5c1b0e9f7a6d4c";
@@ -264,7 +266,14 @@ fn newest_mtime(path: &Path) -> Option<SystemTime> {
     for e in fs::read_dir(path).ok()?.flatten() {
         let p = e.path();
         let name = e.file_name();
-        if name == "target" || name == "node_modules" || name == "build" || name == ".wrangler" {
+        // client-ts is not part of the workers (tests that use it build it: `node::run_client_test`)
+        if name == "target"
+            || name == "node_modules"
+            || name == "build"
+            || name == "dist"
+            || name == ".wrangler"
+            || name == "client-ts"
+        {
             continue;
         }
         if let Some(t) = newest_mtime(&p) {
@@ -569,6 +578,42 @@ impl Server {
         let _ = writeln!(self.log_file(), "=== e2e: restart");
         let port = self.launch(self.port);
         assert_eq!(port, self.port, "the restarted server is on another port");
+    }
+
+    /// A crash: SIGKILL to workerd (the runtime), then to serve.mjs, with no graceful shutdown; then
+    /// starts the server again on the same port and persistence directory. Returns false (and only
+    /// stops the server gracefully) when serve.mjs did not report workerd's pid.
+    pub fn crash_and_restart(&self) -> bool {
+        let killed = match self.lock_proc().take() {
+            Some(mut p) => match p.workerd_pid {
+                Some(pid) => {
+                    // SAFETY: a plain kill(2) of the workerd this server started.
+                    unsafe {
+                        libc::kill(pid, libc::SIGKILL);
+                    }
+                    let _ = p.child.kill();
+                    let _ = p.child.wait();
+                    let deadline = Instant::now() + Duration::from_secs(5);
+                    while is_live_workerd(pid) && Instant::now() < deadline {
+                        std::thread::sleep(Duration::from_millis(20));
+                    }
+                    true
+                }
+                None => {
+                    end_proc(&mut p, Duration::from_secs(10));
+                    false
+                }
+            },
+            None => false,
+        };
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline && TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = writeln!(self.log_file(), "=== e2e: crash (SIGKILL: {killed}) and restart");
+        let port = self.launch(self.port);
+        assert_eq!(port, self.port, "the restarted server is on another port");
+        killed
     }
 }
 
