@@ -406,3 +406,40 @@ test("hub: after 3 failed opens in a row it stops naming its session (a refused 
   assert.equal(ws.query().get("since"), "4");
   hub.close();
 });
+
+test("hub: replaced by another connection of its session (4009), it carries on with a session of its own", async () => {
+  const env = fakeEnv();
+  const hub = new HubSocket(new RestClient(BASE, "tok", env), env);
+  await flush();
+  const a = FakeSocket.last();
+  a.open();
+  a.push({ type: "hello", sessionId: "S1", seq: 3, member: "alice", contexts: [], restored: false });
+  a.push({ type: "ready", seq: 3 });
+  a.drop(4009, "replaced by a newer connection");
+  await env.clock.advance(1000);
+  const b = FakeSocket.last();
+  assert.equal(b.query().get("session"), null);
+  assert.equal(b.query().get("since"), "3");
+  hub.close();
+});
+
+test("Switchboard: retryNow connects a waiting socket at once and leaves an open one alone; close() closes every socket", async () => {
+  const { Switchboard } = await import("../src/index.js");
+  const env = fakeEnv();
+  const client = new Switchboard({ baseUrl: BASE, token: "tok", env, watchOnline: false });
+  const convo = client.openConversation(C);
+  const hub = client.connectHub();
+  await flush();
+  const [c1, h1] = FakeSocket.all;
+  h1!.open();
+  c1!.drop(1006);
+  assert.equal(FakeSocket.all.length, 2);
+  client.retryNow();
+  await flush();
+  assert.equal(FakeSocket.all.length, 3, "the waiting conversation socket reconnected without waiting");
+  assert.equal(h1!.closedWith, null, "the open hub was left alone");
+  client.close();
+  assert.equal(convo.state, "closed");
+  assert.equal(hub.state, "closed");
+  assert.equal(env.clock.pending(), 0);
+});
