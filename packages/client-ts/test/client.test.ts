@@ -443,3 +443,39 @@ test("Switchboard: retryNow connects a waiting socket at once and leaves an open
   assert.equal(hub.state, "closed");
   assert.equal(env.clock.pending(), 0);
 });
+
+test("every HTTP call of the client is a route of docs/openapi.yaml, with its method", async () => {
+  const { readFileSync } = await import("node:fs");
+  const yaml = readFileSync(new URL("../../../../docs/openapi.yaml", import.meta.url), "utf8");
+  // paths are the two-space-indented keys under `paths:`; methods the four-space-indented ones below
+  const routes: { re: RegExp; methods: Set<string> }[] = [];
+  let inPaths = false;
+  for (const line of yaml.split("\n")) {
+    if (/^\S/.test(line)) inPaths = line.startsWith("paths:");
+    if (!inPaths) continue;
+    const p = /^  (\/\S*):\s*$/.exec(line);
+    if (p) routes.push({ re: new RegExp(`^${p[1]!.replace(/\{[^}]+\}/g, "[^/]+")}$`), methods: new Set() });
+    const m = /^    (get|post|put|patch|delete):/.exec(line);
+    if (m && routes.length) routes[routes.length - 1]!.methods.add(m[1]!.toUpperCase());
+  }
+  assert.ok(routes.length > 30, "openapi.yaml read");
+  const env = fakeEnv(() => ({ status: 200, body: {} }));
+  const rest = new RestClient(BASE, "tok", env);
+  const content = [{ type: "text" as const, text: "x" }];
+  await Promise.all([
+    rest.connectTicket(), rest.listConversations({ sandboxId: "sb", limit: 5, cursor: "c" }), rest.createConversation({ sandboxId: "sb" }),
+    rest.getConversation(C), rest.renameConversation(C, "t"), rest.addMember(C, "bob"), rest.leaveConversation(C), rest.markRead(C, C),
+    rest.presence(C), rest.typing(C), rest.typingStop(C), rest.botStatus(C), rest.listMessages(C, { before: C, limit: 10 }),
+    rest.sendMessage({ conversationId: C, content }), rest.editMessage(C, { conversationId: C, content, timestamp: 1 }), rest.deleteMessage(C, C),
+    rest.addReaction(C, C, "👍"), rest.removeReaction(C, C, "👍"), rest.badges(), rest.markBadgeRead("b"),
+    rest.registerPushToken({ token: "t" }), rest.deletePushToken("t"), rest.notificationPreferences(), rest.setNotificationPreferences({ preview: "full" }),
+  ]);
+  assert.equal(env.calls.length, 24);
+  for (const call of env.calls) {
+    const path = call.path.split("?")[0]!;
+    const route = routes.find((r) => r.re.test(path));
+    assert.ok(route, `${call.method} ${path}: no such path in openapi.yaml`);
+    assert.ok(route.methods.has(call.method), `${call.method} ${path}: the path has only ${[...route.methods]}`);
+  }
+  assert.ok(env.calls.some((c) => c.path === `/v1/messages/${C}/reactions?conversationId=${C}&emoji=%F0%9F%91%8D`), "query strings are encoded");
+});
