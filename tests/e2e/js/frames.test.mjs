@@ -13,7 +13,7 @@ import fs from "node:fs";
 import { isDeepStrictEqual } from "node:util";
 import Ajv2020 from "ajv/dist/2020.js";
 import { Switchboard, HubSocket, contexts } from "../../../packages/client-ts/dist/switchboard-client.js";
-import { makeNet, waitFor } from "./net.mjs";
+import { cutAll, makeNet, waitFor } from "./net.mjs";
 
 const BASE = process.env.SWITCHBOARD_URL;
 assert.ok(BASE, "SWITCHBOARD_URL must be set");
@@ -35,7 +35,10 @@ const V = {
 };
 const rnd = () => crypto.randomBytes(5).toString("hex");
 const clients = [];
-after(() => clients.forEach((c) => c.close()));
+after(() => {
+  clients.forEach((c) => c.close());
+  cutAll();
+});
 
 test("every frame of every socket kind, both directions, matches docs/schemas/frames.json", async () => {
   const { net, WebSocket, fetch } = makeNet();
