@@ -9,4 +9,4 @@ bash scripts/build.sh
 rm -rf dist/test
 "$root/node_modules/.bin/esbuild" test/*.test.ts --bundle --format=esm --platform=node --target=node20 \
   --log-level=warning --outdir=dist/test --out-extension:.js=.mjs
-node --test dist/test/
+node --test --test-reporter=spec dist/test/
