@@ -29,6 +29,10 @@ pub const MAX_PAGE: usize = 100;
 pub const MAX_BODY_BYTES: usize = 256 * 1024;
 /// Incoming WebSocket frames; larger ones close the socket with 1009.
 pub const MAX_FRAME_BYTES: usize = 64 * 1024;
+/// Frames (lines) in one batched text frame sent to a socket that opted in (`?batch=1`).
+pub const MAX_BATCH_EVENTS: usize = 64;
+/// Bytes of one batched text frame (a single frame larger than this goes alone, as it is).
+pub const MAX_BATCH_BYTES: usize = 64 * 1024;
 /// Events a conversation keeps for `?since=` resume.
 pub const REPLAY_WINDOW: u64 = 1000;
 /// Longest accepted bearer token lifetime (kilo-chat: one hour), plus clock skew.
