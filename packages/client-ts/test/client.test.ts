@@ -45,7 +45,7 @@ test("conversation socket: a drop reconnects with a new ticket and ?since=, and 
   s.on("state", (st) => states.push(st));
   await flush();
   const first = FakeSocket.last();
-  assert.equal(first.url, `ws://127.0.0.1:8787/v1/conversations/${C}/ws?ticket=t1`);
+  assert.equal(first.url, `ws://127.0.0.1:8787/v1/conversations/${C}/ws?ticket=t1&batch=1`);
   first.open();
   first.push({ type: "ready", seq: 2 });
   first.push(ev(3));
@@ -61,10 +61,9 @@ test("conversation socket: a drop reconnects with a new ticket and ?since=, and 
   assert.equal(second.query().get("since"), "4");
   assert.equal(second.query().get("ticket"), "t2", "a new ticket per connect");
   second.open();
-  // a replay overlapping what was seen (the server would not, but a duplicate must never reach the app)
+  // a replay overlapping what was seen, and a batched text frame (two frames, one per line)
   second.push(ev(4));
-  second.push(ev(5));
-  second.push(ev(6));
+  second.push(`${JSON.stringify(ev(5))}\n${JSON.stringify(ev(6))}`);
   second.push({ type: "ready", seq: 6 });
   second.push(ev(7));
   assert.deepEqual(seen, [3, 4, 5, 6, 7]);
