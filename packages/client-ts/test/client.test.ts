@@ -478,3 +478,22 @@ test("every HTTP call of the client is a route of docs/openapi.yaml, with its me
   }
   assert.ok(env.calls.some((c) => c.path === `/v1/messages/${C}/reactions?conversationId=${C}&emoji=%F0%9F%91%8D`), "query strings are encoded");
 });
+
+test("outbox: an attempt that never gets an answer (a silently dead connection) is retried with the same clientId after its timeout", async () => {
+  const env = fakeEnv();
+  const seen: string[] = [];
+  const transport = (m: { clientId?: string }): Promise<SentMessage> => {
+    seen.push(m.clientId!);
+    if (seen.length === 1) return new Promise(() => {}); // hangs forever
+    return Promise.resolve({ messageId: "M", message: msg("M", m.clientId!), duplicate: true });
+  };
+  const outbox = new Outbox(transport, env, { attemptTimeoutMs: 10_000 });
+  const s = outbox.send({ conversationId: C, content: [{ type: "text", text: "x" }] });
+  await env.clock.advance(9_000);
+  assert.equal(seen.length, 1);
+  await env.clock.advance(3_000);
+  assert.deepEqual(seen, [s.clientId, s.clientId]);
+  assert.equal((await s.done).duplicate, true);
+  outbox.close();
+  assert.equal(env.clock.pending(), 0);
+});
