@@ -30,6 +30,8 @@ pub enum ErrorCode {
     TooManyConnections,
     /// A cap on distinct reactions (per member per message, per message) is reached.
     TooManyReactions,
+    /// Too many publishes in progress on one live channel (`live::MAX_CONCURRENT_PUBLISHES`).
+    TooManyPublishes,
     Internal,
 }
 
@@ -49,7 +51,8 @@ impl ErrorCode {
             | ErrorCode::IdempotencyConflict
             | ErrorCode::MessageDeleted
             | ErrorCode::BotOffline
-            | ErrorCode::TooManyReactions => 409,
+            | ErrorCode::TooManyReactions
+            | ErrorCode::TooManyPublishes => 409,
             ErrorCode::PayloadTooLarge => 413,
             ErrorCode::UnsupportedContentType => 415,
             ErrorCode::UpgradeRequired => 426,
@@ -79,6 +82,7 @@ impl ErrorCode {
             ErrorCode::RateLimited => "rate_limited",
             ErrorCode::TooManyConnections => "too_many_connections",
             ErrorCode::TooManyReactions => "too_many_reactions",
+            ErrorCode::TooManyPublishes => "too_many_publishes",
             ErrorCode::Internal => "internal",
         }
     }

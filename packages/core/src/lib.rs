@@ -21,6 +21,7 @@ pub mod ids;
 pub mod limit_vars;
 pub mod limits;
 pub mod live;
+pub mod local;
 pub mod member;
 pub mod model;
 pub mod ndjson;

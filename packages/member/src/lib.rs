@@ -12,9 +12,9 @@
 //!
 //! Files: [`commands`] (what the worker asks), [`schema`], [`effects`], [`events`] (the instance
 //! events the hub makes), [`list`] (the conversation list ordered by activity), [`tickets`]
-//! (connect-ticket redemption), [`bot`] (a bot's online status), [`hub`] (the user's event hub:
-//! sessions, the per-user log, resume, the stale-socket sweep, watching conversations), [`limits`]
-//! (conversation creations, connect tickets, hub frames).
+//! (connect-ticket redemption), [`bot`] (a bot's online status), [`sandbox_users`] (who may use a
+//! sandbox), [`hub`] (the user's event hub: sessions, the per-user log, resume, the stale-socket
+//! sweep, watching conversations), [`limits`] (conversation creations, connect tickets, hub frames).
 
 pub mod bot;
 pub mod commands;
@@ -23,6 +23,7 @@ pub mod events;
 pub mod hub;
 pub mod limits;
 pub mod list;
+pub mod sandbox_users;
 pub mod schema;
 pub mod tickets;
 
@@ -134,10 +135,12 @@ impl<S: Store> Member<S> {
     pub fn handle(&self, command: Command, ctx: &Ctx) -> Outcome {
         use Command as C;
         match command {
-            C::Upsert { conversation_id, sandbox_id, title, joined_at, last_activity_at } => {
-                self.upsert(&conversation_id, &sandbox_id, title, joined_at, last_activity_at, ctx)
+            C::Upsert { conversation_id, sandbox_id, title, joined_at, last_activity_at, added_by } => {
+                let row =
+                    list::Row { conversation_id, sandbox_id, title, last_activity_at, last_read_at: None, joined_at };
+                self.upsert(row, added_by, ctx)
             }
-            C::Remove { conversation_id } => self.remove(&conversation_id, ctx),
+            C::Remove { conversation_id, removed_by } => self.remove(&conversation_id, removed_by, ctx),
             C::Touch { conversation_id, title, last_activity_at } => {
                 self.touch(&conversation_id, title, last_activity_at, ctx)
             }
@@ -153,6 +156,10 @@ impl<S: Store> Member<S> {
             }),
             C::SetBotStatus { online, at } => self.set_bot_status(online, at),
             C::GetBotStatus => (self.bot_status(), Effects::default()),
+            C::SetSandboxUsers { users } => self.set_sandbox_users(&users),
+            C::SandboxAccess { sandbox_id, user, open_unlisted } => {
+                (self.sandbox_access(&sandbox_id, &user, open_unlisted), Effects::default())
+            }
             C::RedeemTicket { nonce, expires_at_ms } => self.redeem_ticket(&nonce, expires_at_ms, ctx.now_ms),
             C::Allow { what } => self.allow(what, ctx.now_ms),
         }

@@ -13,6 +13,7 @@ use switchboard_sqlite_store::{FailingStore, SqliteStore};
 
 mod bridges;
 mod limits;
+mod rights;
 
 const CID: &str = "01JCONVERSATION00000000000";
 const T0: i64 = 1_700_000_000_000;

@@ -6,6 +6,7 @@ mod atomic;
 mod hub;
 mod limits;
 mod list;
+mod sandbox_users;
 mod simulation;
 mod sweep;
 
@@ -75,6 +76,7 @@ impl<S: Store> Sim<S> {
             title: title.map(String::from),
             joined_at,
             last_activity_at: None,
+            added_by: None,
         })
         .1
     }
