@@ -477,6 +477,15 @@ async fn every_route_and_socket_for_every_caller() {
         // Bridges never leave this machine.
         ("KICK_PUSHER_URL", "ws://127.0.0.1:9/app/none"),
         ("KICK_API_URL", "http://127.0.0.1:9"),
+        // One user creates a conversation per row: the rate limits (docs/api.md "Limits") are
+        // tested in rate_limits.rs, not here.
+        ("LIMIT_CONVERSATION_CREATES", "1000000/1s,1000000"),
+        ("MAX_CONVERSATIONS_PER_DAY", "1000000"),
+        ("LIMIT_SENDS", "1000000/1s,1000000"),
+        ("LIMIT_EDITS", "1000000/1s,1000000"),
+        ("LIMIT_REACTIONS", "1000000/1s,1000000"),
+        ("LIMIT_MEMBER_ADDS", "1000000/1s,1000000"),
+        ("LIMIT_CONNECT_TICKETS", "1000000/1s,1000000"),
     ]);
     let api = Api::new(&server);
     let cast = Cast::new();
