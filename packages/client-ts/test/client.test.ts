@@ -269,10 +269,11 @@ test("live: acks the count of frames received, after 64 frames or 200 ms; counts
   const ws = FakeSocket.last();
   assert.match(ws.url, new RegExp(`/v1/conversations/${C}/live\\?ticket=t1$`));
   ws.open();
-  for (let i = 0; i < 64; i++) ws.push({ delta: i });
+  const line = (v: unknown) => ({ type: "line", from: "bot:kiloclaw:sb1", line: v });
+  for (let i = 0; i < 64; i++) ws.push(line({ delta: i }));
   ws.push("pong");
   assert.deepEqual(ws.frames(), [{ type: "ack", received: 64 }]);
-  ws.push([1, 2]);
+  ws.push(line([1, 2]));
   await env.clock.advance(200);
   assert.deepEqual(ws.frames().at(-1), { type: "ack", received: 65 });
   assert.equal(lines.length, 65);
@@ -281,7 +282,7 @@ test("live: acks the count of frames received, after 64 frames or 200 ms; counts
   await env.clock.advance(1000);
   const again = FakeSocket.last();
   again.open();
-  again.push({ delta: "after" });
+  again.push(line({ delta: "after" }));
   await env.clock.advance(200);
   assert.deepEqual(again.frames(), [{ type: "ack", received: 1 }]);
   // the bot went offline: closed for good by default

@@ -12,6 +12,7 @@ use switchboard_core::ErrorCode;
 use switchboard_sqlite_store::{FailingStore, SqliteStore};
 
 mod bridges;
+mod rights;
 
 const CID: &str = "01JCONVERSATION00000000000";
 const T0: i64 = 1_700_000_000_000;
