@@ -69,8 +69,8 @@ type Outcome = (Result<Reply, ApiError>, Effects);
 
 impl<S: Store> Conversation<S> {
     /// The send path, for HTTP and socket sends alike: validate, check the idempotency ledger,
-    /// write message + record + activity + event in one transaction, then ask for the broadcast,
-    /// the push to members who are not looking and the alarm that flushes members' lists.
+    /// write message + record + activity + event + the push to members who are not looking (the
+    /// alarm delivers it: `push`) in one transaction, then ask for the broadcast and the alarm.
     pub fn send(
         &self,
         caller: &str,
@@ -79,17 +79,19 @@ impl<S: Store> Conversation<S> {
         client_id: Option<String>,
         ctx: &Ctx,
     ) -> (Result<Sent, ApiError>, Effects) {
-        let (sent, mut effects) = self.command(|| self.send_inner(caller, content, in_reply_to, client_id, ctx));
+        let (sent, mut effects) = self.command(|| {
+            let sent = self.send_inner(caller, content, in_reply_to, client_id, ctx)?;
+            if !sent.duplicate {
+                // Recorded with the message, in the same transaction; the alarm delivers it.
+                self.queue_push(&sent.message, ctx.now_ms, ctx.socket_members)?;
+            }
+            Ok(sent)
+        });
         if let Ok(s) = &sent {
             if !s.duplicate {
                 if let Err(e) = self.relay_out(&s.message, &mut effects) {
                     effects.to_bridges.clear();
                     let _ = e;
-                }
-                // The push is prepared after the commit: a failure to prepare it never fails the send.
-                match self.push_request(&s.meta, &s.message, ctx.now_ms, ctx.socket_members) {
-                    Ok(p) => effects.push = p,
-                    Err(_) => effects.push = None,
                 }
             }
         }
@@ -107,6 +109,7 @@ impl<S: Store> Conversation<S> {
         let now = ctx.now_ms;
         let mut meta = self.require_member(caller)?;
         let blocks = content::parse(content)?;
+        let content_json = content::encode(&blocks)?;
         if let Some(c) = &client_id {
             validate::client_id(c)?;
         }
@@ -157,7 +160,6 @@ impl<S: Store> Conversation<S> {
         }
         let last = self.last_message_id()?.and_then(|id| ids::parse("id", &id).ok());
         let id = MonotonicUlids::new(last).next(now.max(0) as u64, ctx.random).to_string();
-        let content_json = serde_json::to_string(&blocks).map_err(|e| ApiError::internal(format!("encode: {e}")))?;
 
         self.exec(
             "INSERT INTO messages (id, sender_id, content, in_reply_to, created_at, client_id) VALUES (?, ?, ?, ?, ?, ?)",
@@ -239,6 +241,7 @@ impl<S: Store> Conversation<S> {
         now: i64,
     ) -> Outcome {
         self.command(|| {
+            let timestamp = switchboard_core::validate::client_time("timestamp", timestamp, now)?;
             let meta = self.require_member(caller)?;
             let row = self.require_message(message_id)?;
             if row.sender_id != caller {
@@ -255,9 +258,7 @@ impl<S: Store> Conversation<S> {
                     ));
                 }
             }
-            let blocks = content::parse(content)?;
-            let content_json =
-                serde_json::to_string(&blocks).map_err(|e| ApiError::internal(format!("encode: {e}")))?;
+            let content_json = content::encode(&content::parse(content)?)?;
             self.exec(
                 "UPDATE messages SET content = ?, updated_at = ?, client_updated_at = ? WHERE id = ?",
                 &[content_json.into(), now.into(), timestamp.into(), message_id.into()],

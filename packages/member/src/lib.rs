@@ -131,7 +131,7 @@ impl<S: Store> Member<S> {
                 self.deliver(ctx, &context, &event, &payload, ephemeral)?;
                 Ok(Reply::no_content())
             }),
-            C::SetBotStatus { online, at } => self.set_bot_status(online, at),
+            C::SetBotStatus { online, at } => self.set_bot_status(online, at, ctx.now_ms),
             C::GetBotStatus => (self.bot_status(), Effects::default()),
             C::RedeemTicket { nonce, expires_at_ms } => self.redeem_ticket(&nonce, expires_at_ms, ctx.now_ms),
         }
