@@ -36,6 +36,8 @@ pub mod expo;
 
 /// A TCP forwarder whose connections can vanish without a trace (no close frame, FIN or RST).
 pub mod blackhole;
+/// Node tests of the TypeScript client library (`tests/e2e/js/client.test.mjs`, `frames.test.mjs`).
+pub mod node;
 
 /// The `JWT_SECRET` used when the repository has no `.dev.vars` (see [`jwt_secret`]).
 pub const FALLBACK_JWT_SECRET: &str = "switchboard-e2e-secret-6f1d0c9a4b7e2f3a8d5c1b0e9f7a6d4c";
@@ -264,7 +266,14 @@ fn newest_mtime(path: &Path) -> Option<SystemTime> {
     for e in fs::read_dir(path).ok()?.flatten() {
         let p = e.path();
         let name = e.file_name();
-        if name == "target" || name == "node_modules" || name == "build" || name == ".wrangler" {
+        // client-ts is not part of the workers (tests that use it build it: `node::run_client_test`)
+        if name == "target"
+            || name == "node_modules"
+            || name == "build"
+            || name == "dist"
+            || name == ".wrangler"
+            || name == "client-ts"
+        {
             continue;
         }
         if let Some(t) = newest_mtime(&p) {

@@ -1,0 +1,408 @@
+// Unit tests of reconnect, resume, outbox, acks and typing, with a fake socket and fake time.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import {
+  backoffDelay,
+  ConversationSocket,
+  HubSocket,
+  LiveSocket,
+  Outbox,
+  RestClient,
+  SwitchboardError,
+  TypingNotifier,
+  type ConversationEventFrame,
+  type HubEventFrame,
+  type Message,
+  type SentMessage,
+} from "../src/index.js";
+import { FakeSocket, fakeEnv, flush } from "./fakes.js";
+
+const BASE = "http://127.0.0.1:8787";
+const C = "01JC0000000000000000000000";
+const ev = (seq: number, messageId = `m${seq}`): ConversationEventFrame => ({ type: "event", event: "message.deleted", payload: { messageId }, seq });
+const hubEv = (seq: number, context = "/kiloclaw/sb/" + C): HubEventFrame => ({ type: "event", context, event: "message.deleted", payload: { messageId: `m${seq}` }, seq });
+const msg = (id: string, clientId: string): Message => ({
+  id, conversationId: C, senderId: "alice", content: [{ type: "text", text: clientId }], inReplyToMessageId: null,
+  createdAt: 1, updatedAt: null, clientUpdatedAt: null, deleted: false, deliveryFailed: false, reactions: [],
+});
+
+test("backoff: jittered in [d/2, d], doubling from 500 ms, capped at 30 s", () => {
+  for (const [attempt, d] of [[0, 500], [1, 1000], [2, 2000], [6, 30_000], [40, 30_000]] as const) {
+    assert.equal(backoffDelay(attempt, () => 0), d / 2);
+    assert.equal(backoffDelay(attempt, () => 0.999999), d);
+    const mid = backoffDelay(attempt, () => 0.5);
+    assert.ok(mid > d / 2 && mid < d, `${attempt}: ${mid}`);
+  }
+});
+
+test("conversation socket: a drop reconnects with a new ticket and ?since=, and the app gets each missed event exactly once, in order", async () => {
+  const env = fakeEnv();
+  const rest = new RestClient(BASE, "tok", env);
+  const s = new ConversationSocket(rest, C, env);
+  const seen: number[] = [];
+  const states: string[] = [];
+  s.on("event", (f) => seen.push(f.seq!));
+  s.on("state", (st) => states.push(st));
+  await flush();
+  const first = FakeSocket.last();
+  assert.equal(first.url, `ws://127.0.0.1:8787/v1/conversations/${C}/ws?ticket=t1`);
+  first.open();
+  first.push({ type: "ready", seq: 2 });
+  first.push(ev(3));
+  first.push(ev(4));
+  first.drop(1006);
+  assert.equal(s.state, "reconnecting");
+  // nothing happens before the backoff runs out
+  await env.clock.advance(200);
+  assert.equal(FakeSocket.all.length, 1);
+  await env.clock.advance(1000);
+  assert.equal(FakeSocket.all.length, 2);
+  const second = FakeSocket.last();
+  assert.equal(second.query().get("since"), "4");
+  assert.equal(second.query().get("ticket"), "t2", "a new ticket per connect");
+  second.open();
+  // a replay overlapping what was seen (the server would not, but a duplicate must never reach the app)
+  second.push(ev(4));
+  second.push(ev(5));
+  second.push(ev(6));
+  second.push({ type: "ready", seq: 6 });
+  second.push(ev(7));
+  assert.deepEqual(seen, [3, 4, 5, 6, 7]);
+  assert.equal(s.seq, 7);
+  assert.deepEqual(states, ["open", "reconnecting", "open"]);
+  s.close();
+  assert.equal(s.state, "closed");
+  assert.equal(env.clock.pending(), 0, "no timer left after close");
+});
+
+test("conversation socket: resync sets the position and asks for a refetch; ephemeral events pass without seq", async () => {
+  const env = fakeEnv();
+  const s = new ConversationSocket(new RestClient(BASE, "tok", env), C, env, { since: 10 });
+  const resyncs: number[] = [];
+  const names: string[] = [];
+  s.on("resync", (r) => resyncs.push(r.seq));
+  s.on("event", (f) => names.push(f.event));
+  await flush();
+  const ws = FakeSocket.last();
+  assert.equal(ws.query().get("since"), "10");
+  ws.open();
+  ws.push({ type: "resync", seq: 2000 });
+  ws.push({ type: "ready", seq: 2000 });
+  ws.push({ type: "event", event: "typing", payload: { memberId: "bob" } });
+  ws.push(ev(2001));
+  assert.deepEqual(resyncs, [2000]);
+  assert.deepEqual(names, ["typing", "message.deleted"]);
+  assert.equal(s.seq, 2001);
+  s.close();
+});
+
+test("conversation socket: 4003 (left) closes for good; backoff grows while the server stays away", async () => {
+  const env = fakeEnv();
+  const s = new ConversationSocket(new RestClient(BASE, "tok", env), C, env);
+  await flush();
+  FakeSocket.last().drop(1006); // never opened
+  await env.clock.advance(500);
+  assert.equal(FakeSocket.all.length, 2);
+  FakeSocket.last().drop(1006);
+  await env.clock.advance(500);
+  assert.equal(FakeSocket.all.length, 2, "second wait is longer than the first");
+  await env.clock.advance(500);
+  assert.equal(FakeSocket.all.length, 3);
+  const ws = FakeSocket.last();
+  ws.open();
+  ws.push({ type: "ready", seq: 0 });
+  let closed: number | null = null;
+  s.on("closed", (c) => (closed = c.code));
+  ws.drop(4003, "left");
+  await env.clock.advance(120_000);
+  assert.equal(closed, 4003);
+  assert.equal(s.state, "closed");
+  assert.equal(FakeSocket.all.length, 3);
+});
+
+test("conversation socket: createMessage resolves on its ack and fails when the socket drops first", async () => {
+  const env = fakeEnv();
+  const s = new ConversationSocket(new RestClient(BASE, "tok", env), C, env);
+  await flush();
+  const ws = FakeSocket.last();
+  ws.open();
+  ws.push({ type: "ready", seq: 0 });
+  const p = s.createMessage({ content: [{ type: "text", text: "hi" }], clientId: "k1" });
+  const [sent] = ws.frames();
+  assert.equal(sent.type, "message.create");
+  assert.equal(sent.clientId, "k1");
+  ws.push({ type: "message.ack", requestId: sent.requestId, messageId: "M1", message: msg("M1", "k1"), duplicate: false });
+  assert.equal((await p).messageId, "M1");
+  const lost = s.createMessage({ content: [{ type: "text", text: "x" }] });
+  ws.drop(1006);
+  await assert.rejects(lost, (e: SwitchboardError) => e.code === "network");
+  s.close();
+});
+
+test("a ticket refused for good (403) closes the socket; a network failure is retried", async () => {
+  let fail: "network" | "forbidden" = "network";
+  const env = fakeEnv();
+  const realFetch = env.fetch;
+  env.fetch = async (url, init) => {
+    if (url.endsWith("/connect-ticket")) {
+      if (fail === "network") throw new TypeError("fetch failed");
+      return { status: 403, text: async () => JSON.stringify({ error: { code: "forbidden", message: "no" } }) };
+    }
+    return realFetch(url, init);
+  };
+  const s = new ConversationSocket(new RestClient(BASE, "tok", env), C, env);
+  let closed: SwitchboardError | undefined;
+  s.on("closed", (c) => (closed = c.error));
+  await flush();
+  assert.equal(s.state, "reconnecting");
+  fail = "forbidden";
+  await env.clock.advance(1000);
+  assert.equal(s.state, "closed");
+  assert.equal(closed?.code, "forbidden");
+  assert.equal(FakeSocket.all.length, 0);
+});
+
+test("a silent connection (no pong for a whole ping period) is dropped and reopened", async () => {
+  const env = fakeEnv();
+  const s = new ConversationSocket(new RestClient(BASE, "tok", env), C, env);
+  await flush();
+  const ws = FakeSocket.last();
+  ws.open();
+  ws.push({ type: "ready", seq: 0 });
+  await env.clock.advance(15_000);
+  assert.deepEqual(ws.sent, ["ping"]);
+  ws.push("pong");
+  await env.clock.advance(15_000);
+  assert.deepEqual(ws.sent, ["ping", "ping"]);
+  // no pong this time
+  await env.clock.advance(15_000);
+  assert.ok(ws.closedWith, "the dead socket was closed");
+  await env.clock.advance(1000);
+  assert.equal(FakeSocket.all.length, 2);
+  assert.equal(FakeSocket.last().query().get("since"), "0");
+  s.close();
+});
+
+test("hub: resumes its session with session= and since=, replays are deduplicated, contexts are restored or subscribed again", async () => {
+  const env = fakeEnv();
+  const ctx = "/kiloclaw/sb/" + C;
+  const hub = new HubSocket(new RestClient(BASE, "tok", env), env, { contexts: [ctx, "/kiloclaw/sb"] });
+  const seen: number[] = [];
+  hub.on("event", (f) => seen.push(f.seq!));
+  const readies: boolean[] = [];
+  hub.on("ready", (r) => readies.push(r.resumed));
+  await flush();
+  const a = FakeSocket.last();
+  assert.deepEqual(a.protocols, ["kilo.events.v1"]);
+  assert.equal(a.query().get("session"), null);
+  assert.equal(a.query().get("since"), null);
+  a.open();
+  a.push({ type: "hello", sessionId: "S1", seq: 7, member: "alice", contexts: [], restored: false });
+  a.push({ type: "ready", seq: 7 });
+  assert.deepEqual(a.frames()[0], { type: "context.subscribe", contexts: [ctx, "/kiloclaw/sb"] });
+  a.push({ type: "context.subscribed", contexts: [ctx, "/kiloclaw/sb"] });
+  a.push(hubEv(9));
+  a.push(hubEv(12, "/kiloclaw/sb"));
+  a.drop(1006);
+  await env.clock.advance(1000);
+  const b = FakeSocket.last();
+  assert.equal(b.query().get("session"), "S1");
+  assert.equal(b.query().get("since"), "12");
+  b.open();
+  b.push({ type: "hello", sessionId: "S1", seq: 15, member: "alice", contexts: [ctx, "/kiloclaw/sb"], restored: true });
+  b.push(hubEv(12, "/kiloclaw/sb"));
+  b.push(hubEv(14));
+  b.push({ type: "ready", seq: 15 });
+  assert.deepEqual(seen, [9, 12, 14]);
+  assert.ok(!b.frames().some((f) => f.type === "context.subscribe"), "restored contexts are not subscribed again");
+  assert.deepEqual(b.frames().at(-1), { type: "ack", seq: 15 });
+  assert.deepEqual(hub.position, { sessionId: "S1", seq: 15 });
+  // the session expired meanwhile: a new one, resync, and the contexts subscribed again
+  b.drop(1006);
+  await env.clock.advance(1000);
+  const c = FakeSocket.last();
+  assert.equal(c.query().get("since"), "15");
+  c.open();
+  const resyncs: number[] = [];
+  hub.on("resync", (r) => resyncs.push(r.seq));
+  c.push({ type: "hello", sessionId: "S2", seq: 40, member: "alice", contexts: [], restored: false });
+  c.push({ type: "resync", seq: 40 });
+  c.push({ type: "ready", seq: 40 });
+  assert.deepEqual(resyncs, [40]);
+  assert.deepEqual(c.frames()[0], { type: "context.subscribe", contexts: [ctx, "/kiloclaw/sb"] });
+  assert.deepEqual(readies, [false, true, true]);
+  assert.equal(hub.position.sessionId, "S2");
+  hub.close();
+});
+
+test("hub: acks after 20 events at once, and after 250 ms otherwise; subscribe/unsubscribe while open", async () => {
+  const env = fakeEnv();
+  const hub = new HubSocket(new RestClient(BASE, "tok", env), env);
+  await flush();
+  const ws = FakeSocket.last();
+  ws.open();
+  ws.push({ type: "hello", sessionId: "S", seq: 0, member: "alice", contexts: [], restored: false });
+  ws.push({ type: "ready", seq: 0 });
+  const acks = () => ws.frames().filter((f) => f.type === "ack").map((f) => f.seq);
+  for (let i = 1; i <= 20; i++) ws.push(hubEv(i));
+  assert.deepEqual(acks(), [20]);
+  ws.push(hubEv(21));
+  assert.deepEqual(acks(), [20]);
+  await env.clock.advance(250);
+  assert.deepEqual(acks(), [20, 21]);
+  hub.subscribe("/presence/app");
+  hub.unsubscribe("/presence/app");
+  assert.deepEqual(ws.frames().slice(-2), [
+    { type: "context.subscribe", contexts: ["/presence/app"] },
+    { type: "context.unsubscribe", contexts: ["/presence/app"] },
+  ]);
+  assert.ok(hub.typing(C));
+  assert.deepEqual(ws.frames().at(-1), { type: "typing", conversationId: C });
+  hub.close();
+});
+
+test("live: acks the count of frames received, after 64 frames or 200 ms; counts restart per connection", async () => {
+  const env = fakeEnv();
+  const live = new LiveSocket(new RestClient(BASE, "tok", env), C, env);
+  const lines: unknown[] = [];
+  live.on("line", (v) => lines.push(v));
+  await flush();
+  const ws = FakeSocket.last();
+  assert.match(ws.url, new RegExp(`/v1/conversations/${C}/live\\?ticket=t1$`));
+  ws.open();
+  for (let i = 0; i < 64; i++) ws.push({ delta: i });
+  ws.push("pong");
+  assert.deepEqual(ws.frames(), [{ type: "ack", received: 64 }]);
+  ws.push([1, 2]);
+  await env.clock.advance(200);
+  assert.deepEqual(ws.frames().at(-1), { type: "ack", received: 65 });
+  assert.equal(lines.length, 65);
+  assert.deepEqual(lines[64], [1, 2]);
+  ws.drop(1006);
+  await env.clock.advance(1000);
+  const again = FakeSocket.last();
+  again.open();
+  again.push({ delta: "after" });
+  await env.clock.advance(200);
+  assert.deepEqual(again.frames(), [{ type: "ack", received: 1 }]);
+  // the bot went offline: closed for good by default
+  again.drop(4002, "bot is not online");
+  await env.clock.advance(60_000);
+  assert.equal(live.state, "closed");
+});
+
+test("outbox: a send whose answer is lost is retried with the same clientId until answered; the server's duplicate answer resolves it once", async () => {
+  const env = fakeEnv();
+  const stored = new Map<string, Message>();
+  let network = false;
+  const posts: string[] = [];
+  const transport = async (m: { clientId?: string; content: unknown }): Promise<SentMessage> => {
+    posts.push(m.clientId!);
+    // the request reaches the server, which stores it, but the answer is lost while the network is down
+    const had = stored.get(m.clientId!);
+    const message = had ?? msg(`M${stored.size + 1}`, m.clientId!);
+    stored.set(m.clientId!, message);
+    if (!network) throw new SwitchboardError(0, "network", "down");
+    return { messageId: message.id, message, clientId: m.clientId, duplicate: !!had };
+  };
+  const outbox = new Outbox(transport, env);
+  const a = outbox.send({ conversationId: C, content: [{ type: "text", text: "a" }] });
+  const b = outbox.send({ conversationId: C, content: [{ type: "text", text: "b" }], clientId: "mine" });
+  let resolved = 0;
+  a.done.then(() => resolved++);
+  await flush();
+  assert.equal(outbox.entries.length, 2);
+  assert.equal(outbox.entries[0]!.state, "waiting");
+  await env.clock.advance(5_000);
+  assert.ok(posts.length >= 3, `retried: ${posts}`);
+  assert.ok(posts.every((p) => p === a.clientId), "b waits for a: order kept");
+  network = true;
+  await env.clock.advance(20_000);
+  const ra = await a.done;
+  const rb = await b.done;
+  assert.equal(resolved, 1);
+  assert.equal(ra.duplicate, true);
+  assert.equal(ra.messageId, "M1");
+  assert.equal(rb.messageId, "M2");
+  assert.equal(b.clientId, "mine");
+  assert.equal(stored.size, 2, "no duplicate message");
+  assert.deepEqual(outbox.entries, []);
+});
+
+test("outbox: retryNow skips the wait; a 4xx is final; bounded; restored entries are sent", async () => {
+  const env = fakeEnv();
+  let mode: "down" | "ok" | "refuse" = "down";
+  const sent: string[] = [];
+  const transport = async (m: { clientId?: string }): Promise<SentMessage> => {
+    if (mode === "down") throw new SwitchboardError(503, "internal", "later");
+    if (mode === "refuse") throw new SwitchboardError(400, "invalid_request", "content: bad");
+    sent.push(m.clientId!);
+    return { messageId: "M", message: msg("M", m.clientId!) };
+  };
+  const outbox = new Outbox(transport, env, { max: 2, restore: [{ clientId: "old", conversationId: C, content: [{ type: "text", text: "o" }], queuedAt: 0, attempts: 3, state: "waiting" }] });
+  const x = outbox.send({ conversationId: C, content: [{ type: "text", text: "x" }] });
+  assert.throws(() => outbox.send({ conversationId: C, content: [{ type: "text", text: "y" }] }), (e: SwitchboardError) => e.code === "outbox_full");
+  await flush();
+  mode = "ok";
+  outbox.retryNow();
+  await x.done;
+  assert.deepEqual(sent, ["old", x.clientId]);
+  mode = "refuse";
+  const z = outbox.send({ conversationId: C, content: [{ type: "text", text: "z" }] });
+  const failed: string[] = [];
+  outbox.on("failed", (f) => failed.push(f.error.code));
+  await assert.rejects(z.done, (e: SwitchboardError) => e.code === "invalid_request");
+  assert.deepEqual(failed, ["invalid_request"]);
+  assert.deepEqual(outbox.entries, []);
+});
+
+test("typing: one start per 3 s while typing, a stop after 5 s idle or on stop(), none without a start", async () => {
+  const env = fakeEnv();
+  const out: string[] = [];
+  const t = new TypingNotifier((stop) => out.push(`${stop ? "stop" : "start"}@${env.clock.now() - 1_700_000_000_000}`), env);
+  t.stop();
+  assert.deepEqual(out, []);
+  for (let i = 0; i < 8; i++) {
+    t.keystroke();
+    await env.clock.advance(1000);
+  }
+  assert.deepEqual(out, ["start@0", "start@3000", "start@6000"]);
+  await env.clock.advance(4000); // last keystroke at 7000: idle until 12000
+  assert.deepEqual(out.slice(3), ["stop@12000"]);
+  t.keystroke();
+  t.stop();
+  t.stop();
+  assert.deepEqual(out.slice(4), ["start@12000", "stop@12000"]);
+});
+
+test("errors: {error:{code,message}} becomes a SwitchboardError; a 401 asks the token provider again and retries once", async () => {
+  let tokens = 0;
+  const env = fakeEnv((method, path) => {
+    if (path === "/v1/conversations/X") return { status: 404, body: { error: { code: "not_found", message: "no such conversation" } } };
+    return tokens < 2 ? { status: 401, body: { error: { code: "unauthorized", message: "expired" } } } : { status: 200, body: { present: ["a"] } };
+  });
+  const rest = new RestClient(BASE, async (refresh) => {
+    tokens++;
+    return refresh ? "fresh" : "old";
+  }, env);
+  await assert.rejects(rest.getConversation("X"), (e: SwitchboardError) => e instanceof SwitchboardError && e.status === 404 && e.code === "not_found" && e.message === "no such conversation");
+  tokens = 1;
+  assert.deepEqual(await rest.presence(C), { present: ["a"] });
+  assert.equal(tokens, 2);
+});
+
+test("hub: after 3 failed opens in a row it stops naming its session (a refused session cannot loop forever)", async () => {
+  const env = fakeEnv();
+  const hub = new HubSocket(new RestClient(BASE, "tok", env), env, { resume: { sessionId: "ab".repeat(16), seq: 4 } });
+  await flush();
+  for (let i = 0; i < 3; i++) {
+    assert.equal(FakeSocket.last().query().get("session"), "ab".repeat(16));
+    FakeSocket.last().drop(1006); // refused before opening
+    await env.clock.advance(30_000);
+  }
+  const ws = FakeSocket.last();
+  assert.equal(FakeSocket.all.length, 4);
+  assert.equal(ws.query().get("session"), null);
+  assert.equal(ws.query().get("since"), "4");
+  hub.close();
+});
