@@ -11,7 +11,7 @@ use switchboard_core::content::{self, Block};
 use switchboard_core::events::Event;
 use switchboard_core::idempotency::{self, IdemRecord, SendDecision};
 use switchboard_core::ids::{self, MonotonicUlids};
-use switchboard_core::limits::AUTO_TITLE_CHARS;
+use switchboard_core::limits::{AUTO_TITLE_CHARS, MAX_PAGE_BYTES};
 
 /// Messages looked at, oldest first, for a new auto-title when the old one's message is deleted.
 const RETITLE_CANDIDATES: usize = 20;
@@ -219,15 +219,34 @@ impl<S: Store> Conversation<S> {
     pub(crate) fn list_messages(&self, caller: &str, before: Option<&str>, limit: usize) -> Result<Reply, ApiError> {
         let meta = self.require_member(caller)?;
         let fetch = (limit as i64).saturating_add(1);
-        let rows: Vec<MessageRow> = match before {
-            Some(b) => {
-                self.query("SELECT * FROM messages WHERE id < ? ORDER BY id DESC LIMIT ?", &[b.into(), fetch.into()])?
-            }
-            None => self.query("SELECT * FROM messages ORDER BY id DESC LIMIT ?", &[fetch.into()])?,
-        };
-        let has_more = rows.len() > limit;
-        let rows = &rows[..rows.len().min(limit)];
-        let messages = self.hydrate(&meta.id, rows)?;
+        let before = before.unwrap_or("\u{10FFFF}");
+        // The page's size is measured before its content is read: it holds at most
+        // `MAX_PAGE_BYTES` of content (always at least one message), the rest is the next page.
+        #[derive(Deserialize)]
+        struct Size {
+            bytes: i64,
+        }
+        let sizes: Vec<Size> = self.query(
+            "SELECT LENGTH(CAST(content AS BLOB)) AS bytes FROM messages WHERE id < ? ORDER BY id DESC LIMIT ?",
+            &[before.into(), fetch.into()],
+        )?;
+        let mut total = 0usize;
+        let fits = sizes
+            .iter()
+            .take(limit)
+            .take_while(|s| {
+                total += s.bytes.max(0) as usize;
+                total <= MAX_PAGE_BYTES
+            })
+            .count()
+            .max(1)
+            .min(sizes.len());
+        let has_more = sizes.len() > fits;
+        let rows: Vec<MessageRow> = self.query(
+            "SELECT * FROM messages WHERE id < ? ORDER BY id DESC LIMIT ?",
+            &[before.into(), (fits as i64).into()],
+        )?;
+        let messages = self.hydrate(&meta.id, &rows)?;
         let next_cursor = if has_more { messages.last().map(|m| m.id.clone()) } else { None };
         Ok(Reply::json(200, json!({"messages": messages, "hasMore": has_more, "nextCursor": next_cursor})))
     }
@@ -459,11 +478,16 @@ impl<S: Store> Conversation<S> {
             let args: Vec<crate::Arg> = rows.iter().map(|r| r.id.as_str().into()).collect();
             reaction_rows = self.query(&q, &args)?;
         }
+        // Grouped by message once: linear in messages + reactions.
+        let mut by_message: std::collections::HashMap<&str, Vec<(&str, &str)>> = std::collections::HashMap::new();
+        for x in &reaction_rows {
+            by_message.entry(x.message_id.as_str()).or_default().push((x.emoji.as_str(), x.member_id.as_str()));
+        }
         rows.iter()
             .map(|r| {
                 let content: Vec<Block> =
                     serde_json::from_str(&r.content).map_err(|e| ApiError::internal(format!("stored content: {e}")))?;
-                let mine = reaction_rows.iter().filter(|x| x.message_id == r.id);
+                let mine = by_message.remove(r.id.as_str()).unwrap_or_default();
                 Ok(Message {
                     id: r.id.clone(),
                     conversation_id: conversation_id.to_string(),
@@ -475,7 +499,7 @@ impl<S: Store> Conversation<S> {
                     client_updated_at: r.client_updated_at,
                     deleted: r.deleted != 0,
                     delivery_failed: r.delivery_failed != 0,
-                    reactions: reactions::summarize(mine.map(|x| (x.emoji.as_str(), x.member_id.as_str()))),
+                    reactions: reactions::summarize(mine),
                     source: r.source.as_deref().and_then(|s| serde_json::from_str(s).ok()),
                 })
             })

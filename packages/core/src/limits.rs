@@ -41,6 +41,9 @@ pub const CLIENT_CLOCK_WINDOW_MS: i64 = 24 * 60 * 60 * 1000;
 /// Bytes of frames one resume may replay (conversation socket or hub): past it the socket gets
 /// `resync` instead, so a resume never holds more than this in memory.
 pub const MAX_REPLAY_BYTES: usize = 4 * 1024 * 1024;
+/// Bytes of message content one page of `GET .../messages` holds (at least one message): past it
+/// the page ends early, `hasMore: true`.
+pub const MAX_PAGE_BYTES: usize = 4 * 1024 * 1024;
 /// Events a conversation keeps for `?since=` resume.
 pub const REPLAY_WINDOW: u64 = 1000;
 /// Longest accepted bearer token lifetime (kilo-chat: one hour), plus clock skew.

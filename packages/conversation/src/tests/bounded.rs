@@ -61,3 +61,28 @@ fn a_resume_over_the_byte_cap_resyncs_instead_of_replaying() {
     let frames = c.accept("bob", Some(fits as u64)).unwrap();
     assert!(frames.len() > 2 && frame(&frames[0])["type"] == "event");
 }
+
+#[test]
+fn a_page_of_messages_holds_at_most_the_byte_cap() {
+    use switchboard_core::limits::MAX_PAGE_BYTES;
+    let c = conversation();
+    create(&c, &["bob"]);
+    // ~48,000 bytes each: 100 of them are over 4 MiB.
+    for i in 0..100 {
+        send_content(&c, big(2, MAX_TEXT_CHARS), T0 + i).unwrap();
+    }
+    let list = |before: Option<String>| {
+        let cmd = Command::ListMessages { before, limit: 100 };
+        c.handle("bob", cmd, &ctx(T0 + 1_000)).0.unwrap().body.unwrap()
+    };
+    let first = list(None);
+    let n = first["messages"].as_array().unwrap().len();
+    assert!(n < 100 && n > 50, "{n}");
+    assert_eq!(first["hasMore"], true);
+    assert!(first.to_string().len() <= MAX_PAGE_BYTES + 100_000);
+    // The next page carries on where it stopped: every message exactly once.
+    let second = list(first["nextCursor"].as_str().map(String::from));
+    let m = second["messages"].as_array().unwrap().len();
+    assert_eq!(n + m, 100);
+    assert_eq!(second["hasMore"], false);
+}
