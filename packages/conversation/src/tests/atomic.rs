@@ -15,9 +15,16 @@ fn nothing(e: &Effects) -> bool {
         && e.to_bridges.is_empty()
 }
 
+/// What the commands under test refer to.
+struct Ids {
+    mine: String,
+    theirs: String,
+    bridge: String,
+}
+
 /// alice and bob in a conversation with one message of each (bob's reacted to and read by alice),
-/// hubs watching; answers the conversation and the two message ids.
-fn busy() -> (Conversation<FailingStore>, String, String) {
+/// hubs watching, a linked Kick room; answers the conversation and the ids.
+fn busy() -> (Conversation<FailingStore>, Ids) {
     let c = Conversation::open(FailingStore::new(), CONFIG).unwrap();
     create(&c, &["bob"]);
     c.handle("alice", Command::Watch { watching: true, present: true }, &ctx(T0)).0.unwrap();
@@ -30,7 +37,10 @@ fn busy() -> (Conversation<FailingStore>, String, String) {
     let react = Command::AddReaction { message_id: theirs.clone(), emoji: "👍".into() };
     c.handle("alice", react, &ctx(T0 + 3)).0.unwrap();
     c.handle("alice", Command::MarkRead { message_id: mine.clone() }, &ctx(T0 + 4)).0.unwrap();
-    (c, mine, theirs)
+    let link = switchboard_bridge::link::Link::parse(&json!({"platform": "kick", "chatroomId": 42})).unwrap();
+    let r = c.handle("alice", Command::LinkBridge { link }, &ctx(T0 + 5)).0.unwrap();
+    let bridge = r.body.unwrap()["bridge"]["id"].as_str().unwrap().to_string();
+    (c, Ids { mine, theirs, bridge })
 }
 
 /// The seq the next event gets: one past the newest logged.
@@ -40,19 +50,19 @@ fn next_seq(c: &Conversation<FailingStore>) -> i64 {
 
 /// Runs `command` (from `who`) once healthy to count its statements, then from the same starting
 /// state with each statement failing in turn.
-fn each_failure(who: &str, command: impl Fn(&str, &str) -> Command) {
-    let (c, mine, theirs) = busy();
+fn each_failure(who: &str, command: impl Fn(&Ids) -> Command) {
+    let (c, ids) = busy();
     c.store().count.set(0);
-    let (r, _) = c.handle(who, command(&mine, &theirs), &ctx(T0 + 10));
+    let (r, _) = c.handle(who, command(&ids), &ctx(T0 + 10));
     assert!(r.is_ok(), "the healthy run fails: {r:?}");
     let statements = c.store().count.get();
     assert!(statements >= 1, "{statements}");
     for n in 1..=statements {
-        let (c, mine, theirs) = busy();
+        let (c, ids) = busy();
         let before = c.store().inner.dump();
         let seq = next_seq(&c);
         c.store().fail_in(n);
-        let (r, e) = c.handle(who, command(&mine, &theirs), &ctx(T0 + 10));
+        let (r, e) = c.handle(who, command(&ids), &ctx(T0 + 10));
         let err = r.expect_err(&format!("statement {n} failed but the command succeeded"));
         assert_eq!(err.status(), 500, "statement {n}: {err:?}");
         assert!(nothing(&e), "statement {n}: {e:?}");
@@ -66,35 +76,57 @@ fn each_failure(who: &str, command: impl Fn(&str, &str) -> Command) {
 
 #[test]
 fn edits_and_deletions_are_all_or_nothing() {
-    each_failure("alice", |mine, _| Command::EditMessage {
-        message_id: mine.into(),
+    each_failure("alice", |i| Command::EditMessage {
+        message_id: i.mine.clone(),
         content: json!([{"type": "text", "text": "edited"}]),
         timestamp: T0 + 10,
     });
-    each_failure("alice", |mine, _| Command::DeleteMessage { message_id: mine.into() });
+    each_failure("alice", |i| Command::DeleteMessage { message_id: i.mine.clone() });
 }
 
 #[test]
 fn reactions_are_all_or_nothing() {
-    each_failure("bob", |mine, _| Command::AddReaction { message_id: mine.into(), emoji: "🎉".into() });
-    each_failure("alice", |_, theirs| Command::RemoveReaction { message_id: theirs.into(), emoji: "👍".into() });
+    each_failure("bob", |i| Command::AddReaction { message_id: i.mine.clone(), emoji: "🎉".into() });
+    each_failure("alice", |i| Command::RemoveReaction { message_id: i.theirs.clone(), emoji: "👍".into() });
 }
 
 #[test]
 fn mark_read_is_all_or_nothing() {
-    each_failure("alice", |_, theirs| Command::MarkRead { message_id: theirs.into() });
+    each_failure("alice", |i| Command::MarkRead { message_id: i.theirs.clone() });
 }
 
 #[test]
 fn membership_and_renames_are_all_or_nothing() {
-    each_failure("alice", |_, _| Command::AddMember { member: "carol".into() });
-    each_failure("alice", |_, _| Command::Rename { title: "New".into() });
-    each_failure("bob", |_, _| Command::Leave);
+    each_failure("alice", |_| Command::AddMember { member: "carol".into() });
+    each_failure("alice", |_| Command::Rename { title: "New".into() });
+    each_failure("bob", |_| Command::Leave);
 }
 
 #[test]
 fn presence_and_typing_are_all_or_nothing() {
-    each_failure("bob", |_, _| Command::Watch { watching: true, present: true });
-    each_failure("alice", |_, _| Command::Watch { watching: false, present: false });
-    each_failure("bob", |_, _| Command::Typing { stop: false });
+    each_failure("bob", |_| Command::Watch { watching: true, present: true });
+    each_failure("alice", |_| Command::Watch { watching: false, present: false });
+    each_failure("bob", |_| Command::Typing { stop: false });
+}
+
+#[test]
+fn bridge_commands_are_all_or_nothing() {
+    use crate::commands::{BridgeStatus, Ingest};
+    let link = || switchboard_bridge::link::Link::parse(&json!({"platform": "kosmi", "room": "@lounge"})).unwrap();
+    each_failure("alice", |_| Command::LinkBridge { link: link() });
+    each_failure("alice", |i| Command::UnlinkBridge { bridge_id: i.bridge.clone() });
+    each_failure("kick", |i| Command::BridgeIngest {
+        bridge_id: i.bridge.clone(),
+        item: Ingest::Message {
+            idempotency_key: "kick:1".into(),
+            sender_id: "kick:777".into(),
+            text: "from the room".into(),
+            source: json!({"platform": "kick", "room": "42", "externalId": "1"}),
+            reply_to_key: None,
+        },
+    });
+    each_failure("kick", |i| Command::BridgeStatus {
+        bridge_id: i.bridge.clone(),
+        status: BridgeStatus { state: "live".into(), reason: None, last_event_at: Some(T0), received: 1, relayed: 0 },
+    });
 }
