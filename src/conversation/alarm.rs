@@ -7,7 +7,7 @@ use crate::platform;
 use crate::rpc::{self, MemberCommand};
 use futures::future::join_all;
 use switchboard_conversation::alarm::{FlushBatch, FLUSH_CONCURRENCY};
-use switchboard_conversation::push::PushSettled;
+use switchboard_conversation::push::{PushSettled, PUSH_CLAIM_MS};
 use switchboard_notify_contract::SendPushForConversation;
 
 /// When the alarm's own storage work failed: try again this much later.
@@ -25,6 +25,11 @@ impl ConversationObject {
             }
         };
         let later = self.effect_now(start.effects);
+        if !start.pushes.is_empty() {
+            // Stored before any push is sent: if this run is cut short (a restart, an eviction),
+            // the alarm still fires when the claim ends and the pushes are handed out again.
+            self.ensure_alarm(now + PUSH_CLAIM_MS).await;
+        }
         self.deliver_pushes(start.pushes).await;
         let failed = match &start.flush {
             Some(batch) => self.flush(batch).await,

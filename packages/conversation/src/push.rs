@@ -2,7 +2,8 @@
 //! the message, and delivered by the alarm (at once: the send asks for the alarm now), with
 //! retries and backoff; after [`PUSH_MAX_ATTEMPTS`] failures it is dead-lettered (kept
 //! [`PUSH_DEAD_KEEP_MS`], logged by the shell, `docs/notifications.md`). A delivery being made is
-//! claimed for [`PUSH_CLAIM_MS`], so a restart during it retries it later. The notifications
+//! claimed for [`PUSH_CLAIM_MS`] (the shell stores the alarm for the claim's end before it sends),
+//! so a restart during it retries it later. The notifications
 //! worker's ledger is idempotent by `chat:{messageId}:{userId}` and the request is stored as first
 //! made, so a retry never counts a badge twice.
 
@@ -15,8 +16,8 @@ use switchboard_core::ApiError;
 use switchboard_notify_contract::SendPushForConversation;
 
 /// A delivery handed to the shell is not handed out again for this long (a crash mid-delivery
-/// retries it after this).
-pub const PUSH_CLAIM_MS: i64 = 60_000;
+/// retries it after this: the shell stores the alarm for then before it sends anything).
+pub const PUSH_CLAIM_MS: i64 = 30_000;
 /// Failed deliveries before the push is dead-lettered.
 pub const PUSH_MAX_ATTEMPTS: i64 = 8;
 /// Pushes delivered per alarm run (more due: the alarm fires again at once).
