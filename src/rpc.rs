@@ -55,15 +55,19 @@ pub async fn conversation_socket(
     conversation_id: &str,
     member_id: &str,
     since: Option<u64>,
+    batch: bool,
 ) -> Result<Response, ApiError> {
     let headers = worker::Headers::new();
     let set = |k: &str, v: &str| headers.set(k, v).map_err(|e| internal("set header", e));
     set("upgrade", "websocket")?;
     set(MEMBER_HEADER, member_id)?;
-    let url = match since {
+    let mut url = match since {
         Some(s) => format!("https://object/ws?since={s}"),
-        None => "https://object/ws".to_string(),
+        None => "https://object/ws?".to_string(),
     };
+    if batch {
+        url.push_str("&batch=1");
+    }
     let mut init = RequestInit::new();
     init.with_method(Method::Get).with_headers(headers);
     let req = Request::new_with_init(&url, &init).map_err(|e| internal("build upgrade", e))?;

@@ -188,5 +188,6 @@ pub(super) async fn socket(req: &Request, env: &Env, id: &str) -> Answer {
     let member = socket_member(req, env).await?;
     let id = ConversationId::parse(id)?;
     let since = replay::parse_since(query(req, "since")?.as_deref())?;
-    rpc::conversation_socket(env, &id, &member, since).await
+    let batch = switchboard_core::batch::opt_in(query(req, "batch")?.as_deref())?;
+    rpc::conversation_socket(env, &id, &member, since, batch).await
 }

@@ -27,6 +27,7 @@ use switchboard_conversation::sockets::SocketReply;
 use switchboard_conversation::{Config, Conversation, Ctx};
 use switchboard_core::{replay, ApiError};
 use switchboard_worker_kit::alarm::AlarmSlot;
+use switchboard_worker_kit::batching::SocketBatcher;
 use switchboard_worker_kit::socket;
 use worker::{
     durable_object, wasm_bindgen, DurableObject, Env, Request, Response, State, Stub, WebSocket,
@@ -38,6 +39,9 @@ use worker::{
 struct Attachment {
     member: String,
     connected_at: i64,
+    /// Opted in to batched frames (`?batch=1`; `switchboard_core::batch`). Absent when not.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    batch: bool,
 }
 
 #[durable_object]
@@ -55,6 +59,8 @@ pub struct ConversationObject {
     pumping: Cell<bool>,
     /// One stub per watcher, reused so calls to one hub are delivered in order.
     stubs: RefCell<HashMap<String, Rc<Stub>>>,
+    /// Frames for the sockets that opted in to batched frames.
+    batcher: SocketBatcher,
 }
 
 impl DurableObject for ConversationObject {
@@ -70,6 +76,7 @@ impl DurableObject for ConversationObject {
         let core = Conversation::new(sql, config);
         // `ping` is answered by the runtime without waking the object.
         socket::auto_response(&state, "ping", "pong");
+        let batcher = SocketBatcher::new(raw_state.clone());
         ConversationObject {
             state,
             raw_state,
@@ -79,6 +86,7 @@ impl DurableObject for ConversationObject {
             outbox: RefCell::new(HubOutbox::default()),
             pumping: Cell::new(false),
             stubs: RefCell::new(HashMap::new()),
+            batcher,
         }
     }
 
@@ -116,10 +124,10 @@ impl DurableObject for ConversationObject {
         };
         let later = self.effect_now(effects);
         match reply {
-            SocketReply::Send(frame) => {
-                let _ = ws.send_with_str(frame);
-            }
+            // On a batched socket the answer follows the events still waiting (an event before its ack).
+            SocketReply::Send(frame) => self.batcher.reply(&ws, frame),
             SocketReply::Close(code, reason) => {
+                self.batcher.flush();
                 let _ = ws.close(Some(code), Some(reason));
             }
         }
@@ -170,11 +178,16 @@ impl ConversationObject {
         let url = req.url().map_err(|e| internal("socket url", e))?;
         let since_raw = url.query_pairs().find(|(k, _)| k == "since").map(|(_, v)| v.into_owned());
         let since = replay::parse_since(since_raw.as_deref())?;
+        let batch_raw = url.query_pairs().find(|(k, _)| k == "batch").map(|(_, v)| v.into_owned());
+        let batch = switchboard_core::batch::opt_in(batch_raw.as_deref())?;
         let frames = self.core.accept(&member, since)?;
+        // Events committed before this socket opened but still waiting for a batch go out first:
+        // the replay below already holds them.
+        self.batcher.flush();
 
         // Untagged: the attachment names the member, and a tag would cost the runtime memory per
         // socket (~10 KiB measured with 5,000 idle sockets) for lookups that are rare here.
-        let attachment = Attachment { member: member.clone(), connected_at: platform::now_ms() };
+        let attachment = Attachment { member: member.clone(), connected_at: platform::now_ms(), batch };
         let accepted = socket::accept(&self.state, &attachment, &[])?;
         for frame in &frames {
             let _ = accepted.server.send_with_str(frame);

@@ -6,6 +6,7 @@
 
 pub mod alarm;
 pub mod backoff;
+pub mod batch;
 pub mod connected;
 pub mod content;
 pub mod cors;

@@ -44,6 +44,10 @@ pub const MAX_REPLAY_BYTES: usize = 4 * 1024 * 1024;
 /// Bytes of message content one page of `GET .../messages` holds (at least one message): past it
 /// the page ends early, `hasMore: true`.
 pub const MAX_PAGE_BYTES: usize = 4 * 1024 * 1024;
+/// Frames (lines) in one batched text frame sent to a socket that opted in (`?batch=1`).
+pub const MAX_BATCH_EVENTS: usize = 64;
+/// Bytes of one batched text frame (a single frame larger than this goes alone, as it is).
+pub const MAX_BATCH_BYTES: usize = 64 * 1024;
 /// Events a conversation keeps for `?since=` resume.
 pub const REPLAY_WINDOW: u64 = 1000;
 /// Longest accepted bearer token lifetime (kilo-chat: one hour), plus clock skew.

@@ -578,6 +578,42 @@ impl Server {
         let port = self.launch(self.port);
         assert_eq!(port, self.port, "the restarted server is on another port");
     }
+
+    /// A crash: SIGKILL to workerd (the runtime), then to serve.mjs, with no graceful shutdown; then
+    /// starts the server again on the same port and persistence directory. Returns false (and only
+    /// stops the server gracefully) when serve.mjs did not report workerd's pid.
+    pub fn crash_and_restart(&self) -> bool {
+        let killed = match self.lock_proc().take() {
+            Some(mut p) => match p.workerd_pid {
+                Some(pid) => {
+                    // SAFETY: a plain kill(2) of the workerd this server started.
+                    unsafe {
+                        libc::kill(pid, libc::SIGKILL);
+                    }
+                    let _ = p.child.kill();
+                    let _ = p.child.wait();
+                    let deadline = Instant::now() + Duration::from_secs(5);
+                    while is_live_workerd(pid) && Instant::now() < deadline {
+                        std::thread::sleep(Duration::from_millis(20));
+                    }
+                    true
+                }
+                None => {
+                    end_proc(&mut p, Duration::from_secs(10));
+                    false
+                }
+            },
+            None => false,
+        };
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline && TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = writeln!(self.log_file(), "=== e2e: crash (SIGKILL: {killed}) and restart");
+        let port = self.launch(self.port);
+        assert_eq!(port, self.port, "the restarted server is on another port");
+        killed
+    }
 }
 
 impl Drop for Server {
