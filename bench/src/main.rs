@@ -59,6 +59,11 @@ pub struct Config {
     pub inspector: Option<u16>,
     /// Latency runs at this rate (msgs/s) instead of half the measured max (diagnostics).
     pub fixed_rate: Option<f64>,
+    /// Messages in flight in saturation runs (default: about `window_deliveries` / N, 2..64).
+    pub window: Option<usize>,
+    /// Saturation runs send bursts of this many messages at once, the next when all are delivered
+    /// (a bot's burst) instead of keeping a window full.
+    pub burst: Option<usize>,
     /// `load` subcommand: hold one server at saturation this long (for profiling).
     pub load: Option<(String, usize, Duration, String)>,
 }
@@ -68,7 +73,9 @@ const USAGE: &str = "usage: switchboard-bench [run] [--out DIR] [--build DIR] [-
   [--max-members 1000 (members of the conversation: min(N, this); sockets beyond reuse members)]
   [--sat-secs 1.5] [--lat-secs 1.5] [--warm-secs 0.5] [--http-n 1000] [--memory-sockets 1000,5000]
   [--memory-runs 3] [--memory-warmup 100] [--hibernate-wait 11] [--first-cycles 3] [--serve-core 0] [--serve-var NAME=VALUE]...
-  [--variant ours-NAME[=BUILD_DIR][,VAR=VALUE...]]... (another copy of our worker, measured beside ours)
+  [--variant ours-NAME[=BUILD_DIR][,VAR=VALUE...]]... (another copy of our worker, measured beside ours;
+   a NAME ending in -batched opens its sockets with ?batch=1 and splits each text frame into lines)
+  [--window W (messages in flight at saturation)] [--burst B (send B at once, the next B when all arrived)]
   [--notifications stub|absent] [--noisy 0.2] [--retries 2] [--retry-budget 40] [--quick]
 switchboard-bench load --server ours --n 1000 --secs 20 --mode socket|http [--inspector PORT] [--serve-var ..]
   (saturates one server for profiling; prints the workerd pid and the inspector port)";
@@ -122,6 +129,8 @@ fn parse_args() -> Result<Config, String> {
         retry_budget: 40,
         inspector: None,
         fixed_rate: None,
+        window: None,
+        burst: None,
         load: None,
     };
     let mut args = std::env::args().skip(1).peekable();
@@ -175,6 +184,8 @@ fn parse_args() -> Result<Config, String> {
             "--noisy" => c.noisy = val()?.parse().map_err(|_| "bad --noisy")?,
             "--retries" => c.retries = val()?.parse().map_err(|_| "bad --retries")?,
             "--retry-budget" => c.retry_budget = val()?.parse().map_err(|_| "bad --retry-budget")?,
+            "--window" => c.window = Some(val()?.parse().map_err(|_| "bad --window")?),
+            "--burst" => c.burst = Some(val()?.parse().map_err(|_| "bad --burst")?),
             "--fixed-rate" => c.fixed_rate = Some(val()?.parse().map_err(|_| "bad --fixed-rate")?),
             "--inspector" => c.inspector = Some(val()?.parse().map_err(|_| "bad --inspector")?),
             "--server" => load_server = Some(val()?),

@@ -311,6 +311,7 @@ impl Conv {
         let ws = self.base.replacen("http://", "ws://", 1);
         match self.server.as_str() {
             "ceiling" => format!("{ws}/ws/{}", self.id),
+            s if s.ends_with("-batched") => format!("{ws}/v1/conversations/{}/ws?batch=1", self.id),
             _ => format!("{ws}/v1/conversations/{}/ws", self.id),
         }
     }
@@ -496,7 +497,9 @@ pub struct Tracker {
     pub st: RefCell<RunState>,
     pub progress: Notify,
     pub open_readers: Cell<usize>,
+    /// Text frames received, and the lines they held (more lines than frames: batched frames).
     pub frames: Cell<u64>,
+    pub lines: Cell<u64>,
     pub stale: Cell<u64>,
 }
 
@@ -509,6 +512,7 @@ impl Tracker {
             progress: Notify::new(),
             open_readers: Cell::new(0),
             frames: Cell::new(0),
+            lines: Cell::new(0),
             stale: Cell::new(0),
         })
     }
@@ -551,8 +555,16 @@ impl Tracker {
         st.sent.len() as u64 - st.complete
     }
 
+    /// A text frame: one frame per line (a socket opened with `?batch=1` may get several).
     fn on_frame(&self, text: &str) {
         self.frames.set(self.frames.get() + 1);
+        for line in text.split('\n') {
+            self.on_line(line);
+        }
+    }
+
+    fn on_line(&self, text: &str) {
+        self.lines.set(self.lines.get() + 1);
         let Some((run, k)) = tag::find(text) else { return };
         if run != self.run.get() {
             self.stale.set(self.stale.get() + 1);

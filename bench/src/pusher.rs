@@ -126,7 +126,7 @@ pub async fn scenario(
         text: cfg.text.clone(),
         pad_to,
     };
-    let c = Ctx { serve, tracker: tracker.clone(), n, window };
+    let c = Ctx { serve, tracker: tracker.clone(), n, window, burst: 0 };
     serve.quiesce().await;
     saturate(&c, &send, &mut sockets, cfg.warm, cfg.sat).await?;
     let mut sat = Vec::new();

@@ -45,6 +45,8 @@ pub(crate) struct Ctx<'a> {
     pub tracker: Rc<Tracker>,
     pub n: usize,
     pub window: usize,
+    /// Send this many at once, the next burst when all are delivered (0: keep `window` in flight).
+    pub burst: usize,
 }
 
 /// Closed loop: `window` messages in flight for `warm + dur`; deliveries/s counted over `dur`.
@@ -67,6 +69,7 @@ pub(crate) async fn saturate(
     let (measure_at, end) = (t0 + warm, t0 + warm + dur);
     let mut snap0: Option<Snap> = None;
     let mut hw = ProcessCounters::open(c.serve.workerd);
+    let (frames0, lines0) = (t.frames.get(), t.lines.get());
     loop {
         let now = Instant::now();
         if snap0.is_none() && now >= measure_at {
@@ -78,9 +81,18 @@ pub(crate) async fn saturate(
         if now >= end {
             break;
         }
-        while t.in_flight() < c.window as u64 {
-            let k = t.sent();
-            send.send(sockets, run, k).await?;
+        if c.burst > 0 {
+            if t.in_flight() == 0 {
+                for _ in 0..c.burst {
+                    let k = t.sent();
+                    send.send(sockets, run, k).await?;
+                }
+            }
+        } else {
+            while t.in_flight() < c.window as u64 {
+                let k = t.sent();
+                send.send(sockets, run, k).await?;
+            }
         }
         let wake = if snap0.is_none() { measure_at } else { end };
         tokio::select! {
@@ -93,6 +105,14 @@ pub(crate) async fn saturate(
     let usage = snap0.map(|s| snap1.since(&s)).unwrap_or_default();
     let win = t.st.borrow().win_delivered;
     let drained = t.drain(Duration::from_secs(20)).await;
+    let (frames, lines) = (t.frames.get() - frames0, t.lines.get() - lines0);
+    if frames < lines {
+        say(format!(
+            "N={}: {lines} lines came in {frames} text frames ({:.2} per frame)",
+            c.n,
+            lines as f64 / frames.max(1) as f64
+        ));
+    }
     let d = win as f64 / dur.as_secs_f64();
     let per = counted.and_then(|h| h.per(win));
     Ok(SatRun {
@@ -229,7 +249,7 @@ impl Fanout<'_> {
     async fn sweep(&mut self, servers: &[&str], n: usize, mode: &str) -> Vec<FanoutRow> {
         let cfg = self.cfg;
         let m = n.min(cfg.max_members);
-        let window = pace::window(n, cfg.window_deliveries, 2, 64);
+        let window = cfg.window.unwrap_or_else(|| pace::window(n, cfg.window_deliveries, 2, 64));
         struct Live {
             row: FanoutRow,
             conv: Conv,
@@ -285,7 +305,7 @@ impl Fanout<'_> {
         // Warm-up runs, discarded.
         for l in live.iter_mut() {
             let send = self.sender(&l.conv, &l.http);
-            let c = Ctx { serve: self.serve, tracker: l.tracker.clone(), n, window };
+            let c = Ctx { serve: self.serve, tracker: l.tracker.clone(), n, window, burst: cfg.burst.unwrap_or(0) };
             self.settle(&l.row.server).await;
             match saturate(&c, &send, &mut l.sockets, Duration::ZERO, cfg.sat.max(Duration::from_secs(1))).await {
                 Ok(w) => say(format!(
@@ -300,7 +320,7 @@ impl Fanout<'_> {
         for i in 0..runs {
             for l in live.iter_mut() {
                 let send = self.sender(&l.conv, &l.http);
-                let c = Ctx { serve: self.serve, tracker: l.tracker.clone(), n, window };
+                let c = Ctx { serve: self.serve, tracker: l.tracker.clone(), n, window, burst: cfg.burst.unwrap_or(0) };
                 let mut attempt = 0;
                 loop {
                     self.settle(&l.row.server).await;
@@ -386,7 +406,8 @@ impl Fanout<'_> {
                 for i in 0..cfg.runs {
                     let l = &mut live[j];
                     let send = self.sender(&l.conv, &l.http);
-                    let c = Ctx { serve: self.serve, tracker: l.tracker.clone(), n, window };
+                    let c =
+                        Ctx { serve: self.serve, tracker: l.tracker.clone(), n, window, burst: cfg.burst.unwrap_or(0) };
                     let mut attempt = 0;
                     loop {
                         self.settle(&l.row.server).await;
@@ -915,14 +936,14 @@ pub async fn load(cfg: &Config) -> Res<()> {
     let tracker = Tracker::new();
     let mut sockets = Sockets::open_many(&conv, &toks, 0..n, tracker.clone()).await?;
     serve.quiesce().await;
-    let window = pace::window(n, cfg.window_deliveries, 2, 64);
+    let window = cfg.window.unwrap_or_else(|| pace::window(n, cfg.window_deliveries, 2, 64));
     let sender = if mode == "http" {
         Sender::Http { http: net::http_client(window * 2), token: toks[0].clone() }
     } else {
         Sender::Socket
     };
     let send = Send { conv: &conv, sender, text: cfg.text.clone(), pad_to: 620 };
-    let c = Ctx { serve: &serve, tracker: tracker.clone(), n, window };
+    let c = Ctx { serve: &serve, tracker: tracker.clone(), n, window, burst: cfg.burst.unwrap_or(0) };
     // A first message outside the measurement (auto-title and the like).
     let run = tracker.begin(n);
     let k = tracker.sent();

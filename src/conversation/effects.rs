@@ -31,8 +31,12 @@ impl ConversationObject {
     /// notifications worker in the background (its failure never fails the command), and queues
     /// the hubs' events.
     pub(super) fn effect_now(&self, effects: Effects) -> Later {
-        for frame in &effects.broadcast {
-            platform::broadcast(&self.raw_state, frame);
+        if let Some(tick) = self.batcher.broadcast(effects.broadcast) {
+            self.state.wait_until(tick);
+        }
+        if !effects.close_member.is_empty() {
+            // A closed socket still gets the events committed before its close.
+            self.batcher.flush();
         }
         for (member, code, reason) in &effects.close_member {
             platform::close_sockets_of(&self.raw_state, member, *code, reason);

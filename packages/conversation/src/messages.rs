@@ -120,43 +120,55 @@ impl<S: Store> Conversation<S> {
             }
             None => None,
         };
-        let mut record_expiry = None;
-        if let Some(c) = &client_id {
-            #[derive(Deserialize)]
-            struct Rec {
-                message_id: String,
-                expires_at: i64,
-            }
-            let found: Option<Rec> = self
-                .query(
-                    "SELECT message_id, expires_at FROM idempotency WHERE sender_id = ? AND client_id = ?",
-                    &[caller.into(), c.into()],
-                )?
-                .into_iter()
-                .next();
-            let found = found.map(|r| IdemRecord { message_id: r.message_id, expires_at: r.expires_at });
-            match idempotency::decide(found.as_ref(), now, self.config.idem_ttl_ms) {
-                SendDecision::Replay { message_id } => {
-                    // Messages are never hard-deleted, so the record's message is there.
-                    let message = self
-                        .message(&meta.id, &message_id)?
-                        .ok_or_else(|| ApiError::internal("idempotency record without message"))?;
-                    // A retry repeats its request; the same key with other content is a client bug
-                    // that must not pass silently for the original (a deleted original is not compared).
-                    if !message.deleted && (message.content != blocks || message.in_reply_to_message_id != in_reply_to)
-                    {
-                        return Err(ApiError::new(
-                            ErrorCode::IdempotencyConflict,
-                            "clientId: already used for a message with other content",
-                        ));
-                    }
-                    return Ok(Sent { message, client_id, duplicate: true, meta });
-                }
-                SendDecision::Create { expires_at } => record_expiry = Some(expires_at),
-            }
-        }
         let last = self.last_message_id()?.and_then(|id| ids::parse("id", &id).ok());
         let id = MonotonicUlids::new(last).next(now.max(0) as u64, ctx.random).to_string();
+        if let Some(c) = &client_id {
+            // One statement on the usual path: the record is written unless a live one exists (an
+            // expired one is replaced: `idempotency::decide`); only a repeat reads the record.
+            let SendDecision::Create { expires_at } = idempotency::decide(None, now, self.config.idem_ttl_ms) else {
+                return Err(ApiError::internal("idempotency: no record must mean create"));
+            };
+            let claimed = self.exec(
+                "INSERT INTO idempotency (sender_id, client_id, message_id, expires_at) VALUES (?, ?, ?, ?)
+                 ON CONFLICT (sender_id, client_id) DO UPDATE
+                   SET message_id = excluded.message_id, expires_at = excluded.expires_at
+                   WHERE idempotency.expires_at <= ?",
+                &[caller.into(), c.into(), id.as_str().into(), expires_at.into(), now.into()],
+            )?;
+            if claimed == 0 {
+                #[derive(Deserialize)]
+                struct Rec {
+                    message_id: String,
+                    expires_at: i64,
+                }
+                let found: Option<Rec> = self
+                    .query(
+                        "SELECT message_id, expires_at FROM idempotency WHERE sender_id = ? AND client_id = ?",
+                        &[caller.into(), c.into()],
+                    )?
+                    .into_iter()
+                    .next();
+                let found = found.map(|r| IdemRecord { message_id: r.message_id, expires_at: r.expires_at });
+                let SendDecision::Replay { message_id } =
+                    idempotency::decide(found.as_ref(), now, self.config.idem_ttl_ms)
+                else {
+                    return Err(ApiError::internal("idempotency: a kept record that is not live"));
+                };
+                // Messages are never hard-deleted, so the record's message is there.
+                let message = self
+                    .message(&meta.id, &message_id)?
+                    .ok_or_else(|| ApiError::internal("idempotency record without message"))?;
+                // A retry repeats its request; the same key with other content is a client bug
+                // that must not pass silently for the original (a deleted original is not compared).
+                if !message.deleted && (message.content != blocks || message.in_reply_to_message_id != in_reply_to) {
+                    return Err(ApiError::new(
+                        ErrorCode::IdempotencyConflict,
+                        "clientId: already used for a message with other content",
+                    ));
+                }
+                return Ok(Sent { message, client_id, duplicate: true, meta });
+            }
+        }
         let content_json = serde_json::to_string(&blocks).map_err(|e| ApiError::internal(format!("encode: {e}")))?;
 
         self.exec(
@@ -171,12 +183,6 @@ impl<S: Store> Conversation<S> {
             ],
         )?;
         self.cache.last_message_id.replace(Some(id.clone()));
-        if let (Some(c), Some(expires_at)) = (&client_id, record_expiry) {
-            self.exec(
-                "INSERT OR REPLACE INTO idempotency (sender_id, client_id, message_id, expires_at) VALUES (?, ?, ?, ?)",
-                &[caller.into(), c.into(), id.as_str().into(), expires_at.into()],
-            )?;
-        }
         self.touch_activity(now)?;
         let message = Message {
             id,

@@ -46,4 +46,6 @@ pub const MIGRATIONS: &[&str] = &[
        UNIQUE (platform, room));",
     // 2: an auto-title remembers the message it was taken from (deleting that message renames).
     "ALTER TABLE conversation ADD COLUMN title_message_id TEXT;",
+    // 3: who added each member (shown to them; the creator is the owner, who may remove others).
+    "ALTER TABLE members ADD COLUMN added_by TEXT;",
 ];

@@ -6,6 +6,7 @@
 
 pub mod alarm;
 pub mod backoff;
+pub mod batch;
 pub mod connected;
 pub mod content;
 pub mod cors;
@@ -18,6 +19,7 @@ pub mod idempotency;
 pub mod ids;
 pub mod limits;
 pub mod live;
+pub mod local;
 pub mod member;
 pub mod model;
 pub mod ndjson;

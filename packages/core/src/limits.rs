@@ -23,17 +23,25 @@ pub const MAX_MEMBERS: usize = 1000;
 pub const MAX_BRIDGES_PER_CONVERSATION: usize = 10;
 /// `additionalMembers` at creation.
 pub const MAX_ADDITIONAL_MEMBERS: usize = 100;
+/// People a sandbox's allowed-users list may name (`PUT /bot/v1/sandboxes/:sandboxId/users`).
+pub const MAX_SANDBOX_USERS: usize = 1000;
 pub const DEFAULT_PAGE: usize = 50;
 pub const MAX_PAGE: usize = 100;
 /// HTTP request bodies.
 pub const MAX_BODY_BYTES: usize = 256 * 1024;
 /// Incoming WebSocket frames; larger ones close the socket with 1009.
 pub const MAX_FRAME_BYTES: usize = 64 * 1024;
+/// Frames (lines) in one batched text frame sent to a socket that opted in (`?batch=1`).
+pub const MAX_BATCH_EVENTS: usize = 64;
+/// Bytes of one batched text frame (a single frame larger than this goes alone, as it is).
+pub const MAX_BATCH_BYTES: usize = 64 * 1024;
 /// Events a conversation keeps for `?since=` resume.
 pub const REPLAY_WINDOW: u64 = 1000;
 /// Longest accepted bearer token lifetime (kilo-chat: one hour), plus clock skew.
 pub const MAX_TOKEN_LIFETIME_SECS: u64 = 3600;
 pub const CLOCK_SKEW_SECS: u64 = 60;
+/// The shortest secret accepted for `JWT_SECRET` and `OPERATOR_SECRET`.
+pub const MIN_SECRET_BYTES: usize = 16;
 /// Connect tickets are valid this long, once.
 pub const TICKET_TTL_SECS: u64 = 30;
 /// Default idempotency record lifetime (24 h).
@@ -55,4 +63,8 @@ pub mod close {
     pub const INTERNAL: u16 = 1011;
     /// The member left or was removed from the conversation.
     pub const MEMBERSHIP_ENDED: u16 = 4003;
+    /// The bearer token that opened the socket (directly or through a ticket) expired: the client
+    /// gets a fresh token and reconnects. Every socket kind (conversation, hub, live).
+    pub const TOKEN_EXPIRED: u16 = 4010;
+    pub const TOKEN_EXPIRED_REASON: &str = "token expired";
 }

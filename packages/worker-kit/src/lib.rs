@@ -11,6 +11,7 @@
 //! - [`platform`]: the clock, randomness, and sends that hand one JavaScript string to many sockets.
 
 pub mod alarm;
+pub mod batching;
 pub mod call;
 pub mod http;
 pub mod platform;

@@ -12,6 +12,7 @@ use switchboard_core::ErrorCode;
 use switchboard_sqlite_store::{FailingStore, SqliteStore};
 
 mod bridges;
+mod rights;
 
 const CID: &str = "01JCONVERSATION00000000000";
 const T0: i64 = 1_700_000_000_000;
@@ -117,6 +118,28 @@ fn a_repeated_client_id_answers_the_original_until_the_record_expires() {
     let later = later.unwrap();
     assert_eq!(later.status, 201);
     assert_ne!(later.body.unwrap()["messageId"], first["messageId"]);
+}
+
+#[test]
+fn an_expired_record_not_yet_swept_is_replaced_by_the_next_send() {
+    let c = conversation();
+    create(&c, &["bob"]);
+    let (first, _) = send(&c, "alice", "one", Some("k"), T0 + 1);
+    let first = first.unwrap().body.unwrap();
+    // Still live one ms before it lapses.
+    let (live, _) = send(&c, "alice", "one", Some("k"), T0 + 60_000);
+    assert_eq!(live.unwrap().body.unwrap()["messageId"], first["messageId"]);
+    // Lapsed (no alarm has run): the key makes a new message, and the record now names it.
+    let (second, e) = send(&c, "alice", "one", Some("k"), T0 + 60_001);
+    let second = second.unwrap();
+    assert_eq!(second.status, 201);
+    assert_eq!(e.broadcast.len(), 1);
+    let second = second.body.unwrap();
+    assert_ne!(second["messageId"], first["messageId"]);
+    let (again, e) = send(&c, "alice", "one", Some("k"), T0 + 60_002);
+    let again = again.unwrap();
+    assert_eq!((again.status, again.body.unwrap()["messageId"].clone()), (200, second["messageId"].clone()));
+    assert!(e.broadcast.is_empty());
 }
 
 #[test]
