@@ -9,9 +9,23 @@ fn var(env: &Env, name: &str) -> Option<String> {
     env.var(name).ok().map(|v| v.to_string()).or_else(|| env.secret(name).ok().map(|v| v.to_string()))
 }
 
-/// `POST /dev/token` exists only when `LOCAL_MODE` is exactly "true".
+/// Local mode: `LOCAL_MODE` is exactly "true". It opens sandboxes that have no allowed-users list
+/// yet, and (with a request from this machine: [`local_request`]) the `/dev/...` routes.
 pub fn local_mode(env: &Env) -> bool {
     var(env, "LOCAL_MODE").as_deref() == Some("true")
+}
+
+/// The local-only routes (`POST /dev/token`, `POST /dev/pusher/reconnect`) answer only in local mode
+/// and only a request from this machine (`switchboard_core::local`); otherwise they do not exist.
+pub fn local_request(env: &Env, req: &worker::Request) -> bool {
+    let host = req.url().ok().and_then(|u| u.host_str().map(str::to_string)).unwrap_or_default();
+    let ip = req.headers().get("cf-connecting-ip").ok().flatten();
+    local_mode(env) && switchboard_core::local::is_loopback_request(&host, ip.as_deref())
+}
+
+/// `OPERATOR_SECRET` (a secret): the bearer credential of the `/operator/v1/...` routes; unset, they answer 404.
+pub fn operator_secret(env: &Env) -> Option<String> {
+    var(env, "OPERATOR_SECRET")
 }
 
 pub fn auth(env: &Env) -> Result<AuthConfig, ApiError> {
@@ -53,6 +67,16 @@ pub fn activity_flush_ms(env: &Env) -> i64 {
 /// A publish body that sends nothing for this long is ended.
 pub fn live_idle_ms(env: &Env) -> i64 {
     millis(env, "LIVE_IDLE_MS", switchboard_core::live::DEFAULT_IDLE_TIMEOUT_MS)
+}
+
+/// The longest a publish may run (`LIVE_MAX_PUBLISH_MS`, default 10 min).
+pub fn live_max_publish_ms(env: &Env) -> i64 {
+    millis(env, "LIVE_MAX_PUBLISH_MS", switchboard_core::live::DEFAULT_MAX_PUBLISH_MS)
+}
+
+/// Who may publish on live channels (`LIVE_PUBLISHERS`: `bot`, the default, or `members`).
+pub fn live_publishers(env: &Env) -> switchboard_live::admission::Publishers {
+    switchboard_live::admission::Publishers::from_config(var(env, "LIVE_PUBLISHERS").as_deref())
 }
 
 /// The one Pusher app (`PUSHER_APP_ID`, `PUSHER_APP_KEY`, secret `PUSHER_APP_SECRET`). Without a

@@ -14,6 +14,14 @@ pub const LIVE: &str = "LIVE";
 pub const CONVERSATION_HEADER: &str = "x-switchboard-conversation";
 /// The header that carries the authenticated member id from the worker to an object.
 pub const MEMBER_HEADER: &str = "x-switchboard-member";
+/// On a socket upgrade: until when (epoch ms) the caller's credential is accepted; the object
+/// records it in the socket's attachment and closes the socket then (4010).
+pub const UNTIL_HEADER: &str = "x-switchboard-until";
+
+/// The credential expiry an object reads from an upgrade the worker forwarded.
+pub fn until_of(req: &Request) -> Option<i64> {
+    req.headers().get(UNTIL_HEADER).ok().flatten().and_then(|v| v.parse().ok())
+}
 
 /// Commands to a conversation: defined by its state machine, sent as JSON.
 pub use switchboard_conversation::commands::{Call as ConversationCall, Command as ConversationCommand};
@@ -56,11 +64,13 @@ pub async fn conversation_socket(
     member_id: &str,
     since: Option<u64>,
     batch: bool,
+    until_ms: i64,
 ) -> Result<Response, ApiError> {
     let headers = worker::Headers::new();
     let set = |k: &str, v: &str| headers.set(k, v).map_err(|e| internal("set header", e));
     set("upgrade", "websocket")?;
     set(MEMBER_HEADER, member_id)?;
+    set(UNTIL_HEADER, &until_ms.to_string())?;
     let mut url = match since {
         Some(s) => format!("https://object/ws?since={s}"),
         None => "https://object/ws?".to_string(),
@@ -74,14 +84,25 @@ pub async fn conversation_socket(
     stub(env, CONVERSATIONS, conversation_id)?.fetch_with_request(req).await.map_err(|e| internal("forward upgrade", e))
 }
 
-/// Forwards a live-channel WebSocket upgrade, or tells the channel its bot went offline.
-pub async fn live_call(
+/// Forwards a live-channel WebSocket upgrade for `member_id`, whose credential is accepted until
+/// `until_ms`.
+pub async fn live_subscribe(
     env: &Env,
     conversation_id: &str,
-    path: &str,
-    member_id: Option<&str>,
+    member_id: &str,
+    until_ms: i64,
 ) -> Result<Response, ApiError> {
-    live_call_with(env, conversation_id, path, member_id, member_id.is_some()).await
+    live_call_with(env, conversation_id, "/live", Some(member_id), Some(until_ms)).await
+}
+
+/// Tells the live channel something (no upgrade), e.g. that its bot went offline.
+pub async fn live_call(env: &Env, conversation_id: &str, path: &str) -> Result<Response, ApiError> {
+    live_call_with(env, conversation_id, path, None, None).await
+}
+
+/// A command (no upgrade) to the live channel on behalf of `member_id`.
+pub async fn live_call_as(env: &Env, conversation_id: &str, path: &str, member_id: &str) -> Result<Response, ApiError> {
+    live_call_with(env, conversation_id, path, Some(member_id), None).await
 }
 
 async fn live_call_with(
@@ -89,16 +110,18 @@ async fn live_call_with(
     conversation_id: &str,
     path: &str,
     member_id: Option<&str>,
-    upgrade: bool,
+    upgrade_until_ms: Option<i64>,
 ) -> Result<Response, ApiError> {
+    let upgrade = upgrade_until_ms.is_some();
     let headers = worker::Headers::new();
     let set = |k: &str, v: &str| headers.set(k, v).map_err(|e| internal("set header", e));
     set(CONVERSATION_HEADER, conversation_id)?;
     if let Some(m) = member_id {
         set(MEMBER_HEADER, m)?;
     }
-    if upgrade {
+    if let Some(until) = upgrade_until_ms {
         set("upgrade", "websocket")?;
+        set(UNTIL_HEADER, &until.to_string())?;
     }
     let mut init = RequestInit::new();
     init.with_method(if upgrade { Method::Get } else { Method::Post }).with_headers(headers);
@@ -114,11 +137,13 @@ pub async fn member_connect(
     since: Option<u64>,
     session: Option<&str>,
     protocol: Option<&str>,
+    until_ms: i64,
 ) -> Result<Response, ApiError> {
     let headers = worker::Headers::new();
     let set = |k: &str, v: &str| headers.set(k, v).map_err(|e| internal("set header", e));
     set("upgrade", "websocket")?;
     set(MEMBER_HEADER, member_id)?;
+    set(UNTIL_HEADER, &until_ms.to_string())?;
     if let Some(p) = protocol {
         set("sec-websocket-protocol", p)?;
     }

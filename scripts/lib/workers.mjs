@@ -159,6 +159,15 @@ export function readWranglerToml(file) {
   const serviceBindings = (t.services ?? []).map((s) => ({ binding: s.binding, service: s.service, entrypoint: s.entrypoint }));
   const vars = {};
   for (const [k, v] of Object.entries(t.vars ?? {})) vars[k] = typeof v === "string" ? v : JSON.stringify(v);
+  // [assets]: static files served in front of the worker (wrangler's getAssetsOptions)
+  const assets = t.assets
+    ? {
+        directory: path.resolve(dir, t.assets.directory ?? ""),
+        htmlHandling: t.assets.html_handling,
+        notFoundHandling: t.assets.not_found_handling,
+        runWorkerFirst: t.assets.run_worker_first,
+      }
+    : null;
   return {
     file,
     dir,
@@ -171,6 +180,7 @@ export function readWranglerToml(file) {
     sqliteClasses,
     d1Databases,
     serviceBindings,
+    assets,
     // binding names only (bench/serve.mjs)
     d1: d1Databases.map((d) => d.binding),
     services: serviceBindings.map((s) => s.binding),
@@ -210,6 +220,32 @@ export const buildModulesRules = [
   { type: "CompiledWasm", include: ["**/*.wasm"] },
 ];
 
+/// Miniflare's `assets` option for a config's [assets], as wrangler dev builds it: files that exist
+/// in the directory are served (GET/HEAD) and everything else reaches the worker, unless
+/// run_worker_first says otherwise. Only `true`/`false` run_worker_first is supported here.
+export function assetsOptions(cfg) {
+  const a = cfg.assets;
+  if (!a) return undefined;
+  if (!fs.existsSync(a.directory) || !fs.statSync(a.directory).isDirectory()) {
+    throw new Error(`${cfg.file}: [assets] directory ${a.directory} does not exist: run bash scripts/build`);
+  }
+  if (a.runWorkerFirst !== undefined && typeof a.runWorkerFirst !== "boolean") {
+    throw new Error(`${cfg.file}: [assets] run_worker_first: only true or false is supported by scripts/lib/workers.mjs`);
+  }
+  const routerConfig = { has_user_worker: Boolean(cfg.main) };
+  if (a.runWorkerFirst !== undefined) routerConfig.invoke_user_worker_ahead_of_assets = a.runWorkerFirst;
+  return {
+    directory: a.directory,
+    routerConfig,
+    assetConfig: {
+      html_handling: a.htmlHandling,
+      not_found_handling: a.notFoundHandling,
+      compatibility_date: cfg.compat,
+      compatibility_flags: cfg.compatibilityFlags,
+    },
+  };
+}
+
 /// Miniflare worker options for a built worker described by `cfg` (from readWranglerToml).
 /// `bindings` go over the config's [vars]; `services` maps a service name to the Miniflare worker
 /// that answers it (bindings to services not in the map are left out); `port` is its direct
@@ -226,6 +262,7 @@ export function workerOptions(cfg, { bindings = {}, services = {}, port = 0, nam
   for (const [binding, className] of Object.entries(cfg.durableObjects)) {
     durableObjects[binding] = { className, useSQLite: cfg.sqliteClasses.includes(className) };
   }
+  const assets = assetsOptions(cfg);
   return {
     name,
     modules: true,
@@ -238,6 +275,8 @@ export function workerOptions(cfg, { bindings = {}, services = {}, port = 0, nam
     d1Databases: Object.fromEntries(cfg.d1Databases.map((d) => [d.binding, d.id])),
     durableObjects,
     serviceBindings,
+    // with assets, the direct socket is served by Miniflare's asset router in front of the worker
+    ...(assets ? { assets } : {}),
     ...(port === null ? {} : { unsafeDirectSockets: [{ host: "127.0.0.1", port }] }),
   };
 }

@@ -30,7 +30,7 @@ pub(super) async fn set_bot_status(env: &Env, sandbox_id: &str, me: &str, body: 
     let ids = answer.conversations;
     if !body.online {
         for chunk in ids.chunks(50) {
-            for r in join_all(chunk.iter().map(|c| rpc::live_call(env, c, "/bot-offline", None))).await {
+            for r in join_all(chunk.iter().map(|c| rpc::live_call(env, c, "/bot-offline"))).await {
                 if let Err(e) = r {
                     worker::console_error!("bot offline: {e}");
                 }

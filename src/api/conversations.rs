@@ -2,9 +2,10 @@
 //! member's list), listing, leaving, adding a member, marking read (and the badge), messages, and
 //! the conversation socket.
 
-use super::identity::{human, socket_member};
+use super::identity::{human, socket_caller, SocketCaller};
 use super::{parse, to_conversation};
-use crate::http::{self, internal, json, query, Answer};
+use crate::config;
+use crate::http::{internal, json, query, Answer};
 use crate::notifications;
 use crate::platform;
 use crate::rpc::{self, ConversationCommand as C, MemberCommand};
@@ -15,7 +16,7 @@ use switchboard_core::ids::{self, ConversationId, MonotonicUlids};
 use switchboard_core::limits::MAX_ADDITIONAL_MEMBERS;
 use switchboard_core::model::ConversationListItem;
 use switchboard_core::requests::*;
-use switchboard_core::{replay, validate, ApiError, ErrorCode, MemberId};
+use switchboard_core::{replay, validate, ApiError, MemberId};
 use switchboard_notify_contract::badge_bucket;
 use worker::{Env, Request};
 
@@ -23,6 +24,7 @@ pub(super) async fn create_conversation(req: &mut Request, env: &Env) -> Answer 
     let me = MemberId::parse(&human(req, env)?)?;
     let body: CreateConversation = parse(req).await?;
     validate::sandbox_id(&body.sandbox_id)?;
+    may_use_sandbox(env, &body.sandbox_id, &me.to_string()).await?;
     let title = body.title.as_deref().map(validate::title).transpose()?;
     let extra = body.additional_members.unwrap_or_default();
     if extra.len() > MAX_ADDITIONAL_MEMBERS {
@@ -61,6 +63,7 @@ pub(super) async fn create_conversation(req: &mut Request, env: &Env) -> Answer 
                 title: title.clone(),
                 joined_at: created_at,
                 last_activity_at: None,
+                added_by: (m != &me.to_string()).then(|| me.to_string()),
             },
         )
     });
@@ -93,6 +96,32 @@ pub(super) async fn list_conversations(req: &Request, env: &Env, me: &str) -> An
     rpc::member(env, me, MemberCommand::List { sandbox_id, limit, cursor }).await
 }
 
+/// May `user` create a conversation with `sandbox_id`'s bot? The sandbox's bot object keeps the
+/// list (`switchboard_member::sandbox_users`); a sandbox without one is open in local mode only.
+async fn may_use_sandbox(env: &Env, sandbox_id: &str, user: &str) -> Result<(), ApiError> {
+    let bot = MemberId::bot(sandbox_id)?.to_string();
+    let cmd = MemberCommand::SandboxAccess {
+        sandbox_id: sandbox_id.to_string(),
+        user: user.to_string(),
+        open_unlisted: config::local_mode(env),
+    };
+    let (status, body) = rpc::read(rpc::member(env, &bot, cmd).await?).await?;
+    if status >= 300 {
+        return Err(rpc::as_error(status, &body));
+    }
+    Ok(())
+}
+
+/// `PUT .../sandboxes/:sandboxId/users` (the bot's or the operator's): replaces the list.
+pub(super) async fn set_sandbox_users(env: &Env, sandbox_id: &str, users: Vec<String>) -> Answer {
+    let bot = MemberId::bot(sandbox_id)?.to_string();
+    let (status, body) = rpc::read(rpc::member(env, &bot, MemberCommand::SetSandboxUsers { users }).await?).await?;
+    if status >= 300 {
+        return Err(rpc::as_error(status, &body));
+    }
+    json(200, &json!({"sandboxId": sandbox_id, "users": body["users"]}))
+}
+
 /// Leaves the conversation, then removes it from the caller's list. The removal is idempotent and
 /// also made when the conversation answers that a person is not (or no longer) a member: a leave
 /// retried after its removal failed converges (the list entry goes), answering as the
@@ -102,13 +131,43 @@ pub(super) async fn leave(env: &Env, id: &ConversationId, me: &str) -> Answer {
     // (The bot is refused 403 as a member: its entry stays.)
     let not_member = matches!(resp.status_code(), 403 | 404) && !MemberId::parse(me)?.is_bot();
     if resp.status_code() == 204 || not_member {
-        let (status, body) =
-            rpc::read(rpc::member(env, me, MemberCommand::Remove { conversation_id: id.to_string() }).await?).await?;
-        if status >= 300 {
-            return Err(rpc::as_error(status, &body));
-        }
+        membership_ended(env, id, me, None).await?;
     }
     Ok(resp)
+}
+
+/// `DELETE /v1/conversations/:id/members/:userId`: the owner removes a member, or a member themself.
+pub(super) async fn remove_member(env: &Env, id: &ConversationId, me: &str, user_id: &str) -> Answer {
+    let cmd = C::RemoveMember { member: user_id.to_string() };
+    let resp = to_conversation(env, id, me, cmd).await?;
+    if resp.status_code() == 204 {
+        let removed_by = (user_id != me).then(|| me.to_string());
+        membership_ended(env, id, user_id, removed_by).await?;
+    }
+    Ok(resp)
+}
+
+/// After the conversation recorded that `member` is out (and closed their sockets on it): every
+/// other channel ends at once. Their list entry goes (`conversation.left` on their hub, whose
+/// sessions drop the conversation's contexts), their live subscriptions close with 4003, and their
+/// Pusher sockets leave the conversation's channels.
+async fn membership_ended(
+    env: &Env,
+    id: &ConversationId,
+    member: &str,
+    removed_by: Option<String>,
+) -> Result<(), ApiError> {
+    let remove = MemberCommand::Remove { conversation_id: id.to_string(), removed_by };
+    let (status, body) = rpc::read(rpc::member(env, member, remove).await?).await?;
+    if status >= 300 {
+        return Err(rpc::as_error(status, &body));
+    }
+    let live = rpc::live_call_as(env, id, "/membership-ended", member).await?;
+    if live.status_code() >= 300 {
+        worker::console_error!("conversation {id}: live channel did not drop {member}: {}", live.status_code());
+    }
+    crate::pusher::routes::membership_ended(env, id, member).await;
+    Ok(())
 }
 
 pub(super) async fn add_member(env: &Env, id: &ConversationId, me: &str, user_id: &str) -> Answer {
@@ -128,6 +187,7 @@ pub(super) async fn add_member(env: &Env, id: &ConversationId, me: &str, user_id
             title: item.title.clone(),
             joined_at: item.joined_at,
             last_activity_at: item.last_activity_at,
+            added_by: Some(me.to_string()),
         };
         let (s, b) = rpc::read(rpc::member(env, user_id, cmd).await?).await?;
         if s >= 300 {
@@ -180,14 +240,26 @@ pub(super) async fn list_messages(req: &Request, env: &Env, id: &ConversationId,
     to_conversation(env, id, me, C::ListMessages { before, limit }).await
 }
 
-/// `GET /v1/conversations/:id/ws`: 426 unless an upgrade, 401 without auth, then the object decides.
+/// `GET /v1/conversations/:id/ws`: 426 unless an upgrade, 401 without auth, then the object decides
+/// (a ticket is spent only once the ids, `since` and membership are known good).
 pub(super) async fn socket(req: &Request, env: &Env, id: &str) -> Answer {
-    if !http::is_websocket_upgrade(req) {
-        return Err(ApiError::new(ErrorCode::UpgradeRequired, "this path takes a WebSocket upgrade"));
-    }
-    let member = socket_member(req, env).await?;
+    let who = socket_caller(req, env)?;
     let id = ConversationId::parse(id)?;
     let since = replay::parse_since(query(req, "since")?.as_deref())?;
     let batch = switchboard_core::batch::opt_in(query(req, "batch")?.as_deref())?;
-    rpc::conversation_socket(env, &id, &member, since, batch).await
+    validate_before_redeem(env, &id, &who).await?;
+    rpc::conversation_socket(env, &id, &who.member, since, batch, who.accepted_until_ms).await
+}
+
+/// A socket opened with a ticket: the conversation must exist and the caller be a member before the
+/// ticket is spent (a refused upgrade keeps its ticket). A bearer token: the object checks.
+pub(super) async fn validate_before_redeem(env: &Env, id: &ConversationId, who: &SocketCaller) -> Result<(), ApiError> {
+    if !who.by_ticket() {
+        return Ok(());
+    }
+    let (status, body) = rpc::read(rpc::conversation(env, id, &who.member, C::Get).await?).await?;
+    if status >= 300 {
+        return Err(rpc::as_error(status, &body));
+    }
+    who.redeem(env).await
 }

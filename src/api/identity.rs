@@ -41,8 +41,14 @@ pub(super) fn bot(req: &Request, env: &Env, sandbox_id: &str) -> Result<String, 
     }
 }
 
+/// The operator (`Authorization: Bearer <OPERATOR_SECRET>`): 404 when no secret is set, 401 when wrong.
+pub(super) fn operator(req: &Request, env: &Env) -> Result<(), ApiError> {
+    let header = req.headers().get("authorization").ok().flatten();
+    switchboard_auth::operator::verify(config::operator_secret(env).as_deref(), header.as_deref())
+}
+
 pub(super) async fn dev_token(req: &mut Request, env: &Env) -> Answer {
-    if !config::local_mode(env) {
+    if !config::local_request(env, req) {
         return Err(ApiError::not_found("no such route"));
     }
     let body: DevTokenRequest = parse(req).await?;
@@ -58,27 +64,66 @@ pub(super) async fn dev_token(req: &mut Request, env: &Env) -> Answer {
 pub(super) async fn connect_ticket(req: &Request, env: &Env) -> Answer {
     let auth = config::auth(env)?;
     let header = req.headers().get("authorization").ok().flatten();
-    let member = auth.verify_bearer(header.as_deref(), platform::now_secs())?;
-    let issued = auth.issue_ticket(&member, &platform::nonce(), platform::now_secs())?;
+    let credential = auth.verify_bearer_credential(header.as_deref(), platform::now_secs())?;
+    let issued = auth.issue_ticket(&credential, &platform::nonce(), platform::now_secs())?;
     json(200, &json!({"ticket": issued.token, "expiresAt": iso8601(issued.expires_at)}))
 }
 
-/// Who opens a socket: 426 unless an upgrade; a `?ticket=` (redeemed once) or the bearer token.
-pub(super) async fn socket_member(req: &Request, env: &Env) -> Result<String, ApiError> {
+/// Who opens a socket, and until when their credential is accepted: the socket is closed then.
+pub(super) struct SocketCaller {
+    pub member: String,
+    /// Epoch ms: the bearer token's `exp` plus the clock skew (a ticket carries its token's). The
+    /// socket is closed then (4010 `token expired`).
+    pub accepted_until_ms: i64,
+    /// A ticket's nonce and expiry (ms), redeemed by [`SocketCaller::redeem`] once the request it
+    /// opens has been validated.
+    ticket: Option<(String, i64)>,
+}
+
+impl SocketCaller {
+    /// Whether a ticket (not a bearer token) authenticates this socket.
+    pub fn by_ticket(&self) -> bool {
+        self.ticket.is_some()
+    }
+
+    /// Spends the ticket (once; a used or expired one is 401). Called only after every other check
+    /// of the request passed, so a refused request does not burn it. A bearer token: nothing to do.
+    pub async fn redeem(&self, env: &Env) -> Result<(), ApiError> {
+        let Some((nonce, expires_at_ms)) = &self.ticket else { return Ok(()) };
+        let redeem = MemberCommand::RedeemTicket { nonce: nonce.clone(), expires_at_ms: *expires_at_ms };
+        let (status, body) = rpc::read(rpc::member(env, &self.member, redeem).await?).await?;
+        if status >= 300 {
+            return Err(rpc::as_error(status, &body));
+        }
+        Ok(())
+    }
+}
+
+/// Who opens a socket: 426 unless an upgrade; a `?ticket=` (checked, not yet redeemed: see
+/// [`SocketCaller::redeem`]) or the bearer token.
+pub(super) fn socket_caller(req: &Request, env: &Env) -> Result<SocketCaller, ApiError> {
     if !http::is_websocket_upgrade(req) {
         return Err(ApiError::new(ErrorCode::UpgradeRequired, "this path takes a WebSocket upgrade"));
     }
+    let auth = config::auth(env)?;
+    let secs_to_ms = |s: u64| i64::try_from(s).unwrap_or(i64::MAX / 1000) * 1000;
     match query(req, "ticket")? {
         Some(ticket) => {
-            let t = config::auth(env)?.verify_ticket(&ticket, platform::now_secs())?;
-            let member = t.member.to_string();
-            let redeem = MemberCommand::RedeemTicket { nonce: t.nonce, expires_at_ms: (t.expires_at as i64) * 1000 };
-            let (status, body) = rpc::read(rpc::member(env, &member, redeem).await?).await?;
-            if status >= 300 {
-                return Err(rpc::as_error(status, &body));
-            }
-            Ok(member)
+            let t = auth.verify_ticket(&ticket, platform::now_secs())?;
+            Ok(SocketCaller {
+                member: t.member.to_string(),
+                accepted_until_ms: secs_to_ms(t.token_accepted_until),
+                ticket: Some((t.nonce, secs_to_ms(t.expires_at))),
+            })
         }
-        None => caller(req, env),
+        None => {
+            let header = req.headers().get("authorization").ok().flatten();
+            let c = auth.verify_bearer_credential(header.as_deref(), platform::now_secs())?;
+            Ok(SocketCaller {
+                member: c.member.to_string(),
+                accepted_until_ms: secs_to_ms(c.accepted_until),
+                ticket: None,
+            })
+        }
     }
 }

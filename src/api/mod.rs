@@ -34,11 +34,16 @@ pub async fn handle(mut req: Request, env: Env, _ctx: Context) -> Answer {
         (Route::DevToken, Method::Post) => dev_token(&mut req, &env).await,
         (Route::ConnectTicket, Method::Post) => connect_ticket(&req, &env).await,
         (Route::Connect, Method::Get) => {
-            let member = socket_member(&req, &env).await?;
+            let who = socket_caller(&req, &env)?;
             let since = replay::parse_since(query(&req, "since")?.as_deref())?;
             let session = query(&req, "session")?;
+            if session.as_deref().is_some_and(|s| !switchboard_member::hub::sessions::valid_session_id(s)) {
+                return Err(ApiError::invalid("session: not a session this service gave out"));
+            }
+            who.redeem(&env).await?;
             let protocol = req.headers().get("sec-websocket-protocol").ok().flatten();
-            Ok(rpc::member_connect(&env, &member, since, session.as_deref(), protocol.as_deref()).await?)
+            let until = who.accepted_until_ms;
+            Ok(rpc::member_connect(&env, &who.member, since, session.as_deref(), protocol.as_deref(), until).await?)
         }
         (Route::ConversationPresence(id), Method::Get) => {
             let me = caller(&req, &env)?;
@@ -74,6 +79,10 @@ pub async fn handle(mut req: Request, env: Env, _ctx: Context) -> Answer {
             let me = caller(&req, &env)?;
             let body: AddMember = parse(&mut req).await?;
             add_member(&env, &ConversationId::parse(&id)?, &me, &body.user_id).await
+        }
+        (Route::ConversationMember(id, user_id), Method::Delete) => {
+            let me = caller(&req, &env)?;
+            remove_member(&env, &ConversationId::parse(&id)?, &me, &user_id).await
         }
         (Route::ConversationMessages(id), Method::Get) => {
             let me = caller(&req, &env)?;
@@ -112,7 +121,7 @@ pub async fn handle(mut req: Request, env: Env, _ctx: Context) -> Answer {
             pusher::routes::user_auth(&mut req, &env, &me).await
         }
         (Route::DevPusherReconnect, Method::Post) => {
-            if !config::local_mode(&env) {
+            if !config::local_request(&env, &req) {
                 return Err(ApiError::not_found("no such route"));
             }
             pusher::routes::reconnect(&env).await
@@ -127,13 +136,20 @@ pub async fn handle(mut req: Request, env: Env, _ctx: Context) -> Answer {
             }
             let me = caller(&req, &env)?;
             let id = ConversationId::parse(&id)?;
-            let idle = config::live_idle_ms(&env).max(1) as u64;
-            crate::live::live_publish(&env, &id, &me, &req, idle).await
+            let idle = config::live_idle_ms(&env).max(1);
+            let max = config::live_max_publish_ms(&env).max(1);
+            crate::live::live_publish(&env, &id, &me, &req, idle, max).await
         }
         (Route::ConversationLive(id), Method::Get) => {
-            let member = socket_member(&req, &env).await?;
+            let who = socket_caller(&req, &env)?;
             let id = ConversationId::parse(&id)?;
-            Ok(rpc::live_call(&env, &id, "/live", Some(&member)).await?)
+            // A refused subscriber is accepted and closed at once (4001) by the channel, without
+            // spending its ticket; an admitted one spends it first.
+            match validate_before_redeem(&env, &id, &who).await {
+                Err(e) if e.status() != 403 && e.status() != 404 => return Err(e),
+                _ => {}
+            }
+            Ok(rpc::live_subscribe(&env, &id, &who.member, who.accepted_until_ms).await?)
         }
         (Route::BotStatus(sb), Method::Post) => {
             let me = bot(&req, &env, &sb)?;
@@ -229,6 +245,17 @@ pub async fn handle(mut req: Request, env: Env, _ctx: Context) -> Answer {
             let me = bot(&req, &env, &sb)?;
             let mid = MessageId::parse(&mid)?.into_string();
             to_conversation(&env, &ConversationId::parse(&id)?, &me, C::DeleteMessage { message_id: mid }).await
+        }
+        (Route::BotSandboxUsers(sb), Method::Put) => {
+            bot(&req, &env, &sb)?;
+            let body: SetSandboxUsers = parse(&mut req).await?;
+            set_sandbox_users(&env, &sb, body.users).await
+        }
+        (Route::OperatorSandboxUsers(sb), Method::Put) => {
+            operator(&req, &env)?;
+            validate::sandbox_id(&sb)?;
+            let body: SetSandboxUsers = parse(&mut req).await?;
+            set_sandbox_users(&env, &sb, body.users).await
         }
         (Route::BotProfile(sb), Method::Get) => {
             bot(&req, &env, &sb)?;

@@ -8,7 +8,8 @@
 //! alarm), and the alarm into its two halves around the list flush's calls (`alarm.rs`).
 //!
 //! Invariants: no `RefCell` borrow is held across an `.await` (the core's calls are synchronous);
-//! a socket's only memory is its attachment `{member, connectedAt}`.
+//! a socket's only memory is its attachment `{member, connected_at, until}` (`until`: when the
+//! credential that opened it expires; the alarm closes it then with 4010).
 
 mod alarm;
 mod effects;
@@ -25,6 +26,7 @@ use std::rc::Rc;
 use switchboard_conversation::outbox::HubOutbox;
 use switchboard_conversation::sockets::SocketReply;
 use switchboard_conversation::{Config, Conversation, Ctx};
+use switchboard_core::limits::close;
 use switchboard_core::{replay, ApiError};
 use switchboard_worker_kit::alarm::AlarmSlot;
 use switchboard_worker_kit::batching::SocketBatcher;
@@ -42,6 +44,9 @@ struct Attachment {
     /// Opted in to batched frames (`?batch=1`; `switchboard_core::batch`). Absent when not.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     batch: bool,
+    /// When the bearer token that opened the socket stops being accepted (epoch ms).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    until: Option<i64>,
 }
 
 #[durable_object]
@@ -92,7 +97,15 @@ impl DurableObject for ConversationObject {
 
     async fn fetch(&self, mut req: Request) -> worker::Result<Response> {
         let result = if req.path() == "/ws" {
-            self.accept_socket(&req)
+            match self.accept_socket(&req) {
+                Ok((resp, until)) => {
+                    if let Some(at) = until {
+                        self.ensure_alarm(at).await;
+                    }
+                    Ok(resp)
+                }
+                Err(e) => Err(e),
+            }
         } else {
             match req.text().await {
                 Ok(body) => self.rpc(&body).await,
@@ -108,6 +121,7 @@ impl DurableObject for ConversationObject {
     async fn alarm(&self) -> worker::Result<Response> {
         self.alarm.fired();
         self.run_alarm().await;
+        self.close_expired().await;
         self.pump().await;
         Response::ok("ok")
     }
@@ -172,7 +186,8 @@ impl ConversationObject {
 
     /// Accepts a member's socket as hibernatable and sends it what it missed (`?since=`), then
     /// `ready`, before anything else.
-    fn accept_socket(&self, req: &Request) -> Result<Response, ApiError> {
+    /// Answers the upgrade and when the socket's credential expires (the alarm must fire then).
+    fn accept_socket(&self, req: &Request) -> Result<(Response, Option<i64>), ApiError> {
         let member =
             req.headers().get(MEMBER_HEADER).ok().flatten().ok_or_else(|| ApiError::unauthorized("no member"))?;
         let url = req.url().map_err(|e| internal("socket url", e))?;
@@ -187,12 +202,21 @@ impl ConversationObject {
 
         // Untagged: the attachment names the member, and a tag would cost the runtime memory per
         // socket (~10 KiB measured with 5,000 idle sockets) for lookups that are rare here.
-        let attachment = Attachment { member: member.clone(), connected_at: platform::now_ms(), batch };
+        let until = crate::rpc::until_of(req);
+        let attachment = Attachment { member: member.clone(), connected_at: platform::now_ms(), batch, until };
         let accepted = socket::accept(&self.state, &attachment, &[])?;
         for frame in &frames {
             let _ = accepted.server.send_with_str(frame);
         }
-        Ok(accepted.response)
+        Ok((accepted.response, until))
+    }
+
+    /// Closes the sockets whose credential expired (4010) and sets the alarm for the next one.
+    async fn close_expired(&self) {
+        let (code, reason) = (close::TOKEN_EXPIRED, close::TOKEN_EXPIRED_REASON);
+        if let Some(next) = platform::close_expired_sockets(&self.raw_state, platform::now_ms(), code, reason) {
+            self.ensure_alarm(next).await;
+        }
     }
 
     fn socket_gone(&self, ws: &WebSocket) {

@@ -24,7 +24,8 @@ pub async fn live_publish(
     conversation_id: &str,
     member_id: &str,
     req: &Request,
-    idle_ms: u64,
+    idle_ms: i64,
+    max_ms: i64,
 ) -> Result<Response, ApiError> {
     let channel = stub(env, LIVE, conversation_id)?;
     let mut init = RequestInit::new();
@@ -53,7 +54,7 @@ pub async fn live_publish(
         async move {
             let mut ended = Ended::Complete;
             if let Some(reader) = reader {
-                let mut idle = IdleTimer::new(i64::try_from(idle_ms).unwrap_or(i64::MAX), platform::now_ms());
+                let mut idle = IdleTimer::new(idle_ms, max_ms, platform::now_ms());
                 loop {
                     let read = JsFuture::from(reader.read());
                     let wait = idle.wait_ms(platform::now_ms());
@@ -67,7 +68,7 @@ pub async fn live_publish(
                             break;
                         }
                         Either::Right(_) => {
-                            ended = Ended::IdleTimeout;
+                            ended = idle.ending(platform::now_ms());
                             break;
                         }
                     };

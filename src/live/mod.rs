@@ -21,9 +21,11 @@ pub use forward::live_publish;
 use crate::http::{error_response, internal, no_content};
 use crate::platform;
 use crate::rpc::{CONVERSATION_HEADER, MEMBER_HEADER};
+use switchboard_core::limits::close::{self, MEMBERSHIP_ENDED};
 use switchboard_core::ApiError;
 use switchboard_live::subscribers::Incoming;
 use switchboard_live::{subscriber_tag, Ctx, Effect, LiveChannel};
+use switchboard_worker_kit::alarm::AlarmSlot;
 use worker::{
     durable_object, wasm_bindgen, DurableObject, Env, Request, Response, ResponseBuilder, State, WebSocket,
     WebSocketIncomingMessage, WebSocketPair, WebSocketRequestResponsePair,
@@ -36,6 +38,14 @@ pub struct LiveChannelObject {
     raw_state: wasm_bindgen::JsValue,
     env: Env,
     core: LiveChannel,
+    alarm: AlarmSlot,
+}
+
+/// A subscriber's attachment: when the credential that opened it stops being accepted (epoch ms);
+/// the alarm closes it then with 4010.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Attachment {
+    until: i64,
 }
 
 impl DurableObject for LiveChannelObject {
@@ -47,7 +57,7 @@ impl DurableObject for LiveChannelObject {
             Ok(pair) => state.set_websocket_auto_response(&pair),
             Err(e) => worker::console_error!("auto-response: {e:?}"),
         }
-        LiveChannelObject { state, raw_state, env, core: LiveChannel::new() }
+        LiveChannelObject { state, raw_state, env, core: LiveChannel::new(), alarm: AlarmSlot::new() }
     }
 
     async fn fetch(&self, mut req: Request) -> worker::Result<Response> {
@@ -55,6 +65,7 @@ impl DurableObject for LiveChannelObject {
             "/check" => self.preflight(&req).await,
             "/publish" => self.publish(&mut req).await,
             "/live" => self.subscribe(&req).await,
+            "/membership-ended" => self.membership_ended(&req),
             "/bot-offline" => {
                 let effects = self.with_ctx(|ctx| self.core.bot_offline(ctx));
                 self.carry_out(None, effects);
@@ -66,6 +77,15 @@ impl DurableObject for LiveChannelObject {
             Ok(r) => Ok(r),
             Err(e) => error_response(&e),
         }
+    }
+
+    async fn alarm(&self) -> worker::Result<Response> {
+        self.alarm.fired();
+        let (code, reason) = (close::TOKEN_EXPIRED, close::TOKEN_EXPIRED_REASON);
+        if let Some(next) = platform::close_expired_sockets(&self.raw_state, platform::now_ms(), code, reason) {
+            self.alarm.ensure(&self.state.storage(), next).await;
+        }
+        Response::ok("ok")
     }
 
     async fn websocket_message(&self, ws: WebSocket, message: WebSocketIncomingMessage) -> worker::Result<()> {
@@ -161,7 +181,12 @@ impl LiveChannelObject {
         let pair = WebSocketPair::new().map_err(|e| internal("socket pair", e))?;
         let server = pair.server;
         let joined = self.with_ctx(|ctx| self.core.subscribe(&platform::nonce(), ctx));
-        self.state.accept_websocket_with_tags(&server, &[joined.tag.as_str()]);
+        let member_tag = switchboard_live::member_tag(&member);
+        self.state.accept_websocket_with_tags(&server, &[joined.tag.as_str(), member_tag.as_str()]);
+        if let Some(until) = crate::rpc::until_of(req) {
+            server.serialize_attachment(Attachment { until }).map_err(|e| internal("socket attachment", e))?;
+            self.alarm.ensure(&self.state.storage(), until).await;
+        }
         // A late joiner first gets what the publishes in progress have sent so far.
         for line in &joined.replay {
             let _ = server.send_with_str(line);
@@ -170,11 +195,29 @@ impl LiveChannelObject {
         Ok(ResponseBuilder::new().with_status(101).with_websocket(pair.client).empty())
     }
 
+    /// A member left or was removed: their subscriptions close with 4003 at once.
+    fn membership_ended(&self, req: &Request) -> Result<Response, ApiError> {
+        let (member, _) = caller(req)?;
+        for ws in self.state.get_websockets_with_tag(&switchboard_live::member_tag(&member)) {
+            let _ = ws.close(Some(MEMBERSHIP_ENDED), Some("no longer a member of the conversation"));
+        }
+        no_content()
+    }
+
     /// The worker asks before it forwards a body: refusing a publish whose body is already streaming
     /// would leave the body half-read.
     async fn preflight(&self, req: &Request) -> Result<Response, ApiError> {
         let (member, conversation) = caller(req)?;
-        self.admit(&conversation, &member).await.map_err(|r| r.into_error())?;
+        self.admit_publisher(&conversation, &member).await?;
+        self.core.room_for_publish()?;
         no_content()
+    }
+
+    /// May `member` publish here: admitted (a member, the bot online), and a publisher
+    /// (`LIVE_PUBLISHERS`)?
+    async fn admit_publisher(&self, conversation: &str, member: &str) -> Result<(), ApiError> {
+        let sandbox_id = self.admit(conversation, member).await.map_err(|r| r.into_error())?;
+        let publishers = crate::config::live_publishers(&self.env);
+        switchboard_live::admission::may_publish(publishers, member, &sandbox_id).map_err(|r| r.into_error())
     }
 }

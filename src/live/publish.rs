@@ -26,8 +26,9 @@ impl LiveChannelObject {
         let (member, conversation) = caller(req)?;
         // Checked again (the bot may have gone offline since the preflight). A refused body is still
         // read to its end, so the answer never comes before the body is consumed.
-        let refused = self.admit(&conversation, &member).await.err().map(|r| r.into_error());
-        let id = self.core.publish_start(refused.is_some());
+        let refused = self.admit_publisher(&conversation, &member).await.err();
+        let (id, too_many) = self.core.publish_start(&member, refused.is_some());
+        let refused = refused.or(too_many);
         let streamed = self.stream_body(req, id).await;
         let finished = self.core.publish_finish(id);
         if let Some(e) = refused {

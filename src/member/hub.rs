@@ -38,6 +38,10 @@ struct Attachment {
     /// longer speaks for the session.
     #[serde(default)]
     replaced: bool,
+    /// When the bearer token that opened the socket stops being accepted (epoch ms): the alarm
+    /// closes it then with 4010.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    until: Option<i64>,
 }
 
 impl Attachment {
@@ -93,8 +97,13 @@ impl MemberObject {
         let pair = WebSocketPair::new().map_err(|e| internal("socket pair", e))?;
         let server = pair.server;
         self.state.accept_websocket_with_tags(&server, &[session_tag(&connected.session).as_str()]);
-        let attachment = Attachment { session: connected.session.clone(), connected_at: ctx.now_ms, replaced: false };
+        let until = rpc::until_of(req);
+        let attachment =
+            Attachment { session: connected.session.clone(), connected_at: ctx.now_ms, replaced: false, until };
         server.serialize_attachment(attachment).map_err(|e| internal("socket attachment", e))?;
+        if let Some(at) = until {
+            self.alarm.ensure(&self.state.storage(), at).await;
+        }
         for frame in &connected.frames {
             let _ = server.send_with_str(frame);
         }
@@ -149,6 +158,15 @@ impl MemberObject {
             worker::console_error!("hub socket closed: {e:?}");
         }
         self.carry_out(&sockets, effects).await;
+    }
+
+    /// Closes the sockets whose credential expired (4010) and sets the alarm for the next one.
+    pub(super) async fn close_expired(&self) {
+        use switchboard_core::limits::close::{TOKEN_EXPIRED, TOKEN_EXPIRED_REASON};
+        let (code, reason) = (TOKEN_EXPIRED, TOKEN_EXPIRED_REASON);
+        if let Some(next) = platform::close_expired_sockets(&self.raw_state, platform::now_ms(), code, reason) {
+            self.alarm.ensure(&self.state.storage(), next).await;
+        }
     }
 
     /// The alarm: closes stale sockets and forgets expired sessions.

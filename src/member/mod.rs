@@ -69,6 +69,7 @@ impl DurableObject for MemberObject {
     async fn alarm(&self) -> worker::Result<Response> {
         self.alarm.fired();
         self.sweep().await;
+        self.close_expired().await;
         Response::ok("ok")
     }
 

@@ -73,4 +73,8 @@ pub enum PusherCommand {
     /// Close every socket with 4200 (pusher-js reconnects at once): local mode's stand-in for a
     /// deploy.
     Reconnect,
+    /// A member left or was removed from a conversation: every socket subscribed to these channels
+    /// (the conversation's private and presence channels) is closed with 4200, so pusher-js
+    /// reconnects and authorizes its channels again, which the departed member no longer can.
+    Reauthorize { channels: Vec<String> },
 }

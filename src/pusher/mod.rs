@@ -244,6 +244,19 @@ impl PusherAppObject {
                 let closed = self.close_all(close::RECONNECT, "server restarting: reconnect now").await;
                 format!(r#"{{"closed":{closed}}}"#)
             }
+            PusherCommand::Reauthorize { channels } => {
+                let ids: std::collections::BTreeSet<String> = self
+                    .with_registry(|r| {
+                        channels.iter().flat_map(|c| r.subscribers(c)).map(|s| s.as_str().to_string()).collect()
+                    })
+                    .unwrap_or_default();
+                let sockets: Vec<WebSocket> =
+                    ids.iter().flat_map(|id| self.state.get_websockets_with_tag(id)).collect();
+                let closed = self
+                    .close_sockets(sockets, close::RECONNECT, "membership changed: reconnect and authorize again")
+                    .await;
+                format!(r#"{{"closed":{closed}}}"#)
+            }
         };
         crate::http::json_text(200, answer)
     }
@@ -284,7 +297,11 @@ impl PusherAppObject {
     /// Closes every socket with `code` (they leave their channels first, so webhooks and relays
     /// see it). Answers how many.
     async fn close_all(&self, code: u16, reason: &str) -> usize {
-        let sockets = self.state.get_websockets();
+        self.close_sockets(self.state.get_websockets(), code, reason).await
+    }
+
+    /// Closes these sockets with `code`, as [`Self::close_all`] does.
+    async fn close_sockets(&self, sockets: Vec<WebSocket>, code: u16, reason: &str) -> usize {
         let mut effects: Vec<Effect> = Vec::new();
         for ws in &sockets {
             if let Some(id) = self.socket_id(ws) {

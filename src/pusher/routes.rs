@@ -169,6 +169,25 @@ pub async fn user_auth(req: &mut Request, env: &Env, me: &str) -> Answer {
 
 /// `POST /dev/pusher/reconnect` (local mode only): every Pusher socket is closed with 4200, as a
 /// deploy would; answers `{closed}`.
+/// A member left or was removed from `conversation_id`: the sockets on its Pusher channels reconnect
+/// and authorize again (the departed member is refused). Failures are logged: the membership has
+/// already ended and the channel auth refuses the member from now on.
+pub async fn membership_ended(env: &Env, conversation_id: &str, member: &str) {
+    let Ok(app) = config::pusher_app(env) else { return };
+    let channels = vec![
+        format!("{}{conversation_id}", switchboard_pusher::channel::PRIVATE_CONVERSATION_PREFIX),
+        format!("{}{conversation_id}", switchboard_pusher::channel::PRESENCE_CONVERSATION_PREFIX),
+    ];
+    let sent = async {
+        let body =
+            serde_json::to_string(&PusherCommand::Reauthorize { channels }).map_err(|e| internal("encode", e))?;
+        post(&stub(env, PUSHER, &app.id)?, body).await
+    };
+    if let Err(e) = sent.await {
+        worker::console_error!("pusher: channels of {conversation_id} not reauthorized after {member} left: {e}");
+    }
+}
+
 pub async fn reconnect(env: &Env) -> Answer {
     let app = config::pusher_app(env)?;
     let body = serde_json::to_string(&PusherCommand::Reconnect).map_err(|e| internal("encode pusher rpc", e))?;

@@ -6,7 +6,9 @@
 //   - its local D1 databases (one per database_id, shared between workers), with the migrations of
 //     its migrations_dir applied (recorded in d1_migrations, as wrangler does);
 //   - its Durable Objects (SQLite-backed as its [[migrations]] say), persisted under --state;
-//   - its service bindings to the other listed workers (Workers RPC on the default entrypoint).
+//   - its service bindings to the other listed workers (Workers RPC on the default entrypoint);
+//   - its [assets] (the web app, build/web/), served in front of it on its socket as wrangler dev
+//     does: existing files are answered from the directory, everything else reaches the worker.
 // Starting it again on the same --state finds the same objects and rows.
 //
 // Prints one JSON line on stdout when ready:

@@ -9,6 +9,7 @@ use jwt_simple::prelude::*;
 use switchboard_core::limits::{CLOCK_SKEW_SECS, MAX_TOKEN_LIFETIME_SECS, TICKET_TTL_SECS};
 use switchboard_core::{ApiError, MemberId};
 
+pub mod operator;
 mod time;
 pub use time::iso8601;
 
@@ -34,6 +35,18 @@ struct ChatClaims {
 struct TicketClaims {
     /// The member id the ticket was issued to.
     member: String,
+    /// When the bearer token the ticket was minted from expires (seconds): a socket the ticket
+    /// opens is closed then, as if it had been opened with that token.
+    #[serde(rename = "tokenExp", default, skip_serializing_if = "Option::is_none")]
+    token_exp: Option<u64>,
+}
+
+/// A verified bearer token: who, and until when it is accepted (its `exp` plus the clock skew, in
+/// seconds): a socket it opened is closed then.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Credential {
+    pub member: MemberId,
+    pub accepted_until: u64,
 }
 
 /// A verified connect ticket: redeem `nonce` once before `expires_at` (seconds).
@@ -42,6 +55,8 @@ pub struct Ticket {
     pub member: MemberId,
     pub nonce: String,
     pub expires_at: u64,
+    /// Until when the bearer token it was minted from is accepted (seconds): see [`Credential`].
+    pub token_accepted_until: u64,
 }
 
 /// An issued token or ticket and its expiry (seconds since the epoch).
@@ -57,7 +72,7 @@ fn unauthorized(msg: &str) -> ApiError {
 
 impl AuthConfig {
     pub fn new(secret: &str, audience: &str) -> Result<Self, ApiError> {
-        if secret.len() < 16 {
+        if secret.len() < switchboard_core::limits::MIN_SECRET_BYTES {
             return Err(ApiError::internal("JWT_SECRET must be at least 16 bytes"));
         }
         Ok(AuthConfig { key: HS256Key::from_bytes(secret.as_bytes()), audience: audience.to_string() })
@@ -78,6 +93,11 @@ impl AuthConfig {
 
     /// Reads `Authorization: Bearer <jwt>`.
     pub fn verify_bearer(&self, header: Option<&str>, now_secs: u64) -> Result<MemberId, ApiError> {
+        self.verify_bearer_credential(header, now_secs).map(|c| c.member)
+    }
+
+    /// Reads `Authorization: Bearer <jwt>`: the member and until when the token is accepted.
+    pub fn verify_bearer_credential(&self, header: Option<&str>, now_secs: u64) -> Result<Credential, ApiError> {
         let header = header.ok_or_else(|| unauthorized("missing Authorization: Bearer token"))?;
         let token = header
             .strip_prefix("Bearer ")
@@ -85,10 +105,15 @@ impl AuthConfig {
             .map(str::trim)
             .filter(|t| !t.is_empty())
             .ok_or_else(|| unauthorized("Authorization must be \"Bearer <token>\""))?;
-        self.verify_token(token, now_secs)
+        self.verify_credential(token, now_secs)
     }
 
     pub fn verify_token(&self, token: &str, now_secs: u64) -> Result<MemberId, ApiError> {
+        self.verify_credential(token, now_secs).map(|c| c.member)
+    }
+
+    /// Verifies a bearer token: the member and until when the token is accepted.
+    pub fn verify_credential(&self, token: &str, now_secs: u64) -> Result<Credential, ApiError> {
         let claims = self
             .key
             .verify_token::<ChatClaims>(token, Some(self.options(self.audience.clone(), now_secs)))
@@ -107,7 +132,8 @@ impl AuthConfig {
             (None, Some(s)) => MemberId::bot(&s),
             _ => return Err(unauthorized("token must name exactly one of kiloUserId, kiloclawSandboxId")),
         };
-        member.map_err(|_| unauthorized("token names a malformed user or sandbox id"))
+        let member = member.map_err(|_| unauthorized("token names a malformed user or sandbox id"))?;
+        Ok(Credential { member, accepted_until: exp + CLOCK_SKEW_SECS })
     }
 
     /// Signs a token for `member` (local development, and tests).
@@ -154,9 +180,13 @@ impl AuthConfig {
         Ok(Issued { token, expires_at: now_secs + lifetime_secs })
     }
 
-    /// A connect ticket for `member`, valid `TICKET_TTL_SECS`; `nonce` must be unguessable.
-    pub fn issue_ticket(&self, member: &MemberId, nonce: &str, now_secs: u64) -> Result<Issued, ApiError> {
-        let custom = TicketClaims { member: member.to_string() };
+    /// A connect ticket for the bearer `credential`'s member, valid `TICKET_TTL_SECS`; `nonce` must
+    /// be unguessable. The ticket carries when the bearer token stops being accepted.
+    pub fn issue_ticket(&self, credential: &Credential, nonce: &str, now_secs: u64) -> Result<Issued, ApiError> {
+        let custom = TicketClaims {
+            member: credential.member.to_string(),
+            token_exp: Some(credential.accepted_until.saturating_sub(CLOCK_SKEW_SECS)),
+        };
         self.sign(custom, self.ticket_audience(), Some(nonce.to_string()), now_secs, TICKET_TTL_SECS)
     }
 
@@ -170,7 +200,9 @@ impl AuthConfig {
         let expires_at = claims.expires_at.ok_or_else(bad)?.as_secs();
         let nonce = claims.nonce.filter(|n| n.len() >= 16).ok_or_else(bad)?;
         let member = MemberId::parse(&claims.custom.member).map_err(|_| bad())?;
-        Ok(Ticket { member, nonce, expires_at })
+        // A ticket minted before tickets carried the token's expiry: at most a token's lifetime.
+        let token_exp = claims.custom.token_exp.unwrap_or(expires_at + MAX_TOKEN_LIFETIME_SECS);
+        Ok(Ticket { member, nonce, expires_at, token_accepted_until: token_exp + CLOCK_SKEW_SECS })
     }
 }
 
@@ -258,9 +290,13 @@ mod tests {
     fn tickets_are_their_own_audience_and_short() {
         let c = cfg();
         let alice = MemberId::user("alice").unwrap();
-        let t = c.issue_ticket(&alice, "0123456789abcdef0123", NOW).unwrap();
+        let bearer = c.issue_token(&alice, "dev", NOW - 100, 600).unwrap();
+        let credential = c.verify_credential(&bearer.token, NOW).unwrap();
+        assert_eq!(credential.accepted_until, NOW + 500 + CLOCK_SKEW_SECS, "exp plus the skew");
+        let t = c.issue_ticket(&credential, "0123456789abcdef0123", NOW).unwrap();
         let v = c.verify_ticket(&t.token, NOW + 29).unwrap();
         assert_eq!(v.member, alice);
+        assert_eq!(v.token_accepted_until, credential.accepted_until, "the ticket carries the token's expiry");
         assert_eq!(v.nonce, "0123456789abcdef0123");
         assert!(c.verify_ticket(&t.token, NOW + 31).is_err());
         // A ticket is not a bearer token, and a bearer token is not a ticket.

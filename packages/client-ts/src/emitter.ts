@@ -13,15 +13,11 @@ export class Emitter<M extends { [K in keyof M]: unknown }> {
       try {
         fn(value);
       } catch (e) {
-        // a listener's fault must not break the socket's state machine
-        setTimeoutSafe(() => {
+        // a listener's fault must not break the socket's state machine: reported as uncaught, later
+        queueMicrotask(() => {
           throw e;
         });
       }
     }
   }
-}
-
-function setTimeoutSafe(fn: () => void) {
-  queueMicrotask(fn);
 }

@@ -6,10 +6,13 @@ export interface WebSocketLike {
   readonly readyState: number;
   send(data: string): void;
   close(code?: number, reason?: string): void;
-  onopen: ((ev: unknown) => void) | null;
-  onmessage: ((ev: { data: unknown }) => void) | null;
-  onclose: ((ev: { code: number; reason: string }) => void) | null;
-  onerror: ((ev: unknown) => void) | null;
+  // `any` events so that the DOM's WebSocket (whose handlers take Event, MessageEvent, CloseEvent)
+  // is assignable; the library reads `data` of a message and `code`, `reason` of a close
+  /* eslint-disable @typescript-eslint/no-explicit-any */
+  onopen: ((ev: any) => void) | null;
+  onmessage: ((ev: any) => void) | null;
+  onclose: ((ev: any) => void) | null;
+  onerror: ((ev: any) => void) | null;
 }
 
 export type WebSocketConstructor = new (url: string, protocols?: string | string[]) => WebSocketLike;

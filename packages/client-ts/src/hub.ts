@@ -12,6 +12,8 @@ import type { RestClient } from "./rest.js";
 import { ReconnectingSocket, type SocketEvents, type SocketOptions } from "./socket.js";
 
 export const HUB_PROTOCOL = "kilo.events.v1";
+/** The hub's close codes (docs/events.md). */
+export const HUB_CLOSE = { TOO_MANY_UNACKED: 4002, STALE: 4008, REPLACED: 4009 } as const;
 /** The hub closes a socket with more than 50 unacked events; ack well before. */
 const ACK_EVERY = 20;
 const ACK_DELAY_MS = 250;
@@ -109,7 +111,10 @@ export class HubSocket extends ReconnectingSocket<HubEvents> {
     this.ackedSeq = 0;
   }
 
-  protected isFinalClose(): boolean {
+  protected isFinalClose(code: number): boolean {
+    // another connection took this session over (a second tab restored the same position): do
+    // not fight it for the session; carry on with a session of our own from the same seq
+    if (code === HUB_CLOSE.REPLACED) this.sessionId = null;
     return false;
   }
 

@@ -18,7 +18,7 @@ export type { Environment, WebSocketLike, WebSocketConstructor, FetchLike, Clock
 export { backoffDelay, type BackoffOptions } from "./backoff.js";
 export { RestClient, devToken, text, type TokenSource } from "./rest.js";
 export { ReconnectingSocket, type SocketState, type SocketOptions, type SocketEvents } from "./socket.js";
-export { HubSocket, HUB_PROTOCOL, wsBase, type HubOptions, type HubEvents } from "./hub.js";
+export { HubSocket, HUB_PROTOCOL, HUB_CLOSE, wsBase, type HubOptions, type HubEvents } from "./hub.js";
 export {
   ConversationSocket,
   CLOSE_LEFT,
@@ -40,6 +40,8 @@ export const contexts = {
   web: "/presence/web",
 } as const;
 
+type TrackedSocket = { close(): void; retryNow(): void; on(name: "closed", fn: () => void): () => void };
+
 export interface SwitchboardOptions {
   /** e.g. `http://127.0.0.1:8787` or `location.origin` */
   baseUrl: string;
@@ -48,6 +50,8 @@ export interface SwitchboardOptions {
   /** fetch, WebSocket, clock, random (defaults: the globals; Node 20: pass `WebSocket` from `ws`) */
   env?: Partial<Environment>;
   outbox?: OutboxOptions;
+  /** in a browser, listen to `online` to reconnect at once (default true) */
+  watchOnline?: boolean;
 }
 
 /** The client: every HTTP call of `RestClient`, plus sockets, the outbox and typing. */
@@ -58,13 +62,30 @@ export class Switchboard extends RestClient {
   private hubSocket: HubSocket | null = null;
   private readonly typers = new Map<string, TypingNotifier>();
   /** every socket opened through this client, closed by `close()` */
-  private readonly sockets = new Set<{ close(): void; on(name: "closed", fn: () => void): () => void }>();
+  private readonly sockets = new Set<TrackedSocket>();
+
+  private readonly offOnline: () => void;
 
   constructor(opts: SwitchboardOptions) {
     const env = defaultEnvironment(opts.env);
     super(opts.baseUrl, opts.token, env);
     this.env = env;
     this.outbox = new Outbox((m) => this.sendMessage(m), env, opts.outbox);
+    // in a browser: when the network comes back, skip the backoff waits
+    const g = globalThis as { addEventListener?: (n: string, f: () => void) => void; removeEventListener?: (n: string, f: () => void) => void };
+    const online = () => this.retryNow();
+    if (opts.watchOnline !== false && typeof g.addEventListener === "function") {
+      g.addEventListener("online", online);
+      this.offOnline = () => g.removeEventListener?.("online", online);
+    } else {
+      this.offOnline = () => {};
+    }
+  }
+
+  /** Every socket waiting out a backoff connects now, and the outbox sends now (the network is back). */
+  retryNow(): void {
+    for (const s of this.sockets) s.retryNow();
+    this.outbox.retryNow();
   }
 
   /** Local mode: signs in as `userId` with `POST /dev/token`. The token lasts an hour; the client asks for a new one after a 401. */
@@ -113,7 +134,7 @@ export class Switchboard extends RestClient {
     return this.track(new LiveSocket(this, conversationId, this.env, opts));
   }
 
-  private track<S extends { close(): void; on(name: "closed", fn: () => void): () => void }>(s: S): S {
+  private track<S extends TrackedSocket>(s: S): S {
     this.sockets.add(s);
     s.on("closed", () => this.sockets.delete(s));
     return s;
@@ -142,6 +163,7 @@ export class Switchboard extends RestClient {
 
   /** Closes every socket this client opened and stops the outbox (its entries stay in `outbox.entries`). */
   close(): void {
+    this.offOnline();
     for (const s of [...this.sockets]) s.close();
     this.outbox.close();
     for (const t of this.typers.values()) t.stop();

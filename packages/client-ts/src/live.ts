@@ -15,6 +15,8 @@ const ACK_DELAY_MS = 200;
 export interface LiveEvents extends SocketEvents {
   /** one published JSON value, as the publisher wrote it */
   line: unknown;
+  /** the same line with who published it (a member id: the conversation's bot, or a member when the service allows members to publish) */
+  published: { from: string; line: unknown };
   /** an error frame the server sent for a frame it could not take (see `isLiveError`) */
   error: ErrorFrame;
 }
@@ -24,8 +26,8 @@ export interface LiveOptions extends SocketOptions {
   reconnectWhenBotOffline?: boolean;
 }
 
-/** The live channel has no envelope: the only frames that are not published lines are error frames
- *  answering a bad client frame, so a line that looks exactly like one is taken as one. */
+/** Every published line comes as `{"type":"line","from","line"}`; the only other frames are error
+ *  frames answering a bad client frame. */
 export function isLiveError(v: unknown): v is ErrorFrame {
   if (!v || typeof v !== "object") return false;
   const o = v as Record<string, unknown>;
@@ -40,7 +42,6 @@ export class LiveSocket extends ReconnectingSocket<LiveEvents> {
   private received = 0;
   private acked = 0;
   private ackTimer: unknown = null;
-  private sentBadFrame = false;
 
   constructor(rest: RestClient, conversationId: string, env: Environment, opts: LiveOptions = {}) {
     super(env, opts);
@@ -58,7 +59,6 @@ export class LiveSocket extends ReconnectingSocket<LiveEvents> {
   /** Sends a raw frame (tests; the library sends acks itself). */
   send(frame: LiveClientFrame | string): boolean {
     const text = typeof frame === "string" ? frame : JSON.stringify(frame);
-    if (typeof frame === "string" && frame !== "ping") this.sentBadFrame = true;
     return this.sendRaw(text);
   }
 
@@ -90,12 +90,13 @@ export class LiveSocket extends ReconnectingSocket<LiveEvents> {
     } catch {
       return;
     }
-    if (this.sentBadFrame && isLiveError(v)) {
-      this.sentBadFrame = false;
-      this.emit("error", v);
+    if (v && typeof v === "object" && (v as { type?: unknown }).type === "line") {
+      const f = v as { from: string; line: unknown };
+      this.emit("line", f.line);
+      this.emit("published", { from: f.from, line: f.line });
       return;
     }
-    this.emit("line", v);
+    if (isLiveError(v)) this.emit("error", v);
   }
 
   private scheduleAck() {

@@ -39,6 +39,9 @@ export interface OutboxOptions {
   /** entries restored from storage (from a `change` event of an earlier page) */
   restore?: OutboxEntry[];
   max?: number;
+  /** an attempt without an answer after this many ms is given up and retried (default 20 000): a
+   *  request on a connection that died silently may otherwise never settle */
+  attemptTimeoutMs?: number;
 }
 
 type Transport = (m: SendMessage) => Promise<SentMessage>;
@@ -50,6 +53,7 @@ export class Outbox extends Emitter<OutboxEvents> {
   private readonly queue: OutboxEntry[] = [];
   private readonly waiters = new Map<string, { resolve: (r: SentMessage) => void; reject: (e: SwitchboardError) => void }[]>();
   private timer: unknown = null;
+  private attemptTimer: unknown = null;
   private busy = false;
   private closed = false;
 
@@ -118,7 +122,9 @@ export class Outbox extends Emitter<OutboxEvents> {
   close(): void {
     this.closed = true;
     if (this.timer !== null) this.env.clock.clearTimeout(this.timer);
+    if (this.attemptTimer !== null) this.env.clock.clearTimeout(this.attemptTimer);
     this.timer = null;
+    this.attemptTimer = null;
   }
 
   private changed() {
@@ -135,32 +141,48 @@ export class Outbox extends Emitter<OutboxEvents> {
     e.attempts++;
     const body: SendMessage = { conversationId: e.conversationId, content: e.content, clientId: e.clientId };
     if (e.inReplyToMessageId) body.inReplyToMessageId = e.inReplyToMessageId;
-    this.transport(body).then(
-      (result) => this.settle(e, () => {
-        this.emit("sent", { entry: { ...e }, result });
-        for (const w of this.waiters.get(e.clientId) ?? []) w.resolve(result);
-      }),
-      (err: unknown) => {
-        const error = err instanceof SwitchboardError ? err : new SwitchboardError(0, "network", String(err));
-        if (error.retryable) {
-          this.busy = false;
-          e.state = "waiting";
-          e.lastError = `${error.code}: ${error.message}`;
-          this.changed();
-          if (this.closed) return;
-          this.timer = this.env.clock.setTimeout(() => {
-            this.timer = null;
-            e.state = "queued";
-            this.kick();
-          }, backoffDelay(e.attempts - 1, this.env.random, this.opts.backoff ?? { baseMs: 500, maxMs: 15_000 }));
-          return;
-        }
+    // settled once: by the answer, or by the timeout (a late answer is then ignored; the retry
+    // with the same clientId is answered with the original)
+    let settled = false;
+    const once = <A>(f: (a: A) => void) => (a: A) => {
+      if (settled) return;
+      settled = true;
+      this.env.clock.clearTimeout(this.attemptTimer);
+      this.attemptTimer = null;
+      f(a);
+    };
+    const failed = once((err: unknown) => {
+      const error = err instanceof SwitchboardError ? err : new SwitchboardError(0, "network", String(err));
+      if (!error.retryable) {
         this.settle(e, () => {
           this.emit("failed", { entry: { ...e }, error });
           for (const w of this.waiters.get(e.clientId) ?? []) w.reject(error);
         });
-      },
+        return;
+      }
+      this.busy = false;
+      e.state = "waiting";
+      e.lastError = `${error.code}: ${error.message}`;
+      this.changed();
+      if (this.closed) return;
+      const delay = backoffDelay(e.attempts - 1, this.env.random, this.opts.backoff ?? { baseMs: 500, maxMs: 15_000 });
+      this.timer = this.env.clock.setTimeout(() => {
+        this.timer = null;
+        e.state = "queued";
+        this.kick();
+      }, delay);
+    });
+    const answered = once((result: SentMessage) =>
+      this.settle(e, () => {
+        this.emit("sent", { entry: { ...e }, result });
+        for (const w of this.waiters.get(e.clientId) ?? []) w.resolve(result);
+      }),
     );
+    this.attemptTimer = this.env.clock.setTimeout(
+      () => failed(new SwitchboardError(0, "network", "no answer in time")),
+      this.opts.attemptTimeoutMs ?? 20_000,
+    );
+    this.transport(body).then(answered, failed);
   }
 
   private settle(e: OutboxEntry, tell: () => void) {

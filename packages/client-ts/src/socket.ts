@@ -173,7 +173,16 @@ export abstract class ReconnectingSocket<M extends SocketEvents> extends Emitter
     this.pingTimer = null;
   }
 
-  /** Drops the current connection and reconnects at once (e.g. the browser came back online). */
+  /** When waiting out a backoff, connects now (e.g. the browser came back online); an open socket is left alone. */
+  retryNow(): void {
+    if (this.stopped || this.retryTimer === null) return;
+    this.env.clock.clearTimeout(this.retryTimer);
+    this.retryTimer = null;
+    this.attempt = 0;
+    void this.connect();
+  }
+
+  /** Drops the current connection and reconnects at once. */
   reconnectNow(): void {
     if (this.stopped) return;
     if (this.retryTimer !== null) {

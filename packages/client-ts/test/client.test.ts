@@ -45,7 +45,7 @@ test("conversation socket: a drop reconnects with a new ticket and ?since=, and 
   s.on("state", (st) => states.push(st));
   await flush();
   const first = FakeSocket.last();
-  assert.equal(first.url, `ws://127.0.0.1:8787/v1/conversations/${C}/ws?ticket=t1`);
+  assert.equal(first.url, `ws://127.0.0.1:8787/v1/conversations/${C}/ws?ticket=t1&batch=1`);
   first.open();
   first.push({ type: "ready", seq: 2 });
   first.push(ev(3));
@@ -61,10 +61,9 @@ test("conversation socket: a drop reconnects with a new ticket and ?since=, and 
   assert.equal(second.query().get("since"), "4");
   assert.equal(second.query().get("ticket"), "t2", "a new ticket per connect");
   second.open();
-  // a replay overlapping what was seen (the server would not, but a duplicate must never reach the app)
+  // a replay overlapping what was seen, and a batched text frame (two frames, one per line)
   second.push(ev(4));
-  second.push(ev(5));
-  second.push(ev(6));
+  second.push(`${JSON.stringify(ev(5))}\n${JSON.stringify(ev(6))}`);
   second.push({ type: "ready", seq: 6 });
   second.push(ev(7));
   assert.deepEqual(seen, [3, 4, 5, 6, 7]);
@@ -270,10 +269,11 @@ test("live: acks the count of frames received, after 64 frames or 200 ms; counts
   const ws = FakeSocket.last();
   assert.match(ws.url, new RegExp(`/v1/conversations/${C}/live\\?ticket=t1$`));
   ws.open();
-  for (let i = 0; i < 64; i++) ws.push({ delta: i });
+  const line = (v: unknown) => ({ type: "line", from: "bot:kiloclaw:sb1", line: v });
+  for (let i = 0; i < 64; i++) ws.push(line({ delta: i }));
   ws.push("pong");
   assert.deepEqual(ws.frames(), [{ type: "ack", received: 64 }]);
-  ws.push([1, 2]);
+  ws.push(line([1, 2]));
   await env.clock.advance(200);
   assert.deepEqual(ws.frames().at(-1), { type: "ack", received: 65 });
   assert.equal(lines.length, 65);
@@ -282,7 +282,7 @@ test("live: acks the count of frames received, after 64 frames or 200 ms; counts
   await env.clock.advance(1000);
   const again = FakeSocket.last();
   again.open();
-  again.push({ delta: "after" });
+  again.push(line({ delta: "after" }));
   await env.clock.advance(200);
   assert.deepEqual(again.frames(), [{ type: "ack", received: 1 }]);
   // the bot went offline: closed for good by default
@@ -405,4 +405,96 @@ test("hub: after 3 failed opens in a row it stops naming its session (a refused 
   assert.equal(ws.query().get("session"), null);
   assert.equal(ws.query().get("since"), "4");
   hub.close();
+});
+
+test("hub: replaced by another connection of its session (4009), it carries on with a session of its own", async () => {
+  const env = fakeEnv();
+  const hub = new HubSocket(new RestClient(BASE, "tok", env), env);
+  await flush();
+  const a = FakeSocket.last();
+  a.open();
+  a.push({ type: "hello", sessionId: "S1", seq: 3, member: "alice", contexts: [], restored: false });
+  a.push({ type: "ready", seq: 3 });
+  a.drop(4009, "replaced by a newer connection");
+  await env.clock.advance(1000);
+  const b = FakeSocket.last();
+  assert.equal(b.query().get("session"), null);
+  assert.equal(b.query().get("since"), "3");
+  hub.close();
+});
+
+test("Switchboard: retryNow connects a waiting socket at once and leaves an open one alone; close() closes every socket", async () => {
+  const { Switchboard } = await import("../src/index.js");
+  const env = fakeEnv();
+  const client = new Switchboard({ baseUrl: BASE, token: "tok", env, watchOnline: false });
+  const convo = client.openConversation(C);
+  const hub = client.connectHub();
+  await flush();
+  const [c1, h1] = FakeSocket.all;
+  h1!.open();
+  c1!.drop(1006);
+  assert.equal(FakeSocket.all.length, 2);
+  client.retryNow();
+  await flush();
+  assert.equal(FakeSocket.all.length, 3, "the waiting conversation socket reconnected without waiting");
+  assert.equal(h1!.closedWith, null, "the open hub was left alone");
+  client.close();
+  assert.equal(convo.state, "closed");
+  assert.equal(hub.state, "closed");
+  assert.equal(env.clock.pending(), 0);
+});
+
+test("every HTTP call of the client is a route of docs/openapi.yaml, with its method", async () => {
+  const { readFileSync } = await import("node:fs");
+  const yaml = readFileSync(new URL("../../../../docs/openapi.yaml", import.meta.url), "utf8");
+  // paths are the two-space-indented keys under `paths:`; methods the four-space-indented ones below
+  const routes: { re: RegExp; methods: Set<string> }[] = [];
+  let inPaths = false;
+  for (const line of yaml.split("\n")) {
+    if (/^\S/.test(line)) inPaths = line.startsWith("paths:");
+    if (!inPaths) continue;
+    const p = /^  (\/\S*):\s*$/.exec(line);
+    if (p) routes.push({ re: new RegExp(`^${p[1]!.replace(/\{[^}]+\}/g, "[^/]+")}$`), methods: new Set() });
+    const m = /^    (get|post|put|patch|delete):/.exec(line);
+    if (m && routes.length) routes[routes.length - 1]!.methods.add(m[1]!.toUpperCase());
+  }
+  assert.ok(routes.length > 30, "openapi.yaml read");
+  const env = fakeEnv(() => ({ status: 200, body: {} }));
+  const rest = new RestClient(BASE, "tok", env);
+  const content = [{ type: "text" as const, text: "x" }];
+  await Promise.all([
+    rest.connectTicket(), rest.listConversations({ sandboxId: "sb", limit: 5, cursor: "c" }), rest.createConversation({ sandboxId: "sb" }),
+    rest.getConversation(C), rest.renameConversation(C, "t"), rest.addMember(C, "bob"), rest.leaveConversation(C), rest.markRead(C, C),
+    rest.presence(C), rest.typing(C), rest.typingStop(C), rest.botStatus(C), rest.listMessages(C, { before: C, limit: 10 }),
+    rest.sendMessage({ conversationId: C, content }), rest.editMessage(C, { conversationId: C, content, timestamp: 1 }), rest.deleteMessage(C, C),
+    rest.addReaction(C, C, "👍"), rest.removeReaction(C, C, "👍"), rest.badges(), rest.markBadgeRead("b"),
+    rest.registerPushToken({ token: "t" }), rest.deletePushToken("t"), rest.notificationPreferences(), rest.setNotificationPreferences({ preview: "full" }),
+  ]);
+  assert.equal(env.calls.length, 24);
+  for (const call of env.calls) {
+    const path = call.path.split("?")[0]!;
+    const route = routes.find((r) => r.re.test(path));
+    assert.ok(route, `${call.method} ${path}: no such path in openapi.yaml`);
+    assert.ok(route.methods.has(call.method), `${call.method} ${path}: the path has only ${[...route.methods]}`);
+  }
+  assert.ok(env.calls.some((c) => c.path === `/v1/messages/${C}/reactions?conversationId=${C}&emoji=%F0%9F%91%8D`), "query strings are encoded");
+});
+
+test("outbox: an attempt that never gets an answer (a silently dead connection) is retried with the same clientId after its timeout", async () => {
+  const env = fakeEnv();
+  const seen: string[] = [];
+  const transport = (m: { clientId?: string }): Promise<SentMessage> => {
+    seen.push(m.clientId!);
+    if (seen.length === 1) return new Promise(() => {}); // hangs forever
+    return Promise.resolve({ messageId: "M", message: msg("M", m.clientId!), duplicate: true });
+  };
+  const outbox = new Outbox(transport, env, { attemptTimeoutMs: 10_000 });
+  const s = outbox.send({ conversationId: C, content: [{ type: "text", text: "x" }] });
+  await env.clock.advance(9_000);
+  assert.equal(seen.length, 1);
+  await env.clock.advance(3_000);
+  assert.deepEqual(seen, [s.clientId, s.clientId]);
+  assert.equal((await s.done).duplicate, true);
+  outbox.close();
+  assert.equal(env.clock.pending(), 0);
 });

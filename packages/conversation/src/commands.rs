@@ -30,6 +30,10 @@ pub enum Command {
         member: String,
     },
     Leave,
+    /// The owner removes a member, or a member removes themself.
+    RemoveMember {
+        member: String,
+    },
     ListMessages {
         before: Option<String>,
         limit: usize,

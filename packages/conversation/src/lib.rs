@@ -210,6 +210,7 @@ impl<S: Store> Conversation<S> {
             C::Rename { title } => self.rename(caller, &title, ctx.now_ms),
             C::AddMember { member } => self.add_member(caller, &member, ctx.now_ms),
             C::Leave => self.leave(caller, ctx.now_ms),
+            C::RemoveMember { member } => self.remove_member(caller, &member, ctx.now_ms),
             C::ListMessages { before, limit } => self.read(|| self.list_messages(caller, before.as_deref(), limit)),
             C::SendMessage { content, in_reply_to_message_id, client_id } => {
                 let (sent, effects) = self.send(caller, &content, in_reply_to_message_id, client_id, ctx);

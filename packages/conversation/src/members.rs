@@ -1,4 +1,8 @@
-//! Who is in the conversation: create, detail, rename, add a member, leave.
+//! Who is in the conversation: create, detail, rename, add a member, leave, remove a member.
+//!
+//! Rights: any human member renames and adds people (the bot does neither: 403); the creator is
+//! the conversation's owner and may remove anyone but the bot; anyone may remove themself (leave);
+//! the bot can be neither removed nor leave. Every member sees who added whom (`addedBy`).
 
 use crate::cache::MetaRow;
 use crate::commands::AddMemberAnswer;
@@ -17,6 +21,14 @@ pub(crate) struct MemberRow {
     pub member_id: String,
     pub kind: String,
     pub joined_at: i64,
+    pub added_by: Option<String>,
+}
+
+/// The member role of a conversation's creator.
+pub const OWNER: &str = "owner";
+
+fn is_bot(member: &str) -> bool {
+    MemberId::parse(member).map(|m| m.is_bot()).unwrap_or(false)
 }
 
 type Outcome = (Result<Reply, ApiError>, Effects);
@@ -42,13 +54,14 @@ impl<S: Store> Conversation<S> {
                 &[id.into(), sandbox_id.into(), title.clone().into(), creator.into(), now.into()],
             )?;
             self.exec(
-                "INSERT INTO members (member_id, kind, joined_at) VALUES (?, 'bot', ?)",
-                &[bot.into(), now.into()],
+                "INSERT INTO members (member_id, kind, joined_at, added_by) VALUES (?, 'bot', ?, ?)",
+                &[bot.into(), now.into(), creator.into()],
             )?;
             for m in humans {
+                let added_by: Option<&str> = (m != creator).then_some(creator);
                 self.exec(
-                    "INSERT OR IGNORE INTO members (member_id, kind, joined_at) VALUES (?, 'user', ?)",
-                    &[m.into(), now.into()],
+                    "INSERT OR IGNORE INTO members (member_id, kind, joined_at, added_by) VALUES (?, 'user', ?, ?)",
+                    &[m.into(), now.into(), added_by.map(str::to_string).into()],
                 )?;
             }
             Ok(Reply::json(201, json!({"createdAt": now})))
@@ -62,7 +75,7 @@ impl<S: Store> Conversation<S> {
 
     pub(crate) fn detail_of(&self, meta: &MetaRow) -> Result<ConversationDetail, ApiError> {
         let members: Vec<MemberRow> = self.query(
-            "SELECT member_id, kind, joined_at FROM members WHERE left_at IS NULL ORDER BY joined_at, member_id",
+            "SELECT member_id, kind, joined_at, added_by FROM members WHERE left_at IS NULL ORDER BY joined_at, member_id",
             &[],
         )?;
         Ok(ConversationDetail {
@@ -73,7 +86,13 @@ impl<S: Store> Conversation<S> {
             created_at: meta.created_at,
             members: members
                 .into_iter()
-                .map(|m| MemberInfo { id: m.member_id, kind: m.kind, joined_at: m.joined_at })
+                .map(|m| MemberInfo {
+                    role: (m.member_id == meta.created_by).then(|| OWNER.to_string()),
+                    id: m.member_id,
+                    kind: m.kind,
+                    joined_at: m.joined_at,
+                    added_by: m.added_by,
+                })
                 .collect(),
         })
     }
@@ -81,6 +100,9 @@ impl<S: Store> Conversation<S> {
     pub(crate) fn rename(&self, caller: &str, title: &str, now: i64) -> Outcome {
         self.command(|| {
             let meta = self.require_member(caller)?;
+            if is_bot(caller) {
+                return Err(ApiError::forbidden("the conversation's bot cannot rename it; its members can"));
+            }
             let title = validate::title(title)?;
             if meta.title.as_deref() != Some(title.as_str()) {
                 self.exec(
@@ -94,11 +116,14 @@ impl<S: Store> Conversation<S> {
         })
     }
 
-    /// Adds a person. The answer's `listItem` is for the worker (it updates the new member's list)
-    /// and is removed before the client sees the answer.
+    /// A person adds a person. The answer's `listItem` is for the worker (it updates the new
+    /// member's list) and is removed before the client sees the answer.
     pub(crate) fn add_member(&self, caller: &str, member: &str, now: i64) -> Outcome {
         self.command(|| {
             let meta = self.require_member(caller)?;
+            if is_bot(caller) {
+                return Err(ApiError::forbidden("only people add members; the conversation's bot cannot"));
+            }
             let new = MemberId::user(member)?.to_string();
             let roster = self.active_roster()?;
             let existing = roster.contains_key(&new);
@@ -108,11 +133,16 @@ impl<S: Store> Conversation<S> {
                 }
                 self.forget_roster();
                 self.exec(
-                    "INSERT INTO members (member_id, kind, joined_at, left_at) VALUES (?, 'user', ?, NULL)
-                     ON CONFLICT (member_id) DO UPDATE SET joined_at = excluded.joined_at, left_at = NULL",
-                    &[new.as_str().into(), now.into()],
+                    "INSERT INTO members (member_id, kind, joined_at, left_at, added_by) VALUES (?, 'user', ?, NULL, ?)
+                     ON CONFLICT (member_id) DO UPDATE SET joined_at = excluded.joined_at, left_at = NULL,
+                       added_by = excluded.added_by",
+                    &[new.as_str().into(), now.into(), caller.into()],
                 )?;
-                self.emit(Event::MemberJoined { conversation_id: meta.id.clone(), member_id: new.clone() })?;
+                self.emit(Event::MemberJoined {
+                    conversation_id: meta.id.clone(),
+                    member_id: new.clone(),
+                    added_by: caller.to_string(),
+                })?;
             }
             let detail = self.detail_of(&meta)?;
             let joined_at = detail.members.iter().find(|m| m.id == new).map(|m| m.joined_at).unwrap_or(0);
@@ -134,29 +164,61 @@ impl<S: Store> Conversation<S> {
     pub(crate) fn leave(&self, caller: &str, now: i64) -> Outcome {
         self.command(|| {
             let meta = self.require_member(caller)?;
-            if MemberId::parse(caller).map(|m| m.is_bot()).unwrap_or(false) {
+            if is_bot(caller) {
                 return Err(ApiError::forbidden("the conversation's bot cannot leave it"));
             }
-            let was_present =
-                self.scalar("SELECT present AS v FROM watchers WHERE member_id = ?", &[caller.into()])?.unwrap_or(0)
-                    != 0;
-            self.forget_roster();
-            self.cache.watchers.replace(None);
-            self.exec("UPDATE members SET left_at = ? WHERE member_id = ?", &[now.into(), caller.into()])?;
-            self.exec("DELETE FROM watchers WHERE member_id = ?", &[caller.into()])?;
-            self.exec("DELETE FROM typing WHERE member_id = ?", &[caller.into()])?;
-            self.emit(Event::MemberLeft { conversation_id: meta.id.clone(), member_id: caller.to_string() })?;
-            if was_present {
-                self.emit(Event::PresenceLeft { member_id: caller.to_string() })?;
-            }
-            self.pending.borrow_mut().close_member.push((
-                caller.to_string(),
-                close::MEMBERSHIP_ENDED,
-                "left the conversation",
-            ));
-            self.connected.borrow_mut().gone(caller);
+            self.end_membership(&meta, caller, None, now)?;
             Ok(Reply::no_content())
         })
+    }
+
+    /// `DELETE /v1/conversations/:id/members/:userId`: the owner (the creator) removes anyone but
+    /// the bot; anyone removes themself (as leaving does). The removed member's sockets here close
+    /// with 4003 and the worker ends their other channels (hub, live, Pusher).
+    pub(crate) fn remove_member(&self, caller: &str, member: &str, now: i64) -> Outcome {
+        self.command(|| {
+            let meta = self.require_member(caller)?;
+            if !self.active_roster()?.contains_key(member) {
+                return Err(ApiError::not_found(format!("{member} is not a member of this conversation")));
+            }
+            if is_bot(member) {
+                return Err(ApiError::forbidden("the conversation's bot cannot be removed"));
+            }
+            let removed_by = if member == caller {
+                None
+            } else if caller == meta.created_by {
+                Some(caller)
+            } else {
+                return Err(ApiError::forbidden(
+                    "only the conversation's owner (its creator) removes others; anyone may remove themself",
+                ));
+            };
+            self.end_membership(&meta, member, removed_by, now)?;
+            Ok(Reply::no_content())
+        })
+    }
+
+    /// `member` is no longer in the conversation: recorded, announced, their sockets here closed.
+    fn end_membership(&self, meta: &MetaRow, member: &str, removed_by: Option<&str>, now: i64) -> Result<(), ApiError> {
+        let was_present =
+            self.scalar("SELECT present AS v FROM watchers WHERE member_id = ?", &[member.into()])?.unwrap_or(0) != 0;
+        self.forget_roster();
+        self.cache.watchers.replace(None);
+        self.exec("UPDATE members SET left_at = ? WHERE member_id = ?", &[now.into(), member.into()])?;
+        self.exec("DELETE FROM watchers WHERE member_id = ?", &[member.into()])?;
+        self.exec("DELETE FROM typing WHERE member_id = ?", &[member.into()])?;
+        self.emit(Event::MemberLeft {
+            conversation_id: meta.id.clone(),
+            member_id: member.to_string(),
+            removed_by: removed_by.map(str::to_string),
+        })?;
+        if was_present {
+            self.emit(Event::PresenceLeft { member_id: member.to_string() })?;
+        }
+        let reason = if removed_by.is_some() { "removed from the conversation" } else { "left the conversation" };
+        self.pending.borrow_mut().close_member.push((member.to_string(), close::MEMBERSHIP_ENDED, reason));
+        self.connected.borrow_mut().gone(member);
+        Ok(())
     }
 
     /// The conversation's list entry changed (title or activity): members' lists learn of it

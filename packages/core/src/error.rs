@@ -24,6 +24,8 @@ pub enum ErrorCode {
     BinaryNotSupported,
     UnsupportedContentType,
     BotOffline,
+    /// Too many publishes in progress on one live channel (`live::MAX_CONCURRENT_PUBLISHES`).
+    TooManyPublishes,
     Internal,
 }
 
@@ -42,7 +44,8 @@ impl ErrorCode {
             ErrorCode::EditConflict
             | ErrorCode::IdempotencyConflict
             | ErrorCode::MessageDeleted
-            | ErrorCode::BotOffline => 409,
+            | ErrorCode::BotOffline
+            | ErrorCode::TooManyPublishes => 409,
             ErrorCode::PayloadTooLarge => 413,
             ErrorCode::UnsupportedContentType => 415,
             ErrorCode::UpgradeRequired => 426,
@@ -68,6 +71,7 @@ impl ErrorCode {
             ErrorCode::BinaryNotSupported => "binary_not_supported",
             ErrorCode::UnsupportedContentType => "unsupported_content_type",
             ErrorCode::BotOffline => "bot_offline",
+            ErrorCode::TooManyPublishes => "too_many_publishes",
             ErrorCode::Internal => "internal",
         }
     }

@@ -73,13 +73,17 @@ pub enum Event {
         /// `None`: the conversation has no title any more (its auto-title's message was deleted).
         title: Option<String>,
     },
+    /// `added_by`: the person who added the member.
     MemberJoined {
         conversation_id: String,
         member_id: String,
+        added_by: String,
     },
+    /// `removed_by`: present when another member removed them (absent when they left).
     MemberLeft {
         conversation_id: String,
         member_id: String,
+        removed_by: Option<String>,
     },
     /// A member became present in the conversation (first tab or device subscribed to its presence).
     PresenceJoined {
@@ -209,8 +213,14 @@ impl Event {
             Event::ConversationRenamed { conversation_id, title } => {
                 json!({"conversationId": conversation_id, "title": title})
             }
-            Event::MemberJoined { conversation_id, member_id } | Event::MemberLeft { conversation_id, member_id } => {
+            Event::MemberJoined { conversation_id, member_id, added_by } => {
+                json!({"conversationId": conversation_id, "memberId": member_id, "addedBy": added_by})
+            }
+            Event::MemberLeft { conversation_id, member_id, removed_by: None } => {
                 json!({"conversationId": conversation_id, "memberId": member_id})
+            }
+            Event::MemberLeft { conversation_id, member_id, removed_by: Some(by) } => {
+                json!({"conversationId": conversation_id, "memberId": member_id, "removedBy": by})
             }
             Event::PresenceJoined { member_id }
             | Event::PresenceLeft { member_id }

@@ -19,6 +19,7 @@ pub mod idempotency;
 pub mod ids;
 pub mod limits;
 pub mod live;
+pub mod local;
 pub mod member;
 pub mod model;
 pub mod ndjson;

@@ -23,6 +23,8 @@ pub const MAX_MEMBERS: usize = 1000;
 pub const MAX_BRIDGES_PER_CONVERSATION: usize = 10;
 /// `additionalMembers` at creation.
 pub const MAX_ADDITIONAL_MEMBERS: usize = 100;
+/// People a sandbox's allowed-users list may name (`PUT /bot/v1/sandboxes/:sandboxId/users`).
+pub const MAX_SANDBOX_USERS: usize = 1000;
 pub const DEFAULT_PAGE: usize = 50;
 pub const MAX_PAGE: usize = 100;
 /// One message's content, as stored and sent (the blocks' JSON, in bytes): the size of the largest
@@ -53,6 +55,8 @@ pub const REPLAY_WINDOW: u64 = 1000;
 /// Longest accepted bearer token lifetime (kilo-chat: one hour), plus clock skew.
 pub const MAX_TOKEN_LIFETIME_SECS: u64 = 3600;
 pub const CLOCK_SKEW_SECS: u64 = 60;
+/// The shortest secret accepted for `JWT_SECRET` and `OPERATOR_SECRET`.
+pub const MIN_SECRET_BYTES: usize = 16;
 /// Connect tickets are valid this long, once.
 pub const TICKET_TTL_SECS: u64 = 30;
 /// Default idempotency record lifetime (24 h).
@@ -74,4 +78,8 @@ pub mod close {
     pub const INTERNAL: u16 = 1011;
     /// The member left or was removed from the conversation.
     pub const MEMBERSHIP_ENDED: u16 = 4003;
+    /// The bearer token that opened the socket (directly or through a ticket) expired: the client
+    /// gets a fresh token and reconnects. Every socket kind (conversation, hub, live).
+    pub const TOKEN_EXPIRED: u16 = 4010;
+    pub const TOKEN_EXPIRED_REASON: &str = "token expired";
 }

@@ -20,6 +20,19 @@ pub const BUFFER_LINES: usize = 512;
 pub const BUFFER_BYTES: usize = 1024 * 1024;
 /// A publish body that sends nothing for this long is ended.
 pub const DEFAULT_IDLE_TIMEOUT_MS: i64 = 30_000;
+/// Publishes in progress on one conversation's live channel; one more is refused (409
+/// `too_many_publishes`) until one ends.
+pub const MAX_CONCURRENT_PUBLISHES: usize = 4;
+/// The longest a publish may run (`LIVE_MAX_PUBLISH_MS` overrides it): then the service ends its
+/// body itself and answers with `"ended": "max_duration"` (10 minutes).
+pub const DEFAULT_MAX_PUBLISH_MS: i64 = 10 * 60 * 1000;
+
+/// The frame a subscriber gets for one published line: who published it, and the line's JSON value
+/// as the publisher wrote it. `line` must be one valid JSON text (the splitter's `Line::Json`).
+pub fn line_frame(from: &str, line: &str) -> String {
+    let from = serde_json::to_string(from).unwrap_or_else(|_| "\"\"".to_string());
+    format!(r#"{{"type":"line","from":{from},"line":{line}}}"#)
+}
 
 /// WebSocket close codes of the live channel.
 pub mod close {
@@ -206,6 +219,17 @@ pub fn accepted_content_type(header: Option<&str>) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_line_frame_names_its_publisher_and_keeps_the_line() {
+        let f = line_frame("bot:kiloclaw:sb1", r#"{"delta":"hi","from":"forged"}"#);
+        let v: serde_json::Value = serde_json::from_str(&f).unwrap();
+        assert_eq!(v["type"], "line");
+        assert_eq!(v["from"], "bot:kiloclaw:sb1");
+        assert_eq!(v["line"], serde_json::json!({"delta": "hi", "from": "forged"}));
+        let v: serde_json::Value = serde_json::from_str(&line_frame("a\"b", "[1,2]")).unwrap();
+        assert_eq!((v["from"].as_str(), &v["line"]), (Some("a\"b"), &serde_json::json!([1, 2])));
+    }
 
     #[test]
     fn buffer_keeps_the_most_recent_within_bounds() {

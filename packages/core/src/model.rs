@@ -55,6 +55,14 @@ pub struct MemberInfo {
     pub id: String,
     pub kind: String,
     pub joined_at: i64,
+    /// Who added this member: the creator for the bot and the members named at creation, the
+    /// adding member afterwards; `null` for the creator (and for members of conversations created
+    /// before this was recorded).
+    #[serde(default)]
+    pub added_by: Option<String>,
+    /// `"owner"` for the creator (who may remove others); absent for everyone else.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

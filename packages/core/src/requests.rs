@@ -57,6 +57,13 @@ pub struct DevTokenRequest {
     pub sandbox_id: Option<String>,
 }
 
+/// `PUT /bot/v1/sandboxes/:sandboxId/users` and `PUT /operator/v1/sandboxes/:sandboxId/users`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct SetSandboxUsers {
+    pub users: Vec<String>,
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct CreateConversation {

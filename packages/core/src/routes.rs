@@ -10,6 +10,8 @@ pub enum Route {
     Conversation(String),
     ConversationLeave(String),
     ConversationMembers(String),
+    /// `/v1/conversations/{id}/members/{userId}`: removing a member.
+    ConversationMember(String, String),
     ConversationMessages(String),
     ConversationSocket(String),
     ConversationMarkRead(String),
@@ -33,6 +35,10 @@ pub enum Route {
     BotMessage(String, String, String),
     BotProfile(String),
     BotStatus(String),
+    /// `/bot/v1/sandboxes/{sandboxId}/users`: who may use the sandbox, set by its bot.
+    BotSandboxUsers(String),
+    /// `/operator/v1/sandboxes/{sandboxId}/users`: the same, set by the operator (`OPERATOR_SECRET`).
+    OperatorSandboxUsers(String),
     /// Served by the notifications worker; the chat worker forwards these unchanged.
     Notifications,
     /// `GET /app/{key}`: a Pusher protocol-7 socket.
@@ -63,6 +69,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("/v1/conversations/{conversationId}", "PATCH"),
     ("/v1/conversations/{conversationId}/leave", "POST"),
     ("/v1/conversations/{conversationId}/members", "POST"),
+    ("/v1/conversations/{conversationId}/members/{userId}", "DELETE"),
     ("/v1/conversations/{conversationId}/messages", "GET"),
     ("/v1/conversations/{conversationId}/ws", "GET"),
     ("/v1/conversations/{conversationId}/mark-read", "POST"),
@@ -90,6 +97,8 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("/bot/v1/sandboxes/{sandboxId}/profile", "PUT"),
     ("/bot/v1/sandboxes/{sandboxId}/bot-status", "GET"),
     ("/bot/v1/sandboxes/{sandboxId}/bot-status", "POST"),
+    ("/bot/v1/sandboxes/{sandboxId}/users", "PUT"),
+    ("/operator/v1/sandboxes/{sandboxId}/users", "PUT"),
     ("/app/{key}", "GET"),
     ("/apps/{appId}/events", "POST"),
     ("/apps/{appId}/batch_events", "POST"),
@@ -132,6 +141,7 @@ pub fn sample_path(template: &str) -> String {
             "{conversationId}" => "01HZZZZZZZZZZZZZZZZZZZZZZZ",
             "{messageId}" | "{bridgeId}" => "01HYYYYYYYYYYYYYYYYYYYYYYY",
             "{sandboxId}" => "sb1",
+            "{userId}" => "someone",
             "{key}" => "switchboard-key",
             "{appId}" => "switchboard",
             "{channelName}" => "presence-room",
@@ -158,6 +168,7 @@ impl Route {
             ["v1", "conversations", id] => Route::Conversation(s(id)),
             ["v1", "conversations", id, "leave"] => Route::ConversationLeave(s(id)),
             ["v1", "conversations", id, "members"] => Route::ConversationMembers(s(id)),
+            ["v1", "conversations", id, "members", u] => Route::ConversationMember(s(id), s(u)),
             ["v1", "conversations", id, "messages"] => Route::ConversationMessages(s(id)),
             ["v1", "conversations", id, "ws"] => Route::ConversationSocket(s(id)),
             ["v1", "conversations", id, "mark-read"] => Route::ConversationMarkRead(s(id)),
@@ -178,6 +189,8 @@ impl Route {
             ["bot", "v1", "sandboxes", sb, "conversations", c, "messages", m] => Route::BotMessage(s(sb), s(c), s(m)),
             ["bot", "v1", "sandboxes", sb, "profile"] => Route::BotProfile(s(sb)),
             ["bot", "v1", "sandboxes", sb, "bot-status"] => Route::BotStatus(s(sb)),
+            ["bot", "v1", "sandboxes", sb, "users"] => Route::BotSandboxUsers(s(sb)),
+            ["operator", "v1", "sandboxes", sb, "users"] => Route::OperatorSandboxUsers(s(sb)),
             ["app", key] => Route::PusherSocket(s(key)),
             ["apps", _, ..] => Route::PusherApi,
             ["pusher", "auth"] => Route::PusherAuth,
@@ -219,6 +232,12 @@ mod tests {
             Some(Route::ConversationBridge("C".into(), "B".into()))
         );
         assert_eq!(Route::parse("/bot/v1/sandboxes/sb/bot-status"), Some(Route::BotStatus("sb".into())));
+        assert_eq!(Route::parse("/bot/v1/sandboxes/sb/users"), Some(Route::BotSandboxUsers("sb".into())));
+        assert_eq!(Route::parse("/operator/v1/sandboxes/sb/users"), Some(Route::OperatorSandboxUsers("sb".into())));
+        assert_eq!(
+            Route::parse("/v1/conversations/C/members/bob"),
+            Some(Route::ConversationMember("C".into(), "bob".into()))
+        );
         assert_eq!(Route::parse("/v1/conversations/C/bot-status"), Some(Route::ConversationBotStatus("C".into())));
         assert_eq!(Route::parse("/app/key1"), Some(Route::PusherSocket("key1".into())));
         assert_eq!(Route::parse("/apps/1/channels/presence-a/users"), Some(Route::PusherApi));

@@ -86,7 +86,8 @@ proptest! {
         for m in [MemberId::user(&user), MemberId::bot(&sb)].into_iter().flatten() {
             let t = c.issue_token(&m, "fuzz", NOW, life).map_err(|e| TestCaseError::fail(e.message))?;
             prop_assert_eq!(c.verify_token(&t.token, NOW + life / 2).ok(), Some(m.clone()));
-            let t = c.issue_ticket(&m, &nonce, NOW).map_err(|e| TestCaseError::fail(e.message))?;
+            let credential = c.verify_credential(&t.token, NOW).map_err(|e| TestCaseError::fail(e.message))?;
+            let t = c.issue_ticket(&credential, &nonce, NOW).map_err(|e| TestCaseError::fail(e.message))?;
             let ticket = c.verify_ticket(&t.token, NOW + 1).map_err(|e| TestCaseError::fail(e.message))?;
             prop_assert_eq!((ticket.member, ticket.nonce), (m, nonce.clone()));
         }

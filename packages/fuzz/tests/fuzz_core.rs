@@ -266,8 +266,13 @@ proptest! {
         let ClientFrame::MessageCreate { request_id, content, in_reply_to_message_id, client_id } = f.clone();
         let content = serde_json::from_str(&content.to_string()).unwrap_or(Value::Null);
         let want = ClientFrame::MessageCreate { request_id, content, in_reply_to_message_id, client_id };
-        match frames::parse_client(&encode_message_create(&f)) {
+        let text = encode_message_create(&f);
+        match frames::parse_client(&text) {
             Ok(g) => prop_assert_eq!(g, want),
+            Err(FrameRejection::Close { code, .. }) => {
+                prop_assert_eq!(code, close::MESSAGE_TOO_BIG);
+                prop_assert!(text.len() > MAX_FRAME_BYTES);
+            }
             Err(e) => prop_assert!(!valid_request_id, "{:?}", e),
         }
     }

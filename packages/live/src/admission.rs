@@ -1,15 +1,51 @@
 //! Who may publish or subscribe: a member of the conversation (the conversation's own answer)
-//! while the conversation's bot is online. Asked once per publish or subscription, never per line.
+//! while the conversation's bot is online; publishing is further limited to the conversation's bot
+//! unless the deployment widens it to every member (`LIVE_PUBLISHERS`). Asked once per publish or
+//! subscription, never per line.
 
 use serde::Deserialize;
 use switchboard_core::live::close;
-use switchboard_core::{ApiError, ErrorCode};
+use switchboard_core::{ApiError, ErrorCode, MemberId};
+
+/// Who may publish (`LIVE_PUBLISHERS`): `bot` (the default) or `members`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Publishers {
+    /// Only the conversation's bot.
+    #[default]
+    Bot,
+    /// Any member (the bot included).
+    Members,
+}
+
+impl Publishers {
+    /// The var's value: `members` widens; anything else (unset, `bot`, a typo) is the default.
+    pub fn from_config(value: Option<&str>) -> Publishers {
+        match value.map(str::trim) {
+            Some("members") => Publishers::Members,
+            _ => Publishers::Bot,
+        }
+    }
+}
+
+/// May `caller`, a member of the conversation of sandbox `sandbox_id`, publish?
+pub fn may_publish(publishers: Publishers, caller: &str, sandbox_id: &str) -> Result<(), Refusal> {
+    let is_bot = MemberId::bot(sandbox_id).map(|b| b.to_string() == caller).unwrap_or(false);
+    if publishers == Publishers::Members || is_bot {
+        Ok(())
+    } else {
+        Err(Refusal::NotPublisher(ApiError::forbidden(
+            "only the conversation's bot publishes on its live channel (LIVE_PUBLISHERS=bot)",
+        )))
+    }
+}
 
 /// Why a caller may not publish or subscribe.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Refusal {
     /// Unknown conversation, or not a member: the conversation's own answer.
     NotVisible(ApiError),
+    /// A member who may not publish (see [`Publishers`]).
+    NotPublisher(ApiError),
     BotOffline,
     /// Something failed on the way (not the caller's doing).
     Fault(ApiError),
@@ -52,7 +88,7 @@ impl Refusal {
     /// The HTTP answer of a refused publish (or preflight).
     pub fn into_error(self) -> ApiError {
         match self {
-            Refusal::NotVisible(e) | Refusal::Fault(e) => e,
+            Refusal::NotVisible(e) | Refusal::NotPublisher(e) | Refusal::Fault(e) => e,
             Refusal::BotOffline => ApiError::new(ErrorCode::BotOffline, "the conversation's bot is not online"),
         }
     }
@@ -61,7 +97,9 @@ impl Refusal {
     /// read a close code, not an HTTP status). `Err`: a fault, answered as an HTTP error.
     pub fn subscriber_close(self) -> Result<(u16, &'static str), ApiError> {
         match self {
-            Refusal::NotVisible(_) => Ok((close::UNKNOWN_CONVERSATION, "unknown conversation")),
+            Refusal::NotVisible(_) | Refusal::NotPublisher(_) => {
+                Ok((close::UNKNOWN_CONVERSATION, "unknown conversation"))
+            }
             Refusal::BotOffline => Ok((close::BOT_OFFLINE, "bot is not online")),
             Refusal::Fault(e) => Err(e),
         }

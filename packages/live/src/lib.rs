@@ -55,6 +55,15 @@ fn no_sockets() -> Vec<String> {
     Vec::new()
 }
 
+/// Every subscriber socket is also tagged with its member, so a member's subscriptions can be
+/// closed at once when they leave or are removed.
+pub const MEMBER_TAG_PREFIX: &str = "m:";
+
+/// The tag of `member`'s subscriber sockets.
+pub fn member_tag(member: &str) -> String {
+    format!("{MEMBER_TAG_PREFIX}{member}")
+}
+
 /// The subscriber tag among a socket's tags.
 pub fn subscriber_tag(tags: impl IntoIterator<Item = String>) -> Option<String> {
     tags.into_iter().find(|t| t.starts_with(SUBSCRIBER_TAG_PREFIX))

@@ -19,6 +19,8 @@ use switchboard_core::{ApiError, ErrorCode};
 pub type PublishId = u64;
 
 pub(crate) struct Publish {
+    /// Who publishes: every frame names them.
+    from: String,
     pub(crate) buffer: PublishBuffer,
     splitter: LineSplitter,
     tally: Tally,
@@ -57,6 +59,8 @@ pub struct Finished {
 pub enum Ended {
     Complete,
     IdleTimeout,
+    /// The publish ran for the longest a publish may (`LIVE_MAX_PUBLISH_MS`).
+    MaxDuration,
     Aborted,
 }
 
@@ -98,23 +102,42 @@ impl PublishAnswer {
 }
 
 impl LiveChannel {
-    /// A publish starts (`refused`: its caller was not admitted; its body is read and dropped).
-    pub fn publish_start(&self, refused: bool) -> PublishId {
+    /// Whether one more publish may start now (at most `MAX_CONCURRENT_PUBLISHES` at once).
+    pub fn room_for_publish(&self) -> Result<(), ApiError> {
+        let active = self.publishes.borrow().values().filter(|p| !p.discard).count();
+        if active >= live::MAX_CONCURRENT_PUBLISHES {
+            return Err(ApiError::new(
+                ErrorCode::TooManyPublishes,
+                format!(
+                    "{} publishes are already in progress on this conversation; retry when one ends",
+                    live::MAX_CONCURRENT_PUBLISHES
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// A publish by `from` starts (`refused`: its caller was not admitted; its body is read and
+    /// dropped). Answers its id and, when too many publishes are in progress, the refusal (its body
+    /// is then read and dropped too).
+    pub fn publish_start(&self, from: &str, refused: bool) -> (PublishId, Option<ApiError>) {
+        let too_many = if refused { None } else { self.room_for_publish().err() };
         let id = self.next_publish.get();
         self.next_publish.set(id + 1);
         let publish = Publish {
+            from: from.to_string(),
             buffer: PublishBuffer::default(),
             splitter: LineSplitter::new(live::MAX_LINE_BYTES),
             tally: Tally::default(),
             committed: None,
             epoch: self.offline_epoch.get(),
-            discard: refused,
+            discard: refused || too_many.is_some(),
             went_offline: false,
             queue: VecDeque::new(),
             stall_deadline: None,
         };
         self.publishes.borrow_mut().insert(id, publish);
-        id
+        (id, too_many)
     }
 
     /// A chunk of the body arrived. Once the bot went offline, the rest of the body is dropped.
@@ -146,11 +169,14 @@ impl LiveChannel {
     pub fn pump(&self, id: PublishId, ctx: &Ctx) -> (Step, Vec<Effect>) {
         let mut effects = Vec::new();
         loop {
-            let head = {
+            let (raw, head) = {
                 let mut publishes = self.publishes.borrow_mut();
                 let Some(p) = publishes.get_mut(&id) else { return (Step::Done, effects) };
                 match p.queue.pop_front() {
-                    Some(Line::Json(text)) => text,
+                    Some(Line::Json(text)) => {
+                        let frame = live::line_frame(&p.from, &text);
+                        (text, frame)
+                    }
                     Some(other) => {
                         p.tally.count(&other);
                         continue;
@@ -164,7 +190,7 @@ impl LiveChannel {
                 let Some(p) = publishes.get_mut(&id) else { return (Step::Done, effects) };
                 let deadline = *p.stall_deadline.get_or_insert(ctx.now_ms.saturating_add(live::STALL_GRACE_MS));
                 if ctx.now_ms < deadline {
-                    p.queue.push_front(Line::Json(head));
+                    p.queue.push_front(Line::Json(raw));
                     return (Step::WaitForRoom { retry_in_ms: ROOM_POLL_MS }, effects);
                 }
                 drop(publishes);
@@ -178,7 +204,7 @@ impl LiveChannel {
                 p.stall_deadline = None;
                 p.tally.delivered += 1;
                 p.buffer.push(&head);
-                if let Some(f) = live::final_line(&head) {
+                if let Some(f) = live::final_line(&raw) {
                     p.committed = Some(f);
                 }
             }

@@ -15,11 +15,28 @@ fn ctx(now: i64) -> Ctx<'static> {
     Ctx::at(now)
 }
 
+const BOT: &str = "bot:kiloclaw:sb1";
+
+/// The published line inside a line frame (`{"type":"line","from":BOT,"line":...}`).
+fn raw(frame: &str) -> &str {
+    frame
+        .strip_prefix(r#"{"type":"line","from":"bot:kiloclaw:sb1","line":"#)
+        .and_then(|f| f.strip_suffix('}'))
+        .unwrap_or_else(|| panic!("not a line frame of the bot: {frame}"))
+}
+
+fn start(c: &LiveChannel) -> u64 {
+    let (id, refused) = c.publish_start(BOT, false);
+    assert!(refused.is_none());
+    id
+}
+
+/// The published lines of the broadcasts among `effects`.
 fn broadcasts(effects: &[Effect]) -> Vec<&str> {
     effects
         .iter()
         .filter_map(|e| match e {
-            Effect::Broadcast(f) => Some(f.as_str()),
+            Effect::Broadcast(f) => Some(raw(f)),
             _ => None,
         })
         .collect()
@@ -49,7 +66,7 @@ fn feed(c: &LiveChannel, id: u64, body: &str, now: i64) -> (Step, Vec<Effect>) {
 #[test]
 fn lines_are_broadcast_as_they_complete_and_the_final_line_is_committed() {
     let c = LiveChannel::new();
-    let id = c.publish_start(false);
+    let id = start(&c);
     let (step, e) = feed(&c, id, "{\"delta\":\"a\"}\nnot json\n{\"del", T0);
     assert_eq!(step, Step::Done);
     assert_eq!(broadcasts(&e), vec!["{\"delta\":\"a\"}"]);
@@ -83,11 +100,11 @@ fn lines_are_broadcast_as_they_complete_and_the_final_line_is_committed() {
 #[test]
 fn a_late_joiner_gets_what_the_publishes_in_progress_sent() {
     let c = LiveChannel::new();
-    let id = c.publish_start(false);
+    let id = start(&c);
     feed(&c, id, "{\"i\":1}\n{\"i\":2}\n", T0);
     let s = c.subscribe("late", &ctx(T0 + 1));
     assert_eq!(s.tag, "s:late");
-    assert_eq!(s.replay, vec!["{\"i\":1}", "{\"i\":2}"]);
+    assert_eq!(s.replay.iter().map(|f| raw(f)).collect::<Vec<_>>(), vec!["{\"i\":1}", "{\"i\":2}"]);
     assert!(s.effects.is_empty());
     // The replayed frames count: acking two is fine, three is more than was sent.
     assert!(ack(&c, "s:late", 2, T0 + 2).is_empty());
@@ -105,7 +122,7 @@ fn a_stalled_subscriber_is_closed_after_one_window_and_the_grace() {
     let c = LiveChannel::new();
     let fast = c.subscribe("fast", &ctx(T0)).tag;
     let slow = c.subscribe("slow", &ctx(T0)).tag;
-    let id = c.publish_start(false);
+    let id = start(&c);
     let mut now = T0;
     // A window's worth of frames goes out without waiting; the fast subscriber acks as it reads.
     for i in 1..=WINDOW_FRAMES as u64 {
@@ -135,7 +152,7 @@ fn a_stalled_subscriber_is_closed_after_one_window_and_the_grace() {
 fn an_ack_during_the_grace_makes_room_and_nobody_is_closed() {
     let c = LiveChannel::new();
     let tag = c.subscribe("reader", &ctx(T0)).tag;
-    let id = c.publish_start(false);
+    let id = start(&c);
     for i in 1..=WINDOW_FRAMES as u64 {
         feed(&c, id, &format!("{{\"i\":{i}}}\n"), T0);
     }
@@ -185,7 +202,7 @@ fn windows_are_rebuilt_from_the_socket_tags_after_a_restart() {
 fn the_bot_going_offline_closes_everyone_and_stops_the_publish() {
     let c = LiveChannel::new();
     c.subscribe("a", &ctx(T0));
-    let id = c.publish_start(false);
+    let id = start(&c);
     feed(&c, id, "{\"i\":1}\n", T0);
     let e = c.bot_offline(&ctx(T0 + 1));
     assert_eq!(e, vec![Effect::CloseAll { code: close::BOT_OFFLINE, reason: "bot is not online" }]);
@@ -195,7 +212,7 @@ fn the_bot_going_offline_closes_everyone_and_stops_the_publish() {
     c.publish_end(id);
     assert_eq!(c.publish_finish(id).unwrap_err().code, ErrorCode::BotOffline);
     // A publish that starts afterwards is not affected.
-    let id = c.publish_start(false);
+    let id = start(&c);
     let (_, e) = feed(&c, id, "{\"i\":3}\n", T0 + 3);
     assert_eq!(broadcasts(&e).len(), 1);
 }
@@ -204,7 +221,7 @@ fn the_bot_going_offline_closes_everyone_and_stops_the_publish() {
 fn a_refused_publish_reads_and_drops_its_body() {
     let c = LiveChannel::new();
     c.subscribe("a", &ctx(T0));
-    let id = c.publish_start(true);
+    let (id, _) = c.publish_start(BOT, true);
     let (_, e) = feed(&c, id, "{\"i\":1}\n{\"i\":2}", T0);
     c.publish_end(id);
     assert!(e.is_empty() && c.pump(id, &ctx(T0)).1.is_empty());
@@ -227,7 +244,7 @@ fn admission() {
 
 #[test]
 fn the_idle_timeout_counts_from_the_last_chunk() {
-    let mut t = IdleTimer::new(30_000, T0);
+    let mut t = IdleTimer::new(30_000, i64::MAX, T0);
     assert_eq!(t.wait_ms(T0), 30_000);
     assert!(!t.expired(T0 + 29_999));
     t.chunk(T0 + 10_000);
@@ -235,7 +252,7 @@ fn the_idle_timeout_counts_from_the_last_chunk() {
     assert_eq!(t.wait_ms(T0 + 39_999), 1);
     assert!(t.expired(T0 + 40_000));
     assert_eq!(t.wait_ms(T0 + 50_000), 0);
-    assert_eq!(IdleTimer::new(0, T0).wait_ms(T0), 1, "at least 1 ms");
+    assert_eq!(IdleTimer::new(0, i64::MAX, T0).wait_ms(T0), 1, "at least 1 ms");
     assert_eq!(serde_json::to_value(Ended::IdleTimeout).unwrap(), json!("idle_timeout"));
 }
 
@@ -244,7 +261,7 @@ fn the_byte_window_stalls_a_subscriber_that_reads_nothing() {
     use switchboard_core::live::WINDOW_BYTES;
     let c = LiveChannel::new();
     let slow = c.subscribe("slow", &ctx(T0)).tag;
-    let id = c.publish_start(false);
+    let id = start(&c);
     let line = format!("{{\"pad\":\"{}\"}}\n", "x".repeat(60_000));
     let bytes = line.len() - 1;
     let fits = WINDOW_BYTES / bytes;
@@ -262,13 +279,78 @@ fn the_byte_window_stalls_a_subscriber_that_reads_nothing() {
 #[test]
 fn a_late_joiner_gets_every_publish_in_progress_in_arrival_order() {
     let c = LiveChannel::new();
-    let first = c.publish_start(false);
-    let second = c.publish_start(false);
+    let first = start(&c);
+    let second = start(&c);
     feed(&c, second, "{\"p\":2}\n", T0);
     feed(&c, first, "{\"p\":1}\n", T0);
     let s = c.subscribe("late", &ctx(T0));
-    assert_eq!(s.replay, vec!["{\"p\":1}", "{\"p\":2}"], "by publish, oldest publish first");
+    assert_eq!(
+        s.replay.iter().map(|f| raw(f)).collect::<Vec<_>>(),
+        vec!["{\"p\":1}", "{\"p\":2}"],
+        "by publish, oldest publish first"
+    );
     assert_eq!(c.publishes_in_progress(), 2);
     assert!(c.publish_finish(first).is_ok());
     assert!(c.publish_finish(first).is_err(), "finished twice");
+}
+
+#[test]
+fn only_the_bot_publishes_unless_widened() {
+    use admission::{may_publish, Publishers};
+    assert_eq!(Publishers::from_config(None), Publishers::Bot);
+    assert_eq!(Publishers::from_config(Some("bot")), Publishers::Bot);
+    assert_eq!(Publishers::from_config(Some("everyone")), Publishers::Bot, "a typo keeps the default");
+    assert_eq!(Publishers::from_config(Some("members")), Publishers::Members);
+    assert!(may_publish(Publishers::Bot, BOT, "sb1").is_ok());
+    let refused = may_publish(Publishers::Bot, "alice", "sb1").unwrap_err();
+    assert_eq!(refused.clone().into_error().status(), 403);
+    assert!(may_publish(Publishers::Bot, "bot:kiloclaw:sb2", "sb1").is_err(), "another sandbox's bot");
+    assert!(may_publish(Publishers::Members, "alice", "sb1").is_ok());
+}
+
+#[test]
+fn every_frame_names_its_publisher() {
+    let c = LiveChannel::new();
+    let (id, _) = c.publish_start("alice", false);
+    let (_, e) = feed(&c, id, "{\"from\":\"bot:kiloclaw:sb1\"}\n", T0);
+    let frames: Vec<serde_json::Value> = e
+        .iter()
+        .filter_map(|e| match e {
+            Effect::Broadcast(f) => serde_json::from_str(f).ok(),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(frames, vec![json!({"type": "line", "from": "alice", "line": {"from": "bot:kiloclaw:sb1"}})]);
+}
+
+#[test]
+fn concurrent_publishes_are_capped_and_a_slot_frees_when_one_ends() {
+    use switchboard_core::live::MAX_CONCURRENT_PUBLISHES;
+    let c = LiveChannel::new();
+    let ids: Vec<u64> = (0..MAX_CONCURRENT_PUBLISHES).map(|_| start(&c)).collect();
+    assert_eq!(c.room_for_publish().unwrap_err().code, ErrorCode::TooManyPublishes);
+    let (over, refused) = c.publish_start(BOT, false);
+    assert_eq!(refused.map(|e| (e.code, e.status())), Some((ErrorCode::TooManyPublishes, 409)));
+    // The refused publish's body is dropped: nothing is delivered.
+    let (_, e) = feed(&c, over, "{\"x\":1}\n", T0);
+    assert!(broadcasts(&e).is_empty());
+    c.publish_finish(over).unwrap();
+    assert!(c.room_for_publish().is_err(), "a refused publish never held a slot, the others still do");
+    c.publish_finish(ids[0]).unwrap();
+    assert!(c.room_for_publish().is_ok());
+}
+
+#[test]
+fn a_publish_ends_at_its_maximum_duration_even_when_busy() {
+    let mut t = IdleTimer::new(30_000, 60_000, T0);
+    for s in 1..=59 {
+        t.chunk(T0 + s * 1_000);
+        assert!(!t.expired(T0 + s * 1_000));
+    }
+    assert_eq!(t.wait_ms(T0 + 59_000), 1_000, "the end comes before the idle timeout would");
+    assert!(t.expired(T0 + 60_000));
+    assert_eq!(t.ending(T0 + 60_000), Ended::MaxDuration);
+    let idle = IdleTimer::new(30_000, 60_000, T0);
+    assert_eq!(idle.ending(T0 + 30_000), Ended::IdleTimeout);
+    assert_eq!(serde_json::to_value(Ended::MaxDuration).unwrap(), json!("max_duration"));
 }

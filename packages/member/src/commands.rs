@@ -12,10 +12,15 @@ pub enum Command {
         title: Option<String>,
         joined_at: i64,
         last_activity_at: Option<i64>,
+        /// Who added the member (`None`: they created it), told in `conversation.created`.
+        #[serde(default)]
+        added_by: Option<String>,
     },
-    /// The member left.
+    /// The member left, or (`removed_by`) was removed by the conversation's owner.
     Remove {
         conversation_id: String,
+        #[serde(default)]
+        removed_by: Option<String>,
     },
     /// New activity or a new title, flushed by the conversation's alarm.
     Touch {
@@ -48,6 +53,17 @@ pub enum Command {
         at: i64,
     },
     GetBotStatus,
+    /// A sandbox's bot object: replace the people allowed to use the sandbox (`sandbox_users`).
+    SetSandboxUsers {
+        users: Vec<String>,
+    },
+    /// A sandbox's bot object: may `user` create a conversation with it? 204 or 403.
+    /// `open_unlisted`: a sandbox whose list was never set admits everyone (local mode only).
+    SandboxAccess {
+        sandbox_id: String,
+        user: String,
+        open_unlisted: bool,
+    },
     /// Redeem a connect ticket's nonce; answers 204 once, 401 after.
     RedeemTicket {
         nonce: String,

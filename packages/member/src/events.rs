@@ -8,17 +8,21 @@ use switchboard_core::hub::contexts;
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum InstanceEvent {
+    /// The member joined a conversation: they created it (`added_by` `None`) or were added.
     ConversationCreated {
         conversation_id: String,
         title: Option<String>,
         sandbox_id: String,
+        added_by: Option<String>,
     },
     ConversationRenamed {
         conversation_id: String,
         title: String,
     },
+    /// The member left, or was removed (`removed_by`).
     ConversationLeft {
         conversation_id: String,
+        removed_by: Option<String>,
     },
     ConversationActivity {
         conversation_id: String,
@@ -57,13 +61,18 @@ impl InstanceEvent {
 
     pub fn payload(&self) -> Value {
         match self {
-            InstanceEvent::ConversationCreated { conversation_id, title, sandbox_id } => {
-                json!({"conversationId": conversation_id, "title": title, "sandboxId": sandbox_id})
+            InstanceEvent::ConversationCreated { conversation_id, title, sandbox_id, added_by } => {
+                json!({"conversationId": conversation_id, "title": title, "sandboxId": sandbox_id, "addedBy": added_by})
             }
             InstanceEvent::ConversationRenamed { conversation_id, title } => {
                 json!({"conversationId": conversation_id, "title": title})
             }
-            InstanceEvent::ConversationLeft { conversation_id } => json!({"conversationId": conversation_id}),
+            InstanceEvent::ConversationLeft { conversation_id, removed_by: None } => {
+                json!({"conversationId": conversation_id})
+            }
+            InstanceEvent::ConversationLeft { conversation_id, removed_by: Some(by) } => {
+                json!({"conversationId": conversation_id, "removedBy": by})
+            }
             InstanceEvent::ConversationActivity { conversation_id, last_activity_at } => {
                 json!({"conversationId": conversation_id, "lastActivityAt": last_activity_at})
             }

@@ -12,7 +12,8 @@
 //!
 //! Files: [`commands`] (what the worker asks), [`schema`], [`effects`], [`events`] (the instance
 //! events the hub makes), [`list`] (the conversation list ordered by activity), [`tickets`]
-//! (connect-ticket redemption), [`bot`] (a bot's online status), [`hub`] (the user's event hub:
+//! (connect-ticket redemption), [`bot`] (a bot's online status), [`sandbox_users`] (who may use a
+//! sandbox), [`hub`] (the user's event hub:
 //! sessions, the per-user log, resume, the stale-socket sweep, watching conversations).
 
 pub mod bot;
@@ -21,6 +22,7 @@ pub mod effects;
 pub mod events;
 pub mod hub;
 pub mod list;
+pub mod sandbox_users;
 pub mod schema;
 pub mod tickets;
 
@@ -114,10 +116,12 @@ impl<S: Store> Member<S> {
     pub fn handle(&self, command: Command, ctx: &Ctx) -> Outcome {
         use Command as C;
         match command {
-            C::Upsert { conversation_id, sandbox_id, title, joined_at, last_activity_at } => {
-                self.upsert(&conversation_id, &sandbox_id, title, joined_at, last_activity_at, ctx)
+            C::Upsert { conversation_id, sandbox_id, title, joined_at, last_activity_at, added_by } => {
+                let row =
+                    list::Row { conversation_id, sandbox_id, title, last_activity_at, last_read_at: None, joined_at };
+                self.upsert(row, added_by, ctx)
             }
-            C::Remove { conversation_id } => self.remove(&conversation_id, ctx),
+            C::Remove { conversation_id, removed_by } => self.remove(&conversation_id, removed_by, ctx),
             C::Touch { conversation_id, title, last_activity_at } => {
                 self.touch(&conversation_id, title, last_activity_at, ctx)
             }
@@ -133,6 +137,10 @@ impl<S: Store> Member<S> {
             }),
             C::SetBotStatus { online, at } => self.set_bot_status(online, at, ctx.now_ms),
             C::GetBotStatus => (self.bot_status(), Effects::default()),
+            C::SetSandboxUsers { users } => self.set_sandbox_users(&users),
+            C::SandboxAccess { sandbox_id, user, open_unlisted } => {
+                (self.sandbox_access(&sandbox_id, &user, open_unlisted), Effects::default())
+            }
             C::RedeemTicket { nonce, expires_at_ms } => self.redeem_ticket(&nonce, expires_at_ms, ctx.now_ms),
         }
     }

@@ -28,15 +28,11 @@ pub struct Row {
 const COLUMNS: &str = "conversation_id, sandbox_id, title, last_activity_at, last_read_at, joined_at";
 
 impl<S: Store> Member<S> {
-    pub(crate) fn upsert(
-        &self,
-        conversation_id: &str,
-        sandbox_id: &str,
-        title: Option<String>,
-        joined_at: i64,
-        last_activity_at: Option<i64>,
-        ctx: &Ctx,
-    ) -> Outcome {
+    /// The member joined (`row`; its `last_read_at` is not written), added by `added_by` (`None`:
+    /// they created the conversation).
+    pub(crate) fn upsert(&self, row: Row, added_by: Option<String>, ctx: &Ctx) -> Outcome {
+        let Row { conversation_id, sandbox_id, title, last_activity_at, joined_at, .. } = row;
+        let (conversation_id, sandbox_id) = (conversation_id.as_str(), sandbox_id.as_str());
         self.command(|| {
             let existed = self.row(conversation_id)?.is_some();
             let sort_key = last_activity_at.unwrap_or(joined_at).max(joined_at);
@@ -57,8 +53,9 @@ impl<S: Store> Member<S> {
             if !existed {
                 let event = InstanceEvent::ConversationCreated {
                     conversation_id: conversation_id.to_string(),
-                    title,
+                    title: title.clone(),
                     sandbox_id: sandbox_id.to_string(),
+                    added_by: added_by.clone(),
                 };
                 self.announce(ctx, sandbox_id, &event)?;
             }
@@ -68,12 +65,15 @@ impl<S: Store> Member<S> {
 
     /// The member left: the row goes, `conversation.left` goes out, and no session of the member
     /// follows the conversation any more.
-    pub(crate) fn remove(&self, conversation_id: &str, ctx: &Ctx) -> Outcome {
+    pub(crate) fn remove(&self, conversation_id: &str, removed_by: Option<String>, ctx: &Ctx) -> Outcome {
         self.command(|| {
             let row = self.row(conversation_id)?;
             self.exec("DELETE FROM conversations WHERE conversation_id = ?", &[conversation_id.into()])?;
             if let Some(r) = row {
-                let event = InstanceEvent::ConversationLeft { conversation_id: conversation_id.to_string() };
+                let event = InstanceEvent::ConversationLeft {
+                    conversation_id: conversation_id.to_string(),
+                    removed_by: removed_by.clone(),
+                };
                 self.announce(ctx, &r.sandbox_id, &event)?;
                 self.forget_conversation(ctx, &r.sandbox_id, conversation_id)?;
             }

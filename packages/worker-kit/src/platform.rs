@@ -70,6 +70,7 @@ export function attachment_members(state) { const out = []; for (const ws of sta
 export function close_member(state, member, code, reason) { let n = 0; for (const ws of state.getWebSockets()) { try { const a = ws.deserializeAttachment(); if (a && a.member === member) { ws.close(code, reason); n++; } } catch (_) {} } return n; }
 export function attachment_member(ws) { try { const a = ws.deserializeAttachment(); return a && typeof a.member === 'string' ? a.member : undefined; } catch (_) { return undefined; } }
 export function send_tagged(state, tags, frame) { const list = tags.split(','); let n = 0; if (list.length <= 16) { for (const t of list) { for (const ws of state.getWebSockets(t)) { try { ws.send(frame); n++; } catch (_) {} } } return n; } const want = new Set(list); for (const ws of state.getWebSockets()) { try { const t = state.getTags(ws); if (t.length > 0 && want.has(t[0])) { ws.send(frame); n++; } } catch (_) {} } return n; }
+export function close_expired(state, now, code, reason) { let next = -1; for (const ws of state.getWebSockets()) { try { const a = ws.deserializeAttachment(); const u = a && typeof a.until === 'number' ? a.until : null; if (u === null) continue; if (u <= now) { ws.close(code, reason); } else if (next < 0 || u < next) { next = u; } } catch (_) {} } return next; }
 export function first_tags(state) { const out = []; for (const ws of state.getWebSockets()) { try { const t = state.getTags(ws); if (t.length > 0) out.push(t[0]); } catch (_) {} } return JSON.stringify(out); }"
 )]
 extern "C" {
@@ -88,6 +89,16 @@ extern "C" {
     fn attachment_members(state: &JsValue) -> String;
     /// Closes every socket whose attachment's `member` is `member`; answers how many.
     fn close_member(state: &JsValue, member: &str, code: u16, reason: &str) -> u32;
+    /// Closes every socket whose attachment's `until` (epoch ms) is at or before `now`; answers the
+    /// earliest `until` of the others, or -1.
+    fn close_expired(state: &JsValue, now: f64, code: u16, reason: &str) -> f64;
+}
+
+/// Closes the sockets whose credential expired (their attachment's `until`, epoch ms, is at or
+/// before `now_ms`) with `code` and `reason`, in one call; answers when the next one expires.
+pub fn close_expired_sockets(state: &JsValue, now_ms: i64, code: u16, reason: &str) -> Option<i64> {
+    let next = close_expired(state, now_ms as f64, code, reason);
+    (next >= 0.0).then_some(next as i64)
 }
 
 /// Broadcasts `frame` to every socket of the object whose JavaScript state is `state`; answers how

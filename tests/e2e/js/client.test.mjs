@@ -8,13 +8,16 @@ import { test, after } from "node:test";
 import assert from "node:assert/strict";
 import crypto from "node:crypto";
 import { Switchboard, contexts } from "../../../packages/client-ts/dist/switchboard-client.js";
-import { makeNet, waitFor } from "./net.mjs";
+import { cutAll, makeNet, waitFor } from "./net.mjs";
 
 const BASE = process.env.SWITCHBOARD_URL;
 assert.ok(BASE, "SWITCHBOARD_URL must be set");
 const rnd = () => crypto.randomBytes(5).toString("hex");
 const clients = [];
-after(() => clients.forEach((c) => c.close()));
+after(() => {
+  clients.forEach((c) => c.close());
+  cutAll();
+});
 
 async function signIn(name, net) {
   const { client, session } = await Switchboard.devSignIn({ baseUrl: BASE, userId: `${name}-${rnd()}`, env: net });

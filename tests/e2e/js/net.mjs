@@ -5,6 +5,14 @@
 // Every frame in and out is recorded per socket (`net.sockets`), for the frame-schema checks.
 import WebSocket from "ws";
 
+const nets = [];
+
+/** Cuts every socket of every net made, once the clients are closed: a closing handshake left
+ *  waiting would keep node alive. */
+export function cutAll() {
+  for (const n of nets) for (const s of n.sockets) s.ws.terminate();
+}
+
 export function makeNet() {
   const net = {
     isDown: false,
@@ -27,6 +35,8 @@ export function makeNet() {
       this.changed();
     },
   };
+
+  nets.push(net);
 
   class NetWebSocket extends WebSocket {
     constructor(url, protocols) {

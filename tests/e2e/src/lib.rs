@@ -284,9 +284,10 @@ fn newest_mtime(path: &Path) -> Option<SystemTime> {
 }
 
 /// The build outputs of every worker: `build/index.js` and `services/*/build/index.js` (for each
-/// service with a Cargo.toml and a wrangler.toml, as scripts/build builds them).
+/// service with a Cargo.toml and a wrangler.toml, as scripts/build builds them), and the web app's
+/// `build/web/index.html`.
 fn build_outputs(root: &Path) -> Vec<PathBuf> {
-    let mut outs = vec![root.join("build/index.js")];
+    let mut outs = vec![root.join("build/index.js"), root.join("build/web/index.html")];
     if let Ok(entries) = fs::read_dir(root.join("services")) {
         let mut dirs: Vec<PathBuf> = entries.flatten().map(|e| e.path()).collect();
         dirs.sort();
@@ -322,7 +323,7 @@ fn ensure_built() {
             .map(|o| fs::metadata(o).and_then(|m| m.modified()).ok())
             .collect::<Option<Vec<_>>>()
             .and_then(|v| v.into_iter().min());
-        let sources = ["src", "packages", "services", "Cargo.toml", "Cargo.lock", "wrangler.toml"]
+        let sources = ["src", "packages", "services", "web", "Cargo.toml", "Cargo.lock", "wrangler.toml"]
             .iter()
             .filter_map(|p| newest_mtime(&root.join(p)))
             .max();

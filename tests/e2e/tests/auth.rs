@@ -198,14 +198,10 @@ async fn connect_ticket_shape() {
 async fn unknown_routes_are_404() {
     let api = api();
     let alice = api.user("alice").await;
-    for path in [
-        "/",
-        "/nope",
-        "/v1/nope",
-        "/v1/conversations/01ARZ3NDEKTSV4RRFFQ69G5FAV/nope",
-        "/bot/v1/nope",
-        "/v2/conversations",
-    ] {
+    // (`/` is the web app: tests/e2e/tests/web.rs)
+    for path in
+        ["/nope", "/v1/nope", "/v1/conversations/01ARZ3NDEKTSV4RRFFQ69G5FAV/nope", "/bot/v1/nope", "/v2/conversations"]
+    {
         api.get(path, &alice).await.expect_error(404, "not_found");
     }
     api.post("/v1/nope", &alice, &json!({})).await.expect_error(404, "not_found");

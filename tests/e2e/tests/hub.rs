@@ -288,7 +288,10 @@ async fn instance_context_events() {
 
     let conv2 = api.create_conversation(&alice, &sb, Some("second"), &[&bob.id]).await;
     let ev = expect_hub_event(&mut h.ws, &ictx, "conversation.created").await;
-    assert_eq!(ev["payload"], json!({ "conversationId": conv2, "title": "second", "sandboxId": sb }));
+    assert_eq!(
+        ev["payload"],
+        json!({ "conversationId": conv2, "title": "second", "sandboxId": sb, "addedBy": alice.id })
+    );
 
     api.patch(&format!("/v1/conversations/{conv2}"), &alice, &json!({ "title": "2nd" })).await.expect(200);
     let ev = expect_hub_event(&mut h.ws, &ictx, "conversation.renamed").await;

@@ -1,13 +1,33 @@
 //! The live channel (`POST /v1/conversations/:id/publish`, `GET /v1/conversations/:id/live`) and
-//! bot status (`/bot/v1/sandboxes/:sandboxId/bot-status`).
+//! bot status (`/bot/v1/sandboxes/:sandboxId/bot-status`). Most tests run on a server whose members
+//! may publish (`LIVE_PUBLISHERS=members`); `only_the_bot_publishes_by_default` checks the default.
 
 use std::time::Duration;
 
 use serde_json::{json, Value};
 use switchboard_e2e::*;
 
+/// The server of this file: members may publish, so the tests can use any member as publisher.
+fn members_server() -> &'static Server {
+    static SERVER: std::sync::OnceLock<Server> = std::sync::OnceLock::new();
+    SERVER.get_or_init(|| Server::start(&[("LIVE_PUBLISHERS", "members")]))
+}
+
 fn api() -> Api {
-    Api::new(shared())
+    Api::new(members_server())
+}
+
+/// The next frame of a live socket, which must be a published line: its value (`from` checked by
+/// [`next_line_from`]).
+async fn next_line(ws: &mut Ws) -> Value {
+    next_line_from(ws).await.1
+}
+
+/// The next published line: who published it, and the value.
+async fn next_line_from(ws: &mut Ws) -> (String, Value) {
+    let f = ws.next_json(FRAME_TIMEOUT).await;
+    assert_eq!(f["type"], json!("line"), "{}: expected a line frame, got {f}", ws.label);
+    (f["from"].as_str().unwrap_or_else(|| panic!("a line without from: {f}")).to_string(), f["line"].clone())
 }
 
 struct Room {
@@ -67,7 +87,7 @@ fn publish_in_background(api: &Api, conv: &str, who: &Who, body: String) -> toki
 async fn read_acking(ws: &mut Ws, n: usize, every: usize) {
     for i in 0..n {
         let v = ws.next_json(Duration::from_secs(30)).await;
-        assert_eq!(v["i"], json!(i), "line {i} in order");
+        assert_eq!(v["line"]["i"], json!(i), "line {i} in order");
         if (i + 1) % every == 0 {
             ws.send_json(&json!({ "type": "ack", "received": i + 1 })).await;
         }
@@ -81,7 +101,7 @@ async fn lines_until_too_slow(ws: &mut Ws) -> usize {
         match ws.next_frame(Duration::from_secs(30)).await {
             Some(Frame::Text(t)) => {
                 let v: Value = serde_json::from_str(&t).expect("json line");
-                assert_eq!(v["i"], json!(got), "line {got} in order");
+                assert_eq!(v["line"]["i"], json!(got), "line {got} in order");
                 got += 1;
             }
             Some(Frame::Close(code, _)) => {
@@ -163,15 +183,11 @@ async fn streamed_publish_reaches_subscribers_line_by_line() {
     let mut p =
         StreamingRequest::start(&api, "POST", &publish_path(&conv), Some(&bot.token), "application/x-ndjson").await;
     p.send(b"{\"delta\":\"Hel\"}\n").await;
-    assert_eq!(
-        live.next_json(FRAME_TIMEOUT).await,
-        json!({ "delta": "Hel" }),
-        "first line, before the second was sent"
-    );
+    assert_eq!(next_line(&mut live).await, json!({ "delta": "Hel" }), "first line, before the second was sent");
     // a line split across two chunks, CRLF ending, a blank line, an invalid line
     p.send(b"{\"delta\":").await;
     p.send(b"\"lo\"}\r\n\n").await;
-    assert_eq!(live.next_json(FRAME_TIMEOUT).await, json!({ "delta": "lo" }));
+    assert_eq!(next_line(&mut live).await, json!({ "delta": "lo" }));
     p.send(b"this is not json\n").await;
     let fin = json!({ "final": true, "content": [{ "type": "text", "text": "Hello" }], "clientId": "live-final-1" });
     p.send(fin.to_string().as_bytes()).await; // last line without a newline
@@ -185,7 +201,7 @@ async fn streamed_publish_reaches_subscribers_line_by_line() {
     assert!(b.get("commitError").is_none_or(|e| e.is_null()), "{b}");
     let mid = b["messageId"].as_str().unwrap_or_else(|| panic!("no messageId: {b}")).to_string();
     assert!(is_ulid(&mid));
-    assert_eq!(live.next_json(FRAME_TIMEOUT).await, fin, "the final line is delivered like any other");
+    assert_eq!(next_line(&mut live).await, fin, "the final line is delivered like any other");
 
     // the stored message agrees with the stream
     let msgs = api.messages(&alice, &conv).await;
@@ -203,7 +219,7 @@ async fn streamed_publish_reaches_subscribers_line_by_line() {
     let b = r.expect(200).clone();
     assert_eq!(b["messageId"], json!(mid), "{b}");
     assert_eq!(api.messages(&alice, &conv).await.len(), 1);
-    assert_eq!(live.next_json(FRAME_TIMEOUT).await, fin);
+    assert_eq!(next_line(&mut live).await, fin);
 }
 
 #[tokio::test]
@@ -218,7 +234,7 @@ async fn member_publishes_single_json_object() {
     assert_eq!(b["skipped"], json!(0), "{b}");
     assert_eq!(b["ended"], json!("complete"), "{b}");
     assert!(b["messageId"].is_null(), "no final line, no message: {b}");
-    assert_eq!(live.next_json(FRAME_TIMEOUT).await, json!({ "progress": 50 }));
+    assert_eq!(next_line(&mut live).await, json!({ "progress": 50 }));
     assert!(api.messages(&alice, &conv).await.is_empty());
 }
 
@@ -259,8 +275,8 @@ async fn invalid_final_line_reports_commit_error() {
     assert_eq!(b["delivered"], json!(2), "{b}");
     assert!(b["messageId"].is_null(), "{b}");
     assert!(b.get("commitError").is_some_and(|e| !e.is_null()), "commitError expected: {b}");
-    assert_eq!(live.next_json(FRAME_TIMEOUT).await, json!({ "delta": "x" }));
-    assert_eq!(live.next_json(FRAME_TIMEOUT).await, json!({ "final": true, "content": [] }));
+    assert_eq!(next_line(&mut live).await, json!({ "delta": "x" }));
+    assert_eq!(next_line(&mut live).await, json!({ "final": true, "content": [] }));
     assert!(api.messages(&alice, &conv).await.is_empty());
 }
 
@@ -275,8 +291,8 @@ async fn too_long_line_is_skipped() {
     assert_eq!(b["delivered"], json!(2), "{b}");
     assert_eq!(b["skippedTooLong"], json!(1), "{b}");
     assert_eq!(b["skipped"], json!(1), "{b}");
-    assert_eq!(live.next_json(FRAME_TIMEOUT).await, json!({ "n": 1 }));
-    assert_eq!(live.next_json(FRAME_TIMEOUT).await, json!({ "n": 2 }));
+    assert_eq!(next_line(&mut live).await, json!({ "n": 1 }));
+    assert_eq!(next_line(&mut live).await, json!({ "n": 2 }));
 }
 
 #[tokio::test]
@@ -286,15 +302,15 @@ async fn late_subscriber_first_gets_the_lines_so_far() {
     let mut p =
         StreamingRequest::start(&api, "POST", &publish_path(&conv), Some(&bot.token), "application/x-ndjson").await;
     p.send(b"{\"i\":1}\n{\"i\":2}\n").await;
-    assert_eq!(early.next_json(FRAME_TIMEOUT).await, json!({ "i": 1 }));
-    assert_eq!(early.next_json(FRAME_TIMEOUT).await, json!({ "i": 2 }));
+    assert_eq!(next_line(&mut early).await, json!({ "i": 1 }));
+    assert_eq!(next_line(&mut early).await, json!({ "i": 2 }));
 
     let mut late = subscribe(&api, &conv, &alice).await;
-    assert_eq!(late.next_json(FRAME_TIMEOUT).await, json!({ "i": 1 }), "a late subscriber gets the publish so far");
-    assert_eq!(late.next_json(FRAME_TIMEOUT).await, json!({ "i": 2 }));
+    assert_eq!(next_line(&mut late).await, json!({ "i": 1 }), "a late subscriber gets the publish so far");
+    assert_eq!(next_line(&mut late).await, json!({ "i": 2 }));
     p.send(b"{\"i\":3}\n").await;
-    assert_eq!(late.next_json(FRAME_TIMEOUT).await, json!({ "i": 3 }));
-    assert_eq!(early.next_json(FRAME_TIMEOUT).await, json!({ "i": 3 }));
+    assert_eq!(next_line(&mut late).await, json!({ "i": 3 }));
+    assert_eq!(next_line(&mut early).await, json!({ "i": 3 }));
     let r = p.finish().await;
     assert_eq!(r.expect(200)["delivered"], json!(3));
     late.expect_no_frame(Duration::from_millis(300)).await;
@@ -318,7 +334,9 @@ async fn concurrent_publishers_keep_their_own_order() {
     let mut seen_a = Vec::new();
     let mut seen_b = Vec::new();
     for _ in 0..10 {
-        let f = live.next_json(FRAME_TIMEOUT).await;
+        let (publisher, f) = next_line_from(&mut live).await;
+        let expected = if f["from"] == json!("a") { &bot.id } else { &alice.id };
+        assert_eq!(&publisher, expected, "every line names its publisher");
         match f["from"].as_str() {
             Some("a") => seen_a.push(f["i"].as_i64().unwrap()),
             Some("b") => seen_b.push(f["i"].as_i64().unwrap()),
@@ -336,7 +354,7 @@ async fn bot_going_offline_closes_subscribers_and_stops_publishes() {
     let mut p =
         StreamingRequest::start(&api, "POST", &publish_path(&conv), Some(&bot.token), "application/x-ndjson").await;
     p.send(b"{\"step\":1}\n").await;
-    assert_eq!(live.next_json(FRAME_TIMEOUT).await, json!({ "step": 1 }));
+    assert_eq!(next_line(&mut live).await, json!({ "step": 1 }));
 
     set_online(&api, &bot, &sb, false).await;
     match live.next_frame(FRAME_TIMEOUT).await {
@@ -359,7 +377,7 @@ async fn bot_going_offline_closes_subscribers_and_stops_publishes() {
     set_online(&api, &bot, &sb, true).await;
     let mut live = subscribe(&api, &conv, &bob).await;
     publish_ndjson(&api, &conv, &bot, "{\"back\":true}\n").await.expect(200);
-    assert_eq!(live.next_json(FRAME_TIMEOUT).await, json!({ "back": true }));
+    assert_eq!(next_line(&mut live).await, json!({ "back": true }));
 }
 
 #[tokio::test]
@@ -428,7 +446,7 @@ async fn idle_publish_ends_with_idle_timeout() {
     let mut p =
         StreamingRequest::start(&api, "POST", &publish_path(&conv), Some(&bot.token), "application/x-ndjson").await;
     p.send(b"{\"thinking\":true}\n").await;
-    assert_eq!(live.next_json(FRAME_TIMEOUT).await, json!({ "thinking": true }));
+    assert_eq!(next_line(&mut live).await, json!({ "thinking": true }));
     // send nothing more, do not end the body
     let r = p.response().await;
     let b = r.expect(200).clone();
@@ -451,11 +469,12 @@ async fn a_stalled_subscriber_is_closed_and_the_others_get_everything() {
     let pad = "x".repeat(60_000);
     let n = 500;
     let body: String = (0..n).map(|i| format!("{{\"i\":{i},\"pad\":\"{pad}\"}}\n")).collect();
-    // How many lines (frames, without their newline) fit in the 4 MiB window.
+    // How many frames fit in the 4 MiB window: each line in its envelope, naming the bot.
+    let envelope = format!(r#"{{"type":"line","from":"{}","line":}}"#, bot.id).len();
     let window_lines = body
         .lines()
         .scan(0usize, |total, l| {
-            *total += l.len();
+            *total += l.len() + envelope;
             Some(*total)
         })
         .take_while(|&t| t <= 4 * 1024 * 1024)
@@ -490,4 +509,58 @@ async fn a_subscriber_that_never_acknowledges_is_closed_after_the_frame_window()
     assert_eq!(got, 4096, "the window's frames, then the close");
     acking.send_text("ping").await;
     assert_eq!(acking.next_frame(FRAME_TIMEOUT).await, Some(Frame::Text("pong".into())));
+}
+
+/// By default only the conversation's bot publishes (a member: 403), every line names its publisher,
+/// and a conversation has at most 4 publishes in progress (409 `too_many_publishes`).
+#[tokio::test]
+async fn only_the_bot_publishes_by_default_and_publishes_are_capped() {
+    let Room { api, alice, bob, bot, conv, .. } = room_on(Api::new(shared())).await;
+    let mut live = subscribe(&api, &conv, &bob).await;
+    let r = publish_ndjson(&api, &conv, &alice, "{\"x\":1}\n").await;
+    r.expect_error(403, "forbidden");
+    assert!(r.error_message().contains("LIVE_PUBLISHERS"), "{}", r.text);
+    let mut open = Vec::new();
+    for _ in 0..4 {
+        let mut p =
+            StreamingRequest::start(&api, "POST", &publish_path(&conv), Some(&bot.token), "application/x-ndjson").await;
+        p.send(b"{\"open\":true}\n").await;
+        assert_eq!(next_line_from(&mut live).await, (bot.id.clone(), json!({ "open": true })));
+        open.push(p);
+    }
+    publish_ndjson(&api, &conv, &bot, "{\"fifth\":true}\n").await.expect_error(409, "too_many_publishes");
+    let first = open.remove(0);
+    assert_eq!(first.finish().await.expect(200)["delivered"], json!(1));
+    let r = publish_ndjson(&api, &conv, &bot, "{\"after\":true}\n").await;
+    assert_eq!(r.expect(200)["delivered"], json!(1), "a slot is free again");
+    assert_eq!(next_line_from(&mut live).await, (bot.id.clone(), json!({ "after": true })));
+    for p in open {
+        p.finish().await.expect(200);
+    }
+}
+
+/// A publish that keeps sending ends at LIVE_MAX_PUBLISH_MS with `max_duration` (a dedicated
+/// server with a 2 s maximum); its final line, already delivered, is still committed.
+#[tokio::test]
+async fn a_publish_ends_at_its_maximum_duration() {
+    let server = Server::start(&[("LIVE_MAX_PUBLISH_MS", "2000")]);
+    let Room { api, alice, bob, bot, conv, .. } = room_on(Api::new(&server)).await;
+    let mut live = subscribe(&api, &conv, &bob).await;
+    let mut p =
+        StreamingRequest::start(&api, "POST", &publish_path(&conv), Some(&bot.token), "application/x-ndjson").await;
+    p.send(b"{\"final\":true,\"content\":[{\"type\":\"text\",\"text\":\"done\"}]}\n").await;
+    assert_eq!(next_line(&mut live).await["final"], json!(true));
+    // Keep the body busy past the maximum (chunks well within the idle timeout), never ending it:
+    // whenever the service ends it, it ends it for its duration, not for idleness.
+    for _ in 0..30 {
+        if !p.try_send(b"{\"tick\":true}\n").await {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let r = p.response().await;
+    let b = r.expect(200).clone();
+    assert_eq!(b["ended"], json!("max_duration"), "{b}");
+    assert!(b["messageId"].is_string(), "the final line is committed: {b}");
+    assert_eq!(api.messages(&alice, &conv).await.len(), 1);
 }

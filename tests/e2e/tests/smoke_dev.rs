@@ -1,5 +1,5 @@
 //! The README's own `bash scripts/dev` (wrangler dev with both workers) starts, serves the API and
-//! shuts down cleanly. The rest of the suite runs the same builds in one Miniflare process
+//! the web app, and shuts down cleanly. The rest of the suite runs the same builds in one Miniflare process
 //! (`tests/e2e/serve.mjs`); this is the one test of the path a developer takes.
 
 use std::net::{TcpListener, TcpStream};
@@ -122,6 +122,11 @@ async fn readme_scripts_dev_serves_the_api() {
     let api = Api { http: http.clone(), base: base.clone(), ws_base: format!("ws://127.0.0.1:{port}") };
     let health = api.send("GET", "/health", None, None).await;
     health.expect(200);
+    // the web app, from wrangler.toml's [assets], on the same port
+    let index = http.get(format!("{base}/")).send().await.expect("GET /");
+    assert_eq!(index.status().as_u16(), 200, "GET / under wrangler dev");
+    let html = index.text().await.unwrap_or_default();
+    assert!(html.contains("<div id=\"app\">"), "GET / is not the web app: {html}");
     let alice = api.user("alice").await;
     let bob = api.user("bob").await;
     let sb = uid("sb");

@@ -100,6 +100,7 @@ fn membership_and_renames_are_all_or_nothing() {
     each_failure("alice", |_| Command::AddMember { member: "carol".into() });
     each_failure("alice", |_| Command::Rename { title: "New".into() });
     each_failure("bob", |_| Command::Leave);
+    each_failure("alice", |_| Command::RemoveMember { member: "bob".into() });
 }
 
 #[test]

@@ -17,6 +17,7 @@ mod bounded;
 mod bridges;
 mod phantom;
 mod push;
+mod rights;
 
 const CID: &str = "01JCONVERSATION00000000000";
 const T0: i64 = 1_700_000_000_000;

@@ -13,6 +13,12 @@ use switchboard_core::{replay, ApiError, ErrorCode};
 /// The length of a session id: hex of 128 random bits.
 pub const SESSION_ID_LEN: usize = 32;
 
+/// Whether `session` could be a session id this service gave out (checked before a connect ticket
+/// is spent, and by [`Member::connect`]).
+pub fn valid_session_id(session: &str) -> bool {
+    session.len() == SESSION_ID_LEN && session.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
 /// A socket the shell is about to accept.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Connected {
@@ -58,7 +64,7 @@ impl<S: Store> Member<S> {
             Err(e) => return (Err(e), Default::default()),
         };
         if let Some(s) = session {
-            if s.len() != SESSION_ID_LEN || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
+            if !valid_session_id(s) {
                 return (Err(ApiError::invalid("session: not a session this service gave out")), Default::default());
             }
         }

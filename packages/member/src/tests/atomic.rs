@@ -59,6 +59,7 @@ fn list_commands_are_all_or_nothing() {
                 title: None,
                 joined_at: T0,
                 last_activity_at: None,
+                added_by: None,
             },
         )
     });
@@ -71,7 +72,7 @@ fn list_commands_are_all_or_nothing() {
     each_failure(busy, |sim| {
         ran_cmd(sim, Command::MarkRead { conversation_id: C1.into(), member_id: "alice".into(), last_read_at: T0 + 9 })
     });
-    each_failure(busy, |sim| ran_cmd(sim, Command::Remove { conversation_id: C1.into() }));
+    each_failure(busy, |sim| ran_cmd(sim, Command::Remove { conversation_id: C1.into(), removed_by: None }));
     each_failure(busy, |sim| ran_cmd(sim, Command::RedeemTicket { nonce: "n".into(), expires_at_ms: T0 + 30_000 }));
     each_failure(busy, |sim| ran_cmd(sim, Command::SetBotStatus { online: true, at: T0 }));
     each_failure(busy, |sim| {

@@ -208,7 +208,7 @@ fn leaving_a_conversation_drops_its_subscriptions_and_watch() {
     sim.join(C1, None, T0);
     let s = sim.open();
     sim.subscribe(s, &[instance(), conv_ctx(C1), presence_ctx(C1)]);
-    let (_, e) = sim.ok(Command::Remove { conversation_id: C1.into() });
+    let (_, e) = sim.ok(Command::Remove { conversation_id: C1.into(), removed_by: None });
     assert_eq!(received(&e)[0].1["event"], "conversation.left");
     assert_eq!(e.watches, vec![watch(C1, false, false)]);
     let (_, c, _) = sim.connect(None, Some(&sim.session(s))).unwrap();

@@ -27,6 +27,7 @@ fn the_list_is_ordered_by_activity_and_pages_with_a_cursor() {
         title: None,
         joined_at: T0 + 20,
         last_activity_at: None,
+        added_by: None,
     });
     assert_eq!(ids(&page(&sim, None, 10, None)), vec![C3, C2, C1]);
     // Activity moves a conversation up; older activity never moves it back.
@@ -54,7 +55,7 @@ fn the_list_is_ordered_by_activity_and_pages_with_a_cursor() {
 fn a_flush_never_re_adds_a_conversation_the_member_left() {
     let sim = Sim::new();
     sim.join(C1, None, T0);
-    sim.ok(Command::Remove { conversation_id: C1.into() });
+    sim.ok(Command::Remove { conversation_id: C1.into(), removed_by: None });
     let e = touch(&sim, C1, Some("late"), Some(T0 + 5));
     assert!(e.is_empty());
     assert!(ids(&page(&sim, None, 10, None)).is_empty());
@@ -155,7 +156,11 @@ fn instance_events_follow_list_changes() {
     let created = events(&sim.join(C2, None, T0 + 1));
     assert_eq!(
         created,
-        vec![("conversation.created".into(), json!({"conversationId": C2, "title": null, "sandboxId": SB}), 2)]
+        vec![(
+            "conversation.created".into(),
+            json!({"conversationId": C2, "title": null, "sandboxId": SB, "addedBy": null}),
+            2
+        )]
     );
     assert!(events(&sim.join(C2, None, T0 + 1)).is_empty(), "a second upsert is not news");
     assert!(events(&touch(&sim, C1, Some("one"), None)).is_empty(), "same title");
@@ -178,7 +183,7 @@ fn instance_events_follow_list_changes() {
             5
         )]
     );
-    let (_, e) = sim.ok(Command::Remove { conversation_id: C1.into() });
+    let (_, e) = sim.ok(Command::Remove { conversation_id: C1.into(), removed_by: None });
     assert_eq!(events(&e), vec![("conversation.left".into(), json!({"conversationId": C1}), 6)]);
     // Events made elsewhere use the same typed shapes.
     let badge = crate::InstanceEvent::BadgeUpdated { badge_bucket: "b".into(), total: 3 };

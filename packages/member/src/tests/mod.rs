@@ -5,6 +5,7 @@
 mod atomic;
 mod hub;
 mod list;
+mod sandbox_users;
 mod simulation;
 mod sweep;
 
@@ -74,6 +75,7 @@ impl<S: Store> Sim<S> {
             title: title.map(String::from),
             joined_at,
             last_activity_at: None,
+            added_by: None,
         })
         .1
     }

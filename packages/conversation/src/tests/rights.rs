@@ -1,0 +1,94 @@
+//! Who may do what to the membership: people add (the bot cannot), the owner removes anyone but the
+//! bot, everyone may remove themself, only people rename; every member sees who added whom.
+
+use super::{conversation, create, ctx, frame, send, types, T0};
+use crate::Command;
+use serde_json::json;
+use switchboard_core::limits::close;
+
+const BOT: &str = "bot:kiloclaw:sb1";
+
+fn status(c: &crate::Conversation<switchboard_sqlite_store::SqliteStore>, who: &str, cmd: Command, at: i64) -> u16 {
+    match c.handle(who, cmd, &ctx(at)).0 {
+        Ok(r) => r.status,
+        Err(e) => e.status(),
+    }
+}
+
+fn remove(member: &str) -> Command {
+    Command::RemoveMember { member: member.into() }
+}
+
+#[test]
+fn the_detail_names_the_owner_and_who_added_whom() {
+    let c = conversation();
+    create(&c, &["bob"]);
+    let (r, e) = c.handle("bob", Command::AddMember { member: "carol".into() }, &ctx(T0 + 1));
+    assert_eq!(r.unwrap().status, 201);
+    let joined = frame(&e.broadcast[0]);
+    assert_eq!(joined["payload"], json!({"conversationId": super::CID, "memberId": "carol", "addedBy": "bob"}));
+    let detail = c.handle("carol", Command::Get, &ctx(T0 + 2)).0.unwrap().body.unwrap();
+    let who: Vec<(String, serde_json::Value, serde_json::Value)> = detail["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| (m["id"].as_str().unwrap().to_string(), m["addedBy"].clone(), m["role"].clone()))
+        .collect();
+    assert_eq!(
+        who,
+        vec![
+            ("alice".into(), json!(null), json!("owner")),
+            ("bob".into(), json!("alice"), json!(null)),
+            (BOT.into(), json!("alice"), json!(null)),
+            ("carol".into(), json!("bob"), json!(null)),
+        ]
+    );
+}
+
+#[test]
+fn the_bot_neither_adds_nor_renames() {
+    let c = conversation();
+    create(&c, &[]);
+    assert_eq!(status(&c, BOT, Command::AddMember { member: "dave".into() }, T0 + 1), 403);
+    assert_eq!(status(&c, BOT, Command::Rename { title: "x".into() }, T0 + 2), 403);
+    assert_eq!(status(&c, "alice", Command::Rename { title: "x".into() }, T0 + 3), 200);
+    // Nothing was written by the refusals: dave is not a member.
+    assert_eq!(send(&c, "dave", "hi", None, T0 + 4).0.unwrap_err().status(), 403);
+}
+
+#[test]
+fn the_owner_removes_others_and_the_removed_lose_their_sockets_and_rights() {
+    let c = conversation();
+    create(&c, &["bob", "carol"]);
+    // Bob is not the owner: he removes only himself.
+    assert_eq!(status(&c, "bob", remove("carol"), T0 + 1), 403);
+    let (r, e) = c.handle("alice", remove("carol"), &ctx(T0 + 2));
+    assert_eq!(r.unwrap().status, 204);
+    assert_eq!(e.close_member, vec![("carol".to_string(), close::MEMBERSHIP_ENDED, "removed from the conversation")]);
+    assert_eq!(types(&e), vec![("member.left".into(), Some(1))]);
+    assert_eq!(
+        frame(&e.broadcast[0])["payload"],
+        json!({"conversationId": super::CID, "memberId": "carol", "removedBy": "alice"})
+    );
+    assert_eq!(send(&c, "carol", "x", None, T0 + 3).0.unwrap_err().status(), 403);
+    assert_eq!(status(&c, "carol", Command::Get, T0 + 3), 403);
+    // A former member cannot remove anyone; removing a non-member is 404.
+    assert_eq!(status(&c, "carol", remove("bob"), T0 + 4), 403);
+    assert_eq!(status(&c, "alice", remove("carol"), T0 + 4), 404);
+    // Bob removes himself, like leaving.
+    let (r, e) = c.handle("bob", remove("bob"), &ctx(T0 + 5));
+    assert_eq!(r.unwrap().status, 204);
+    assert_eq!(e.close_member, vec![("bob".to_string(), close::MEMBERSHIP_ENDED, "left the conversation")]);
+    assert_eq!(frame(&e.broadcast[0])["payload"], json!({"conversationId": super::CID, "memberId": "bob"}));
+}
+
+#[test]
+fn the_bot_cannot_be_removed_by_anyone() {
+    let c = conversation();
+    create(&c, &["bob"]);
+    assert_eq!(status(&c, "alice", remove(BOT), T0 + 1), 403);
+    assert_eq!(status(&c, "bob", remove(BOT), T0 + 1), 403);
+    assert_eq!(status(&c, BOT, remove(BOT), T0 + 1), 403);
+    assert_eq!(status(&c, BOT, remove("bob"), T0 + 1), 403, "the bot is not the owner");
+    assert_eq!(send(&c, BOT, "still here", None, T0 + 2).0.unwrap().status, 201);
+}
