@@ -1,10 +1,14 @@
-//! The alarm: the state machine's two halves around the list flush's calls to members' objects.
+//! The alarm: the state machine's two halves around its calls: the pushes it hands out (to the
+//! notifications worker) and the list flush's batch (to members' objects).
 
 use super::ConversationObject;
+use crate::notifications;
 use crate::platform;
 use crate::rpc::{self, MemberCommand};
 use futures::future::join_all;
 use switchboard_conversation::alarm::{FlushBatch, FLUSH_CONCURRENCY};
+use switchboard_conversation::push::{PushSettled, PUSH_CLAIM_MS};
+use switchboard_notify_contract::SendPushForConversation;
 
 /// When the alarm's own storage work failed: try again this much later.
 const RETRY_MS: i64 = 5_000;
@@ -21,10 +25,17 @@ impl ConversationObject {
             }
         };
         let later = self.effect_now(start.effects);
-        let outcome = match &start.flush {
-            Some(batch) => Some((batch, self.flush(batch).await)),
-            None => None,
+        if !start.pushes.is_empty() {
+            // Stored before any push is sent: if this run is cut short (a restart, an eviction),
+            // the alarm still fires when the claim ends and the pushes are handed out again.
+            self.ensure_alarm(now + PUSH_CLAIM_MS).await;
+        }
+        self.deliver_pushes(start.pushes).await;
+        let failed = match &start.flush {
+            Some(batch) => self.flush(batch).await,
+            None => Vec::new(),
         };
+        let outcome = start.flush.as_ref().map(|batch| (batch, failed.as_slice()));
         match self.core.alarm_finish(platform::now_ms(), outcome) {
             Ok(Some(at)) => self.ensure_alarm(at).await,
             Ok(None) => {}
@@ -36,10 +47,47 @@ impl ConversationObject {
         self.effect_later(later).await;
     }
 
+    /// Delivers the pushes the alarm handed out, at once, and records how each went (a failure is
+    /// retried with backoff, then dead-lettered: `switchboard_conversation::push`).
+    async fn deliver_pushes(&self, pushes: Vec<SendPushForConversation>) {
+        let env = &self.env;
+        let sends = pushes.iter().map(|request| async move {
+            match notifications::send_push(env, request).await {
+                Ok(result) => {
+                    notifications::announce_badges(env, &request.sandbox_id, &request.conversation_id, &result).await;
+                    Ok(())
+                }
+                Err(e) => Err(e),
+            }
+        });
+        let outcomes = join_all(sends).await;
+        for (request, outcome) in pushes.iter().zip(outcomes) {
+            let now = platform::now_ms();
+            match self.core.push_settled(&request.message_id, outcome, now, platform::random_u128() as u64) {
+                Ok(PushSettled::Retry { at, attempts }) => {
+                    worker::console_error!(
+                        "push for message {} failed (attempt {attempts}); retry at {at}",
+                        request.message_id
+                    );
+                }
+                Ok(PushSettled::Dead { attempts }) => {
+                    let dead = self.core.dead_pushes().unwrap_or(-1);
+                    worker::console_error!(
+                        "push for message {} dead-lettered after {attempts} attempts ({dead} dead in conversation {})",
+                        request.message_id,
+                        request.conversation_id
+                    );
+                }
+                Ok(_) => {}
+                Err(e) => worker::console_error!("push settle: {e:?}"),
+            }
+        }
+    }
+
     /// Tells one batch of members' objects the conversation's title and last activity; answers
-    /// whether every call succeeded.
-    async fn flush(&self, batch: &FlushBatch) -> bool {
-        let mut ok = true;
+    /// the members whose object failed (each is tried again alone; the others are done).
+    async fn flush(&self, batch: &FlushBatch) -> Vec<String> {
+        let mut failed = Vec::new();
         for chunk in batch.members.chunks(FLUSH_CONCURRENCY) {
             let calls = chunk.iter().map(|m| {
                 let touch = MemberCommand::Touch {
@@ -49,20 +97,20 @@ impl ConversationObject {
                 };
                 rpc::member(&self.env, m, touch)
             });
-            for r in join_all(calls).await {
+            for (m, r) in chunk.iter().zip(join_all(calls).await) {
                 match r {
                     Ok(resp) if resp.status_code() < 300 => {}
                     Ok(resp) => {
-                        worker::console_error!("list flush answered {}", resp.status_code());
-                        ok = false;
+                        worker::console_error!("list flush to {m} answered {}", resp.status_code());
+                        failed.push(m.clone());
                     }
                     Err(e) => {
-                        worker::console_error!("list flush: {e}");
-                        ok = false;
+                        worker::console_error!("list flush to {m}: {e}");
+                        failed.push(m.clone());
                     }
                 }
             }
         }
-        ok
+        failed
     }
 }

@@ -3,12 +3,12 @@
 //! (the alarm, the hub pump).
 
 use super::ConversationObject;
-use crate::notifications;
 use crate::platform;
 use crate::rpc::{self, MemberCommand};
 use futures::future::join_all;
 use std::cell::Cell;
 use std::rc::Rc;
+use switchboard_conversation::outbox::{Outgoing, RESYNC_EVENT};
 use switchboard_conversation::Effects;
 use worker::Stub;
 
@@ -27,9 +27,7 @@ impl Drop for PumpGuard<'_> {
 }
 
 impl ConversationObject {
-    /// Sends every frame to every socket, closes what must close, hands the push to the
-    /// notifications worker in the background (its failure never fails the command), and queues
-    /// the hubs' events.
+    /// Sends every frame to every socket, closes what must close, and queues the hubs' events.
     pub(super) fn effect_now(&self, effects: Effects) -> Later {
         if let Some(tick) = self.batcher.broadcast(effects.broadcast) {
             self.state.wait_until(tick);
@@ -44,19 +42,23 @@ impl ConversationObject {
         if let Some(member) = &effects.unwatched {
             self.stubs.borrow_mut().remove(member);
         }
-        if let Some(request) = effects.push {
-            let env = self.env.clone();
-            self.state.wait_until(async move {
-                match notifications::send_push(&env, &request).await {
-                    Ok(result) => {
-                        notifications::announce_badges(&env, &request.sandbox_id, &request.conversation_id, &result)
-                            .await
-                    }
-                    Err(e) => worker::console_error!("push for message {}: {e}", request.message_id),
-                }
-            });
+        // `effects.push` was recorded in the push outbox with its message: the alarm delivers it.
+        if !effects.to_hubs.is_empty() {
+            let mut outbox = self.outbox.borrow_mut();
+            let replaced = outbox.replaced;
+            for d in effects.to_hubs {
+                outbox.push(d);
+            }
+            if outbox.replaced > replaced {
+                worker::console_error!(
+                    "hub outbox full ({} queued): {} event(s) replaced by context.resync ({} in all; {} typing/presence dropped)",
+                    outbox.len(),
+                    outbox.replaced - replaced,
+                    outbox.replaced,
+                    outbox.dropped
+                );
+            }
         }
-        self.outbox.borrow_mut().extend(effects.to_hubs);
         let (started, stopped, relays) = (effects.bridges_started, effects.bridges_stopped, effects.to_bridges);
         if !(started.is_empty() && stopped.is_empty() && relays.is_empty()) {
             let id = self.core.meta().ok().flatten().map(|m| m.id);
@@ -86,20 +88,33 @@ impl ConversationObject {
         self.pumping.set(true);
         let _guard = PumpGuard(&self.pumping);
         loop {
-            let next = self.outbox.borrow_mut().pop_front();
+            let next = self.outbox.borrow_mut().pop();
             let Some(out) = next else { break };
-            let command = MemberCommand::Deliver {
-                context: out.context,
-                event: out.event.to_string(),
-                payload: out.payload,
-                ephemeral: out.ephemeral,
+            let (command, watchers) = match out {
+                Outgoing::Event(d) => (
+                    MemberCommand::Deliver {
+                        context: d.context,
+                        event: d.event.to_string(),
+                        payload: d.payload,
+                        ephemeral: d.ephemeral,
+                    },
+                    d.watchers,
+                ),
+                Outgoing::Resync { context, watchers } => (
+                    MemberCommand::Deliver {
+                        context,
+                        event: RESYNC_EVENT.to_string(),
+                        payload: serde_json::json!({"reason": "hub queue overflow"}),
+                        ephemeral: false,
+                    },
+                    std::rc::Rc::new(watchers),
+                ),
             };
             let body = match serde_json::to_string(&command) {
                 Ok(b) => b,
                 Err(_) => continue,
             };
-            let calls: Vec<_> = out
-                .watchers
+            let calls: Vec<_> = watchers
                 .iter()
                 .filter_map(|w| self.stub_for(w))
                 .map(|s| {

@@ -21,10 +21,11 @@ use crate::rpc::{ConversationCall, MEMBER_HEADER};
 use crate::sql::Sql;
 use serde::{Deserialize, Serialize};
 use std::cell::{Cell, RefCell};
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::rc::Rc;
+use switchboard_conversation::outbox::HubOutbox;
 use switchboard_conversation::sockets::SocketReply;
-use switchboard_conversation::{Config, Conversation, Ctx, HubDelivery};
+use switchboard_conversation::{Config, Conversation, Ctx};
 use switchboard_core::limits::close;
 use switchboard_core::{replay, ApiError};
 use switchboard_worker_kit::alarm::AlarmSlot;
@@ -56,8 +57,9 @@ pub struct ConversationObject {
     env: Env,
     core: Conversation<Sql>,
     alarm: AlarmSlot,
-    /// Events waiting to go to the hubs of members who watched them, in order.
-    outbox: RefCell<VecDeque<HubDelivery>>,
+    /// Events waiting to go to the hubs of members who watched them, in order; bounded
+    /// (`switchboard_conversation::outbox`).
+    outbox: RefCell<HubOutbox>,
     /// A pump is draining the outbox (at most one at a time keeps each hub's order).
     pumping: Cell<bool>,
     /// One stub per watcher, reused so calls to one hub are delivered in order.
@@ -74,10 +76,9 @@ impl DurableObject for ConversationObject {
         let sql = Sql::with_transactions(state.storage().sql(), raw_state.clone());
         let config =
             Config { idem_ttl_ms: config::idem_ttl_ms(&env), activity_flush_ms: config::activity_flush_ms(&env) };
+        // The schema is created by `Create` (and brought up to date when first found), never
+        // here: an object asked about a conversation that was never created writes nothing.
         let core = Conversation::new(sql, config);
-        if let Err(e) = core.ensure_schema() {
-            worker::console_error!("conversation schema: {e}");
-        }
         // `ping` is answered by the runtime without waking the object.
         socket::auto_response(&state, "ping", "pong");
         let batcher = SocketBatcher::new(raw_state.clone());
@@ -87,7 +88,7 @@ impl DurableObject for ConversationObject {
             env,
             core,
             alarm: AlarmSlot::new(),
-            outbox: RefCell::new(VecDeque::new()),
+            outbox: RefCell::new(HubOutbox::default()),
             pumping: Cell::new(false),
             stubs: RefCell::new(HashMap::new()),
             batcher,

@@ -174,31 +174,24 @@ impl LiveChannelObject {
             Ok(_) => None,
             Err(r) => Some(r.subscriber_close()?),
         };
+        if let Some((code, reason)) = refusal {
+            // Accepted and closed at once: browsers can read a close code, not an HTTP status.
+            return switchboard_worker_kit::socket::refuse(code, reason);
+        }
         let pair = WebSocketPair::new().map_err(|e| internal("socket pair", e))?;
         let server = pair.server;
-        match refusal {
-            Some((code, reason)) => {
-                // Accept, then close at once: browsers can read a close code, not an HTTP status.
-                // Accepted through the hibernation API so the runtime, not an event listener nobody
-                // set, owns the socket's errors.
-                self.state.accept_web_socket(&server);
-                let _ = server.close(Some(code), Some(reason));
-            }
-            None => {
-                let joined = self.with_ctx(|ctx| self.core.subscribe(&platform::nonce(), ctx));
-                let member_tag = switchboard_live::member_tag(&member);
-                self.state.accept_websocket_with_tags(&server, &[joined.tag.as_str(), member_tag.as_str()]);
-                if let Some(until) = crate::rpc::until_of(req) {
-                    server.serialize_attachment(Attachment { until }).map_err(|e| internal("socket attachment", e))?;
-                    self.alarm.ensure(&self.state.storage(), until).await;
-                }
-                // A late joiner first gets what the publishes in progress have sent so far.
-                for line in &joined.replay {
-                    let _ = server.send_with_str(line);
-                }
-                self.carry_out(Some(&server), joined.effects);
-            }
+        let joined = self.with_ctx(|ctx| self.core.subscribe(&platform::nonce(), ctx));
+        let member_tag = switchboard_live::member_tag(&member);
+        self.state.accept_websocket_with_tags(&server, &[joined.tag.as_str(), member_tag.as_str()]);
+        if let Some(until) = crate::rpc::until_of(req) {
+            server.serialize_attachment(Attachment { until }).map_err(|e| internal("socket attachment", e))?;
+            self.alarm.ensure(&self.state.storage(), until).await;
         }
+        // A late joiner first gets what the publishes in progress have sent so far.
+        for line in &joined.replay {
+            let _ = server.send_with_str(line);
+        }
+        self.carry_out(Some(&server), joined.effects);
         Ok(ResponseBuilder::new().with_status(101).with_websocket(pair.client).empty())
     }
 

@@ -15,7 +15,7 @@ use switchboard_pusher::http_api::{self, HttpError, Query, Route};
 use switchboard_pusher::limits::{close, MAX_API_BODY_BYTES};
 use switchboard_pusher::{auth, App, SocketId};
 use switchboard_worker_kit::call::{post, stub};
-use worker::{Env, Method, Request, RequestInit, Response, WebSocketPair};
+use worker::{Env, Method, Request, RequestInit};
 
 /// The only protocol version we speak.
 const PROTOCOL_VERSION: &str = "7";
@@ -43,10 +43,7 @@ pub async fn socket(req: &Request, env: &Env, key: &str) -> Answer {
 
 /// Accepts the socket only to close it with `code`.
 fn refuse_socket(code: u16, reason: &str) -> Answer {
-    let pair = WebSocketPair::new().map_err(|e| internal("socket pair", e))?;
-    pair.server.accept().map_err(|e| internal("accept", e))?;
-    let _ = pair.server.close(Some(code), Some(reason));
-    Response::from_websocket(pair.client).map_err(|e| internal("websocket response", e))
+    switchboard_worker_kit::socket::refuse(code, reason)
 }
 
 /// `/apps/{id}/...`: Pusher's signed HTTP API. Errors answer `{"error": "<message>"}` with Pusher's

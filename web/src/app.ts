@@ -114,11 +114,10 @@ export class App {
       }),
       this.store.on("conv", () => this.scheduleMarkRead()),
     );
+    // (the library itself reconnects and retries the outbox at once when the browser is online)
     this.listen(window, "online", () => {
       this.store.connection = this.hub.state;
       this.store.changed("connection");
-      this.hub.reconnectNow();
-      this.client.outbox.retryNow();
     });
     this.listen(window, "offline", () => {
       this.store.connection = "offline";

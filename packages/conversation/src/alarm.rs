@@ -1,5 +1,5 @@
-//! The one alarm: typing that timed out, expired idempotency records, and the flush of new
-//! activity and titles to members' conversation lists.
+//! The one alarm: typing that timed out, expired idempotency records, the pushes to deliver
+//! (`push`), and the flush of new activity and titles to members' conversation lists.
 //!
 //! A run has two halves around the calls to members' objects, which the shell makes:
 //! [`Conversation::alarm_start`] ends typing, sweeps records and plans the next batch of the list
@@ -7,7 +7,10 @@
 //! should fire next. A pass starts when the list is dirty (`list_version > list_flushed`),
 //! remembers the version it serves, walks the members in id order [`FLUSH_BATCH`] at a time (the
 //! cursor is stored, so hibernation loses nothing), and when it reaches the end marks that
-//! version flushed. A batch that failed is tried again later.
+//! version flushed. A member whose object failed never holds the pass up: the batch moves on, and
+//! that member alone is tried again later (`list_retry`, backing off, [`LIST_RETRY_MAX_ATTEMPTS`]
+//! times; any later pass tells it too). Telling a member is idempotent (it sets the title and last
+//! activity), so retries converge.
 
 use crate::effects::Effects;
 use crate::store::Store;
@@ -20,8 +23,11 @@ use switchboard_core::{alarm, ApiError};
 pub const FLUSH_BATCH: usize = 50;
 /// Members' objects told at once during a flush; small, so other requests keep being answered.
 pub const FLUSH_CONCURRENCY: usize = 8;
-/// After a failed batch, wait this many flush periods (at least 1 s each) before trying again.
-pub const FLUSH_RETRY_PERIODS: i64 = 5;
+/// A member whose list could not be told is tried again after 5 s, doubling to 10 min...
+pub const LIST_RETRY_BACKOFF: switchboard_core::backoff::BackoffPolicy =
+    switchboard_core::backoff::BackoffPolicy { initial_ms: 5_000, cap_ms: 600_000, stable_ms: 0 };
+/// ...this many times, then left to the next pass.
+pub const LIST_RETRY_MAX_ATTEMPTS: i64 = 8;
 
 /// One batch of the list flush: tell these members the conversation's title and activity.
 #[derive(Debug, Clone, PartialEq)]
@@ -30,6 +36,8 @@ pub struct FlushBatch {
     pub title: Option<String>,
     pub last_activity_at: Option<i64>,
     pub members: Vec<String>,
+    /// Members tried again after a failure (not a step of a pass).
+    pub retry: bool,
 }
 
 /// The first half of an alarm run.
@@ -37,6 +45,8 @@ pub struct FlushBatch {
 pub struct AlarmStart {
     pub effects: Effects,
     pub flush: Option<FlushBatch>,
+    /// Pushes to deliver now (claimed; settle each with [`Conversation::push_settled`]).
+    pub pushes: Vec<switchboard_notify_contract::SendPushForConversation>,
 }
 
 impl<S: Store> Conversation<S> {
@@ -49,6 +59,9 @@ impl<S: Store> Conversation<S> {
     /// Ends typing that timed out, sweeps expired idempotency records, and plans the next flush
     /// batch (`None` when no list is waiting).
     pub fn alarm_start(&self, now: i64) -> Result<AlarmStart, ApiError> {
+        if !self.exists()? {
+            return Ok(AlarmStart::default());
+        }
         let (r, effects) = self.command(|| {
             #[derive(Deserialize)]
             struct Expired {
@@ -63,12 +76,14 @@ impl<S: Store> Conversation<S> {
                 }
             }
             self.exec("DELETE FROM idempotency WHERE expires_at <= ?", &[now.into()])?;
-            self.plan_flush()
+            let pushes = self.claim_due_pushes(now)?;
+            Ok((self.plan_flush(now)?, pushes))
         });
-        Ok(AlarmStart { effects, flush: r? })
+        let (flush, pushes) = r?;
+        Ok(AlarmStart { effects, flush, pushes })
     }
 
-    fn plan_flush(&self) -> Result<Option<FlushBatch>, ApiError> {
+    fn plan_flush(&self, now: i64) -> Result<Option<FlushBatch>, ApiError> {
         let Some(meta) = self.meta()? else { return Ok(None) };
         #[derive(Deserialize)]
         struct Pass {
@@ -77,17 +92,22 @@ impl<S: Store> Conversation<S> {
         let cursor = match self.query::<Pass>("SELECT cursor FROM list_flush WHERE id = 1", &[])?.into_iter().next() {
             Some(p) => p.cursor.unwrap_or_default(),
             None => {
+                if self.flush_due.get().is_some_and(|due| due > now) {
+                    // Woken early (a push, typing): the pass starts when it is due.
+                    return self.plan_retry(meta, now);
+                }
                 let dirty =
                     self.scalar("SELECT list_version AS v FROM conversation WHERE list_version > list_flushed", &[])?;
                 match dirty {
                     Some(v) => {
+                        self.flush_due.set(None);
                         self.exec(
                             "INSERT OR REPLACE INTO list_flush (id, pass_version, cursor) VALUES (1, ?, '')",
                             &[v.into()],
                         )?;
                         String::new()
                     }
-                    None => return Ok(None),
+                    None => return self.plan_retry(meta, now),
                 }
             }
         };
@@ -108,17 +128,71 @@ impl<S: Store> Conversation<S> {
             title: meta.title,
             last_activity_at: meta.last_activity_at,
             members,
+            retry: false,
         }))
     }
 
-    /// The second half: `flushed` is how the planned batch went (`None`: there was none). Answers
-    /// when the alarm should fire next (`None`: nothing left to do).
-    pub fn alarm_finish(&self, now: i64, batch: Option<(&FlushBatch, bool)>) -> Result<Option<i64>, ApiError> {
+    /// No pass step to take: the members whose retry is due, if any.
+    fn plan_retry(&self, meta: crate::cache::MetaRow, now: i64) -> Result<Option<FlushBatch>, ApiError> {
+        #[derive(Deserialize)]
+        struct M {
+            member_id: String,
+        }
+        let members: Vec<String> = self
+            .query::<M>(
+                "SELECT member_id FROM list_retry WHERE next_at <= ? ORDER BY next_at, member_id LIMIT ?",
+                &[now.into(), (FLUSH_BATCH as i64).into()],
+            )?
+            .into_iter()
+            .map(|m| m.member_id)
+            .collect();
+        if members.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(FlushBatch {
+            conversation_id: meta.id,
+            title: meta.title,
+            last_activity_at: meta.last_activity_at,
+            members,
+            retry: true,
+        }))
+    }
+
+    /// How one batch went: the members told are caught up (their retries end); each member that
+    /// failed is tried again later, backing off, up to [`LIST_RETRY_MAX_ATTEMPTS`] times.
+    fn record_batch(&self, batch: &FlushBatch, failed: &[String], now: i64) -> Result<(), ApiError> {
+        let told: Vec<&String> = batch.members.iter().filter(|m| !failed.contains(m)).collect();
+        if !told.is_empty() {
+            let list = serde_json::to_string(&told).map_err(|e| ApiError::internal(format!("encode: {e}")))?;
+            self.exec("DELETE FROM list_retry WHERE member_id IN (SELECT value FROM json_each(?))", &[list.into()])?;
+        }
+        for m in failed {
+            let attempts =
+                self.scalar("SELECT attempts AS v FROM list_retry WHERE member_id = ?", &[m.into()])?.unwrap_or(0) + 1;
+            if attempts > LIST_RETRY_MAX_ATTEMPTS {
+                self.exec("DELETE FROM list_retry WHERE member_id = ?", &[m.into()])?;
+                continue;
+            }
+            let wait = switchboard_core::backoff::Backoff::new(LIST_RETRY_BACKOFF).ceiling_ms((attempts - 1) as u32);
+            self.exec(
+                "INSERT OR REPLACE INTO list_retry (member_id, attempts, next_at) VALUES (?, ?, ?)",
+                &[m.into(), attempts.into(), (now + wait as i64).into()],
+            )?;
+        }
+        Ok(())
+    }
+
+    /// The second half: `batch` is the planned batch and the members it failed to tell (`None`:
+    /// there was none). Answers when the alarm should fire next (`None`: nothing left to do).
+    pub fn alarm_finish(&self, now: i64, batch: Option<(&FlushBatch, &[String])>) -> Result<Option<i64>, ApiError> {
         let (r, _) = self.command(|| {
+            if let Some((b, failed)) = batch {
+                self.record_batch(b, failed, now)?;
+            }
             let flush_at = match batch {
                 None => None,
-                Some((_, false)) => Some(now + self.flush_delay_ms().max(1000) * FLUSH_RETRY_PERIODS),
-                Some((b, true)) => match b.members.last() {
+                Some((b, _)) if b.retry => None,
+                Some((b, _)) => match b.members.last() {
                     Some(last) if b.members.len() == FLUSH_BATCH => {
                         self.exec("UPDATE list_flush SET cursor = ? WHERE id = 1", &[last.into()])?;
                         let members = self.active_roster()?.len();
@@ -135,10 +209,14 @@ impl<S: Store> Conversation<S> {
                     }
                 },
             };
-            // The earliest remaining record or typing state, and the flush's next step.
+            let retry_at = self.scalar("SELECT MIN(next_at) AS v FROM list_retry", &[])?;
+            let flush_at = alarm::next_fire(flush_at, retry_at);
+            // The earliest remaining record, typing state or push, and the flush's next step.
             let earliest = self.scalar("SELECT MIN(expires_at) AS v FROM idempotency", &[])?;
             let typing_end = self.scalar("SELECT MIN(expires_at) AS v FROM typing", &[])?;
-            Ok(alarm::next_fire(alarm::next_fire(earliest, typing_end), flush_at))
+            let push_at = self.next_push_at()?;
+            let flush_at = alarm::next_fire(flush_at, self.flush_due.get());
+            Ok(alarm::next_fire(alarm::next_fire(alarm::next_fire(earliest, typing_end), push_at), flush_at))
         });
         r
     }

@@ -176,7 +176,7 @@ impl<S: Store> Conversation<S> {
 
     /// One thing from a linked room. Refused (404) once the bridge is unlinked.
     pub(crate) fn ingest(&self, bridge_id: &str, item: Ingest, ctx: &Ctx) -> Outcome {
-        let (r, mut effects) = self.command(|| {
+        let (r, effects) = self.command(|| {
             let row = self.bridge_row(bridge_id)?;
             let meta = self.meta()?.ok_or_else(|| ApiError::not_found("conversation not found"))?;
             self.exec(
@@ -204,6 +204,7 @@ impl<S: Store> Conversation<S> {
                     };
                     let message =
                         self.insert_bridged(&meta.id, &sender_id, blocks, reply_to, &idempotency_key, source, ctx)?;
+                    self.queue_push(&message, ctx.now_ms, ctx.socket_members)?;
                     Ok((Reply::json(201, json!({"messageId": message.id})), Some((message, false))))
                 }
                 Ingest::Delete { idempotency_key } => {
@@ -229,12 +230,6 @@ impl<S: Store> Conversation<S> {
             }
         });
         let reply = match r {
-            Ok((reply, Some((message, false)))) => {
-                if let Some(meta) = self.meta().ok().flatten() {
-                    effects.push = self.push_request(&meta, &message, ctx.now_ms, ctx.socket_members).ok().flatten();
-                }
-                Ok(reply)
-            }
             Ok((reply, _)) => Ok(reply),
             Err(e) => Err(e),
         };
@@ -287,7 +282,7 @@ impl<S: Store> Conversation<S> {
         let now = ctx.now_ms;
         let last = self.last_message_id()?.and_then(|id| ids::parse("id", &id).ok());
         let id = MonotonicUlids::new(last).next(now.max(0) as u64, ctx.random).to_string();
-        let content_json = serde_json::to_string(&blocks).map_err(|e| ApiError::internal(format!("encode: {e}")))?;
+        let content_json = switchboard_core::content::encode(&blocks)?;
         let source_json = source.to_string();
         self.exec(
             "INSERT INTO messages (id, sender_id, content, in_reply_to, created_at, client_id, source) VALUES (?, ?, ?, ?, ?, ?, ?)",

@@ -11,7 +11,8 @@ pub struct Effects {
     pub broadcast: Vec<String>,
     /// Events for the hubs of the members who watched when the event committed, in order.
     pub to_hubs: Vec<HubDelivery>,
-    /// A push for the members who are not looking (sent in the background; never fails the command).
+    /// The push this command recorded for the members who are not looking (in `push_outbox`, in
+    /// the same transaction; the alarm delivers it, so the shell does nothing with it).
     pub push: Option<SendPushForConversation>,
     /// Close every socket of this member with this code and reason.
     pub close_member: Vec<(String, u16, &'static str)>,

@@ -16,7 +16,8 @@
 //! the shell to do), [`members`] (create, rename, add, leave, detail), [`messages`] (send, edit,
 //! delete, list, reactions, read positions), [`presence`] (hub watching, roster, typing),
 //! [`sockets`] (accept and resume, incoming frames, closes), [`fanout`] (events, frames, pushes),
-//! [`alarm`] (typing expiry, idempotency sweep, the list flush), [`bridges`] (rooms of other
+//! [`alarm`] (typing expiry, idempotency sweep, the list flush), [`outbox`] (the bounded queue to
+//! watching hubs), [`push`] (pushes recorded with their message, delivered by the alarm), [`bridges`] (rooms of other
 //! platforms linked to the conversation, their messages in, members' messages out).
 
 pub mod alarm;
@@ -27,7 +28,9 @@ pub mod effects;
 pub mod fanout;
 pub mod members;
 pub mod messages;
+pub mod outbox;
 pub mod presence;
+pub mod push;
 pub mod schema;
 pub mod sockets;
 
@@ -81,6 +84,12 @@ pub struct Conversation<S: Store> {
     pub(crate) connected: RefCell<ConnectedMembers>,
     /// Effects of the command being run; taken when it commits, dropped when it fails.
     pub(crate) pending: RefCell<Effects>,
+    /// The schema is known to exist and be up to date (see [`Conversation::exists`]).
+    schema_ready: std::cell::Cell<bool>,
+    /// When the list flush is due (one flush period after the first change it has not served):
+    /// an alarm that fires earlier (a push, typing) does not start a pass before it. Memory only:
+    /// lost on hibernation, the next alarm flushes (only sooner).
+    pub(crate) flush_due: std::cell::Cell<Option<i64>>,
 }
 
 impl<S: Store> Conversation<S> {
@@ -91,7 +100,9 @@ impl<S: Store> Conversation<S> {
         Ok(c)
     }
 
-    /// The conversation over `store`, whose schema the caller ensures ([`Conversation::ensure_schema`]).
+    /// The conversation over `store`. Nothing is written until a `Create` arrives: an object that
+    /// only ever answers reads of a conversation never created stays without storage
+    /// ([`Conversation::exists`]).
     pub fn new(store: S, config: Config) -> Self {
         Conversation {
             store,
@@ -99,6 +110,37 @@ impl<S: Store> Conversation<S> {
             cache: cache::Cache::default(),
             connected: RefCell::new(ConnectedMembers::new()),
             pending: RefCell::new(Effects::default()),
+            schema_ready: std::cell::Cell::new(false),
+            flush_due: std::cell::Cell::new(None),
+        }
+    }
+
+    /// Whether this object holds a conversation's storage: its tables exist (asked of
+    /// `sqlite_master`, a read). The first time they are found, migrations not yet applied are
+    /// applied (an object created before a deploy). An object whose tables do not exist answers
+    /// every command but `Create` 404 and writes nothing, so reading an id that was never created
+    /// leaves no storage and sets no alarm.
+    pub fn exists(&self) -> Result<bool, ApiError> {
+        if self.schema_ready.get() {
+            return Ok(true);
+        }
+        let found = self
+            .store
+            .scalar("SELECT COUNT(*) AS v FROM sqlite_master WHERE type = 'table' AND name = 'conversation'", &[])?
+            .unwrap_or(0)
+            > 0;
+        if found {
+            self.ensure_schema()?;
+        }
+        Ok(found)
+    }
+
+    /// [`Conversation::exists`], or the 404 of a conversation that was never created.
+    pub(crate) fn require_storage(&self) -> Result<(), ApiError> {
+        if self.exists()? {
+            Ok(())
+        } else {
+            Err(ApiError::not_found("conversation not found"))
         }
     }
 
@@ -125,6 +167,7 @@ impl<S: Store> Conversation<S> {
                 return Err(e);
             }
         }
+        self.schema_ready.set(true);
         Ok(())
     }
 
@@ -152,6 +195,13 @@ impl<S: Store> Conversation<S> {
     /// Runs a command from the worker (HTTP API or another object).
     pub fn handle(&self, caller: &str, command: Command, ctx: &Ctx) -> (Result<Reply, ApiError>, Effects) {
         use Command as C;
+        let storage = match &command {
+            C::Create { .. } => self.ensure_schema().map_err(ApiError::from),
+            _ => self.require_storage(),
+        };
+        if let Err(e) = storage {
+            return (Err(e), Effects::default());
+        }
         match command {
             C::Create { conversation_id, sandbox_id, title, members } => {
                 self.create(&conversation_id, &sandbox_id, title, caller, &members, ctx.now_ms)

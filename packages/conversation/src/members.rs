@@ -225,6 +225,7 @@ impl<S: Store> Conversation<S> {
     /// through the alarm's flush, no later than one flush period from now.
     pub(crate) fn list_changed(&self, now: i64) -> Result<(), ApiError> {
         let at = now + self.flush_delay_ms();
+        self.flush_due.set(Some(self.flush_due.get().map_or(at, |due| due.min(at))));
         self.pending.borrow_mut().alarm_by(at);
         Ok(())
     }

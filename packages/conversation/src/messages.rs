@@ -11,7 +11,7 @@ use switchboard_core::content::{self, Block};
 use switchboard_core::events::Event;
 use switchboard_core::idempotency::{self, IdemRecord, SendDecision};
 use switchboard_core::ids::{self, MonotonicUlids};
-use switchboard_core::limits::AUTO_TITLE_CHARS;
+use switchboard_core::limits::{AUTO_TITLE_CHARS, MAX_PAGE_BYTES};
 
 /// Messages looked at, oldest first, for a new auto-title when the old one's message is deleted.
 const RETITLE_CANDIDATES: usize = 20;
@@ -69,8 +69,8 @@ type Outcome = (Result<Reply, ApiError>, Effects);
 
 impl<S: Store> Conversation<S> {
     /// The send path, for HTTP and socket sends alike: validate, check the idempotency ledger,
-    /// write message + record + activity + event in one transaction, then ask for the broadcast,
-    /// the push to members who are not looking and the alarm that flushes members' lists.
+    /// write message + record + activity + event + the push to members who are not looking (the
+    /// alarm delivers it: `push`) in one transaction, then ask for the broadcast and the alarm.
     pub fn send(
         &self,
         caller: &str,
@@ -79,17 +79,19 @@ impl<S: Store> Conversation<S> {
         client_id: Option<String>,
         ctx: &Ctx,
     ) -> (Result<Sent, ApiError>, Effects) {
-        let (sent, mut effects) = self.command(|| self.send_inner(caller, content, in_reply_to, client_id, ctx));
+        let (sent, mut effects) = self.command(|| {
+            let sent = self.send_inner(caller, content, in_reply_to, client_id, ctx)?;
+            if !sent.duplicate {
+                // Recorded with the message, in the same transaction; the alarm delivers it.
+                self.queue_push(&sent.message, ctx.now_ms, ctx.socket_members)?;
+            }
+            Ok(sent)
+        });
         if let Ok(s) = &sent {
             if !s.duplicate {
                 if let Err(e) = self.relay_out(&s.message, &mut effects) {
                     effects.to_bridges.clear();
                     let _ = e;
-                }
-                // The push is prepared after the commit: a failure to prepare it never fails the send.
-                match self.push_request(&s.meta, &s.message, ctx.now_ms, ctx.socket_members) {
-                    Ok(p) => effects.push = p,
-                    Err(_) => effects.push = None,
                 }
             }
         }
@@ -107,6 +109,7 @@ impl<S: Store> Conversation<S> {
         let now = ctx.now_ms;
         let mut meta = self.require_member(caller)?;
         let blocks = content::parse(content)?;
+        let content_json = content::encode(&blocks)?;
         if let Some(c) = &client_id {
             validate::client_id(c)?;
         }
@@ -169,7 +172,6 @@ impl<S: Store> Conversation<S> {
                 return Ok(Sent { message, client_id, duplicate: true, meta });
             }
         }
-        let content_json = serde_json::to_string(&blocks).map_err(|e| ApiError::internal(format!("encode: {e}")))?;
 
         self.exec(
             "INSERT INTO messages (id, sender_id, content, in_reply_to, created_at, client_id) VALUES (?, ?, ?, ?, ?, ?)",
@@ -223,15 +225,34 @@ impl<S: Store> Conversation<S> {
     pub(crate) fn list_messages(&self, caller: &str, before: Option<&str>, limit: usize) -> Result<Reply, ApiError> {
         let meta = self.require_member(caller)?;
         let fetch = (limit as i64).saturating_add(1);
-        let rows: Vec<MessageRow> = match before {
-            Some(b) => {
-                self.query("SELECT * FROM messages WHERE id < ? ORDER BY id DESC LIMIT ?", &[b.into(), fetch.into()])?
-            }
-            None => self.query("SELECT * FROM messages ORDER BY id DESC LIMIT ?", &[fetch.into()])?,
-        };
-        let has_more = rows.len() > limit;
-        let rows = &rows[..rows.len().min(limit)];
-        let messages = self.hydrate(&meta.id, rows)?;
+        let before = before.unwrap_or("\u{10FFFF}");
+        // The page's size is measured before its content is read: it holds at most
+        // `MAX_PAGE_BYTES` of content (always at least one message), the rest is the next page.
+        #[derive(Deserialize)]
+        struct Size {
+            bytes: i64,
+        }
+        let sizes: Vec<Size> = self.query(
+            "SELECT LENGTH(CAST(content AS BLOB)) AS bytes FROM messages WHERE id < ? ORDER BY id DESC LIMIT ?",
+            &[before.into(), fetch.into()],
+        )?;
+        let mut total = 0usize;
+        let fits = sizes
+            .iter()
+            .take(limit)
+            .take_while(|s| {
+                total += s.bytes.max(0) as usize;
+                total <= MAX_PAGE_BYTES
+            })
+            .count()
+            .max(1)
+            .min(sizes.len());
+        let has_more = sizes.len() > fits;
+        let rows: Vec<MessageRow> = self.query(
+            "SELECT * FROM messages WHERE id < ? ORDER BY id DESC LIMIT ?",
+            &[before.into(), (fits as i64).into()],
+        )?;
+        let messages = self.hydrate(&meta.id, &rows)?;
         let next_cursor = if has_more { messages.last().map(|m| m.id.clone()) } else { None };
         Ok(Reply::json(200, json!({"messages": messages, "hasMore": has_more, "nextCursor": next_cursor})))
     }
@@ -245,6 +266,7 @@ impl<S: Store> Conversation<S> {
         now: i64,
     ) -> Outcome {
         self.command(|| {
+            let timestamp = switchboard_core::validate::client_time("timestamp", timestamp, now)?;
             let meta = self.require_member(caller)?;
             let row = self.require_message(message_id)?;
             if row.sender_id != caller {
@@ -261,9 +283,7 @@ impl<S: Store> Conversation<S> {
                     ));
                 }
             }
-            let blocks = content::parse(content)?;
-            let content_json =
-                serde_json::to_string(&blocks).map_err(|e| ApiError::internal(format!("encode: {e}")))?;
+            let content_json = content::encode(&content::parse(content)?)?;
             self.exec(
                 "UPDATE messages SET content = ?, updated_at = ?, client_updated_at = ? WHERE id = ?",
                 &[content_json.into(), now.into(), timestamp.into(), message_id.into()],
@@ -464,11 +484,16 @@ impl<S: Store> Conversation<S> {
             let args: Vec<crate::Arg> = rows.iter().map(|r| r.id.as_str().into()).collect();
             reaction_rows = self.query(&q, &args)?;
         }
+        // Grouped by message once: linear in messages + reactions.
+        let mut by_message: std::collections::HashMap<&str, Vec<(&str, &str)>> = std::collections::HashMap::new();
+        for x in &reaction_rows {
+            by_message.entry(x.message_id.as_str()).or_default().push((x.emoji.as_str(), x.member_id.as_str()));
+        }
         rows.iter()
             .map(|r| {
                 let content: Vec<Block> =
                     serde_json::from_str(&r.content).map_err(|e| ApiError::internal(format!("stored content: {e}")))?;
-                let mine = reaction_rows.iter().filter(|x| x.message_id == r.id);
+                let mine = by_message.remove(r.id.as_str()).unwrap_or_default();
                 Ok(Message {
                     id: r.id.clone(),
                     conversation_id: conversation_id.to_string(),
@@ -480,7 +505,7 @@ impl<S: Store> Conversation<S> {
                     client_updated_at: r.client_updated_at,
                     deleted: r.deleted != 0,
                     delivery_failed: r.delivery_failed != 0,
-                    reactions: reactions::summarize(mine.map(|x| (x.emoji.as_str(), x.member_id.as_str()))),
+                    reactions: reactions::summarize(mine),
                     source: r.source.as_deref().and_then(|s| serde_json::from_str(s).ok()),
                 })
             })

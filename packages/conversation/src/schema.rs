@@ -48,4 +48,11 @@ pub const MIGRATIONS: &[&str] = &[
     "ALTER TABLE conversation ADD COLUMN title_message_id TEXT;",
     // 3: who added each member (shown to them; the creator is the owner, who may remove others).
     "ALTER TABLE members ADD COLUMN added_by TEXT;",
+    // 4: pushes recorded with their message, delivered by the alarm (`push`).
+    "CREATE TABLE IF NOT EXISTS push_outbox (
+       message_id TEXT PRIMARY KEY, request TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0,
+       next_at INTEGER NOT NULL, dead_at INTEGER, last_error TEXT);
+     CREATE INDEX IF NOT EXISTS push_outbox_due ON push_outbox (next_at) WHERE dead_at IS NULL;",
+    // 5: members whose list a flush could not update, retried one by one (`alarm`).
+    "CREATE TABLE IF NOT EXISTS list_retry (member_id TEXT PRIMARY KEY, attempts INTEGER NOT NULL, next_at INTEGER NOT NULL);",
 ];

@@ -8,6 +8,7 @@ use crate::store::Store;
 use crate::{Conversation, Ctx};
 use serde::Deserialize;
 use switchboard_core::frames::{self, ClientFrame, FrameRejection};
+use switchboard_core::limits::MAX_REPLAY_BYTES;
 use switchboard_core::replay::{self, ResumePlan};
 use switchboard_core::ApiError;
 
@@ -22,9 +23,11 @@ pub enum SocketReply {
 
 impl<S: Store> Conversation<S> {
     /// A member opens a socket, optionally resuming after `since`: answers the frames to send it
-    /// before anything else (missed events or `resync`, then `ready`). Refused (and nothing
+    /// before anything else (missed events or `resync`, then `ready`; `resync` too when the missed
+    /// frames are over `MAX_REPLAY_BYTES`). Refused (and nothing
     /// changes) when the member may not follow the conversation.
     pub fn accept(&self, member: &str, since: Option<u64>) -> Result<Vec<String>, ApiError> {
+        self.require_storage()?;
         let meta = self.require_member(member)?;
         let latest = meta.seq.max(0) as u64;
         let min_in_log = self.scalar("SELECT MIN(seq) AS v FROM events", &[])?.map(|v| v.max(0) as u64);
@@ -33,13 +36,24 @@ impl<S: Store> Conversation<S> {
             ResumePlan::Live => {}
             ResumePlan::Resync => out.push(frames::resync(latest)),
             ResumePlan::Replay { after } => {
-                #[derive(Deserialize)]
-                struct Frame {
-                    frame: String,
+                // Counted before anything is read: past `MAX_REPLAY_BYTES`, resync.
+                let bytes = self
+                    .scalar(
+                        "SELECT SUM(LENGTH(CAST(frame AS BLOB))) AS v FROM events WHERE seq > ?",
+                        &[(after as i64).into()],
+                    )?
+                    .unwrap_or(0);
+                if bytes.max(0) as usize > MAX_REPLAY_BYTES {
+                    out.push(frames::resync(latest));
+                } else {
+                    #[derive(Deserialize)]
+                    struct Frame {
+                        frame: String,
+                    }
+                    let rows: Vec<Frame> =
+                        self.query("SELECT frame FROM events WHERE seq > ? ORDER BY seq", &[(after as i64).into()])?;
+                    out.extend(rows.into_iter().map(|r| r.frame));
                 }
-                let rows: Vec<Frame> =
-                    self.query("SELECT frame FROM events WHERE seq > ? ORDER BY seq", &[(after as i64).into()])?;
-                out.extend(rows.into_iter().map(|r| r.frame));
             }
         }
         out.push(frames::ready(latest));
@@ -78,6 +92,7 @@ impl<S: Store> Conversation<S> {
     /// recorded for the push grace period.
     pub fn socket_closed(&self, member: &str, now: i64) -> Result<(), ApiError> {
         self.connected.borrow_mut().closed(member);
+        self.require_storage()?;
         self.exec(
             "INSERT OR REPLACE INTO viewers (member_id, last_viewed_at) VALUES (?, ?)",
             &[member.into(), now.into()],

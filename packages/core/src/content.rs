@@ -67,6 +67,23 @@ pub fn parse(v: &Value) -> Result<Vec<Block>, ApiError> {
     items.iter().enumerate().map(|(i, b)| parse_block(b, &format!("content[{i}]"))).collect()
 }
 
+/// The blocks as stored and sent (JSON); refused (413 `payload_too_large`) over
+/// [`MAX_CONTENT_BYTES`].
+pub fn encode(blocks: &[Block]) -> Result<String, ApiError> {
+    let json = serde_json::to_string(blocks).map_err(|e| ApiError::internal(format!("encode content: {e}")))?;
+    if json.len() > MAX_CONTENT_BYTES {
+        return Err(ApiError::new(
+            crate::ErrorCode::PayloadTooLarge,
+            format!(
+                "content: is {} bytes encoded, over the {} KiB a message may hold",
+                json.len(),
+                MAX_CONTENT_BYTES / 1024
+            ),
+        ));
+    }
+    Ok(json)
+}
+
 fn parse_block(v: &Value, field: &str) -> Result<Block, ApiError> {
     let o = obj(v, field)?;
     match string(o, "type", field)? {

@@ -1,7 +1,49 @@
-//! The events a conversation broadcasts, in kilo-chat's shapes (plus the full `message` where useful).
+//! The events a conversation broadcasts, in kilo-chat's shapes (plus the rest of the `message` where
+//! useful). An event carries a message's content once: at the top (`content`, kilo-chat's field),
+//! never again inside `message` ([`MessageFields`]).
 
-use crate::model::Message;
+use crate::model::{Message, ReactionSummary};
 use serde_json::{json, Value};
+
+/// A message in an event: every field but `content`, which the event carries once, beside it.
+#[derive(Debug, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MessageFields<'a> {
+    pub id: &'a str,
+    pub conversation_id: &'a str,
+    pub sender_id: &'a str,
+    pub in_reply_to_message_id: Option<&'a str>,
+    pub created_at: i64,
+    pub updated_at: Option<i64>,
+    pub client_updated_at: Option<i64>,
+    pub deleted: bool,
+    pub delivery_failed: bool,
+    pub reactions: &'a [ReactionSummary],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source: Option<&'a Value>,
+}
+
+impl<'a> MessageFields<'a> {
+    pub fn of(m: &'a Message) -> Self {
+        MessageFields {
+            id: &m.id,
+            conversation_id: &m.conversation_id,
+            sender_id: &m.sender_id,
+            in_reply_to_message_id: m.in_reply_to_message_id.as_deref(),
+            created_at: m.created_at,
+            updated_at: m.updated_at,
+            client_updated_at: m.client_updated_at,
+            deleted: m.deleted,
+            delivery_failed: m.delivery_failed,
+            reactions: &m.reactions,
+            source: m.source.as_ref(),
+        }
+    }
+
+    fn value(m: &Message) -> Value {
+        serde_json::to_value(MessageFields::of(m)).unwrap_or(Value::Null)
+    }
+}
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Event {
@@ -114,7 +156,7 @@ impl Event {
                     in_reply_to_message_id: Option<&'a str>,
                     reply_to: Option<ReplyTo<'a>>,
                     client_id: Option<&'a str>,
-                    message: &'a Message,
+                    message: MessageFields<'a>,
                 }
                 let reply_to = match (&message.in_reply_to_message_id, reply_to_sender) {
                     (Some(id), Some(sender)) => Some(ReplyTo { message_id: id, sender_id: sender }),
@@ -127,7 +169,7 @@ impl Event {
                     in_reply_to_message_id: message.in_reply_to_message_id.as_deref(),
                     reply_to,
                     client_id: client_id.as_deref(),
-                    message,
+                    message: MessageFields::of(message),
                 };
                 serde_json::to_string(&created).unwrap_or_else(|_| self.payload().to_string())
             }
@@ -154,14 +196,14 @@ impl Event {
                     "inReplyToMessageId": message.in_reply_to_message_id,
                     "replyTo": reply_to,
                     "clientId": client_id,
-                    "message": message,
+                    "message": MessageFields::value(message),
                 })
             }
             Event::MessageUpdated { message } => json!({
                 "messageId": message.id,
                 "content": message.content,
                 "clientUpdatedAt": message.client_updated_at,
-                "message": message,
+                "message": MessageFields::value(message),
             }),
             Event::MessageDeleted { message_id } => json!({"messageId": message_id}),
             Event::ReactionAdded { message_id, member_id, emoji }
@@ -252,5 +294,26 @@ mod tests {
         assert_eq!(p["content"][0]["text"], "hi");
         let e = Event::MessageCreated { message: msg(None), client_id: None, reply_to_sender: None };
         assert!(e.payload()["replyTo"].is_null());
+    }
+
+    #[test]
+    fn an_event_carries_the_content_once() {
+        let mut m = msg(None);
+        m.content = vec![Block::Text { text: "needle-of-text".into() }];
+        m.client_updated_at = Some(7);
+        for e in [
+            Event::MessageCreated { message: m.clone(), client_id: None, reply_to_sender: None },
+            Event::MessageUpdated { message: m.clone() },
+        ] {
+            let json = e.payload_json();
+            assert_eq!(json.matches("needle-of-text").count(), 1, "{json}");
+            let p = e.payload();
+            assert_eq!(p["content"][0]["text"], "needle-of-text");
+            assert!(p["message"].get("content").is_none(), "{p}");
+            // Everything else of the message is there.
+            let mut full = serde_json::to_value(&m).unwrap();
+            full.as_object_mut().unwrap().remove("content");
+            assert_eq!(p["message"], full);
+        }
     }
 }

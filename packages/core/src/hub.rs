@@ -149,8 +149,8 @@ pub fn parse_frame(text: &str) -> Result<HubFrame, ApiError> {
         "context.subscribe" => Ok(HubFrame::Subscribe(contexts_field(o)?)),
         "context.unsubscribe" => Ok(HubFrame::Unsubscribe(contexts_field(o)?)),
         "ack" => match o.get("seq").and_then(Value::as_u64) {
-            Some(seq) => Ok(HubFrame::Ack(seq)),
-            None => Err(ApiError::invalid("seq: must be a non-negative integer")),
+            Some(seq) if seq <= crate::limits::MAX_SAFE_INTEGER as u64 => Ok(HubFrame::Ack(seq)),
+            _ => Err(ApiError::invalid("seq: must be an integer 0..2^53-1")),
         },
         "typing" | "typing.stop" => match o.get("conversationId").and_then(Value::as_str) {
             Some(c) => {

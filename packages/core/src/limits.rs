@@ -27,10 +27,25 @@ pub const MAX_ADDITIONAL_MEMBERS: usize = 100;
 pub const MAX_SANDBOX_USERS: usize = 1000;
 pub const DEFAULT_PAGE: usize = 50;
 pub const MAX_PAGE: usize = 100;
+/// One message's content, as stored and sent (the blocks' JSON, in bytes): the size of the largest
+/// socket frame, so whatever HTTP accepts a socket can send too. Over it: 413 `payload_too_large`.
+pub const MAX_CONTENT_BYTES: usize = 64 * 1024;
 /// HTTP request bodies.
 pub const MAX_BODY_BYTES: usize = 256 * 1024;
 /// Incoming WebSocket frames; larger ones close the socket with 1009.
 pub const MAX_FRAME_BYTES: usize = 64 * 1024;
+/// The largest integer the service accepts or stores: 2^53 - 1, the largest a JavaScript number
+/// (the Workers runtime's SQL bindings and results, browsers' JSON) holds exactly.
+pub const MAX_SAFE_INTEGER: i64 = (1 << 53) - 1;
+/// A time a client states (an edit's `timestamp`, a bot status's `at`) must be within this much of
+/// the server's clock (one day).
+pub const CLIENT_CLOCK_WINDOW_MS: i64 = 24 * 60 * 60 * 1000;
+/// Bytes of frames one resume may replay (conversation socket or hub): past it the socket gets
+/// `resync` instead, so a resume never holds more than this in memory.
+pub const MAX_REPLAY_BYTES: usize = 4 * 1024 * 1024;
+/// Bytes of message content one page of `GET .../messages` holds (at least one message): past it
+/// the page ends early, `hasMore: true`.
+pub const MAX_PAGE_BYTES: usize = 4 * 1024 * 1024;
 /// Frames (lines) in one batched text frame sent to a socket that opted in (`?batch=1`).
 pub const MAX_BATCH_EVENTS: usize = 64;
 /// Bytes of one batched text frame (a single frame larger than this goes alone, as it is).

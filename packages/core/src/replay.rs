@@ -50,13 +50,14 @@ pub fn oldest_kept(latest: u64, min_in_log: Option<u64>) -> Option<u64> {
     min_in_log.map(|m| m.max(trim_below(latest) + 1))
 }
 
-/// Parses the `since` query parameter: a non-negative integer.
+/// Parses the `since` query parameter: an integer 0..=2^53-1 (`limits::MAX_SAFE_INTEGER`).
 pub fn parse_since(raw: Option<&str>) -> Result<Option<u64>, crate::ApiError> {
     match raw {
         None => Ok(None),
-        Some(s) => {
-            s.parse::<u64>().map(Some).map_err(|_| crate::ApiError::invalid("since: must be a non-negative integer"))
-        }
+        Some(s) => match s.parse::<u64>() {
+            Ok(n) if n <= crate::limits::MAX_SAFE_INTEGER as u64 => Ok(Some(n)),
+            _ => Err(crate::ApiError::invalid("since: must be an integer 0..2^53-1")),
+        },
     }
 }
 
@@ -79,6 +80,9 @@ mod tests {
         assert!(parse_since(Some("-1")).is_err());
         assert!(parse_since(Some("abc")).is_err());
         assert_eq!(parse_since(Some("5")).unwrap(), Some(5));
+        assert_eq!(parse_since(Some("9007199254740991")).unwrap(), Some(9007199254740991));
+        assert!(parse_since(Some("9007199254740992")).is_err());
+        assert!(parse_since(Some("18446744073709551615")).is_err());
     }
 
     #[test]

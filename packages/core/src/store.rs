@@ -61,6 +61,16 @@ impl std::fmt::Display for StoreError {
     }
 }
 
+/// An integer binding or column the stores carry exactly: within ±(2^53 - 1)
+/// (`limits::MAX_SAFE_INTEGER`), which a JavaScript number holds; beyond it, an error (never a
+/// rounded value written, nor a row that can no longer be read).
+pub fn check_int(n: i64) -> Result<i64, StoreError> {
+    if n.unsigned_abs() > crate::limits::MAX_SAFE_INTEGER as u64 {
+        return Err(StoreError(format!("integer {n} is beyond ±(2^53 - 1) and would not round-trip exactly")));
+    }
+    Ok(n)
+}
+
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         ApiError::internal(format!("storage: {e}"))

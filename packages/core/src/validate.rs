@@ -81,6 +81,30 @@ pub fn request_id(s: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// A non-negative integer a client sent (`field` names it in the error): at most
+/// [`MAX_SAFE_INTEGER`], so every later read gives back exactly what was written.
+pub fn safe_int(field: &str, value: i64) -> Result<i64, ApiError> {
+    if value < 0 {
+        return Err(ApiError::invalid(format!("{field}: must not be negative")));
+    }
+    if value > MAX_SAFE_INTEGER {
+        return Err(ApiError::invalid(format!("{field}: must be at most 2^53 - 1 ({MAX_SAFE_INTEGER})")));
+    }
+    Ok(value)
+}
+
+/// A time in ms a client states (`field` names it): a [`safe_int`] within
+/// [`CLIENT_CLOCK_WINDOW_MS`] (a day) of the server's clock `now_ms`.
+pub fn client_time(field: &str, value: i64, now_ms: i64) -> Result<i64, ApiError> {
+    let value = safe_int(field, value)?;
+    if value.abs_diff(now_ms) > CLIENT_CLOCK_WINDOW_MS as u64 {
+        return Err(ApiError::invalid(format!(
+            "{field}: must be a time in ms within a day of the server's clock (now {now_ms})"
+        )));
+    }
+    Ok(value)
+}
+
 /// `limit` query parameter: absent means the default; otherwise an integer 1..=100.
 pub fn page_limit(raw: Option<&str>) -> Result<usize, ApiError> {
     match raw {
@@ -95,6 +119,26 @@ pub fn page_limit(raw: Option<&str>) -> Result<usize, ApiError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn client_integers_are_bounded() {
+        assert_eq!(safe_int("n", 0).unwrap(), 0);
+        assert_eq!(safe_int("n", MAX_SAFE_INTEGER).unwrap(), MAX_SAFE_INTEGER);
+        for bad in [-1, i64::MIN, MAX_SAFE_INTEGER + 1, i64::MAX] {
+            let e = safe_int("at", bad).unwrap_err();
+            assert_eq!(e.status(), 400);
+            assert!(e.message.starts_with("at: "), "{}", e.message);
+        }
+        let now = 1_800_000_000_000;
+        let day = CLIENT_CLOCK_WINDOW_MS;
+        for ok in [now, now - day, now + day] {
+            assert_eq!(client_time("timestamp", ok, now).unwrap(), ok);
+        }
+        for bad in [now - day - 1, now + day + 1, 0, -1, MAX_SAFE_INTEGER, i64::MAX, i64::MIN] {
+            let e = client_time("timestamp", bad, now).unwrap_err();
+            assert!(e.message.starts_with("timestamp: "), "{bad}: {}", e.message);
+        }
+    }
 
     #[test]
     fn sandbox_ids() {

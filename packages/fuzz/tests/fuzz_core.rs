@@ -384,6 +384,11 @@ proptest! {
     #[test]
     fn fuzz_cursor_round_trip(key in any::<i64>(), id in any::<u128>()) {
         let c = ListCursor { sort_key: key, conversation_id: ids::Ulid(id).to_string() };
-        prop_assert_eq!(ListCursor::decode(&c.encode()).ok(), Some(c));
+        // Sort keys are times: a cursor beyond ±(2^53 - 1) was never given out and is refused (#18).
+        if key.unsigned_abs() <= switchboard_core::limits::MAX_SAFE_INTEGER as u64 {
+            prop_assert_eq!(ListCursor::decode(&c.encode()).ok(), Some(c));
+        } else {
+            prop_assert!(ListCursor::decode(&c.encode()).is_err());
+        }
     }
 }

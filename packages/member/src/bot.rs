@@ -12,10 +12,12 @@ fn to_value<T: serde::Serialize>(v: &T) -> Result<serde_json::Value, ApiError> {
 
 impl<S: Store> Member<S> {
     /// Records the status; answers `{online, at, conversations}` (the bot's conversation ids, so the
-    /// worker can tell their live channels and members). A report older (`at`) than the stored
+    /// worker can tell their live channels and members). `at` must be within a day of `now`
+    /// (`validate::client_time`). A report older (`at`) than the stored
     /// status changes nothing: it answers the stored status with `stale: true`.
-    pub(crate) fn set_bot_status(&self, online: bool, at: i64) -> Outcome {
+    pub(crate) fn set_bot_status(&self, online: bool, at: i64, now: i64) -> Outcome {
         self.command(|| {
+            let at = switchboard_core::validate::client_time("at", at, now)?;
             if let Some(stored) = self.stored_bot_status()? {
                 if at < stored.at {
                     let answer = BotStatusAnswer {

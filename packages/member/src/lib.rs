@@ -135,7 +135,7 @@ impl<S: Store> Member<S> {
                 self.deliver(ctx, &context, &event, &payload, ephemeral)?;
                 Ok(Reply::no_content())
             }),
-            C::SetBotStatus { online, at } => self.set_bot_status(online, at),
+            C::SetBotStatus { online, at } => self.set_bot_status(online, at, ctx.now_ms),
             C::GetBotStatus => (self.bot_status(), Effects::default()),
             C::SetSandboxUsers { users } => self.set_sandbox_users(&users),
             C::SandboxAccess { sandbox_id, user, open_unlisted } => {

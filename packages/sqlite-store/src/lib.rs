@@ -34,12 +34,15 @@ impl SqliteStore {
     }
 }
 
-fn to_sql(a: &Arg) -> ToSqlOutput<'_> {
-    match a {
+/// A binding as rusqlite takes it; an integer the Workers runtime's store would refuse (beyond
+/// ±(2^53 - 1): `switchboard_core::store::check_int`) is refused here too, so native tests see what
+/// production does.
+fn to_sql(a: &Arg) -> Result<ToSqlOutput<'_>, StoreError> {
+    Ok(match a {
         Arg::Null => ToSqlOutput::Owned(SqlValue::Null),
-        Arg::Int(n) => ToSqlOutput::Owned(SqlValue::Integer(*n)),
+        Arg::Int(n) => ToSqlOutput::Owned(SqlValue::Integer(switchboard_core::store::check_int(*n)?)),
         Arg::Text(s) => ToSqlOutput::Borrowed(ValueRef::Text(s.as_bytes())),
-    }
+    })
 }
 
 fn err(e: rusqlite::Error) -> StoreError {
@@ -53,13 +56,13 @@ impl Store for SqliteStore {
             self.conn.execute_batch(sql).map_err(err)?;
             return Ok((self.conn.total_changes() - before) as usize);
         }
-        let params: Vec<ToSqlOutput> = args.iter().map(to_sql).collect();
+        let params: Vec<ToSqlOutput> = args.iter().map(to_sql).collect::<Result<_, _>>()?;
         let mut st = self.conn.prepare(sql).map_err(err)?;
         st.execute(rusqlite::params_from_iter(params.iter())).map_err(err)
     }
 
     fn rows_json(&self, sql: &str, args: &[Arg]) -> Result<String, StoreError> {
-        let params: Vec<ToSqlOutput> = args.iter().map(to_sql).collect();
+        let params: Vec<ToSqlOutput> = args.iter().map(to_sql).collect::<Result<_, _>>()?;
         let mut st = self.conn.prepare(sql).map_err(err)?;
         let names: Vec<String> = st.column_names().iter().map(|s| s.to_string()).collect();
         let mut rows = st.query(rusqlite::params_from_iter(params.iter())).map_err(err)?;
@@ -69,7 +72,7 @@ impl Store for SqliteStore {
             for (i, name) in names.iter().enumerate() {
                 let v = match row.get_ref(i).map_err(err)? {
                     ValueRef::Null => serde_json::Value::Null,
-                    ValueRef::Integer(n) => n.into(),
+                    ValueRef::Integer(n) => switchboard_core::store::check_int(n)?.into(),
                     ValueRef::Real(f) => serde_json::json!(f),
                     ValueRef::Text(t) => String::from_utf8_lossy(t).into_owned().into(),
                     ValueRef::Blob(_) => return Err(StoreError("blob column".into())),
@@ -135,5 +138,30 @@ impl Store for FailingStore {
     }
     fn atomic(&self, body: &mut dyn FnMut() -> bool) -> Result<(), StoreError> {
         self.inner.atomic(body)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn integers_beyond_2_pow_53_are_refused_not_rounded() {
+        let s = SqliteStore::new();
+        s.run("CREATE TABLE t (n INTEGER)", &[]).unwrap();
+        let max = switchboard_core::limits::MAX_SAFE_INTEGER;
+        for ok in [0, -max, max] {
+            s.run("INSERT INTO t (n) VALUES (?)", &[ok.into()]).unwrap();
+        }
+        for bad in [max + 1, -max - 1, i64::MAX, i64::MIN] {
+            let e = s.run("INSERT INTO t (n) VALUES (?)", &[bad.into()]).unwrap_err();
+            assert!(e.0.contains("2^53"), "{e}");
+        }
+        assert_eq!(
+            s.rows_json("SELECT n FROM t ORDER BY n", &[]).unwrap(),
+            format!(r#"[{{"n":-{max}}},{{"n":0}},{{"n":{max}}}]"#)
+        );
+        // A column computed beyond the range is an error too, not a value the runtime would round.
+        assert!(s.rows_json("SELECT 9007199254740992 AS n", &[]).is_err());
     }
 }

@@ -44,18 +44,28 @@ pub async fn json_body_bytes(req: &mut Request) -> Result<Vec<u8>, ApiError> {
     body_bytes(req).await
 }
 
-/// Reads the body, refusing more than `MAX_BODY_BYTES`.
+/// Reads the body, refusing more than `MAX_BODY_BYTES` (413): a declared `content-length` over it
+/// before anything is read, and otherwise as soon as the bytes read pass it, while the body
+/// streams (never buffering more than the cap plus one chunk).
 pub async fn body_bytes(req: &mut Request) -> Result<Vec<u8>, ApiError> {
+    use futures_util::StreamExt;
+    let too_large = || ApiError::new(ErrorCode::PayloadTooLarge, "request body is over 256 KiB");
     if let Ok(Some(len)) = req.headers().get("content-length") {
         if len.parse::<usize>().map(|n| n > MAX_BODY_BYTES).unwrap_or(false) {
-            return Err(ApiError::new(ErrorCode::PayloadTooLarge, "request body is over 256 KiB"));
+            return Err(too_large());
         }
     }
-    let bytes = req.bytes().await.map_err(|e| ApiError::invalid_json(format!("cannot read body: {e}")))?;
-    if bytes.len() > MAX_BODY_BYTES {
-        return Err(ApiError::new(ErrorCode::PayloadTooLarge, "request body is over 256 KiB"));
+    // No body at all reads as empty.
+    let Ok(mut stream) = req.stream() else { return Ok(Vec::new()) };
+    let mut out = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| ApiError::invalid_json(format!("cannot read body: {e}")))?;
+        if out.len() + chunk.len() > MAX_BODY_BYTES {
+            return Err(too_large());
+        }
+        out.extend_from_slice(&chunk);
     }
-    Ok(bytes)
+    Ok(out)
 }
 
 /// One query parameter, percent-decoded.

@@ -27,6 +27,19 @@ pub fn accept<A: Serialize>(state: &State, attachment: &A, tags: &[&str]) -> Res
     Ok(Accepted { server: pair.server, response })
 }
 
+/// Answers an upgrade with a socket that is closed at once with `code` (browsers can read a close
+/// code, not an HTTP status). Accepted without the hibernation API on purpose: the runtime's own
+/// read loop then takes the client's answering close frame and ends the connection at once, so the
+/// client's `onclose` fires promptly. (A hibernatable socket closed by us first is only let go when
+/// the object next hibernates: the runtime drops the connection on the client's answer only when
+/// the close was the client's, ~10 s later otherwise.)
+pub fn refuse(code: u16, reason: &str) -> Result<Response, ApiError> {
+    let pair = worker::WebSocketPair::new().map_err(|e| internal("socket pair", e))?;
+    pair.server.accept().map_err(|e| internal("accept", e))?;
+    let _ = pair.server.close(Some(code), Some(reason));
+    Response::from_websocket(pair.client).map_err(|e| internal("websocket response", e))
+}
+
 /// Lets the runtime answer `request` with `response` on every socket of the object without waking
 /// it (one pair per object: exact text match).
 pub fn auto_response(state: &State, request: &str, response: &str) {

@@ -8,7 +8,10 @@
 //!
 //! Values keep their meaning on the way: integers travel as JavaScript numbers (as the crate's
 //! `SqlStorageValue::Integer` does), strings exactly, `NULL` as `null`. A blob or a non-finite
-//! float has no JSON form and is refused with an error (no table here stores either).
+//! float has no JSON form and is refused with an error (no table here stores either). An integer
+//! beyond ±(2^53 - 1) (`limits::MAX_SAFE_INTEGER`) would not come back exactly from a JavaScript
+//! number (and its row could then not be read at all): it is refused with an error, never written
+//! (`switchboard_core::store::check_int`, which the native store applies too).
 
 use serde::de::DeserializeOwned;
 use switchboard_core::store::{Arg, Store, StoreError};
@@ -91,6 +94,7 @@ fn args_json(bindings: &[SqlStorageValue]) -> Result<String> {
             SqlStorageValue::Null => out.push_str("null"),
             SqlStorageValue::Boolean(b) => out.push_str(if *b { "true" } else { "false" }),
             SqlStorageValue::Integer(n) => {
+                switchboard_core::store::check_int(*n).map_err(|e| worker::Error::RustError(e.0))?;
                 let _ = write!(out, "{n}");
             }
             SqlStorageValue::Float(f) if f.is_finite() => {
@@ -124,6 +128,7 @@ fn core_args_json(args: &[Arg]) -> std::result::Result<String, StoreError> {
         match a {
             Arg::Null => out.push_str("null"),
             Arg::Int(n) => {
+                switchboard_core::store::check_int(*n)?;
                 let _ = write!(out, "{n}");
             }
             Arg::Text(s) => {

@@ -975,6 +975,26 @@ impl Api {
     }
 }
 
+/// Runs the Node test file `script` (relative to the repository, `node --test`, spec reporter,
+/// one test at a time) with `env`; prints its output and fails when node exits non-zero.
+pub async fn run_node_tests(script: &str, env: Vec<(&'static str, String)>) {
+    let (root, script_owned) = (repo_root(), script.to_string());
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new("node")
+            .args(["--test", "--test-reporter=spec", "--test-concurrency=1", &script_owned])
+            .current_dir(&root)
+            .envs(env)
+            .output()
+            .expect("run node (Node 20 is required)")
+    })
+    .await
+    .expect("node runner");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    println!("{stdout}\n{stderr}");
+    assert!(out.status.success(), "node tests of {script} failed ({}):\n{stdout}\n{stderr}", out.status);
+}
+
 /// Percent-encodes a query value.
 pub fn urlencode(s: &str) -> String {
     let mut out = String::new();

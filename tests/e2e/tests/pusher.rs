@@ -11,10 +11,9 @@
 
 use serde_json::{json, Value};
 use std::net::TcpListener;
-use std::process::Command;
 use std::sync::OnceLock;
 use std::time::Duration;
-use switchboard_e2e::{repo_root, Api, Frame, Server, StartOptions, Ws, WsAuth, FRAME_TIMEOUT};
+use switchboard_e2e::{Api, Frame, Server, StartOptions, Ws, WsAuth, FRAME_TIMEOUT};
 
 /// Pusher's published auth-signature example (pusher.com/docs/channels/library_auth_reference).
 const VECTOR_KEY: &str = "278d425bdf160c739803";
@@ -83,27 +82,14 @@ async fn channel_auth(api: &Api, token: &str, socket_id: &str, channel: &str) ->
 async fn pusher_js_and_sdk() {
     let _one = serial().await;
     let f = fixture();
-    let root = repo_root();
-    let out = tokio::task::spawn_blocking(move || {
-        Command::new("node")
-            .arg("--test")
-            .arg("--test-reporter=spec")
-            .arg("tests/e2e/js/pusher.test.mjs")
-            .current_dir(&root)
-            .env("SWITCHBOARD_URL", f.server.base_url())
-            .env("PUSHER_APP_ID", APP_ID)
-            .env("PUSHER_APP_KEY", VECTOR_KEY)
-            .env("PUSHER_APP_SECRET", VECTOR_SECRET)
-            .env("WEBHOOK_PORT", f.webhook_port.to_string())
-            .output()
-            .expect("run node (Node 20 is required)")
-    })
-    .await
-    .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    println!("{stdout}\n{stderr}");
-    assert!(out.status.success(), "node tests failed ({}):\n{stdout}\n{stderr}", out.status);
+    let env = vec![
+        ("SWITCHBOARD_URL", f.server.base_url()),
+        ("PUSHER_APP_ID", APP_ID.to_string()),
+        ("PUSHER_APP_KEY", VECTOR_KEY.to_string()),
+        ("PUSHER_APP_SECRET", VECTOR_SECRET.to_string()),
+        ("WEBHOOK_PORT", f.webhook_port.to_string()),
+    ];
+    switchboard_e2e::run_node_tests("tests/e2e/js/pusher.test.mjs", env).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]

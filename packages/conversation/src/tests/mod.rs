@@ -2,7 +2,8 @@
 //! an in-memory SQLite and checks its answers, the frames it asks to broadcast, the pushes, the
 //! alarm times and what storage holds.
 //!
-//! `bridges`: linked rooms.
+//! `bridges`: linked rooms; `atomic`: every command kind all or nothing; `bounded`: content and replay caps; `phantom`: no storage for
+//! a conversation never created; `push`: the push outbox.
 
 use crate::alarm::FLUSH_BATCH;
 use crate::{Command, Config, Conversation, Ctx, Effects, Reply, Store, StoreExt};
@@ -11,7 +12,11 @@ use switchboard_core::limits::close;
 use switchboard_core::ErrorCode;
 use switchboard_sqlite_store::{FailingStore, SqliteStore};
 
+mod atomic;
+mod bounded;
 mod bridges;
+mod phantom;
+mod push;
 mod rights;
 
 const CID: &str = "01JCONVERSATION00000000000";
@@ -85,8 +90,17 @@ fn a_first_message_is_logged_broadcast_and_names_the_conversation() {
     assert_eq!(body["message"]["senderId"], "alice");
     assert_eq!(types(&e), vec![("message.created".into(), Some(1)), ("conversation.renamed".into(), Some(2))]);
     assert_eq!(frame(&e.broadcast[1])["payload"]["title"], json!("hello there"));
+    // The push is recorded with the message: the alarm is asked for now, to deliver it.
+    assert_eq!(e.alarm_at, Some(T0 + 10));
+    let a = c.alarm_start(T0 + 10).unwrap();
+    assert!(a.flush.is_none(), "the list flush is not due before its period");
+    assert_eq!(a.pushes.len(), 1);
+    assert_eq!(
+        c.push_settled(&a.pushes[0].message_id, Ok(()), T0 + 11, 7).unwrap(),
+        crate::push::PushSettled::Delivered
+    );
     // Two people and a bot: one flush period of 1 s.
-    assert_eq!(e.alarm_at, Some(T0 + 10 + 1_000));
+    assert_eq!(c.alarm_finish(T0 + 11, None).unwrap(), Some(T0 + 10 + 1_000));
     // Bob has no socket and no hub: he gets a push; the sender never does.
     let push = e.push.unwrap();
     assert_eq!(push.recipients.iter().map(|r| r.user_id.as_str()).collect::<Vec<_>>(), vec!["bob"]);
@@ -195,16 +209,26 @@ fn edits_follow_the_rules() {
             &ctx(T0 + 100),
         )
     };
-    assert_eq!(edit("bob", 10).0.unwrap_err().status(), 403);
-    let (ok, e) = edit("alice", 10);
+    assert_eq!(edit("bob", T0 + 10).0.unwrap_err().status(), 403);
+    let (ok, e) = edit("alice", T0 + 10);
     assert_eq!(ok.unwrap().status, 200);
     assert_eq!(types(&e), vec![("message.updated".into(), Some(4))]);
-    let conflict = edit("alice", 9).0.unwrap_err();
+    let conflict = edit("alice", T0 + 9).0.unwrap_err();
     assert_eq!(conflict.code, ErrorCode::EditConflict);
+    // A timestamp more than a day from the clock, negative or past 2^53 - 1 is refused, nothing written.
+    let before = c.store().dump();
+    for bad in [T0 + 100 + 86_400_001, T0 + 100 - 86_400_001, -1, (1 << 53) - 1, 1 << 53, i64::MAX, i64::MIN] {
+        let (r, e) = edit("alice", bad);
+        let err = r.unwrap_err();
+        assert_eq!((err.status(), err.code), (400, ErrorCode::InvalidRequest), "{bad}");
+        assert!(err.message.starts_with("timestamp: "), "{}", err.message);
+        assert!(e.broadcast.is_empty());
+    }
+    assert_eq!(c.store().dump(), before);
     let (del, e) = c.handle("alice", Command::DeleteMessage { message_id: id.clone() }, &ctx(T0 + 200));
     assert_eq!(del.unwrap().status, 204);
     assert_eq!(types(&e), vec![("message.deleted".into(), Some(5))]);
-    assert_eq!(edit("alice", 11).0.unwrap_err().code, ErrorCode::MessageDeleted);
+    assert_eq!(edit("alice", T0 + 11).0.unwrap_err().code, ErrorCode::MessageDeleted);
     // Deleting again is quiet.
     let (_, e) = c.handle("alice", Command::DeleteMessage { message_id: id }, &ctx(T0 + 300));
     assert!(e.broadcast.is_empty());
@@ -228,7 +252,7 @@ fn an_auto_title_follows_its_message_and_never_outlives_it() {
         Command::EditMessage {
             message_id: first.clone(),
             content: json!([{"type":"text","text":"lunch"}]),
-            timestamp: 1,
+            timestamp: T0 + 1,
         },
         &ctx(T0 + 2),
     );
@@ -359,27 +383,71 @@ fn the_list_flush_tells_every_member_in_batches_and_retries_a_failed_batch() {
     // Creating is not activity: nothing to flush.
     assert!(c.alarm_start(T0).unwrap().flush.is_none());
     let (_, e) = send(&c, "alice", "news", None, T0 + 1);
-    // 62 members (61 people + bot... + alice): two 25-member steps stretch the period to 3 s.
-    assert_eq!(e.alarm_at, Some(T0 + 1 + 3_000));
+    // The push first (now), then the flush: 62 members (61 people + bot... + alice): two 25-member
+    // steps stretch the period to 3 s.
+    assert_eq!(e.alarm_at, Some(T0 + 1));
+    let early = c.alarm_start(T0 + 1).unwrap();
+    assert!(early.flush.is_none());
+    c.push_settled(&early.pushes[0].message_id, Ok(()), T0 + 1, 7).unwrap();
+    assert_eq!(c.alarm_finish(T0 + 1, None).unwrap(), Some(T0 + 1 + 3_000));
     let now = T0 + 3_001;
     let a = c.alarm_start(now).unwrap();
     let batch = a.flush.unwrap();
     assert_eq!(batch.members.len(), FLUSH_BATCH);
     assert_eq!(batch.title.as_deref(), Some("news"));
     assert_eq!(batch.last_activity_at, Some(T0 + 1));
-    // The batch failed: tried again five periods later, from the same member.
-    let next = c.alarm_finish(now, Some((&batch, false))).unwrap().unwrap();
-    assert_eq!(next, now + 5 * 3_000);
-    let again = c.alarm_start(next).unwrap().flush.unwrap();
-    assert_eq!(again.members, batch.members);
-    // It worked: the rest follows after a gap, then the pass is done and nothing is dirty.
-    let next2 = c.alarm_finish(next, Some((&again, true))).unwrap().unwrap();
-    assert!(next2 > next && next2 <= next + 3_000);
-    let rest = c.alarm_start(next2).unwrap().flush.unwrap();
+    // Two members of the batch failed: the pass moves on all the same (the rest follows after a
+    // gap); the two are tried again alone, 5 s later.
+    let failed = vec![batch.members[3].clone(), batch.members[7].clone()];
+    let next = c.alarm_finish(now, Some((&batch, &failed))).unwrap().unwrap();
+    assert!(next > now && next <= now + 3_000, "{}", next - now);
+    let rest = c.alarm_start(next).unwrap().flush.unwrap();
+    assert!(!rest.retry);
     assert_eq!(rest.members.len(), people.len() + 2 - FLUSH_BATCH);
     assert!(rest.members.first() > batch.members.last());
-    assert_eq!(c.alarm_finish(next2, Some((&rest, true))).unwrap(), None);
-    assert!(c.alarm_start(next2 + 10_000).unwrap().flush.is_none());
+    // The pass is done; what is left is the two retries.
+    assert_eq!(c.alarm_finish(next, Some((&rest, &[]))).unwrap(), Some(now + 5_000));
+    let retry = c.alarm_start(now + 5_000).unwrap().flush.unwrap();
+    assert!(retry.retry);
+    assert_eq!(retry.members, failed);
+    assert_eq!(retry.title.as_deref(), Some("news"));
+    // One is told now; the other fails again: alone, twice as late.
+    let still = vec![failed[1].clone()];
+    assert_eq!(c.alarm_finish(now + 5_000, Some((&retry, &still))).unwrap(), Some(now + 5_000 + 10_000));
+    let retry = c.alarm_start(now + 15_000).unwrap().flush.unwrap();
+    assert_eq!(retry.members, still);
+    assert_eq!(c.alarm_finish(now + 15_000, Some((&retry, &[]))).unwrap(), None, "caught up, nothing dirty");
+    assert!(c.alarm_start(now + 100_000).unwrap().flush.is_none());
+}
+
+#[test]
+fn a_member_that_always_fails_is_given_up_after_its_retries_and_blocks_nobody() {
+    use crate::alarm::LIST_RETRY_MAX_ATTEMPTS;
+    let c = conversation();
+    create(&c, &["bob", "carol"]);
+    send(&c, "alice", "hi", None, T0).0.unwrap();
+    let mut now = T0 + 1_000;
+    let a = c.alarm_start(now).unwrap();
+    for p in &a.pushes {
+        c.push_settled(&p.message_id, Ok(()), now, 1).unwrap();
+    }
+    let batch = a.flush.unwrap();
+    let broken = vec!["bob".to_string()];
+    let mut next = c.alarm_finish(now, Some((&batch, &broken))).unwrap();
+    let mut retries = 0;
+    while let Some(at) = next {
+        now = at;
+        let b = c.alarm_start(now).unwrap().flush.unwrap();
+        assert_eq!(b.members, broken, "only the failing member is retried");
+        retries += 1;
+        next = c.alarm_finish(now, Some((&b, &broken))).unwrap();
+    }
+    assert_eq!(retries, LIST_RETRY_MAX_ATTEMPTS);
+    assert_eq!(c.store().scalar("SELECT COUNT(*) AS v FROM list_retry", &[]).unwrap(), Some(0));
+    // The next activity's pass tells everyone again, bob included.
+    send(&c, "carol", "again", None, now).0.unwrap();
+    let a = c.alarm_start(now + 10_000).unwrap();
+    assert!(a.flush.unwrap().members.contains(&"bob".to_string()));
 }
 
 #[test]

@@ -7,6 +7,7 @@ use serde::Deserialize;
 use serde_json::json;
 use std::collections::BTreeSet;
 use switchboard_core::hub::{self, AckWindow, ResumePlan};
+use switchboard_core::limits::MAX_REPLAY_BYTES;
 use switchboard_core::{frames, ApiError};
 
 /// Where a connecting socket stands.
@@ -38,22 +39,34 @@ impl<S: Store> Member<S> {
                 ResumePlan::Live => {}
                 ResumePlan::Resync => out.push(frames::resync(latest)),
                 ResumePlan::Replay { after } => {
-                    #[derive(Deserialize)]
-                    struct Logged {
-                        seq: i64,
-                        context: String,
-                        frame: String,
+                    // Only the session's contexts are read (`json_each` of its subscriptions), and
+                    // their frames are measured before any is read: past `MAX_REPLAY_BYTES`, resync.
+                    let subs = serde_json::to_string(o.subs).map_err(|e| ApiError::internal(format!("subs: {e}")))?;
+                    let args = [(after as i64).into(), subs.into()];
+                    const MINE: &str = "seq > ? AND context IN (SELECT value FROM json_each(?))";
+                    let bytes = self
+                        .scalar(
+                            &format!("SELECT SUM(LENGTH(CAST(frame AS BLOB))) AS v FROM hub_log WHERE {MINE}"),
+                            &args,
+                        )?
+                        .unwrap_or(0);
+                    if bytes.max(0) as usize > MAX_REPLAY_BYTES {
+                        out.push(frames::resync(latest));
+                    } else {
+                        #[derive(Deserialize)]
+                        struct Logged {
+                            seq: i64,
+                            frame: String,
+                        }
+                        let rows: Vec<Logged> =
+                            self.query(&format!("SELECT seq, frame FROM hub_log WHERE {MINE} ORDER BY seq"), &args)?;
+                        let mut window = AckWindow::default();
+                        for r in rows {
+                            window.sent(r.seq.max(0) as u64);
+                            out.push(r.frame);
+                        }
+                        self.hub.acks.borrow_mut().insert(o.session.to_string(), window);
                     }
-                    let rows: Vec<Logged> = self.query(
-                        "SELECT seq, context, frame FROM hub_log WHERE seq > ? ORDER BY seq",
-                        &[(after as i64).into()],
-                    )?;
-                    let mut window = AckWindow::default();
-                    for r in rows.into_iter().filter(|r| o.subs.contains(&r.context)) {
-                        window.sent(r.seq.max(0) as u64);
-                        out.push(r.frame);
-                    }
-                    self.hub.acks.borrow_mut().insert(o.session.to_string(), window);
                 }
             }
         }

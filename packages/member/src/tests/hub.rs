@@ -214,3 +214,44 @@ fn leaving_a_conversation_drops_its_subscriptions_and_watch() {
     let (_, c, _) = sim.connect(None, Some(&sim.session(s))).unwrap();
     assert_eq!(frame(&c.frames[0])["contexts"], json!([instance()]));
 }
+
+#[test]
+fn a_resume_over_the_byte_cap_resyncs_and_counts_only_the_sessions_contexts() {
+    use switchboard_core::limits::MAX_REPLAY_BYTES;
+    let mut sim = Sim::new();
+    sim.join(C1, None, T0);
+    sim.join(C2, None, T0);
+    let s = sim.open();
+    sim.subscribe(s, &[conv_ctx(C1)]);
+    let session = sim.session(s);
+    sim.close(s);
+    let big = |context: String| Command::Deliver {
+        context,
+        event: "message.created".into(),
+        payload: json!({"text": "x".repeat(100_000)}),
+        ephemeral: false,
+    };
+    // Over 4 MiB logged for a context the session does not follow: its resume is not affected.
+    for _ in 0..(MAX_REPLAY_BYTES / 100_000 + 2) {
+        sim.ok(big(conv_ctx(C2)));
+    }
+    let (_, c, _) = sim.connect(Some("0"), Some(&session)).unwrap();
+    assert_eq!(types(&c.frames), vec!["hello", "ready"], "nothing of its own was missed");
+    let last = sim.sockets.len() - 1;
+    sim.close(last);
+    // Just under the cap of its own: replayed.
+    let fits = MAX_REPLAY_BYTES / 100_100 - 1;
+    for _ in 0..fits {
+        sim.ok(big(conv_ctx(C1)));
+    }
+    let (_, c, _) = sim.connect(Some("0"), Some(&session)).unwrap();
+    assert_eq!(c.frames.len(), fits + 2, "hello, every missed event, ready");
+    let last = sim.sockets.len() - 1;
+    sim.close(last);
+    // Over it: resync, and nothing of the log is sent.
+    for _ in 0..3 {
+        sim.ok(big(conv_ctx(C1)));
+    }
+    let (_, c, _) = sim.connect(Some("0"), Some(&session)).unwrap();
+    assert_eq!(types(&c.frames), vec!["hello", "resync", "ready"]);
+}

@@ -122,6 +122,25 @@ fn an_older_bot_status_report_keeps_the_stored_one() {
 }
 
 #[test]
+fn a_bot_status_time_out_of_range_is_refused_and_nothing_written() {
+    let sim = Sim::new();
+    sim.join(C1, None, T0);
+    let day = 86_400_000;
+    sim.ok(Command::SetBotStatus { online: true, at: T0 - day });
+    sim.ok(Command::SetBotStatus { online: true, at: T0 + day });
+    let before = sim.m.store().dump();
+    for bad in [T0 + day + 1, T0 - day - 1, -1, 0, (1 << 53) - 1, 1 << 53, i64::MAX, i64::MIN] {
+        let (r, e) = sim.run(Command::SetBotStatus { online: false, at: bad });
+        let err = r.unwrap_err();
+        assert_eq!(err.status(), 400, "{bad}");
+        assert!(err.message.starts_with("at: "), "{}", err.message);
+        assert!(e.is_empty());
+    }
+    assert_eq!(sim.m.store().dump(), before);
+    assert_eq!(sim.ok(Command::GetBotStatus).0.body.unwrap(), json!({"online": true, "at": T0 + day}));
+}
+
+#[test]
 fn instance_events_follow_list_changes() {
     let mut sim = Sim::new();
     // Logged under seq 1 with nobody subscribed yet.

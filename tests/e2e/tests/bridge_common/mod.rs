@@ -79,15 +79,20 @@ pub async fn wait_state(api: &Api, who: &Who, conv: &str, id: &str, state: &str,
     .await
 }
 
-/// Waits for a message.created event matching `pred` on `ws`, skipping other events; answers the message.
+/// Waits for a message.created event matching `pred` on `ws`, skipping other events; answers the
+/// message (the event's `message` with the `content` the event carries beside it).
 pub async fn next_message(ws: &mut Ws, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     loop {
         let left = deadline.saturating_duration_since(tokio::time::Instant::now());
         assert!(!left.is_zero(), "no message {what} in time");
         let f = ws.next_json(left).await;
-        if f["type"] == "event" && f["event"] == "message.created" && pred(&f["payload"]["message"]) {
-            return f["payload"]["message"].clone();
+        if f["type"] == "event" && f["event"] == "message.created" {
+            let mut message = f["payload"]["message"].clone();
+            message["content"] = f["payload"]["content"].clone();
+            if pred(&message) {
+                return message;
+            }
         }
     }
 }
