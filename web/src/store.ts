@@ -268,7 +268,8 @@ export class Store {
         }
         break;
       case "message.created": {
-        const m = f.payload.message;
+        // The event carries the content once, beside the rest of the message.
+        const m = { ...f.payload.message, content: f.payload.content };
         if (item) {
           item.lastActivityAt = max(item.lastActivityAt, m.createdAt);
           this.setPreview(item, m);
@@ -285,7 +286,7 @@ export class Store {
       }
       case "message.updated":
         if (open) {
-          open.put(f.payload.message);
+          open.put({ ...f.payload.message, content: f.payload.content });
           this.changed("conv");
         }
         break;

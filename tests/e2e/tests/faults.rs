@@ -198,16 +198,24 @@ async fn acknowledged_work_survives_crashes() {
                 (api.clone(), senders[c].clone(), conv.clone(), tally.clone(), acked.clone(), stop.clone());
             let retry = std::mem::take(&mut pending[c]);
             let first_n = next_n[c];
-            let budget = 8 + rng.below(8);
-            next_n[c] += budget;
+            // Until the kill, each client keeps sending (at most 200 a round), so that the crash lands mid-send
+            // however fast the machine is; the last round sends a small budget and ends.
+            let last_round = round == rounds;
+            let budget = if last_round { 8 + rng.below(8) } else { 200 };
             tasks.push(tokio::spawn(async move {
                 let mut left: Vec<Send> = retry;
-                left.extend((first_n..first_n + budget).map(|n| Send {
-                    client_id: format!("{}-c{c}-{n}", who.id),
-                    text: format!("client {c} message {n}"),
-                }));
-                let mut i = 0;
-                while i < left.len() {
+                let (mut n, mut i) = (first_n, 0);
+                loop {
+                    if i == left.len() {
+                        if n >= first_n + budget || (!last_round && stop.load(Ordering::Relaxed)) {
+                            break;
+                        }
+                        left.push(Send {
+                            client_id: format!("{}-c{c}-{n}", who.id),
+                            text: format!("client {c} message {n}"),
+                        });
+                        n += 1;
+                    }
                     match send_once(&api, &who, &conv, &left[i], &tally).await {
                         Ok(id) => {
                             acked.lock().await[c].push((left[i].clone(), id));
@@ -218,7 +226,7 @@ async fn acknowledged_work_survives_crashes() {
                         Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
                     }
                 }
-                left.split_off(i)
+                (left.split_off(i), n)
             }));
         }
         if round < rounds {
@@ -232,7 +240,7 @@ async fn acknowledged_work_survives_crashes() {
             kills += u64::from(killed);
         }
         for (c, t) in tasks.into_iter().enumerate() {
-            pending[c] = t.await.expect("sender");
+            (pending[c], next_n[c]) = t.await.expect("sender");
         }
         stop.store(true, Ordering::Relaxed);
         let _ = watcher.await;
