@@ -9,10 +9,19 @@ export const TYPING_IDLE_MS = 5_000;
 
 export type TypingSender = (stop: boolean) => void;
 
+/** A start that has to wait for the server's window goes this long after it, so it is never early. */
+export const TYPING_RESEND_MARGIN_MS = 250;
+
 export class TypingNotifier {
   private readonly env: Environment;
   private readonly sendFn: TypingSender;
+  /** When the last start went out. Kept across stops: the server's throttle is too, so a start
+   *  sent within 3 s of the previous one (a stop between or not) would never be broadcast. */
   private lastStart: number | null = null;
+  /** A start went out since the last stop. */
+  private started = false;
+  /** A start waiting for the end of the server's window (typing again soon after a stop). */
+  private pending: unknown = null;
   private idleTimer: unknown = null;
 
   constructor(send: TypingSender, env: Environment) {
@@ -20,12 +29,18 @@ export class TypingNotifier {
     this.env = env;
   }
 
-  /** The user typed: sends `typing` unless one went out in the last 3 s. */
+  /** The user typed: sends `typing` unless one went out in the last 3 s; typing again within 3 s
+   *  of a start that was followed by a stop sends the start when the server's window ends. */
   keystroke(): void {
     const now = this.env.clock.now();
-    if (this.lastStart === null || now - this.lastStart >= TYPING_THROTTLE_MS) {
-      this.lastStart = now;
-      this.sendFn(false);
+    const wait = this.lastStart === null ? 0 : this.lastStart + TYPING_THROTTLE_MS - now;
+    if (wait <= 0) {
+      this.sendStart(now);
+    } else if (!this.started && this.pending === null) {
+      this.pending = this.env.clock.setTimeout(() => {
+        this.pending = null;
+        this.sendStart(this.env.clock.now());
+      }, wait + TYPING_RESEND_MARGIN_MS);
     }
     if (this.idleTimer !== null) this.env.clock.clearTimeout(this.idleTimer);
     this.idleTimer = this.env.clock.setTimeout(() => {
@@ -38,8 +53,18 @@ export class TypingNotifier {
   stop(): void {
     if (this.idleTimer !== null) this.env.clock.clearTimeout(this.idleTimer);
     this.idleTimer = null;
-    if (this.lastStart === null) return;
-    this.lastStart = null;
+    if (this.pending !== null) this.env.clock.clearTimeout(this.pending);
+    this.pending = null;
+    if (!this.started) return;
+    this.started = false;
     this.sendFn(true);
+  }
+
+  private sendStart(now: number): void {
+    if (this.pending !== null) this.env.clock.clearTimeout(this.pending);
+    this.pending = null;
+    this.lastStart = now;
+    this.started = true;
+    this.sendFn(false);
   }
 }

@@ -375,6 +375,30 @@ test("typing: one start per 3 s while typing, a stop after 5 s idle or on stop()
   assert.deepEqual(out.slice(4), ["start@12000", "stop@12000"]);
 });
 
+test("typing: the throttle survives stops, as the server's does: typing again soon after a stop starts when the window ends", async () => {
+  const env = fakeEnv();
+  const out: string[] = [];
+  const t = new TypingNotifier((stop) => out.push(`${stop ? "stop" : "start"}@${env.clock.now() - 1_700_000_000_000}`), env);
+  t.keystroke(); // start@0
+  await env.clock.advance(500);
+  t.stop(); // sent: stop@500
+  await env.clock.advance(500);
+  t.keystroke(); // within the server's window: waits for 3000 (+ margin)
+  await env.clock.advance(1000);
+  t.keystroke();
+  assert.deepEqual(out, ["start@0", "stop@500"]);
+  await env.clock.advance(1300);
+  assert.deepEqual(out, ["start@0", "stop@500", "start@3250"]);
+  // a stop before the window ends cancels the waiting start, and sends no stop (nothing started)
+  t.stop();
+  await env.clock.advance(100);
+  t.keystroke();
+  await env.clock.advance(500);
+  t.stop();
+  await env.clock.advance(10_000);
+  assert.deepEqual(out, ["start@0", "stop@500", "start@3250", "stop@3300"]);
+});
+
 test("errors: {error:{code,message}} becomes a SwitchboardError; a 401 asks the token provider again and retries once", async () => {
   let tokens = 0;
   const env = fakeEnv((method, path) => {
