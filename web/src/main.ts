@@ -5,7 +5,8 @@
 import { App } from "./app";
 import { replace } from "./dom";
 import { clearSession, devSession, loadSession, saveSession, type Session, tokenSession } from "./session";
-import { ConversationView, newConversationView, Shell, signInView } from "./views";
+import { ConversationView } from "./conversation_view";
+import { newConversationView, Shell, signInView } from "./views";
 
 const root = document.getElementById("app") as HTMLElement;
 const baseUrl = location.origin;
