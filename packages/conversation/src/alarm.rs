@@ -101,6 +101,8 @@ impl<S: Store> Conversation<S> {
                 match dirty {
                     Some(v) => {
                         self.flush_due.set(None);
+                        // This pass serves version `v`: the next message must mark the list again.
+                        self.cache.list_dirty.set(false);
                         self.exec(
                             "INSERT OR REPLACE INTO list_flush (id, pass_version, cursor) VALUES (1, ?, '')",
                             &[v.into()],

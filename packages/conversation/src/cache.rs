@@ -6,7 +6,7 @@
 //! of it ([`Cache::clear`]): its transaction rolled back writes the cache may already mirror.
 
 use serde::Deserialize;
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::rc::Rc;
 
@@ -18,6 +18,8 @@ pub struct MetaRow {
     pub title: Option<String>,
     pub created_by: String,
     pub created_at: i64,
+    /// The newest of the stored activity time and the newest message's `created_at`: a message
+    /// does not write the conversation row ([`Conversation::touch_activity`]).
     pub last_activity_at: Option<i64>,
     pub seq: i64,
     /// The message an auto-title was taken from; `None` when people set the title (or none is set).
@@ -38,6 +40,12 @@ pub struct Cache {
     pub meta: RefCell<Option<MetaRow>>,
     /// Bridges that relay members' messages out. Dropped by link and unlink.
     pub outbound_bridges: RefCell<Option<Rc<Vec<String>>>>,
+    /// The stored `list_version` is known to be above every version a list flush pass has
+    /// started serving: a new message needs no write for the members' lists (the pass that serves
+    /// that version reads the activity from the newest message). Set by the send that bumps the
+    /// version, cleared when a pass starts; unknown (false) after hibernation or a failed command,
+    /// which costs one more bump, never a missed flush.
+    pub list_dirty: Cell<bool>,
 }
 
 impl Cache {
@@ -47,6 +55,7 @@ impl Cache {
         self.last_message_id.replace(None);
         self.meta.replace(None);
         self.outbound_bridges.replace(None);
+        self.list_dirty.set(false);
     }
 }
 
@@ -83,8 +92,13 @@ impl<S: Store> Conversation<S> {
         if let Some(m) = self.cache.meta.borrow().as_ref() {
             return Ok(Some(m.clone()));
         }
+        // The activity of the newest message is not written to the row (`touch_activity`): it is
+        // the larger of the row's and that message's time.
         let row = self.store.first::<MetaRow>(
-            "SELECT id, sandbox_id, title, created_by, created_at, last_activity_at, title_message_id,
+            "SELECT id, sandbox_id, title, created_by, created_at, title_message_id,
+               MAX(COALESCE(last_activity_at, (SELECT created_at FROM messages ORDER BY id DESC LIMIT 1)),
+                   COALESCE((SELECT created_at FROM messages ORDER BY id DESC LIMIT 1), last_activity_at))
+                 AS last_activity_at,
                COALESCE((SELECT MAX(seq) FROM events), 0) AS seq FROM conversation LIMIT 1",
             &[],
         )?;
@@ -116,12 +130,17 @@ impl<S: Store> Conversation<S> {
         Ok(meta.seq.max(0) as u64)
     }
 
-    /// Records new activity (a message) on the conversation row and in the cached copy.
+    /// Records new activity (a message just inserted at `now`) for the members' lists. The time
+    /// is not written: it is the newest message's ([`Conversation::meta`]). The row is written
+    /// only to mark the list dirty (`list_version`), and not again until a flush pass has started
+    /// serving that version ([`Cache::list_dirty`]), so most messages write nothing here.
     pub(crate) fn touch_activity(&self, now: i64) -> Result<(), ApiError> {
-        self.store
-            .run("UPDATE conversation SET last_activity_at = ?, list_version = list_version + 1", &[now.into()])?;
+        if !self.cache.list_dirty.get() {
+            self.store.run("UPDATE conversation SET list_version = list_version + 1", &[])?;
+            self.cache.list_dirty.set(true);
+        }
         if let Some(m) = self.cache.meta.borrow_mut().as_mut() {
-            m.last_activity_at = Some(now);
+            m.last_activity_at = Some(m.last_activity_at.map_or(now, |at| at.max(now)));
         }
         Ok(())
     }

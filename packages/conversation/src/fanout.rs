@@ -17,9 +17,22 @@ impl<S: Store> Conversation<S> {
     /// Appends an event to the log (next seq) and queues its one encoded frame for every socket and
     /// its payload for the hubs that watch. Answers the seq.
     pub(crate) fn emit(&self, event: Event) -> Result<u64, ApiError> {
-        let seq = self.next_seq()?;
-        let frame = frames::event(event.name(), &event.payload_json(), seq);
+        let (seq, frame) = self.event_frame(&event)?;
         self.exec("INSERT INTO events (seq, frame) VALUES (?, ?)", &[(seq as i64).into(), frame.as_str().into()])?;
+        self.logged(seq, frame, &event)?;
+        Ok(seq)
+    }
+
+    /// The next seq and the event's one encoded frame, to be logged by the caller's statement
+    /// (then [`Conversation::logged`]).
+    pub(crate) fn event_frame(&self, event: &Event) -> Result<(u64, String), ApiError> {
+        let seq = self.next_seq()?;
+        Ok((seq, frames::event(event.name(), &event.payload_json(), seq)))
+    }
+
+    /// An event whose frame was just logged at `seq`: the log's trim when due, the broadcast, the
+    /// watching hubs.
+    pub(crate) fn logged(&self, seq: u64, frame: String, event: &Event) -> Result<(), ApiError> {
         if replay::trim_due(seq) {
             // What fell out of the window since the last trim (resumes never see it: `oldest_kept`).
             self.exec("DELETE FROM events WHERE seq <= ?", &[(replay::trim_below(seq) as i64).into()])?;
@@ -27,8 +40,7 @@ impl<S: Store> Conversation<S> {
         self.pending.borrow_mut().broadcast.push(frame);
         // Hubs get the events committed while they watch; with no watcher nothing is queued (and
         // the payload is never built as a `Value`).
-        self.queue_for_hubs(&event, false)?;
-        Ok(seq)
+        self.queue_for_hubs(event, false)
     }
 
     /// An ephemeral event (typing): to sockets and watchers without a seq, never logged.

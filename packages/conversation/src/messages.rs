@@ -175,19 +175,6 @@ impl<S: Store> Conversation<S> {
             }
         }
 
-        self.exec(
-            "INSERT INTO messages (id, sender_id, content, in_reply_to, created_at, client_id) VALUES (?, ?, ?, ?, ?, ?)",
-            &[
-                id.as_str().into(),
-                caller.into(),
-                content_json.into(),
-                in_reply_to.clone().into(),
-                now.into(),
-                client_id.clone().into(),
-            ],
-        )?;
-        self.cache.last_message_id.replace(Some(id.clone()));
-        self.touch_activity(now)?;
         let message = Message {
             id,
             conversation_id: meta.id.clone(),
@@ -202,11 +189,30 @@ impl<S: Store> Conversation<S> {
             reactions: vec![],
             source: None,
         };
-        self.emit(Event::MessageCreated {
+        let event = Event::MessageCreated {
             message: message.clone(),
             client_id: client_id.clone(),
             reply_to_sender: reply_sender,
-        })?;
+        };
+        // The message and its event in one statement (`schema`: the `message_sends` view).
+        let (seq, frame) = self.event_frame(&event)?;
+        self.exec(
+            "INSERT INTO message_sends (id, sender_id, content, in_reply_to, created_at, client_id, seq, frame)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            &[
+                message.id.as_str().into(),
+                caller.into(),
+                content_json.into(),
+                message.in_reply_to_message_id.clone().into(),
+                now.into(),
+                client_id.clone().into(),
+                (seq as i64).into(),
+                frame.as_str().into(),
+            ],
+        )?;
+        self.cache.last_message_id.replace(Some(message.id.clone()));
+        self.touch_activity(now)?;
+        self.logged(seq, frame, &event)?;
         if meta.title.is_none() {
             let text = content::plain_text(&message.content);
             let title = content::preview(&text, AUTO_TITLE_CHARS);

@@ -68,7 +68,7 @@ mod web_sys_socket {
     inline_js = "export function broadcast_all(state, frame) { let n = 0; for (const ws of state.getWebSockets()) { try { ws.send(frame); n++; } catch (_) {} } return n; }
 export function attachment_members(state) { const out = []; for (const ws of state.getWebSockets()) { try { const a = ws.deserializeAttachment(); if (a && typeof a.member === 'string') out.push(a.member); } catch (_) {} } return JSON.stringify(out); }
 export function close_member(state, member, code, reason) { let n = 0; for (const ws of state.getWebSockets()) { try { const a = ws.deserializeAttachment(); if (a && a.member === member) { ws.close(code, reason); n++; } } catch (_) {} } return n; }
-export function attachment_since(ws) { try { const a = ws.deserializeAttachment(); const t = a ? (a.connected_at ?? a.connectedAt) : undefined; return typeof t === 'number' ? t : undefined; } catch (_) { return undefined; } }
+export function attachment_connection(ws) { try { const a = ws.deserializeAttachment(); if (!a || typeof a.member !== 'string') return undefined; const t = a.connected_at ?? a.connectedAt; return typeof t === 'number' ? t + ' ' + a.member : undefined; } catch (_) { return undefined; } }
 export function attachment_member(ws) { try { const a = ws.deserializeAttachment(); return a && typeof a.member === 'string' ? a.member : undefined; } catch (_) { return undefined; } }
 export function send_tagged(state, tags, frame) { const list = tags.split(','); let n = 0; if (list.length <= 16) { for (const t of list) { for (const ws of state.getWebSockets(t)) { try { ws.send(frame); n++; } catch (_) {} } } return n; } const want = new Set(list); for (const ws of state.getWebSockets()) { try { const t = state.getTags(ws); if (t.length > 0 && want.has(t[0])) { ws.send(frame); n++; } } catch (_) {} } return n; }
 export function close_expired(state, now, code, reason) { let next = -1; for (const ws of state.getWebSockets()) { try { const a = ws.deserializeAttachment(); const u = a && typeof a.until === 'number' ? a.until : null; if (u === null) continue; if (u <= now) { ws.close(code, reason); } else if (next < 0 || u < next) { next = u; } } catch (_) {} } return next; }
@@ -86,8 +86,9 @@ extern "C" {
     fn first_tags(state: &JsValue) -> String;
     /// The `member` of one socket's attachment (`undefined` when it has none).
     fn attachment_member(ws: &JsValue) -> Option<String>;
-    /// The `connected_at` of one socket's attachment (`undefined` when it has none).
-    fn attachment_since(ws: &JsValue) -> Option<f64>;
+    /// `connected_at` and `member` of one socket's attachment as `"{connected_at} {member}"` (the
+    /// number has no space), one deserialization (`undefined` when either is missing).
+    fn attachment_connection(ws: &JsValue) -> Option<String>;
     /// The `member` of every socket's attachment, as one JSON array.
     fn attachment_members(state: &JsValue) -> String;
     /// Closes every socket whose attachment's `member` is `member`; answers how many.
@@ -142,9 +143,10 @@ pub fn socket_member(ws: &worker::WebSocket) -> Option<String> {
 /// together they name one connection, for its frame-rate bucket.
 pub fn socket_connection(ws: &worker::WebSocket) -> Option<(String, i64)> {
     let raw: &web_sys_socket::Socket = ws.as_ref();
-    let member = attachment_member(raw.as_ref())?;
-    let since = attachment_since(raw.as_ref())?;
-    Some((member, since as i64))
+    // One call and one deserialization of the attachment per incoming frame.
+    let both = attachment_connection(raw.as_ref())?;
+    let (since, member) = both.split_once(' ')?;
+    Some((member.to_string(), since.parse::<f64>().ok()? as i64))
 }
 
 /// Closes every socket whose attachment names `member`, with `code` and `reason`.

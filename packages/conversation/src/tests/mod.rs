@@ -12,6 +12,7 @@ use switchboard_core::limits::{close, Limits};
 use switchboard_core::ErrorCode;
 use switchboard_sqlite_store::{FailingStore, SqliteStore};
 
+mod activity;
 mod atomic;
 mod bounded;
 mod bridges;
