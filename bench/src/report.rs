@@ -60,6 +60,19 @@ pub struct SatRun {
     pub cycles_per_delivery: Option<f64>,
     #[serde(default)]
     pub cache_misses_per_delivery: Option<f64>,
+    /// Send→delivery latency of the messages sent in the measured window (closed loop: the
+    /// server's own queue at its highest rate, so `window` sets how much waits).
+    #[serde(default)]
+    pub p50_ms: Option<f64>,
+    #[serde(default)]
+    pub p99_ms: Option<f64>,
+}
+
+impl SatRun {
+    /// workerd's CPU time per delivery (µs): its share of a core over the deliveries per second.
+    pub fn cpu_us_per_delivery(&self) -> Option<f64> {
+        (self.deliveries_per_s > 0.0 && !self.stalled).then(|| self.workerd_cpu / self.deliveries_per_s * 1e6)
+    }
 }
 
 /// One latency run (open loop at a fixed rate).
@@ -114,6 +127,15 @@ pub struct FanoutRow {
     pub cycles_per_delivery: Option<Agg>,
     #[serde(default)]
     pub cache_misses_per_delivery: Option<Agg>,
+    /// Latency of the saturation runs (messages sent in the measured window; `window` in flight).
+    #[serde(default)]
+    pub sat_p50_ms: Option<Agg>,
+    #[serde(default)]
+    pub sat_p99_ms: Option<Agg>,
+    /// workerd's CPU time per delivery in the saturation runs (µs): without hardware counters,
+    /// the figure the host's load moves least.
+    #[serde(default)]
+    pub cpu_us_per_delivery: Option<Agg>,
     pub latency: Vec<LatencySet>,
     /// Runs repeated because other processes were busy during them.
     pub retried_runs: usize,
@@ -251,6 +273,16 @@ pub fn targets(r: &Results) -> Vec<Target> {
             });
         }
     }
+    // Issue 19: the tail at saturation, ours against the ceiling's at the same window.
+    let sat_p99 = |s: &str| at1000(s).and_then(|f| f.sat_p99_ms).map(|a| a.median);
+    if let (Some(o), Some(c)) = (sat_p99(OURS), sat_p99(CEILING)) {
+        out.push(Target {
+            name: "p99 at saturation, N=1000 vs platform ceiling".into(),
+            measured: format!("ours {o:.1} ms vs ceiling {c:.1} ms = {:.2}x", o / c.max(f64::MIN_POSITIVE)),
+            target: "<= 1.10x".into(),
+            pass: Some(o <= c * 1.1),
+        });
+    }
     if let Some(s) = r.sizes.iter().find(|s| s.worker == "chat" && s.file.ends_with(".wasm")) {
         out.push(Target {
             name: "gzipped wasm of the chat worker".into(),
@@ -304,14 +336,70 @@ fn pct(a: &Option<Agg>) -> String {
     }
 }
 
+/// The Ns of socket-send rows that `has` what a table shows, in order.
+fn socket_ns(r: &Results, has: impl Fn(&FanoutRow) -> bool) -> Vec<usize> {
+    let mut ns: Vec<usize> = r.fanout.iter().filter(|f| f.mode == "socket" && has(f)).map(|f| f.n).collect();
+    ns.sort_unstable();
+    ns.dedup();
+    ns
+}
+
+/// A median as a multiple of `base` (the ceiling's), or a dash.
+fn ratio(a: &Option<Agg>, base: Option<f64>) -> String {
+    match (a, base) {
+        (Some(a), Some(b)) if b > 0.0 => format!("{:.2}", a.median / b),
+        _ => "–".into(),
+    }
+}
+
+/// The saturation table: latency while each server runs at its highest rate (closed loop,
+/// `window` messages in flight) and workerd's CPU time per delivery, each beside the ceiling's.
+fn saturation_table(r: &Results) -> String {
+    let mut s = String::new();
+    let ns = socket_ns(r, |f| f.sat_p99_ms.is_some());
+    if ns.is_empty() {
+        return s;
+    }
+    let _ = writeln!(s, "\n### At saturation: latency and workerd CPU per delivery (saturation runs)\n");
+    let _ = writeln!(
+        s,
+        "Send→delivery of the messages sent in the measured window, each server at its own highest rate with \
+         the same messages in flight; CPU per delivery is workerd's share of a core over deliveries/s (time \
+         waiting for a core is not in it). Ratios are to the ceiling's medians.\n"
+    );
+    let _ = writeln!(
+        s,
+        "| N | server | window | deliveries/s | p50 ms | p99 ms | p99 × ceiling | CPU µs/delivery | × ceiling |"
+    );
+    let _ = writeln!(s, "|---:|---|---:|---:|---:|---:|---:|---:|---:|");
+    for &n in &ns {
+        let c = row(r, CEILING, "socket", n);
+        let cp = c.and_then(|f| f.sat_p99_ms).map(|a| a.median);
+        let cu = c.and_then(|f| f.cpu_us_per_delivery).map(|a| a.median);
+        for server in servers_in(r) {
+            let Some(f) = row(r, &server, "socket", n) else { continue };
+            let _ = writeln!(
+                s,
+                "| {n} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                label(&server),
+                f.window,
+                agg(&f.deliveries_per_s, 0),
+                agg(&f.sat_p50_ms, 1),
+                agg(&f.sat_p99_ms, 1),
+                ratio(&f.sat_p99_ms, cp),
+                agg(&f.cpu_us_per_delivery, 1),
+                ratio(&f.cpu_us_per_delivery, cu),
+            );
+        }
+    }
+    s
+}
+
 /// The work table: workerd's instructions and cycles per delivery at saturation, and each as a share
 /// of the ceiling's. Empty when no counters were read.
 fn work_table(r: &Results) -> String {
     let mut s = String::new();
-    let mut ns: Vec<usize> =
-        r.fanout.iter().filter(|f| f.mode == "socket" && f.instructions_per_delivery.is_some()).map(|f| f.n).collect();
-    ns.sort_unstable();
-    ns.dedup();
+    let ns = socket_ns(r, |f| f.instructions_per_delivery.is_some());
     if ns.is_empty() {
         return s;
     }
@@ -330,10 +418,6 @@ fn work_table(r: &Results) -> String {
         let cm = c.and_then(|f| f.cache_misses_per_delivery).map(|a| a.median);
         for server in servers_in(r) {
             let Some(f) = row(r, &server, "socket", n) else { continue };
-            let ratio = |a: &Option<Agg>, base: Option<f64>| match (a, base) {
-                (Some(a), Some(b)) if b > 0.0 => format!("{:.2}", a.median / b),
-                _ => "–".into(),
-            };
             let _ = writeln!(
                 s,
                 "| {n} | {} | {} | {} | {} | {} | {} | {} |",
@@ -393,6 +477,7 @@ pub fn markdown(r: &Results) -> String {
         }
     }
     s.push_str(&work_table(r));
+    s.push_str(&saturation_table(r));
     let common: Vec<&FanoutRow> =
         r.fanout.iter().filter(|f| f.mode == "socket" && f.latency_basis(COMMON).is_some()).collect();
     if !common.is_empty() {
@@ -776,5 +861,52 @@ mod tests {
         assert!(log_ticks(0.0, 10.0).is_empty());
         assert_eq!(fmt_tick(20000.0), "20k");
         assert_eq!(fmt_tick(0.5), "0.5");
+    }
+}
+
+#[cfg(test)]
+mod saturation_tests {
+    use super::*;
+
+    fn a(v: f64) -> Option<Agg> {
+        Agg::of(&[v])
+    }
+
+    fn at_saturation(server: &str, p99: f64, cpu_us: f64) -> FanoutRow {
+        FanoutRow {
+            server: server.into(),
+            mode: "socket".into(),
+            n: 1000,
+            window: 2,
+            deliveries_per_s: a(20000.0),
+            sat_p50_ms: a(p99 / 2.0),
+            sat_p99_ms: a(p99),
+            cpu_us_per_delivery: a(cpu_us),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn the_tail_at_saturation_is_judged_against_the_ceiling() {
+        let mut r = Results::default();
+        r.fanout.push(at_saturation(OURS, 60.0, 40.0));
+        r.fanout.push(at_saturation(CEILING, 50.0, 38.0));
+        let t = targets(&r);
+        let sat = t.iter().find(|t| t.name.starts_with("p99 at saturation")).unwrap();
+        assert_eq!(sat.pass, Some(false), "60 ms is 1.2x the ceiling's 50 ms");
+        r.fanout[0].sat_p99_ms = a(55.0);
+        let t = targets(&r);
+        assert_eq!(t.iter().find(|t| t.name.starts_with("p99 at saturation")).unwrap().pass, Some(true));
+        let md = markdown(&r);
+        assert!(md.contains("### At saturation"));
+        assert!(md.contains("| 1000 | ours (Rust/wasm) | 2 | 20000 [20000–20000] | 30.0 [30.0–30.0] | 55.0 [55.0–55.0] | 1.10 | 40.0 [40.0–40.0] | 1.05 |"), "{md}");
+    }
+
+    #[test]
+    fn cpu_per_delivery_is_the_core_share_over_the_rate() {
+        let run = SatRun { deliveries_per_s: 25_000.0, workerd_cpu: 1.0, ..Default::default() };
+        assert_eq!(run.cpu_us_per_delivery(), Some(40.0));
+        assert_eq!(SatRun { stalled: true, ..run.clone() }.cpu_us_per_delivery(), None);
+        assert_eq!(SatRun::default().cpu_us_per_delivery(), None);
     }
 }

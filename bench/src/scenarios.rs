@@ -65,6 +65,9 @@ pub(crate) async fn saturate(
         let mut st = t.st.borrow_mut();
         st.win_from = start + warm.as_nanos() as u64;
         st.win_to = start + (warm + dur).as_nanos() as u64;
+        // Latency at saturation: every delivery of the messages sent in the measured window.
+        st.lat_from = st.win_from;
+        st.lat_to = st.win_to;
     }
     let (measure_at, end) = (t0 + warm, t0 + warm + dur);
     let mut snap0: Option<Snap> = None;
@@ -115,7 +118,11 @@ pub(crate) async fn saturate(
     }
     let d = win as f64 / dur.as_secs_f64();
     let per = counted.and_then(|h| h.per(win));
+    let lat = Latency::of(&mut t.st.borrow_mut().lat);
+    let ms = |us: u32| us as f64 / 1000.0;
     Ok(SatRun {
+        p50_ms: lat.map(|l| ms(l.p50_us)),
+        p99_ms: lat.map(|l| ms(l.p99_us)),
         deliveries_per_s: d,
         msgs_per_s: d / c.n as f64,
         workerd_cpu: usage.workerd,
@@ -328,12 +335,15 @@ impl Fanout<'_> {
                         Ok(r) => {
                             let noisy = r.other_cpu > cfg.noisy;
                             say(format!(
-                                "{} N={n} {mode}: run {}: {:.0} deliveries/s ({:.1} msg/s), workerd {:.0}%, generator {:.0}%, serve.mjs {:.0}%, other {:.0}%{}{}{}",
+                                "{} N={n} {mode}: run {}: {:.0} deliveries/s ({:.1} msg/s), p50 {:.1} p99 {:.1} ms, workerd {:.0}% ({:.1} us CPU per delivery), generator {:.0}%, serve.mjs {:.0}%, other {:.0}%{}{}{}",
                                 l.row.server,
                                 i + 1,
                                 r.deliveries_per_s,
                                 r.msgs_per_s,
+                                r.p50_ms.unwrap_or(f64::NAN),
+                                r.p99_ms.unwrap_or(f64::NAN),
                                 r.workerd_cpu * 100.0,
+                                r.cpu_us_per_delivery().unwrap_or(f64::NAN),
                                 r.generator_cpu * 100.0,
                                 r.serve_cpu * 100.0,
                                 r.other_cpu * 100.0,
@@ -373,6 +383,9 @@ impl Fanout<'_> {
             row.instructions_per_delivery = agg(row.saturation.iter().filter_map(|r| r.instructions_per_delivery));
             row.cycles_per_delivery = agg(row.saturation.iter().filter_map(|r| r.cycles_per_delivery));
             row.cache_misses_per_delivery = agg(row.saturation.iter().filter_map(|r| r.cache_misses_per_delivery));
+            row.sat_p50_ms = agg(row.saturation.iter().filter_map(|r| r.p50_ms));
+            row.sat_p99_ms = agg(row.saturation.iter().filter_map(|r| r.p99_ms));
+            row.cpu_us_per_delivery = agg(row.saturation.iter().filter_map(|r| r.cpu_us_per_delivery()));
             if row.server == "room" && mode == "socket" {
                 if let Some(a) = row.msgs_per_s {
                     self.room_half.insert(n, pace::half_rate(a.median, 0.5));
