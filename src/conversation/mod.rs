@@ -26,6 +26,7 @@ use std::rc::Rc;
 use switchboard_conversation::outbox::HubOutbox;
 use switchboard_conversation::sockets::SocketReply;
 use switchboard_conversation::{Config, Conversation, Ctx};
+use switchboard_core::alarm::ExpiryWatch;
 use switchboard_core::limits::close;
 use switchboard_core::{replay, ApiError};
 use switchboard_worker_kit::alarm::AlarmSlot;
@@ -66,6 +67,8 @@ pub struct ConversationObject {
     stubs: RefCell<HashMap<String, Rc<Stub>>>,
     /// Frames for the sockets that opted in to batched frames.
     batcher: SocketBatcher,
+    /// When the next socket credential expires: the alarm looks at every socket only then.
+    expiry: Cell<ExpiryWatch>,
 }
 
 impl DurableObject for ConversationObject {
@@ -95,6 +98,7 @@ impl DurableObject for ConversationObject {
             pumping: Cell::new(false),
             stubs: RefCell::new(HashMap::new()),
             batcher,
+            expiry: Cell::new(ExpiryWatch::default()),
         }
     }
 
@@ -102,6 +106,9 @@ impl DurableObject for ConversationObject {
         let result = if req.path() == "/ws" {
             match self.accept_socket(&req) {
                 Ok((resp, until)) => {
+                    let mut expiry = self.expiry.get();
+                    expiry.opened(until);
+                    self.expiry.set(expiry);
                     if let Some(at) = until {
                         self.ensure_alarm(at).await;
                     }
@@ -220,9 +227,24 @@ impl ConversationObject {
     }
 
     /// Closes the sockets whose credential expired (4010) and sets the alarm for the next one.
+    /// Every socket's attachment is read only when one may have expired (`ExpiryWatch`): in a big
+    /// room the alarm runs every few seconds during a list flush, between the room's messages.
     async fn close_expired(&self) {
+        let now = platform::now_ms();
+        let expiry = self.expiry.get();
+        if !expiry.due(now) {
+            // An alarm a little early for the next expiry: it fires again then.
+            if let Some(at) = expiry.next() {
+                self.ensure_alarm(at).await;
+            }
+            return;
+        }
         let (code, reason) = (close::TOKEN_EXPIRED, close::TOKEN_EXPIRED_REASON);
-        if let Some(next) = platform::close_expired_sockets(&self.raw_state, platform::now_ms(), code, reason) {
+        let next = platform::close_expired_sockets(&self.raw_state, now, code, reason);
+        let mut expiry = self.expiry.get();
+        expiry.looked(next);
+        self.expiry.set(expiry);
+        if let Some(next) = next {
             self.ensure_alarm(next).await;
         }
     }

@@ -90,10 +90,10 @@ pub fn parse_client(text: &str) -> Result<ClientFrame, FrameRejection> {
         return Err(FrameRejection::Close { code: crate::limits::close::MESSAGE_TOO_BIG, reason: "frame too large" });
     }
     let reply = |error: ApiError, request_id: Option<String>| FrameRejection::Reply { error, request_id };
-    let value: Value = serde_json::from_str(text)
+    let mut value: Value = serde_json::from_str(text)
         .map_err(|e| reply(ApiError::new(ErrorCode::BadFrame, format!("frame is not valid JSON: {e}")), None))?;
     let o = value
-        .as_object()
+        .as_object_mut()
         .ok_or_else(|| reply(ApiError::new(ErrorCode::BadFrame, "frame must be a JSON object"), None))?;
     // Echo a well-formed requestId in any error, so the client can match it.
     let request_id = match o.get("requestId") {
@@ -111,7 +111,8 @@ pub fn parse_client(text: &str) -> Result<ClientFrame, FrameRejection> {
             if let Some(k) = o.keys().find(|k| !KEYS.contains(&k.as_str())) {
                 return Err(reply(ApiError::invalid(format!("{k}: unknown field")), request_id));
             }
-            let content = o.get("content").cloned().unwrap_or(Value::Null);
+            // Taken out of the frame, not copied: it is parsed once more into blocks.
+            let content = o.remove("content").unwrap_or(Value::Null);
             let in_reply = opt_string(o, "inReplyToMessageId").map_err(|e| reply(e, request_id.clone()))?;
             let client_id = opt_string(o, "clientId").map_err(|e| reply(e, request_id.clone()))?;
             Ok(ClientFrame::MessageCreate { request_id, content, in_reply_to_message_id: in_reply, client_id })
