@@ -1,7 +1,8 @@
 //! The Durable Objects' SQLite databases under a server's persistence directory, read (and, for
 //! tests that inject drift, written) from outside the runtime: test-only, no route of the workers
 //! is involved. Miniflare keeps each object's database as one `.sqlite` file under `state/do/`,
-//! named by a hash of its id, so an object is found by what its tables hold.
+//! named by a hash of its id (beside each class's `metadata.sqlite`, Miniflare's own, left out), so an
+//! object is found by what its tables hold.
 
 use rusqlite::{Connection, OpenFlags, OptionalExtension};
 use std::path::{Path, PathBuf};
@@ -14,7 +15,7 @@ pub fn object_databases(persist_dir: &Path) -> Vec<PathBuf> {
             let p = e.path();
             if p.is_dir() {
                 walk(&p, out);
-            } else if p.extension().is_some_and(|x| x == "sqlite") {
+            } else if p.extension().is_some_and(|x| x == "sqlite") && !p.ends_with("metadata.sqlite") {
                 out.push(p);
             }
         }
@@ -54,4 +55,12 @@ pub fn read_int(path: &Path, query: &str) -> Option<i64> {
 /// rows changed.
 pub fn write(path: &Path, statement: &str, arg: &str) -> rusqlite::Result<usize> {
     open(path, true)?.execute(statement, [arg])
+}
+
+/// The object databases that hold at least one table (an object that was only read holds none).
+pub fn databases_with_tables(persist_dir: &Path) -> Vec<PathBuf> {
+    object_databases(persist_dir)
+        .into_iter()
+        .filter(|p| read_int(p, "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table'").unwrap_or(0) > 0)
+        .collect()
 }
