@@ -651,7 +651,8 @@ async fn first_answer(cfg: &Config, toks: &[String]) -> Res<Vec<FirstAnswerRow>>
         let serve = Serve::start(cfg, &dir, &cfg.serve_core, None).await?;
         let http = net::http_client(8);
         let mut convs: HashMap<String, Vec<Conv>> = HashMap::new();
-        let main: Vec<String> = cfg.servers.iter().filter(|s| report::SERVERS.contains(&s.as_str())).cloned().collect();
+        // The variants of ours too (`--variant ours-before=DIR`: a cold start beside the previous build).
+        let main: Vec<String> = cfg.servers.clone();
         for s in &main {
             let mut v = Vec::new();
             for _ in 0..K {
@@ -692,9 +693,11 @@ async fn first_answer(cfg: &Config, toks: &[String]) -> Res<Vec<FirstAnswerRow>>
         say(format!("first answer cycle {} of {} done", cycle + 1, cfg.first_cycles));
     }
     let mut rows = Vec::new();
+    let mut shown: Vec<String> = report::SERVERS.iter().map(|s| s.to_string()).collect();
+    shown.extend(cfg.servers.iter().filter(|s| !report::SERVERS.contains(&s.as_str())).cloned());
     for case in ["cold process", "fresh object", "warm object"] {
-        for s in report::SERVERS {
-            let key = (s.to_string(), case);
+        for s in &shown {
+            let key = (s.clone(), case);
             if let Some(h) = hs.get(&key) {
                 rows.push(FirstAnswerRow {
                     server: s.into(),

@@ -6,6 +6,7 @@ mod atomic;
 mod hub;
 mod limits;
 mod list;
+mod phantom;
 mod sandbox_users;
 mod simulation;
 mod sweep;
