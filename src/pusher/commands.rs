@@ -70,6 +70,9 @@ pub enum PusherCommand {
         #[serde(default)]
         ephemeral: bool,
     },
+    /// Several of a conversation's events, in order (the same shape as the member hub's
+    /// `deliver_all`): each relayed as one `Deliver`.
+    DeliverAll { events: Vec<switchboard_core::hub::Delivery> },
     /// Close every socket with 4200 (pusher-js reconnects at once): local mode's stand-in for a
     /// deploy.
     Reconnect,

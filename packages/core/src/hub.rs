@@ -13,6 +13,9 @@ pub const MAX_CONTEXTS: usize = 200;
 pub const MAX_CONTEXT_CHARS: usize = 256;
 /// More unacked events than this (after a first ack) closes the socket with 4002.
 pub const MAX_UNACKED: usize = 50;
+/// Events a conversation hands one watching hub in one call (`deliver_all`), at most: half the ack
+/// window, so that one call alone never takes a client that acks as it should past it.
+pub const MAX_DELIVERIES_PER_CALL: usize = MAX_UNACKED / 2;
 /// Events a user's hub keeps for resume.
 pub const HUB_REPLAY_WINDOW: u64 = 1000;
 /// A socket that has not pinged for this long is treated as gone (clients ping every 15 s).
@@ -224,6 +227,18 @@ impl AckWindow {
     pub fn unacked(&self) -> usize {
         self.unacked.len()
     }
+}
+
+/// One event on its way from a conversation to a watching hub (or relay): what `deliver` carries,
+/// and each element of `deliver_all`.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Delivery {
+    pub context: String,
+    pub event: String,
+    pub payload: Value,
+    /// Not logged, no seq (typing).
+    #[serde(default)]
+    pub ephemeral: bool,
 }
 
 /// `{"type":"event","context","event","payload","seq"}` as the hub sends it.

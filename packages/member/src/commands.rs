@@ -49,6 +49,12 @@ pub enum Command {
         payload: serde_json::Value,
         ephemeral: bool,
     },
+    /// Several events, in order, in one command (what queued up in a conversation's pump while its
+    /// previous call was on the way): each exactly as one `Deliver`, and their frames go out
+    /// together. At most `hub::MAX_DELIVERIES_PER_CALL` (400 beyond).
+    DeliverAll {
+        events: Vec<switchboard_core::hub::Delivery>,
+    },
     /// A bot's status: answers `{online, at, conversations}` (its conversation ids, to tell their
     /// live channels when it goes offline).
     SetBotStatus {

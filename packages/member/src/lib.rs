@@ -194,6 +194,7 @@ impl<S: Store> Member<S> {
                 self.deliver(ctx, &context, &event, &payload, ephemeral)?;
                 Ok(Reply::no_content())
             }),
+            C::DeliverAll { events } => self.deliver_all(ctx, &events),
             C::SetBotStatus { online, at } => self.set_bot_status(online, at, ctx.now_ms),
             C::GetBotStatus => (self.bot_status(), Effects::default()),
             C::SetSandboxUsers { users } => self.set_sandbox_users(&users),

@@ -91,6 +91,15 @@ fn list_commands_are_all_or_nothing() {
             },
         )
     });
+    each_failure(busy, |sim| {
+        let d = |event: &str| switchboard_core::hub::Delivery {
+            context: conv_ctx(C1),
+            event: event.into(),
+            payload: json!({}),
+            ephemeral: false,
+        };
+        ran_cmd(sim, Command::DeliverAll { events: vec![d("message.created"), d("message.updated")] })
+    });
 }
 
 fn ran_cmd(sim: &mut Sim<FailingStore>, cmd: Command) -> (bool, Effects) {
