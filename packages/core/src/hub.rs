@@ -217,6 +217,11 @@ impl AckWindow {
         self.acked_once && self.unacked.len() > MAX_UNACKED
     }
 
+    /// Whether an ack of `seq` would release an event sent and not yet acked.
+    pub fn releases(&self, seq: u64) -> bool {
+        self.unacked.front().is_some_and(|s| *s <= seq)
+    }
+
     pub fn ack(&mut self, seq: u64) {
         self.acked_once = true;
         while self.unacked.front().is_some_and(|s| *s <= seq) {

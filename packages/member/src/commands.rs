@@ -22,11 +22,14 @@ pub enum Command {
         #[serde(default)]
         removed_by: Option<String>,
     },
-    /// New activity or a new title, flushed by the conversation's alarm.
+    /// New activity or a new title, flushed by the conversation's alarm. With `repair` (the
+    /// conversation's background reconcile) an entry the member lacks is added back.
     Touch {
         conversation_id: String,
         title: Option<String>,
         last_activity_at: Option<i64>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        repair: Option<ListRepair>,
     },
     List {
         sandbox_id: Option<String>,
@@ -79,6 +82,14 @@ pub enum Command {
     Allow {
         what: crate::limits::Limited,
     },
+}
+
+/// What a reconcile's `Touch` carries beyond a flush's: enough to add a missing entry back.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ListRepair {
+    pub sandbox_id: String,
+    /// When the member joined (the entry's `joinedAt`).
+    pub joined_at: i64,
 }
 
 /// The answer to `SetBotStatus` and `GetBotStatus`: the bot's status, and (for `SetBotStatus`) its

@@ -66,7 +66,12 @@ fn list_commands_are_all_or_nothing() {
     each_failure(busy, |sim| {
         ran_cmd(
             sim,
-            Command::Touch { conversation_id: C1.into(), title: Some("uno".into()), last_activity_at: Some(T0 + 9) },
+            Command::Touch {
+                conversation_id: C1.into(),
+                title: Some("uno".into()),
+                last_activity_at: Some(T0 + 9),
+                repair: None,
+            },
         )
     });
     each_failure(busy, |sim| {
