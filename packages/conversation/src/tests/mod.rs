@@ -15,6 +15,7 @@ use switchboard_sqlite_store::{FailingStore, SqliteStore};
 mod atomic;
 mod bounded;
 mod bridges;
+mod commands;
 mod limits;
 mod phantom;
 mod push;
