@@ -52,21 +52,25 @@ impl ConversationObject {
     async fn deliver_pushes(&self, pushes: Vec<SendPushForConversation>) {
         let env = &self.env;
         let sends = pushes.iter().map(|request| async move {
-            match notifications::send_push(env, request).await {
-                Ok(result) => {
-                    notifications::announce_badges(env, &request.sandbox_id, &request.conversation_id, &result).await;
-                    Ok(())
-                }
-                Err(e) => Err(e),
+            let answer = notifications::send_push(env, request).await;
+            if let Ok(result) = &answer {
+                notifications::announce_badges(env, &request.sandbox_id, &request.conversation_id, result).await;
             }
+            answer
         });
-        let outcomes = join_all(sends).await;
-        for (request, outcome) in pushes.iter().zip(outcomes) {
+        let answers = join_all(sends).await;
+        for (request, answer) in pushes.iter().zip(answers) {
             let now = platform::now_ms();
-            match self.core.push_settled(&request.message_id, outcome, now, platform::random_u128() as u64) {
+            match self.core.push_settled(request, &answer, now, platform::random_u128() as u64) {
                 Ok(PushSettled::Retry { at, attempts }) => {
                     worker::console_error!(
                         "push for message {} failed (attempt {attempts}); retry at {at}",
+                        request.message_id
+                    );
+                }
+                Ok(PushSettled::Held { at }) => {
+                    worker::console_log!(
+                        "push for message {} held by an earlier attempt; asked again at {at}",
                         request.message_id
                     );
                 }

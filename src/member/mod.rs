@@ -41,10 +41,9 @@ impl DurableObject for MemberObject {
         let raw_state: wasm_bindgen::JsValue = raw.clone().into();
         let state = State::from(raw);
         let sql = Sql::with_transactions(state.storage().sql(), raw_state.clone());
+        // No schema here: the tables are made by the first command that writes, so an object only
+        // read (a list, a bot's status, a sandbox's users of an id never stored) writes nothing.
         let core = Member::with_limits(sql, crate::config::limits(&env));
-        if let Err(e) = core.ensure_schema() {
-            worker::console_error!("member schema: {e}");
-        }
         hub::set_auto_response(&state);
         MemberObject { state, env, raw_state, core, alarm: AlarmSlot::new() }
     }

@@ -10,7 +10,8 @@
 //                                          messages arrive as events (live unread counts, previews)
 //   /presence/kiloclaw/{sb}/{id}           the open conversation only (puts the user on its roster)
 // The server tells nobody of a conversation in a sandbox the page does not follow, so the list is
-// also fetched again every DISCOVER_MS while the page is visible, and after a resync.
+// also fetched again every DISCOVER_MS while the page is visible, after a resync, and after a
+// context.resync (events of a conversation the hub could not queue).
 import {
   contexts,
   Switchboard,
@@ -218,6 +219,8 @@ export class App {
   private onEvent(f: HubEventFrame): void {
     const added = this.store.apply(f, Date.now());
     if (added.length) this.follow();
+    // events were lost for a conversation (context.resync): read the list and the open one again
+    if (this.store.takeStale().length) void this.refresh();
   }
 
   // ---- the open conversation

@@ -113,6 +113,8 @@ export class Store {
   readonly failed = new Map<string, { entry: OutboxEntry; error: string }>();
   /** conversations whose context the hub follows (their messages arrive as events) */
   readonly followed = new Set<string>();
+  /** Conversations a `context.resync` made stale (to read again over HTTP); see `takeStale`. */
+  private readonly stale = new Set<string>();
   /** whether the page is visible and focused (messages shown count as read) */
   attentive = true;
   private readonly listeners = new Map<Topic, Set<() => void>>();
@@ -200,6 +202,13 @@ export class Store {
     c.unreadMore = all && hasMore;
     if (newestFirst[0]) this.setPreview(c, newestFirst[0]);
     this.changed("list");
+  }
+
+  /** The conversations made stale since the last call (and forgets them). */
+  takeStale(): string[] {
+    const ids = [...this.stale];
+    this.stale.clear();
+    return ids;
   }
 
   /** A hub event. Answers the ids of conversations that appeared (to subscribe to). */
@@ -336,6 +345,11 @@ export class Store {
         break;
       case "bot.status":
         this.changed("live");
+        break;
+      case "context.resync":
+        // the conversation could not queue every event for this hub (docs/events.md, lost events):
+        // what the page shows of it is stale until read again over HTTP
+        if (cid) this.stale.add(cid);
         break;
       default:
         break;

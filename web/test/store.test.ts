@@ -158,3 +158,19 @@ test("instance events: created, renamed, left; activity of an unfollowed convers
   s.apply(inst("conversation.left", { conversationId: C2 }), 3000);
   assert.ok(!s.convs.has(C2));
 });
+
+test("a context.resync marks its conversation stale once, whether it is open or not, and changes nothing shown", () => {
+  const s = storeWith(C1, C2);
+  s.open = new OpenConversation(C1, SB);
+  s.open.queued = null;
+  s.apply(created(msg("01JC0000000000000000000M01", "bob", "hi", 500)), 500);
+  const before = JSON.stringify(s.sortedConvs());
+  assert.deepEqual(s.takeStale(), []);
+  s.apply(ev("context.resync", { reason: "hub outbox full" }, C2), 600);
+  s.apply(ev("context.resync", { reason: "hub outbox full" }, C1), 601);
+  s.apply(ev("context.resync", { reason: "hub outbox full" }, C1), 602);
+  assert.deepEqual(s.takeStale().sort(), [C1, C2]);
+  assert.deepEqual(s.takeStale(), [], "taken once");
+  assert.equal(JSON.stringify(s.sortedConvs()), before);
+  assert.equal(s.open.messages.size, 1, "the open conversation keeps what it shows until it is read again");
+});

@@ -1,5 +1,9 @@
 // A WebSocket that reconnects by itself: a fresh ticket per connect, jittered exponential backoff,
-// a text `ping` every 15 s, and a dead-connection check (nothing heard for two ping periods).
+// a text `ping` at open and every 15 s, and a dead-connection check (nothing heard for two ping
+// periods). The ping at open is there for the server's closes: under workerd, a hibernatable socket
+// that has sent nothing yet is let go only when its object hibernates (~10 s) after the object closes
+// it (leave, bot offline, replaced); one frame from the client, even the runtime-answered `ping`, makes
+// that close complete at once (docs/reliability.md, "Closes that complete").
 // The hub, conversation and live sockets build on it and add their own resume rules.
 import { backoffDelay, type BackoffOptions } from "./backoff.js";
 import { Emitter } from "./emitter.js";
@@ -108,6 +112,7 @@ export abstract class ReconnectingSocket<M extends SocketEvents> extends Emitter
       this.openFailures = 0;
       this.heardSincePing = true;
       this.setState("open");
+      ws.send("ping");
       this.schedulePing();
       this.onOpen();
     };

@@ -161,18 +161,21 @@ test("a ticket refused for good (403) closes the socket; a network failure is re
   assert.equal(FakeSocket.all.length, 0);
 });
 
-test("a silent connection (no pong for a whole ping period) is dropped and reopened", async () => {
+test("a socket pings at open and every period; a silent connection (no pong for a whole ping period) is dropped and reopened", async () => {
   const env = fakeEnv();
   const s = new ConversationSocket(new RestClient(BASE, "tok", env), C, env);
   await flush();
   const ws = FakeSocket.last();
   ws.open();
-  ws.push({ type: "ready", seq: 0 });
-  await env.clock.advance(15_000);
+  // the first ping goes at open (it lets the server's closes of this socket complete at once)
   assert.deepEqual(ws.sent, ["ping"]);
   ws.push("pong");
+  ws.push({ type: "ready", seq: 0 });
   await env.clock.advance(15_000);
   assert.deepEqual(ws.sent, ["ping", "ping"]);
+  ws.push("pong");
+  await env.clock.advance(15_000);
+  assert.deepEqual(ws.sent, ["ping", "ping", "ping"]);
   // no pong this time
   await env.clock.advance(15_000);
   assert.ok(ws.closedWith, "the dead socket was closed");

@@ -62,6 +62,7 @@ impl<S: Store> Conversation<S> {
         if !self.exists()? {
             return Ok(AlarmStart::default());
         }
+        let claims_before = self.push_claims.borrow().clone();
         let (r, effects) = self.command(|| {
             #[derive(Deserialize)]
             struct Expired {
@@ -79,6 +80,10 @@ impl<S: Store> Conversation<S> {
             let pushes = self.claim_due_pushes(now)?;
             Ok((self.plan_flush(now)?, pushes))
         });
+        if r.is_err() {
+            // Nothing was handed out: nothing is held.
+            self.push_claims.replace(claims_before);
+        }
         let (flush, pushes) = r?;
         Ok(AlarmStart { effects, flush, pushes })
     }

@@ -97,6 +97,9 @@ pub struct Conversation<S: Store> {
     /// an alarm that fires earlier (a push, typing) does not start a pass before it. Memory only:
     /// lost on hibernation, the next alarm flushes (only sooner).
     pub(crate) flush_due: std::cell::Cell<Option<i64>>,
+    /// Pushes this instance handed out and has not settled, with the end of each claim (`push`).
+    /// Memory only: a restart ends them with the deliveries they guarded.
+    pub(crate) push_claims: RefCell<std::collections::BTreeMap<String, i64>>,
 }
 
 impl<S: Store> Conversation<S> {
@@ -120,6 +123,7 @@ impl<S: Store> Conversation<S> {
             pending: RefCell::new(Effects::default()),
             schema_ready: std::cell::Cell::new(false),
             flush_due: std::cell::Cell::new(None),
+            push_claims: RefCell::new(std::collections::BTreeMap::new()),
         }
     }
 

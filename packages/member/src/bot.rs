@@ -56,6 +56,9 @@ impl<S: Store> Member<S> {
     }
 
     fn stored_bot_status(&self) -> Result<Option<StoredStatus>, ApiError> {
+        if !self.exists()? {
+            return Ok(None);
+        }
         let rows: Vec<StoredStatus> = self.query("SELECT online, at FROM bot_status WHERE id = 1", &[])?;
         Ok(rows.into_iter().next())
     }

@@ -79,6 +79,8 @@ pub struct Member<S: Store> {
     pub(crate) rates: RefCell<Buckets>,
     /// Effects of the command being run; taken when it commits, dropped when it fails.
     pub(crate) pending: RefCell<Effects>,
+    /// The tables are known to exist ([`Member::exists`]).
+    schema_ready: std::cell::Cell<bool>,
 }
 
 impl<S: Store> Member<S> {
@@ -103,11 +105,37 @@ impl<S: Store> Member<S> {
             limits,
             rates: RefCell::new(Buckets::default()),
             pending: RefCell::new(Effects::default()),
+            schema_ready: std::cell::Cell::new(false),
         }
     }
 
+    /// Creates the tables that are missing. Called by every command that writes (through
+    /// [`Member::command`]) and by the hub's entry points, never by a read: an object asked only
+    /// reads (a list, a bot's status, a sandbox's users) of a member it never stored anything for
+    /// writes nothing.
     pub fn ensure_schema(&self) -> Result<(), StoreError> {
-        self.store.run(schema::SCHEMA, &[]).map(|_| ())
+        if !self.schema_ready.get() {
+            self.store.run(schema::SCHEMA, &[])?;
+            self.schema_ready.set(true);
+        }
+        Ok(())
+    }
+
+    /// Whether this object holds storage: its tables exist (asked of `sqlite_master`, a read).
+    pub fn exists(&self) -> Result<bool, ApiError> {
+        if self.schema_ready.get() {
+            return Ok(true);
+        }
+        let found = self
+            .store
+            .scalar("SELECT COUNT(*) AS v FROM sqlite_master WHERE type = 'table' AND name = 'conversations'", &[])?
+            .unwrap_or(0)
+            > 0;
+        if found {
+            // Tables added since it was created are made now.
+            self.ensure_schema()?;
+        }
+        Ok(found)
     }
 
     pub fn store(&self) -> &S {
@@ -118,6 +146,9 @@ impl<S: Store> Member<S> {
     /// they did. On failure nothing is written and nothing is effected; the caches of storage are
     /// dropped and the sessions this command would have closed stay open.
     pub(crate) fn command<T>(&self, body: impl FnOnce() -> Result<T, ApiError>) -> Outcome<T> {
+        if let Err(e) = self.ensure_schema() {
+            return (Err(e.into()), Effects::default());
+        }
         self.pending.replace(Effects::default());
         let closed_before = self.hub.closed.borrow().clone();
         let result = store::atomically(&self.store, body);
@@ -134,6 +165,15 @@ impl<S: Store> Member<S> {
     /// Runs a command from the worker or another object.
     pub fn handle(&self, command: Command, ctx: &Ctx) -> Outcome {
         use Command as C;
+        // Changes to a list entry of a member with no storage have nothing to change: answered as
+        // done, writing nothing (the reads answer their empty answers: `list`, `bot`, `sandbox_users`).
+        if matches!(command, C::Remove { .. } | C::Touch { .. } | C::MarkRead { .. }) {
+            match self.exists() {
+                Ok(false) => return (Ok(Reply::no_content()), Effects::default()),
+                Ok(true) => {}
+                Err(e) => return (Err(e), Effects::default()),
+            }
+        }
         match command {
             C::Upsert { conversation_id, sandbox_id, title, joined_at, last_activity_at, added_by } => {
                 let row =

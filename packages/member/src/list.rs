@@ -138,6 +138,9 @@ impl<S: Store> Member<S> {
     /// One page, newest activity first: `{conversations, hasMore, nextCursor}`.
     pub(crate) fn list(&self, sandbox_id: Option<&str>, limit: usize, cursor: Option<&str>) -> Result<Reply, ApiError> {
         let cursor = cursor.map(ListCursor::decode).transpose()?;
+        if !self.exists()? {
+            return Ok(Reply::json(200, json!({"conversations": [], "hasMore": false, "nextCursor": null})));
+        }
         let (key, id) = match &cursor {
             Some(c) => (c.sort_key, c.conversation_id.clone()),
             // No cursor: the bound is not used (`?2 = 0`).

@@ -51,7 +51,8 @@ impl<S: Store> Member<S> {
     /// May `user` create a conversation with this sandbox's bot? 204, or 403 saying why.
     /// `open_unlisted`: a sandbox whose list was never set admits everyone (local mode only).
     pub(crate) fn sandbox_access(&self, sandbox_id: &str, user: &str, open_unlisted: bool) -> Result<Reply, ApiError> {
-        let listed = self.scalar("SELECT COUNT(*) AS v FROM sandbox_users_set", &[])?.unwrap_or(0) > 0;
+        let listed =
+            self.exists()? && self.scalar("SELECT COUNT(*) AS v FROM sandbox_users_set", &[])?.unwrap_or(0) > 0;
         if !listed {
             if open_unlisted {
                 return Ok(Reply::no_content());

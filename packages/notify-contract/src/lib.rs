@@ -61,6 +61,17 @@ pub enum Outcome {
     SuppressedPreference,
     NoTokens,
     Failed,
+    /// Another attempt holds this recipient's push (claimed, not settled): it may still be sent, or
+    /// its sender died. Not done: ask again at `retryAt`, when an abandoned attempt is sent again.
+    Pending,
+}
+
+impl Outcome {
+    /// Nothing more to do for the recipient: the push went out, was suppressed, or never will.
+    /// `Failed` and `Pending` are to be asked again.
+    pub fn is_done(self) -> bool {
+        !matches!(self, Outcome::Failed | Outcome::Pending)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -72,6 +83,9 @@ pub struct RecipientOutcome {
     /// side tells the user's open apps with a `badge.updated` event).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub badge_count: Option<i64>,
+    /// With `pending`: when the attempt that holds the push lets go of it (ms).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_at: Option<i64>,
 }
 
 /// The answer to `sendPushForConversation`.

@@ -11,8 +11,10 @@ pub const DEFAULT_IDEM_TTL_MS: i64 = 60 * 60 * 1000;
 pub const DEFAULT_PRESENCE_GRACE_MS: i64 = 10_000;
 /// How long after sending Expo's receipts are checked (15 min).
 pub const DEFAULT_RECEIPT_DELAY_MS: i64 = 15 * 60 * 1000;
-/// How long a `pending` record blocks replays before it counts as abandoned (its sender died).
-/// Longer than a whole send with every retry (see `expo::Backoff`).
+/// How long a `pending` record blocks replays before it counts as abandoned (its sender died):
+/// a push claimed by an attempt that a crash cut short goes out again this long after the claim
+/// (the conversation's outbox asks again then). Longer than a whole send with every retry (see
+/// `expo::Backoff`). Var `PUSH_LEASE_MS`.
 pub const PENDING_LEASE_MS: i64 = 2 * 60 * 1000;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,6 +26,7 @@ pub struct Settings {
     pub idem_ttl_ms: i64,
     pub presence_grace_ms: i64,
     pub receipt_delay_ms: i64,
+    pub pending_lease_ms: i64,
 }
 
 impl Default for Settings {
@@ -35,13 +38,14 @@ impl Default for Settings {
             idem_ttl_ms: DEFAULT_IDEM_TTL_MS,
             presence_grace_ms: DEFAULT_PRESENCE_GRACE_MS,
             receipt_delay_ms: DEFAULT_RECEIPT_DELAY_MS,
+            pending_lease_ms: PENDING_LEASE_MS,
         }
     }
 }
 
 impl Settings {
     /// Reads `EXPO_PUSH_URL`, `EXPO_RECEIPTS_URL`, `EXPO_ACCESS_TOKEN`, `IDEM_TTL_MS`,
-    /// `PRESENCE_GRACE_MS` and `RECEIPT_DELAY_MS`. Answers the settings and what was ignored.
+    /// `PRESENCE_GRACE_MS`, `RECEIPT_DELAY_MS` and `PUSH_LEASE_MS`. Answers the settings and what was ignored.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> (Settings, Vec<String>) {
         let d = Settings::default();
         let mut warnings = Vec::new();
@@ -72,6 +76,7 @@ impl Settings {
         let idem_ttl_ms = millis("IDEM_TTL_MS", d.idem_ttl_ms, 1);
         let presence_grace_ms = millis("PRESENCE_GRACE_MS", d.presence_grace_ms, 0);
         let receipt_delay_ms = millis("RECEIPT_DELAY_MS", d.receipt_delay_ms, 1);
+        let pending_lease_ms = millis("PUSH_LEASE_MS", d.pending_lease_ms, 1_000);
         let expo_access_token = lookup("EXPO_ACCESS_TOKEN").map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
         (
             Settings {
@@ -81,6 +86,7 @@ impl Settings {
                 idem_ttl_ms,
                 presence_grace_ms,
                 receipt_delay_ms,
+                pending_lease_ms,
             },
             warnings,
         )
@@ -116,6 +122,7 @@ mod tests {
             ("IDEM_TTL_MS", "2000"),
             ("PRESENCE_GRACE_MS", "0"),
             ("RECEIPT_DELAY_MS", "-5"),
+            ("PUSH_LEASE_MS", "999"),
             ("EXPO_ACCESS_TOKEN", "  tok "),
         ]);
         assert_eq!(s.expo_push_url, "http://127.0.0.1:9000/send");
@@ -124,7 +131,9 @@ mod tests {
         assert_eq!(s.presence_grace_ms, 0);
         assert_eq!(s.receipt_delay_ms, DEFAULT_RECEIPT_DELAY_MS);
         assert_eq!(s.expo_access_token.as_deref(), Some("tok"));
-        assert_eq!(w.len(), 2, "{w:?}");
+        assert_eq!(s.pending_lease_ms, PENDING_LEASE_MS, "under a second is refused");
+        assert_eq!(w.len(), 3, "{w:?}");
+        assert_eq!(read(&[("PUSH_LEASE_MS", "15000")]).0.pending_lease_ms, 15_000);
         let (s, _) = read(&[("EXPO_ACCESS_TOKEN", "")]);
         assert_eq!(s.expo_access_token, None);
     }

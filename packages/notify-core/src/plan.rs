@@ -101,7 +101,12 @@ pub fn audience(req: &SendPushForConversation) -> Result<Audience, SendPushResul
             continue;
         }
         if validate::user_id(&r.user_id).is_err() {
-            rejected.push(RecipientOutcome { user_id: r.user_id.clone(), outcome: Outcome::Failed, badge_count: None });
+            rejected.push(RecipientOutcome {
+                user_id: r.user_id.clone(),
+                outcome: Outcome::Failed,
+                badge_count: None,
+                retry_at: None,
+            });
             continue;
         }
         recipients.push(r.clone());

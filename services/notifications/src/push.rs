@@ -3,7 +3,8 @@
 //! 1. read and check the payload (`plan`); skip when there is no sandbox or nobody to notify;
 //! 2. read the sandbox's label and every recipient's preferences and tokens from D1 (one batch);
 //! 3. per recipient, claim the idempotency key in the user's object, which records `pending` and
-//!    counts the badge (or answers `duplicate`, or records a suppression);
+//!    counts the badge (or answers `duplicate`, or `pending` with `retryAt` while another attempt
+//!    holds the push, or records a suppression);
 //! 4. send every claimed recipient's messages to Expo (chunks of 100) and read the tickets;
 //!    forget tokens Expo calls `DeviceNotRegistered`;
 //! 5. settle each claim: `delivered` when Expo accepted one of the user's messages, else `failed`
@@ -95,6 +96,8 @@ async fn run(env: &Env, payload: &str) -> Result<SendPushResult, RpcFailure> {
     let mut outcomes: Vec<Outcome> = Vec::with_capacity(claims.len());
     // The user's total unread, for each recipient whose badge this push counted.
     let mut badges: Vec<Option<i64>> = vec![None; claims.len()];
+    // When a recipient's push held by another attempt may be asked for again.
+    let mut retry_at: Vec<Option<i64>> = vec![None; claims.len()];
     // (recipient index, lease) of each claimed send; messages and who each belongs to.
     let mut sends: Vec<(usize, i64)> = Vec::new();
     let mut messages: Vec<PushMessage> = Vec::new();
@@ -106,6 +109,10 @@ async fn run(env: &Env, payload: &str) -> Result<SendPushResult, RpcFailure> {
                 Outcome::Failed
             }
             Ok(ClaimAnswer::Duplicate) => Outcome::Duplicate,
+            Ok(ClaimAnswer::InFlight { until }) => {
+                retry_at[i] = Some(until);
+                Outcome::Pending
+            }
             Ok(ClaimAnswer::Suppressed { outcome }) => outcome,
             Ok(ClaimAnswer::Send { lease, badge }) => {
                 badges[i] = Some(badge);
@@ -178,7 +185,13 @@ async fn run(env: &Env, payload: &str) -> Result<SendPushResult, RpcFailure> {
         .iter()
         .zip(outcomes)
         .zip(badges)
-        .map(|((r, outcome), badge_count)| RecipientOutcome { user_id: r.user_id.clone(), outcome, badge_count })
+        .zip(retry_at)
+        .map(|(((r, outcome), badge_count), retry_at)| RecipientOutcome {
+            user_id: r.user_id.clone(),
+            outcome,
+            badge_count,
+            retry_at,
+        })
         .collect();
     result.extend(audience.rejected);
     Ok(SendPushResult { version: CONTRACT_VERSION, skipped: None, outcomes: result })

@@ -33,6 +33,8 @@ pub use serde_json;
 
 /// The fake Expo push service of the notifications tests.
 pub mod expo;
+/// The objects' databases under a server's state directory, from outside the runtime.
+pub mod storage;
 
 /// A TCP forwarder whose connections can vanish without a trace (no close frame, FIN or RST).
 pub mod blackhole;
@@ -460,6 +462,11 @@ impl Server {
 
     pub fn ws_base(&self) -> String {
         format!("ws://127.0.0.1:{}", self.port)
+    }
+
+    /// The persistence directory (the objects' databases: [`storage`]).
+    pub fn persist_dir(&self) -> &Path {
+        &self.persist_dir
     }
 
     pub fn log_path(&self) -> &Path {

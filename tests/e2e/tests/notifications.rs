@@ -551,7 +551,9 @@ async fn expo_5xx_retries_are_bounded() {
     assert_eq!(fake.sends_to(&t).len(), 5);
 }
 
-/// Concurrent replays of one message while Expo is slow: one push, the others `duplicate`.
+/// Concurrent replays of one message while Expo is slow: one push; the others are `pending` (another attempt
+/// holds it) with `retryAt` at the end of that attempt's lease, so a caller keeps the push and asks again; a
+/// replay after it was delivered is `duplicate`.
 #[tokio::test]
 async fn concurrent_replays_push_once() {
     let Setup { fake, server } = direct();
@@ -564,8 +566,16 @@ async fn concurrent_replays_push_once() {
     let results = futures_util::future::join_all((0..5).map(|_| rpc(&api, "sendPushForConversation", &p))).await;
     let mut outcomes: Vec<String> = results.iter().map(|r| outcome_of(r, &bob.id)).collect();
     outcomes.sort();
-    assert_eq!(outcomes, vec!["delivered", "duplicate", "duplicate", "duplicate", "duplicate"]);
+    assert_eq!(outcomes, vec!["delivered", "pending", "pending", "pending", "pending"]);
+    for r in &results {
+        let o = r["outcomes"].as_array().and_then(|o| o.iter().find(|x| x["userId"] == bob.id.as_str())).cloned();
+        let o = o.unwrap_or_default();
+        if o["outcome"] == "pending" {
+            assert!(o["retryAt"].as_i64().is_some_and(|at| at > 0), "{o}");
+        }
+    }
     assert_eq!(fake.sends_to(&t).len(), 1);
+    assert_eq!(outcome_of(&rpc(&api, "sendPushForConversation", &p).await, &bob.id), "duplicate");
     assert_eq!(badges(&api, &bob).await["total"], 1);
 }
 

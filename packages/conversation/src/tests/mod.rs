@@ -25,6 +25,11 @@ const CID: &str = "01JCONVERSATION00000000000";
 const T0: i64 = 1_700_000_000_000;
 const CONFIG: Config = Config { idem_ttl_ms: 60_000, activity_flush_ms: 1_000, limits: Limits::DEFAULT };
 
+/// The notifications worker's answer when every recipient's push is done.
+fn delivered() -> Result<switchboard_notify_contract::SendPushResult, String> {
+    Ok(switchboard_notify_contract::SendPushResult { version: 1, skipped: None, outcomes: vec![] })
+}
+
 fn conversation() -> Conversation<SqliteStore> {
     Conversation::open(SqliteStore::new(), CONFIG).unwrap()
 }
@@ -97,10 +102,7 @@ fn a_first_message_is_logged_broadcast_and_names_the_conversation() {
     let a = c.alarm_start(T0 + 10).unwrap();
     assert!(a.flush.is_none(), "the list flush is not due before its period");
     assert_eq!(a.pushes.len(), 1);
-    assert_eq!(
-        c.push_settled(&a.pushes[0].message_id, Ok(()), T0 + 11, 7).unwrap(),
-        crate::push::PushSettled::Delivered
-    );
+    assert_eq!(c.push_settled(&a.pushes[0], &delivered(), T0 + 11, 7).unwrap(), crate::push::PushSettled::Delivered);
     // Two people and a bot: one flush period of 1 s.
     assert_eq!(c.alarm_finish(T0 + 11, None).unwrap(), Some(T0 + 10 + 1_000));
     // Bob has no socket and no hub: he gets a push; the sender never does.
@@ -390,7 +392,7 @@ fn the_list_flush_tells_every_member_in_batches_and_retries_a_failed_batch() {
     assert_eq!(e.alarm_at, Some(T0 + 1));
     let early = c.alarm_start(T0 + 1).unwrap();
     assert!(early.flush.is_none());
-    c.push_settled(&early.pushes[0].message_id, Ok(()), T0 + 1, 7).unwrap();
+    c.push_settled(&early.pushes[0], &delivered(), T0 + 1, 7).unwrap();
     assert_eq!(c.alarm_finish(T0 + 1, None).unwrap(), Some(T0 + 1 + 3_000));
     let now = T0 + 3_001;
     let a = c.alarm_start(now).unwrap();
@@ -431,7 +433,7 @@ fn a_member_that_always_fails_is_given_up_after_its_retries_and_blocks_nobody() 
     let mut now = T0 + 1_000;
     let a = c.alarm_start(now).unwrap();
     for p in &a.pushes {
-        c.push_settled(&p.message_id, Ok(()), now, 1).unwrap();
+        c.push_settled(p, &delivered(), now, 1).unwrap();
     }
     let batch = a.flush.unwrap();
     let broken = vec!["bob".to_string()];

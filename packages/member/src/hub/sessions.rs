@@ -69,6 +69,10 @@ impl<S: Store> Member<S> {
                 return (Err(ApiError::invalid("session: not a session this service gave out")), Default::default());
             }
         }
+        // A connection is stored (its session, what it follows): the tables are made if missing.
+        if let Err(e) = self.ensure_schema() {
+            return (Err(e.into()), Default::default());
+        }
         // At most `max_hub_sessions` open sockets; a reconnect of a session that has one replaces it.
         let open = ctx.sockets.iter().flatten().filter(|s| !s.replaced);
         let (mut count, mut replaces) = (0u32, false);

@@ -7,6 +7,7 @@ mod commands;
 mod hub;
 mod limits;
 mod list;
+mod phantom;
 mod sandbox_users;
 mod simulation;
 mod sweep;

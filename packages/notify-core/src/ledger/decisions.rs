@@ -13,8 +13,12 @@ pub struct Timing {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Claim {
-    /// A live terminal record, or a pending one within its lease: nothing to do.
+    /// A live terminal record: nothing to do.
     Duplicate,
+    /// A pending record within its lease: another attempt holds the push until `until` (its sender
+    /// may be at work, or dead). Nothing to do now; a caller that must see the push through asks
+    /// again after `until`, when an abandoned attempt is retried.
+    InFlight { until: i64 },
     /// Write `record` (terminal); no push, no badge change.
     Suppress { record: Record, outcome: Outcome },
     /// Write `record` (`pending`), then increment the badge bucket iff `increment`, then push.
@@ -26,7 +30,9 @@ pub fn claim(existing: Option<&Record>, suppression: Option<Suppression>, t: Tim
     let live = existing.filter(|r| r.is_live(t.now));
     let (counted, expires_at) = match live {
         Some(r) if r.status.is_terminal() => return Claim::Duplicate,
-        Some(r) if r.status == Status::Pending && r.lease_until > t.now => return Claim::Duplicate,
+        Some(r) if r.status == Status::Pending && r.lease_until > t.now => {
+            return Claim::InFlight { until: r.lease_until }
+        }
         // A failed attempt, or one whose sender vanished: retry, keeping what was counted.
         Some(r) => (r.counted, r.expires_at),
         None => (false, t.now.saturating_add(t.ttl_ms)),

@@ -44,7 +44,7 @@ impl Ledger {
     ) -> (Claim, Counts) {
         let decision = claim(self.records.get(key), suppression, self.timing(now));
         match &decision {
-            Claim::Duplicate => {}
+            Claim::Duplicate | Claim::InFlight { .. } => {}
             Claim::Suppress { record, .. } => {
                 self.records.insert(key.to_string(), record.clone());
                 self.want_alarm(record.expires_at);

@@ -27,9 +27,11 @@ fn first_claim_records_pending_then_counts() {
 }
 
 #[test]
-fn terminal_and_in_flight_records_answer_duplicate() {
+fn terminal_records_answer_duplicate_and_pending_ones_in_flight_until_their_lease() {
     let pending = Record { status: Status::Pending, counted: true, expires_at: 10_100, lease_until: 4_100 };
-    assert_eq!(claim(Some(&pending), None, t(200)), Claim::Duplicate);
+    assert_eq!(claim(Some(&pending), None, t(200)), Claim::InFlight { until: 4_100 });
+    // Past its lease the attempt is abandoned: sent again, not counted again.
+    assert!(matches!(claim(Some(&pending), None, t(4_100)), Claim::Send { increment: false, .. }));
     for s in [Status::Delivered, Status::SuppressedPresence, Status::SuppressedPreference, Status::NoTokens] {
         let r = Record { status: s, counted: false, expires_at: 10_100, lease_until: 0 };
         assert_eq!(claim(Some(&r), None, t(200)), Claim::Duplicate, "{s:?}");
@@ -118,7 +120,7 @@ fn model_scenario_failure_then_retry_counts_once() {
     assert_eq!(c, Counts { bucket: 1, total: 1 });
     let lease = lease_of(&d);
     // A concurrent replay while Expo is being called.
-    assert_eq!(l.claim("chat:M1:bob", B, None, 10).0, Claim::Duplicate);
+    assert_eq!(l.claim("chat:M1:bob", B, None, 10).0, Claim::InFlight { until: lease });
     // Expo failed; the chat side retries.
     assert!(l.settle("chat:M1:bob", lease, false));
     let (d, c) = l.claim("chat:M1:bob", B, None, 20);
@@ -242,8 +244,14 @@ proptest! {
                         Claim::Duplicate => {
                             let r = live.clone();
                             prop_assert!(r.is_some(), "duplicate without a live record");
+                            prop_assert!(r.unwrap().status.is_terminal());
+                            prop_assert_eq!(c.total, total_before);
+                        }
+                        Claim::InFlight { until } => {
+                            let r = live.clone();
+                            prop_assert!(r.is_some(), "in flight without a live record");
                             let r = r.unwrap();
-                            prop_assert!(r.status.is_terminal() || (r.status == Status::Pending && r.lease_until > now));
+                            prop_assert!(r.status == Status::Pending && r.lease_until > now && r.lease_until == *until);
                             prop_assert_eq!(c.total, total_before);
                         }
                         Claim::Suppress { .. } => prop_assert_eq!(c.total, total_before),
@@ -344,7 +352,7 @@ proptest! {
                 match d {
                     Claim::Send { ref record, .. } => { first.entry(m).or_insert(true); in_flight.push((m, record.lease_until)); }
                     Claim::Suppress { .. } => { first.entry(m).or_insert(false); }
-                    Claim::Duplicate => { prop_assert!(first.contains_key(&m)); }
+                    Claim::Duplicate | Claim::InFlight { .. } => { prop_assert!(first.contains_key(&m)); }
                 }
             } else {
                 let (m, lease) = in_flight.remove(f % in_flight.len());
@@ -361,6 +369,7 @@ proptest! {
                     Claim::Send { ref record, .. } => { first.entry(m).or_insert(true); l.settle(&key_name(m as u8), record.lease_until, true); }
                     Claim::Suppress { .. } => { first.entry(m).or_insert(false); }
                     Claim::Duplicate => break,
+                    Claim::InFlight { .. } => prop_assert!(false, "nothing is in flight after the drain"),
                 }
             }
             let r = l.record(&key_name(m as u8)).unwrap();

@@ -33,6 +33,10 @@ pub struct PendingReceipt {
 #[serde(tag = "decision", rename_all = "snake_case")]
 pub enum ClaimAnswer {
     Duplicate,
+    /// Another attempt holds the push until `until` (the end of its lease): ask again then.
+    InFlight {
+        until: i64,
+    },
     Suppressed {
         outcome: Outcome,
     },

@@ -42,11 +42,13 @@ pub struct Config {
     pub idem_ttl_ms: i64,
     /// How long after a push its receipt is first checked (and between checks).
     pub receipt_delay_ms: i64,
+    /// How long a claimed push blocks other attempts (`Settings::pending_lease_ms`).
+    pub lease_ms: i64,
 }
 
 impl Config {
     pub fn from_settings(s: &crate::config::Settings) -> Config {
-        Config { idem_ttl_ms: s.idem_ttl_ms, receipt_delay_ms: s.receipt_delay_ms }
+        Config { idem_ttl_ms: s.idem_ttl_ms, receipt_delay_ms: s.receipt_delay_ms, lease_ms: s.pending_lease_ms }
     }
 }
 

@@ -4,7 +4,6 @@
 
 use super::{ClaimAnswer, Done, PendingReceipt, SettleAnswer, Store, StoreExt, User};
 use crate::badges as rules;
-use crate::config::PENDING_LEASE_MS;
 use crate::ledger::{self, Claim, Record, Status, Suppression, Timing};
 use serde::Deserialize;
 use switchboard_core::ApiError;
@@ -57,11 +56,12 @@ impl<S: Store> User<S> {
         suppression: Option<Suppression>,
         now_ms: i64,
     ) -> Result<Done<ClaimAnswer>, ApiError> {
-        let timing = Timing { now: now_ms, ttl_ms: self.config.idem_ttl_ms, lease_ms: PENDING_LEASE_MS };
+        let timing = Timing { now: now_ms, ttl_ms: self.config.idem_ttl_ms, lease_ms: self.config.lease_ms };
         self.command(|| {
             let existing = self.record_row(key)?.map(|r| r.record());
             match ledger::claim(existing.as_ref(), suppression, timing) {
                 Claim::Duplicate => Ok(Done::new(ClaimAnswer::Duplicate, None)),
+                Claim::InFlight { until } => Ok(Done::new(ClaimAnswer::InFlight { until }, None)),
                 Claim::Suppress { record, outcome } => {
                     self.write_record(key, bucket, &record)?;
                     Ok(Done::new(ClaimAnswer::Suppressed { outcome }, Some(record.deadline())))

@@ -14,7 +14,7 @@ use switchboard_sqlite_store::{FailingStore, SqliteStore};
 const T0: i64 = 1_700_000_000_000;
 const TTL: i64 = 60_000;
 const DELAY: i64 = 900_000;
-const CONFIG: Config = Config { idem_ttl_ms: TTL, receipt_delay_ms: DELAY };
+const CONFIG: Config = Config { idem_ttl_ms: TTL, receipt_delay_ms: DELAY, lease_ms: PENDING_LEASE_MS };
 
 fn user() -> User<SqliteStore> {
     User::open(SqliteStore::new(), CONFIG).unwrap()
@@ -36,7 +36,11 @@ fn a_send_counts_the_badge_once_and_replays_are_duplicates() {
     assert_eq!(a, ClaimAnswer::Send { lease: T0 + PENDING_LEASE_MS, badge: 1 });
     // A pending record lives until the later of its expiry and its lease.
     assert_eq!(alarm, Some(T0 + TTL.max(PENDING_LEASE_MS)));
-    assert_eq!(claim(&u, "k1", "c1", T0 + 1).0, ClaimAnswer::Duplicate, "within the lease");
+    assert_eq!(
+        claim(&u, "k1", "c1", T0 + 1).0,
+        ClaimAnswer::InFlight { until: T0 + PENDING_LEASE_MS },
+        "within the lease"
+    );
     u.settle("alice", "k1", T0 + PENDING_LEASE_MS, true, &[], T0 + 2).unwrap();
     assert_eq!(claim(&u, "k1", "c1", T0 + 3).0, ClaimAnswer::Duplicate, "delivered");
     assert_eq!(claim(&u, "k2", "c2", T0 + 4).0, ClaimAnswer::Send { lease: T0 + 4 + PENDING_LEASE_MS, badge: 2 });
@@ -48,6 +52,26 @@ fn a_send_counts_the_badge_once_and_replays_are_duplicates() {
     );
     assert_eq!(u.clear("c1").unwrap().badge_count, 1);
     assert_eq!(u.badges().unwrap().buckets.len(), 1);
+}
+
+/// The fault test's lost pushes (#18): an attempt claims (the badge counts), then a crash kills it
+/// before Expo is called. A replay within the lease must not be taken for done (it answered
+/// `duplicate` before, and the chat side dropped the push): it is `in_flight` until the lease
+/// ends, and then sent without counting the badge again.
+#[test]
+fn an_attempt_cut_short_is_in_flight_until_its_lease_ends_then_sent_once_without_counting_again() {
+    let lease_ms = 15_000;
+    let u = User::open(SqliteStore::new(), Config { lease_ms, ..CONFIG }).unwrap();
+    assert_eq!(claim(&u, "k", "c", T0).0, ClaimAnswer::Send { lease: T0 + lease_ms, badge: 1 });
+    // The crash: no settle. Replays while the lease runs.
+    for at in [T0 + 1, T0 + lease_ms - 1] {
+        assert_eq!(claim(&u, "k", "c", at).0, ClaimAnswer::InFlight { until: T0 + lease_ms });
+    }
+    let (a, _) = claim(&u, "k", "c", T0 + lease_ms);
+    assert_eq!(a, ClaimAnswer::Send { lease: T0 + 2 * lease_ms, badge: 1 }, "sent again, counted once");
+    u.settle("alice", "k", T0 + 2 * lease_ms, true, &[], T0 + lease_ms + 1).unwrap();
+    assert_eq!(claim(&u, "k", "c", T0 + 3 * lease_ms).0, ClaimAnswer::Duplicate);
+    assert_eq!(u.badges().unwrap().total, 1);
 }
 
 #[test]
