@@ -1,7 +1,7 @@
 //! The worker's configuration, read from vars and secrets (`wrangler.toml`, `.dev.vars`, `wrangler secret`).
 
 use switchboard_auth::AuthConfig;
-use switchboard_core::limits::{DEFAULT_ACTIVITY_FLUSH_MS, DEFAULT_IDEM_TTL_MS};
+use switchboard_core::limits::{DEFAULT_ACTIVITY_FLUSH_MS, DEFAULT_IDEM_TTL_MS, DEFAULT_LIST_RECONCILE_MS};
 use switchboard_core::{cors, ApiError};
 use worker::Env;
 
@@ -62,6 +62,11 @@ pub fn idem_ttl_ms(env: &Env) -> i64 {
 /// How long new activity may wait before members' conversation lists are updated.
 pub fn activity_flush_ms(env: &Env) -> i64 {
     millis(env, "ACTIVITY_FLUSH_MS", DEFAULT_ACTIVITY_FLUSH_MS)
+}
+
+/// How long after a list flush the background reconcile of members' lists runs.
+pub fn list_reconcile_ms(env: &Env) -> i64 {
+    millis(env, "LIST_RECONCILE_MS", DEFAULT_LIST_RECONCILE_MS)
 }
 
 /// The rate limits and caps (`switchboard_core::limit_vars`): each var unset keeps its default; a

@@ -130,15 +130,23 @@ async fn live_call_with(
     stub(env, LIVE, conversation_id)?.fetch_with_request(req).await.map_err(|e| internal("call live channel", e))
 }
 
+/// What a hub socket's URL asked for (`GET /connect?since=&session=&batch=`), checked.
+pub struct Opening<'a> {
+    pub since: Option<u64>,
+    pub session: Option<&'a str>,
+    /// Batched frames (`switchboard_core::batch`).
+    pub batch: bool,
+}
+
 /// Forwards an event-hub upgrade (`GET /connect`) to the member's object.
 pub async fn member_connect(
     env: &Env,
     member_id: &str,
-    since: Option<u64>,
-    session: Option<&str>,
+    opening: Opening<'_>,
     protocol: Option<&str>,
     until_ms: i64,
 ) -> Result<Response, ApiError> {
+    let Opening { since, session, batch } = opening;
     let headers = worker::Headers::new();
     let set = |k: &str, v: &str| headers.set(k, v).map_err(|e| internal("set header", e));
     set("upgrade", "websocket")?;
@@ -155,6 +163,9 @@ pub async fn member_connect(
         }
         if let Some(s) = session {
             q.append_pair("session", s);
+        }
+        if batch {
+            q.append_pair("batch", "1");
         }
     }
     let mut init = RequestInit::new();

@@ -40,10 +40,11 @@ pub async fn handle(mut req: Request, env: Env, _ctx: Context) -> Answer {
             if session.as_deref().is_some_and(|s| !switchboard_member::hub::sessions::valid_session_id(s)) {
                 return Err(ApiError::invalid("session: not a session this service gave out"));
             }
+            let batch = switchboard_core::batch::opt_in(query(&req, "batch")?.as_deref())?;
             who.redeem(&env).await?;
             let protocol = req.headers().get("sec-websocket-protocol").ok().flatten();
-            let until = who.accepted_until_ms;
-            Ok(rpc::member_connect(&env, &who.member, since, session.as_deref(), protocol.as_deref(), until).await?)
+            let opening = rpc::Opening { since, session: session.as_deref(), batch };
+            Ok(rpc::member_connect(&env, &who.member, opening, protocol.as_deref(), who.accepted_until_ms).await?)
         }
         (Route::ConversationPresence(id), Method::Get) => {
             let me = caller(&req, &env)?;

@@ -1,5 +1,6 @@
 //! The alarm: the state machine's two halves around its calls: the pushes it hands out (to the
-//! notifications worker) and the list flush's batch (to members' objects).
+//! notifications worker) and the list flush's batch (to members' objects; a reconcile's batch
+//! carries the whole entry, then members who left meanwhile are told to remove it again).
 
 use super::ConversationObject;
 use crate::notifications;
@@ -8,6 +9,7 @@ use crate::rpc::{self, MemberCommand};
 use futures::future::join_all;
 use switchboard_conversation::alarm::{FlushBatch, FLUSH_CONCURRENCY};
 use switchboard_conversation::push::{PushSettled, PUSH_CLAIM_MS};
+use switchboard_member::ListRepair;
 use switchboard_notify_contract::SendPushForConversation;
 
 /// When the alarm's own storage work failed: try again this much later.
@@ -32,7 +34,11 @@ impl ConversationObject {
         }
         self.deliver_pushes(start.pushes).await;
         let failed = match &start.flush {
-            Some(batch) => self.flush(batch).await,
+            Some(batch) => {
+                let failed = self.flush(batch).await;
+                self.remove_left(batch).await;
+                failed
+            }
             None => Vec::new(),
         };
         let outcome = start.flush.as_ref().map(|batch| (batch, failed.as_slice()));
@@ -92,12 +98,18 @@ impl ConversationObject {
     /// the members whose object failed (each is tried again alone; the others are done).
     async fn flush(&self, batch: &FlushBatch) -> Vec<String> {
         let mut failed = Vec::new();
-        for chunk in batch.members.chunks(FLUSH_CONCURRENCY) {
-            let calls = chunk.iter().map(|m| {
+        for (c, chunk) in batch.members.chunks(FLUSH_CONCURRENCY).enumerate() {
+            let calls = chunk.iter().enumerate().map(|(i, m)| {
+                // A reconcile tells the whole entry, so a member's object that lost it adds it back.
+                let repair = batch.repair.as_ref().and_then(|r| {
+                    let joined_at = *r.joined_at.get(c * FLUSH_CONCURRENCY + i)?;
+                    Some(ListRepair { sandbox_id: r.sandbox_id.clone(), joined_at })
+                });
                 let touch = MemberCommand::Touch {
                     conversation_id: batch.conversation_id.clone(),
                     title: batch.title.clone(),
                     last_activity_at: batch.last_activity_at,
+                    repair,
                 };
                 rpc::member(&self.env, m, touch)
             });
@@ -116,5 +128,23 @@ impl ConversationObject {
             }
         }
         failed
+    }
+
+    /// After a reconcile batch: members who left while it was on its way are told to remove the
+    /// entry again (the reconcile may have added it back after their leave removed it).
+    async fn remove_left(&self, batch: &FlushBatch) {
+        let left = match self.core.left_during(batch) {
+            Ok(l) => l,
+            Err(e) => {
+                worker::console_error!("reconcile: who left: {e:?}");
+                return;
+            }
+        };
+        for m in left {
+            let remove = MemberCommand::Remove { conversation_id: batch.conversation_id.clone(), removed_by: None };
+            if let Err(e) = rpc::member(&self.env, &m, remove).await {
+                worker::console_error!("reconcile: remove for {m}, who left: {e}");
+            }
+        }
     }
 }

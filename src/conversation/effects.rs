@@ -8,7 +8,6 @@ use crate::rpc::{self, MemberCommand};
 use futures::future::join_all;
 use std::cell::Cell;
 use std::rc::Rc;
-use switchboard_conversation::outbox::{Outgoing, RESYNC_EVENT};
 use switchboard_conversation::Effects;
 use worker::Stub;
 
@@ -79,7 +78,8 @@ impl ConversationObject {
         self.alarm.ensure(&self.state.storage(), wanted).await;
     }
 
-    /// Drains the outbox to the hubs that watched each event, one event at a time so each hub
+    /// Drains the outbox to the hubs that watched each event: what queued up meanwhile goes in one
+    /// call per watcher (`deliver_all`, `HubOutbox::take_calls`), one round at a time so each hub
     /// sees this conversation's events in order. A pump already running picks up what we queued.
     pub(super) async fn pump(&self) {
         if self.pumping.get() || self.outbox.borrow().is_empty() {
@@ -88,41 +88,22 @@ impl ConversationObject {
         self.pumping.set(true);
         let _guard = PumpGuard(&self.pumping);
         loop {
-            let next = self.outbox.borrow_mut().pop();
-            let Some(out) = next else { break };
-            let (command, watchers) = match out {
-                Outgoing::Event(d) => (
-                    MemberCommand::Deliver {
-                        context: d.context,
-                        event: d.event.to_string(),
-                        payload: d.payload,
-                        ephemeral: d.ephemeral,
-                    },
-                    d.watchers,
-                ),
-                Outgoing::Resync { context, watchers } => (
-                    MemberCommand::Deliver {
-                        context,
-                        event: RESYNC_EVENT.to_string(),
-                        payload: serde_json::json!({"reason": "hub queue overflow"}),
-                        ephemeral: false,
-                    },
-                    std::rc::Rc::new(watchers),
-                ),
-            };
-            let body = match serde_json::to_string(&command) {
-                Ok(b) => b,
-                Err(_) => continue,
-            };
-            let calls: Vec<_> = watchers
-                .iter()
-                .filter_map(|w| self.stub_for(w))
-                .map(|s| {
+            let calls = self.outbox.borrow_mut().take_calls();
+            if calls.is_empty() {
+                break;
+            }
+            let mut sends = Vec::new();
+            for call in calls {
+                let body = match serde_json::to_string(&MemberCommand::DeliverAll { events: call.events }) {
+                    Ok(b) => b,
+                    Err(_) => continue,
+                };
+                for s in call.watchers.iter().filter_map(|w| self.stub_for(w)) {
                     let body = body.clone();
-                    async move { rpc::post_to(&s, body).await }
-                })
-                .collect();
-            for r in join_all(calls).await {
+                    sends.push(async move { rpc::post_to(&s, body).await });
+                }
+            }
+            for r in join_all(sends).await {
                 if let Err(e) = r {
                     worker::console_error!("deliver to hub: {e}");
                 }

@@ -77,6 +77,7 @@ impl DurableObject for ConversationObject {
         let config = Config {
             idem_ttl_ms: config::idem_ttl_ms(&env),
             activity_flush_ms: config::activity_flush_ms(&env),
+            list_reconcile_ms: config::list_reconcile_ms(&env),
             limits: config::limits(&env),
         };
         // The schema is created by `Create` (and brought up to date when first found), never

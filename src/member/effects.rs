@@ -1,23 +1,24 @@
 //! Carrying out what the member's state machine answered: sends (one encoded frame per event, sent
-//! to each socket it names), closes, watch calls to conversations, then the alarm.
+//! to each socket it names; a socket that opted in to batched frames gets a command's frames
+//! together, `switchboard_core::batch::PerSocket`), closes, watch calls to conversations, then the
+//! alarm.
 
 use super::MemberObject;
 use crate::platform::EncodedFrame;
 use crate::rpc::{self, ConversationCommand};
+use switchboard_member::effects::Send;
 use switchboard_member::Effects;
+use switchboard_worker_kit::batching::SocketBatcher;
 use worker::WebSocket;
 
 impl MemberObject {
     /// `sockets` is the list the command's `Ctx::sockets` described, index for index.
     pub(super) async fn carry_out(&self, sockets: &[WebSocket], effects: Effects) {
-        for send in &effects.sends {
-            let frame = EncodedFrame::new(&send.frame);
-            for ws in send.to.iter().filter_map(|i| sockets.get(*i)) {
-                frame.send(ws);
-            }
-        }
+        self.send(sockets, &effects.sends);
         for (i, code, reason) in &effects.closes {
             if let Some(ws) = sockets.get(*i) {
+                // A closed socket still gets the events sent to it before its close.
+                self.batcher.flush(ws);
                 let _ = ws.close(Some(*code), Some(*reason));
             }
         }
@@ -31,6 +32,31 @@ impl MemberObject {
         }
         if let Some(at) = effects.alarm_at {
             self.alarm.ensure(&self.state.storage(), at).await;
+        }
+    }
+
+    /// Each event's frame to the sockets it names, in order: at once to those that did not opt in
+    /// (one encoding for all of them); per opted-in socket, all of this command's frames together.
+    fn send(&self, sockets: &[WebSocket], sends: &[Send]) {
+        let mut batched: Vec<(usize, Vec<String>)> = Vec::new();
+        for send in sends {
+            let mut encoded: Option<EncodedFrame> = None;
+            for &i in &send.to {
+                let Some(ws) = sockets.get(i) else { continue };
+                if !SocketBatcher::is_batched(ws) {
+                    encoded.get_or_insert_with(|| EncodedFrame::new(&send.frame)).send(ws);
+                    continue;
+                }
+                match batched.iter_mut().find(|(j, _)| *j == i) {
+                    Some((_, frames)) => frames.push(send.frame.clone()),
+                    None => batched.push((i, vec![send.frame.clone()])),
+                }
+            }
+        }
+        for (i, frames) in batched {
+            if let Some(tick) = sockets.get(i).and_then(|ws| self.batcher.ready(ws, frames)) {
+                self.state.wait_until(tick);
+            }
         }
     }
 }

@@ -1,7 +1,9 @@
 //! The hub's sockets: `GET /connect`, frames from clients, closes and the sweep, turned into calls
 //! on `switchboard_member` (`hub` there holds every rule). A socket's attachment
-//! `{session, connectedAt, replaced}` is its only memory; the core sees the sockets as a list of
-//! those attachments and names them by index.
+//! `{session, connectedAt, replaced, batch}` is its only memory; the core sees the sockets as a list
+//! of those attachments and names them by index. A socket opened with `?batch=1` gets its frames
+//! through the object's `PerSocketBatcher` (`switchboard_core::batch`); every other one exactly as
+//! before.
 
 use super::MemberObject;
 use crate::http::internal;
@@ -38,6 +40,9 @@ struct Attachment {
     /// longer speaks for the session.
     #[serde(default)]
     replaced: bool,
+    /// Opted in to batched frames (`?batch=1`); absent when not.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    batch: bool,
     /// When the bearer token that opened the socket stops being accepted (epoch ms): the alarm
     /// closes it then with 4010.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -83,6 +88,7 @@ impl MemberObject {
         let q = |name: &str| url.query_pairs().find(|(k, _)| k == name).map(|(_, v)| v.into_owned());
         let member =
             req.headers().get(MEMBER_HEADER).ok().flatten().ok_or_else(|| ApiError::unauthorized("no member"))?;
+        let batch = switchboard_core::batch::opt_in(q("batch").as_deref())?;
         let (sockets, facts) = self.sockets(None);
         let ctx = Self::ctx(&facts);
         let (connected, effects) = self.core.connect(&member, q("since").as_deref(), q("session").as_deref(), &ctx);
@@ -92,6 +98,7 @@ impl MemberObject {
                 a.replaced = true;
                 let _ = old.serialize_attachment(a);
             }
+            self.batcher.flush(old);
             let _ = old.close(Some(close::REPLACED), Some("replaced by a newer connection"));
         }
         let pair = WebSocketPair::new().map_err(|e| internal("socket pair", e))?;
@@ -99,13 +106,20 @@ impl MemberObject {
         self.state.accept_websocket_with_tags(&server, &[session_tag(&connected.session).as_str()]);
         let until = rpc::until_of(req);
         let attachment =
-            Attachment { session: connected.session.clone(), connected_at: ctx.now_ms, replaced: false, until };
+            Attachment { session: connected.session.clone(), connected_at: ctx.now_ms, replaced: false, batch, until };
         server.serialize_attachment(attachment).map_err(|e| internal("socket attachment", e))?;
         if let Some(at) = until {
             self.alarm.ensure(&self.state.storage(), at).await;
         }
-        for frame in &connected.frames {
-            let _ = server.send_with_str(frame);
+        if batch {
+            // The opening (hello, the replay, ready) goes at once, joined.
+            if let Some(tick) = self.batcher.ready(&server, connected.frames) {
+                self.state.wait_until(tick);
+            }
+        } else {
+            for frame in &connected.frames {
+                let _ = server.send_with_str(frame);
+            }
         }
         self.carry_out(&sockets, effects).await;
 
@@ -128,17 +142,19 @@ impl MemberObject {
         };
         let (reply, effects) = self.core.socket_frame(0, incoming, &ctx);
         let SocketReply { frames, close, typing } = reply;
-        for f in &frames {
-            let _ = ws.send_with_str(f);
+        // On a batched socket an answer follows the events still waiting for it.
+        for f in frames {
+            self.batcher.reply(ws, f);
         }
         if let Some((code, reason)) = close {
+            self.batcher.flush(ws);
             let _ = ws.close(Some(code), Some(reason));
         }
         self.carry_out(&sockets, effects).await;
         if let Some(t) = typing {
             let cmd = ConversationCommand::Typing { stop: t.stop };
             if let Err(e) = self.typing(&t.conversation_id, &t.member, cmd).await {
-                let _ = ws.send_with_str(e.to_frame(None));
+                self.batcher.reply(ws, e.to_frame(None));
             }
         }
     }
@@ -152,6 +168,7 @@ impl MemberObject {
     }
 
     pub(super) async fn hub_closed(&self, ws: &WebSocket) {
+        self.batcher.forget(ws);
         let (sockets, facts) = self.sockets(Some(ws));
         let (r, effects) = self.core.socket_closed(0, &Self::ctx(&facts));
         if let Err(e) = r {
@@ -164,6 +181,7 @@ impl MemberObject {
     pub(super) async fn close_expired(&self) {
         use switchboard_core::limits::close::{TOKEN_EXPIRED, TOKEN_EXPIRED_REASON};
         let (code, reason) = (TOKEN_EXPIRED, TOKEN_EXPIRED_REASON);
+        self.batcher.flush_all();
         if let Some(next) = platform::close_expired_sockets(&self.raw_state, platform::now_ms(), code, reason) {
             self.alarm.ensure(&self.state.storage(), next).await;
         }

@@ -9,7 +9,7 @@
 //! effects into runtime calls (`effects.rs`).
 //!
 //! Invariants: no `RefCell` borrow is held across an `.await` (the core's calls are synchronous); a
-//! socket's only memory is its attachment `{session, connectedAt, replaced}`.
+//! socket's only memory is its attachment `{session, connectedAt, replaced, batch}`.
 
 mod effects;
 mod hub;
@@ -21,6 +21,7 @@ use crate::sql::Sql;
 use switchboard_core::ApiError;
 use switchboard_member::{Ctx, Member};
 use switchboard_worker_kit::alarm::AlarmSlot;
+use switchboard_worker_kit::batching::PerSocketBatcher;
 use worker::{
     durable_object, wasm_bindgen, DurableObject, Env, Request, Response, State, WebSocket, WebSocketIncomingMessage,
 };
@@ -33,6 +34,8 @@ pub struct MemberObject {
     raw_state: wasm_bindgen::JsValue,
     core: Member<Sql>,
     alarm: AlarmSlot,
+    /// Frames for the hub sockets that opted in to batched frames (`?batch=1`).
+    batcher: PerSocketBatcher,
 }
 
 impl DurableObject for MemberObject {
@@ -45,7 +48,7 @@ impl DurableObject for MemberObject {
         // read (a list, a bot's status, a sandbox's users of an id never stored) writes nothing.
         let core = Member::with_limits(sql, crate::config::limits(&env));
         hub::set_auto_response(&state);
-        MemberObject { state, env, raw_state, core, alarm: AlarmSlot::new() }
+        MemberObject { state, env, raw_state, core, alarm: AlarmSlot::new(), batcher: PerSocketBatcher::new() }
     }
 
     async fn fetch(&self, mut req: Request) -> worker::Result<Response> {

@@ -245,6 +245,12 @@ impl PusherAppObject {
                 self.relay(&context, &event, &payload).await;
                 "{}".to_string()
             }
+            PusherCommand::DeliverAll { events } => {
+                for d in events.iter().take(switchboard_core::hub::MAX_DELIVERIES_PER_CALL) {
+                    self.relay(&d.context, &d.event, &d.payload).await;
+                }
+                "{}".to_string()
+            }
             PusherCommand::Reconnect => {
                 let closed = self.close_all(close::RECONNECT, "server restarting: reconnect now").await;
                 format!(r#"{{"closed":{closed}}}"#)

@@ -252,6 +252,11 @@ export class App {
       open.sandboxId = detail.sandboxId;
       open.title = detail.title;
       open.members = detail.members;
+      // read receipts as the server has them (conversation.read events move them on)
+      for (const m of detail.members) {
+        const prev = open.reads.get(m.id);
+        if (m.lastReadMessageId && (!prev || prev < m.lastReadMessageId)) open.reads.set(m.id, m.lastReadMessageId);
+      }
       for (const m of page.messages) open.put(m);
       if (open.loading) {
         open.hasMore = page.hasMore;

@@ -322,7 +322,9 @@ export class Store {
         if (open) {
           if (f.event === "member.left") open.members = open.members.filter((m) => m.id !== f.payload.memberId);
           else if (!open.members.some((m) => m.id === f.payload.memberId)) {
-            open.members = [...open.members, { id: f.payload.memberId, kind: "user", joinedAt: now }];
+            const addedBy = typeof f.payload.addedBy === "string" ? f.payload.addedBy : null;
+            const joined = { id: f.payload.memberId, kind: "user" as const, joinedAt: now, addedBy };
+            open.members = [...open.members, { ...joined, lastReadMessageId: null, lastReadAt: null }];
           }
           this.changed("presence");
         }

@@ -34,6 +34,13 @@ export interface ConversationMember {
   id: string;
   kind: "user" | "bot";
   joinedAt: number;
+  /** who added the member (null for the creator) */
+  addedBy: string | null;
+  /** "owner" on the creator only */
+  role?: "owner";
+  /** how far the member has read (read receipts); null before their first mark-read */
+  lastReadMessageId: string | null;
+  lastReadAt: number | null;
 }
 
 export interface ConversationDetail {

@@ -237,6 +237,51 @@ test("hub: resumes its session with session= and since=, replays are deduplicate
   hub.close();
 });
 
+test("hub: asks for batched frames by default and takes several frames per text frame, one per line, exactly as one per frame", async () => {
+  const env = fakeEnv();
+  const ctx = "/kiloclaw/sb/" + C;
+  const hub = new HubSocket(new RestClient(BASE, "tok", env), env, { contexts: [ctx] });
+  const seen: number[] = [];
+  hub.on("event", (f) => seen.push(f.seq!));
+  const subscribed: string[][] = [];
+  hub.on("subscribed", (c) => subscribed.push(c));
+  await flush();
+  const a = FakeSocket.last();
+  assert.equal(a.query().get("batch"), "1");
+  a.open();
+  // the opening in one text frame: hello, a replay overlapping nothing, ready
+  const line = (f: object) => JSON.stringify(f);
+  a.push([line({ type: "hello", sessionId: "S1", seq: 3, member: "alice", contexts: [], restored: false }), line({ type: "ready", seq: 3 })].join("\n"));
+  assert.deepEqual(a.frames()[0], { type: "context.subscribe", contexts: [ctx] });
+  // an answer and events in one text frame; 20 events in one frame still ack at the 20th
+  a.push([line({ type: "context.subscribed", contexts: [ctx] }), ...Array.from({ length: 21 }, (_, i) => line(hubEv(4 + i)))].join("\n") + "\n");
+  assert.deepEqual(subscribed, [[ctx]]);
+  assert.deepEqual(seen, Array.from({ length: 21 }, (_, i) => 4 + i));
+  assert.deepEqual(a.frames().filter((f) => f.type === "ack").map((f) => f.seq), [3, 23], "at ready, then at the 20th event");
+  // after a drop the resume still names session and since, and a batched replay is deduplicated per line
+  a.drop(1006);
+  await env.clock.advance(1000);
+  const b = FakeSocket.last();
+  assert.equal(b.query().get("since"), "24");
+  assert.equal(b.query().get("batch"), "1");
+  b.open();
+  b.push([
+    line({ type: "hello", sessionId: "S1", seq: 26, member: "alice", contexts: [ctx], restored: true }),
+    line(hubEv(24)),
+    line(hubEv(25)),
+    line(hubEv(26)),
+    line({ type: "ready", seq: 26 }),
+  ].join("\n"));
+  assert.deepEqual(seen.slice(-2), [25, 26]);
+  assert.equal(seen.length, 23, "24 was seen before the drop");
+  hub.close();
+  // opting out: no batch parameter
+  const plain = new HubSocket(new RestClient(BASE, "tok", env), env, { batch: false });
+  await flush();
+  assert.equal(FakeSocket.last().query().get("batch"), null);
+  plain.close();
+});
+
 test("hub: acks after 20 events at once, and after 250 ms otherwise; subscribe/unsubscribe while open", async () => {
   const env = fakeEnv();
   const hub = new HubSocket(new RestClient(BASE, "tok", env), env);

@@ -11,6 +11,18 @@
 //! that member alone is tried again later (`list_retry`, backing off, [`LIST_RETRY_MAX_ATTEMPTS`]
 //! times; any later pass tells it too). Telling a member is idempotent (it sets the title and last
 //! activity), so retries converge.
+//!
+//! **The background reconcile.** A flush tells members only what changed, and only to entries they
+//! have, so an entry lost on the way (an add whose list write failed, a member object's storage
+//! restored from before it) or left stale (retries given up) would stay so. So when a pass that
+//! served new activity ends, a reconcile is scheduled `Config::list_reconcile_ms` later (stored:
+//! `list_reconcile`; one at a time, never postponed): a pass like the others, in the same bounded
+//! batches, that tells every member the whole entry ([`Repair`]: also the sandbox and their join
+//! time), so a member object missing the entry adds it back and a stale one is corrected
+//! (activity only moves forward, the title is the current one). A reconcile pass schedules no other:
+//! an idle conversation is reconciled once after its last activity, a busy one at most once per
+//! period. A member who left while a reconcile batch was on its way is told to remove the entry
+//! again ([`Conversation::left_during`]), so a reconcile never re-adds a conversation someone left.
 
 use crate::effects::Effects;
 use crate::store::Store;
@@ -38,6 +50,16 @@ pub struct FlushBatch {
     pub members: Vec<String>,
     /// Members tried again after a failure (not a step of a pass).
     pub retry: bool,
+    /// A step of a reconcile pass: the whole entry, for members whose entry went missing.
+    pub repair: Option<Repair>,
+}
+
+/// What a reconcile adds to a flush: enough for a member's object to add a missing entry back.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Repair {
+    pub sandbox_id: String,
+    /// Each member's join time, in `members`' order.
+    pub joined_at: Vec<i64>,
 }
 
 /// The first half of an alarm run.
@@ -93,9 +115,11 @@ impl<S: Store> Conversation<S> {
         #[derive(Deserialize)]
         struct Pass {
             cursor: Option<String>,
+            reconcile: i64,
         }
-        let cursor = match self.query::<Pass>("SELECT cursor FROM list_flush WHERE id = 1", &[])?.into_iter().next() {
-            Some(p) => p.cursor.unwrap_or_default(),
+        let pass = self.query::<Pass>("SELECT cursor, reconcile FROM list_flush WHERE id = 1", &[])?.into_iter().next();
+        let (cursor, reconcile) = match pass {
+            Some(p) => (p.cursor.unwrap_or_default(), p.reconcile != 0),
             None => {
                 if self.flush_due.get().is_some_and(|due| due > now) {
                     // Woken early (a push, typing): the pass starts when it is due.
@@ -103,38 +127,65 @@ impl<S: Store> Conversation<S> {
                 }
                 let dirty =
                     self.scalar("SELECT list_version AS v FROM conversation WHERE list_version > list_flushed", &[])?;
-                match dirty {
-                    Some(v) => {
-                        self.flush_due.set(None);
-                        self.exec(
-                            "INSERT OR REPLACE INTO list_flush (id, pass_version, cursor) VALUES (1, ?, '')",
-                            &[v.into()],
-                        )?;
-                        String::new()
-                    }
-                    None => return self.plan_retry(meta, now),
+                let reconcile_due =
+                    self.scalar("SELECT due_at AS v FROM list_reconcile WHERE due_at <= ?", &[now.into()])?;
+                let reconcile = match (dirty, reconcile_due) {
+                    (Some(_), _) => false,
+                    (None, Some(_)) => true,
+                    (None, None) => return self.plan_retry(meta, now),
+                };
+                if !reconcile {
+                    self.flush_due.set(None);
                 }
+                self.exec(
+                    "INSERT OR REPLACE INTO list_flush (id, pass_version, cursor, reconcile)
+                     SELECT 1, list_version, '', ? FROM conversation",
+                    &[reconcile.into()],
+                )?;
+                (String::new(), reconcile)
             }
         };
         #[derive(Deserialize)]
         struct M {
             member_id: String,
+            joined_at: i64,
         }
-        let members: Vec<String> = self
-            .query::<M>(
-                "SELECT member_id FROM members WHERE left_at IS NULL AND member_id > ? ORDER BY member_id LIMIT ?",
-                &[cursor.into(), (FLUSH_BATCH as i64).into()],
-            )?
-            .into_iter()
-            .map(|m| m.member_id)
-            .collect();
+        let rows: Vec<M> = self.query::<M>(
+            "SELECT member_id, joined_at FROM members WHERE left_at IS NULL AND member_id > ? ORDER BY member_id LIMIT ?",
+            &[cursor.into(), (FLUSH_BATCH as i64).into()],
+        )?;
+        let repair = reconcile.then(|| Repair {
+            sandbox_id: meta.sandbox_id.clone(),
+            joined_at: rows.iter().map(|m| m.joined_at).collect(),
+        });
         Ok(Some(FlushBatch {
             conversation_id: meta.id,
             title: meta.title,
             last_activity_at: meta.last_activity_at,
-            members,
+            members: rows.into_iter().map(|m| m.member_id).collect(),
             retry: false,
+            repair,
         }))
+    }
+
+    /// The members of `batch` (a reconcile step, which told them the whole entry) who left since it
+    /// was planned: the shell tells each to remove the entry again, so that a reconcile that crossed a
+    /// leave never leaves the conversation in the list of someone who left.
+    pub fn left_during(&self, batch: &FlushBatch) -> Result<Vec<String>, ApiError> {
+        if batch.repair.is_none() || batch.members.is_empty() {
+            return Ok(Vec::new());
+        }
+        #[derive(Deserialize)]
+        struct M {
+            member_id: String,
+        }
+        let list = serde_json::to_string(&batch.members).map_err(|e| ApiError::internal(format!("encode: {e}")))?;
+        let left: Vec<M> = self.query(
+            "SELECT member_id FROM members WHERE left_at IS NOT NULL AND member_id IN (SELECT value FROM json_each(?))
+             ORDER BY member_id",
+            &[list.into()],
+        )?;
+        Ok(left.into_iter().map(|m| m.member_id).collect())
     }
 
     /// No pass step to take: the members whose retry is due, if any.
@@ -160,6 +211,7 @@ impl<S: Store> Conversation<S> {
             last_activity_at: meta.last_activity_at,
             members,
             retry: true,
+            repair: None,
         }))
     }
 
@@ -209,6 +261,16 @@ impl<S: Store> Conversation<S> {
                         if let Some(v) = version {
                             self.exec("UPDATE conversation SET list_flushed = MAX(list_flushed, ?)", &[v.into()])?;
                         }
+                        if b.repair.is_some() {
+                            // This reconcile is done; the next follows the next activity's flush.
+                            self.exec("DELETE FROM list_reconcile WHERE id = 1", &[])?;
+                        } else {
+                            // A pass that served activity: a reconcile follows (one at a time, never postponed).
+                            self.exec(
+                                "INSERT OR IGNORE INTO list_reconcile (id, due_at) VALUES (1, ?)",
+                                &[(now + self.config.list_reconcile_ms).into()],
+                            )?;
+                        }
                         let dirty = self.scalar("SELECT list_version > list_flushed AS v FROM conversation", &[])?;
                         (dirty.unwrap_or(0) != 0).then(|| now + self.flush_delay_ms())
                     }
@@ -216,6 +278,11 @@ impl<S: Store> Conversation<S> {
             };
             let retry_at = self.scalar("SELECT MIN(next_at) AS v FROM list_retry", &[])?;
             let flush_at = alarm::next_fire(flush_at, retry_at);
+            // A reconcile due waits for a flush that is waiting for its period (it starts after it).
+            let reconcile_at = self
+                .scalar("SELECT due_at AS v FROM list_reconcile WHERE id = 1", &[])?
+                .map(|at| self.flush_due.get().map_or(at, |due| at.max(due)));
+            let flush_at = alarm::next_fire(flush_at, reconcile_at);
             // The earliest remaining record, typing state or push, and the flush's next step.
             let earliest = self.scalar("SELECT MIN(expires_at) AS v FROM idempotency", &[])?;
             let typing_end = self.scalar("SELECT MIN(expires_at) AS v FROM typing", &[])?;

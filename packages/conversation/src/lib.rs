@@ -56,6 +56,8 @@ pub struct Config {
     pub idem_ttl_ms: i64,
     /// Base delay before members' conversation lists learn of new activity.
     pub activity_flush_ms: i64,
+    /// Delay from a list flush to the background reconcile of members' lists (`alarm`).
+    pub list_reconcile_ms: i64,
     /// Rate limits and caps.
     pub limits: Limits,
 }

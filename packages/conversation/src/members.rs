@@ -2,7 +2,8 @@
 //!
 //! Rights: any human member renames and adds people (the bot does neither: 403); the creator is
 //! the conversation's owner and may remove anyone but the bot; anyone may remove themself (leave);
-//! the bot can be neither removed nor leave. Every member sees who added whom (`addedBy`).
+//! the bot can be neither removed nor leave. Every member sees who added whom (`addedBy`)
+//! and how far each member has read (`lastReadMessageId`, the read receipts).
 
 use crate::cache::MetaRow;
 use crate::commands::AddMemberAnswer;
@@ -22,6 +23,10 @@ pub(crate) struct MemberRow {
     pub kind: String,
     pub joined_at: i64,
     pub added_by: Option<String>,
+    #[serde(default)]
+    pub last_read_message_id: Option<String>,
+    #[serde(default)]
+    pub last_read_at: Option<i64>,
 }
 
 /// The member role of a conversation's creator.
@@ -75,7 +80,9 @@ impl<S: Store> Conversation<S> {
 
     pub(crate) fn detail_of(&self, meta: &MetaRow) -> Result<ConversationDetail, ApiError> {
         let members: Vec<MemberRow> = self.query(
-            "SELECT member_id, kind, joined_at, added_by FROM members WHERE left_at IS NULL ORDER BY joined_at, member_id",
+            "SELECT m.member_id, m.kind, m.joined_at, m.added_by, r.last_read_message_id, r.last_read_at
+               FROM members m LEFT JOIN read_state r ON r.member_id = m.member_id
+              WHERE m.left_at IS NULL ORDER BY m.joined_at, m.member_id",
             &[],
         )?;
         Ok(ConversationDetail {
@@ -92,6 +99,8 @@ impl<S: Store> Conversation<S> {
                     kind: m.kind,
                     joined_at: m.joined_at,
                     added_by: m.added_by,
+                    last_read_message_id: m.last_read_message_id,
+                    last_read_at: m.last_read_at,
                 })
                 .collect(),
         })

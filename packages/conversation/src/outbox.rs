@@ -7,15 +7,55 @@
 //! silently dropped: when nothing droppable is left, it is replaced by a `context.resync` notice
 //! for its watchers (coalesced with a notice already at the back), so each of those hubs logs, in
 //! order, that the context's events were lost on the way and its clients refetch.
+//!
+//! The pump takes what queued up while its last call was on the way together ([`HubOutbox::take_calls`],
+//! at most [`MAX_EVENTS_PER_CALL`] entries): one call per watcher with the events it watched, in
+//! order, so a bot's burst reaches each hub as one command (and a hub socket that opted in to
+//! batched frames as one text frame). Dropping and notices work on entries as before.
 
 use crate::effects::HubDelivery;
-use std::collections::VecDeque;
+use serde_json::json;
+use std::collections::{BTreeMap, VecDeque};
 use std::rc::Rc;
+use switchboard_core::hub::{Delivery, MAX_DELIVERIES_PER_CALL};
 
 /// Events waiting in one conversation's queue to hubs.
 pub const MAX_HUB_OUTBOX: usize = 256;
 /// The event a hub is sent in place of the events it lost (`docs/events.md`).
 pub const RESYNC_EVENT: &str = "context.resync";
+/// Entries the pump takes for one round of calls, at most (`switchboard_core::hub`).
+pub const MAX_EVENTS_PER_CALL: usize = MAX_DELIVERIES_PER_CALL;
+
+/// One call of the pump: `events`, in order, to each of `watchers` (`deliver_all`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Call {
+    pub watchers: Vec<String>,
+    pub events: Vec<Delivery>,
+}
+
+impl Outgoing {
+    fn watchers(&self) -> &[String] {
+        match self {
+            Outgoing::Event(d) => &d.watchers,
+            Outgoing::Resync { watchers, .. } => watchers,
+        }
+    }
+
+    /// What a watcher is sent for this entry.
+    pub fn delivery(self) -> Delivery {
+        match self {
+            Outgoing::Event(d) => {
+                Delivery { context: d.context, event: d.event.to_string(), payload: d.payload, ephemeral: d.ephemeral }
+            }
+            Outgoing::Resync { context, .. } => Delivery {
+                context,
+                event: RESYNC_EVENT.to_string(),
+                payload: json!({"reason": "hub queue overflow"}),
+                ephemeral: false,
+            },
+        }
+    }
+}
 
 /// One entry: an event, or the notice that replaced events its watchers would have been sent.
 #[derive(Debug, Clone)]
@@ -48,6 +88,42 @@ impl HubOutbox {
 
     pub fn pop(&mut self) -> Option<Outgoing> {
         self.queue.pop_front()
+    }
+
+    /// Takes the oldest entries (at most [`MAX_EVENTS_PER_CALL`]) as the calls that deliver them:
+    /// each watcher in exactly one call, with the events of those entries it watched, in order;
+    /// watchers sent the same events share a call. Empty when nothing waits.
+    pub fn take_calls(&mut self) -> Vec<Call> {
+        let n = self.queue.len().min(MAX_EVENTS_PER_CALL);
+        let entries: Vec<Outgoing> = self.queue.drain(..n).collect();
+        let Some(first) = entries.first() else { return Vec::new() };
+        if entries.iter().all(|e| e.watchers() == first.watchers()) {
+            // The usual case: every entry has the same watchers (each once: the watchers table's
+            // rows, or a notice's merged list), one call body for all.
+            if first.watchers().is_empty() {
+                return Vec::new();
+            }
+            let watchers = first.watchers().to_vec();
+            return vec![Call { watchers, events: entries.into_iter().map(Outgoing::delivery).collect() }];
+        }
+        let mut per_watcher: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+        for (i, e) in entries.iter().enumerate() {
+            for w in e.watchers() {
+                let seen = per_watcher.entry(w).or_default();
+                if seen.last() != Some(&i) {
+                    seen.push(i);
+                }
+            }
+        }
+        let mut groups: BTreeMap<Vec<usize>, Vec<String>> = BTreeMap::new();
+        for (w, idx) in per_watcher {
+            groups.entry(idx).or_default().push(w.to_string());
+        }
+        let events: Vec<Delivery> = entries.into_iter().map(Outgoing::delivery).collect();
+        groups
+            .into_iter()
+            .map(|(idx, watchers)| Call { watchers, events: idx.iter().map(|&i| events[i].clone()).collect() })
+            .collect()
     }
 
     /// Queues `d` within the bound (see the module comment).
@@ -118,6 +194,76 @@ mod tests {
 
     fn drain(o: &mut HubOutbox) -> Vec<Outgoing> {
         std::iter::from_fn(|| o.pop()).collect()
+    }
+
+    fn sent(calls: &[Call], watcher: &str) -> Vec<(String, i64)> {
+        let mine = calls.iter().filter(|c| c.watchers.iter().any(|w| w == watcher));
+        let out: Vec<Vec<(String, i64)>> = mine
+            .map(|c| c.events.iter().map(|d| (d.event.clone(), d.payload["n"].as_i64().unwrap_or(-1))).collect())
+            .collect();
+        assert!(out.len() <= 1, "{watcher} is in one call at most: {calls:?}");
+        out.into_iter().flatten().collect()
+    }
+
+    #[test]
+    fn the_pump_takes_what_queued_up_in_one_call_per_watcher_in_order() {
+        let mut o = HubOutbox::default();
+        assert!(o.take_calls().is_empty());
+        for n in 0..30 {
+            o.push(event("message.created", n, false));
+        }
+        let calls = o.take_calls();
+        assert_eq!(calls.len(), 1, "same watchers: one call body");
+        assert_eq!(calls[0].watchers, vec!["alice".to_string(), "bob".into()]);
+        let want: Vec<(String, i64)> = (0..MAX_EVENTS_PER_CALL as i64).map(|n| ("message.created".into(), n)).collect();
+        assert_eq!(sent(&calls, "alice"), want);
+        assert_eq!(o.len(), 30 - MAX_EVENTS_PER_CALL, "the rest waits for the next round");
+        let calls = o.take_calls();
+        assert_eq!(sent(&calls, "bob").first().map(|e| e.1), Some(MAX_EVENTS_PER_CALL as i64));
+        assert!(o.take_calls().is_empty());
+    }
+
+    #[test]
+    fn each_watcher_gets_exactly_the_events_it_watched() {
+        let mut o = HubOutbox::default();
+        let with =
+            |n: usize, who: &[&str]| HubDelivery { watchers: watchers(who), ..event("message.created", n, false) };
+        o.push(with(0, &["alice", "bob"]));
+        o.push(with(1, &["alice"]));
+        o.push(event("typing", 2, true));
+        o.push(with(3, &["bob", "carol"]));
+        o.push(with(4, &[]));
+        let calls = o.take_calls();
+        let names = |v: Vec<(String, i64)>| v.into_iter().map(|e| e.1).collect::<Vec<_>>();
+        assert_eq!(names(sent(&calls, "alice")), vec![0, 1, 2]);
+        assert_eq!(names(sent(&calls, "bob")), vec![0, 2, 3]);
+        assert_eq!(names(sent(&calls, "carol")), vec![3]);
+        assert_eq!(calls.len(), 3);
+        assert!(calls.iter().flat_map(|c| &c.events).any(|d| d.event == "typing" && d.ephemeral));
+        assert!(o.is_empty());
+    }
+
+    #[test]
+    fn a_resync_notice_goes_in_its_place_in_the_call() {
+        let mut o = HubOutbox::default();
+        for n in 0..MAX_HUB_OUTBOX + 3 {
+            o.push(event("message.created", n, false));
+        }
+        let mut all = Vec::new();
+        loop {
+            let calls = o.take_calls();
+            if calls.is_empty() {
+                break;
+            }
+            assert_eq!(calls.len(), 1);
+            all.extend(calls[0].events.clone());
+        }
+        let last = all.last().cloned().unwrap_or_else(|| panic!("nothing delivered"));
+        assert_eq!((last.event.as_str(), last.ephemeral), (RESYNC_EVENT, false));
+        assert_eq!(last.payload, json!({"reason": "hub queue overflow"}));
+        assert_eq!(all.iter().filter(|d| d.event == RESYNC_EVENT).count(), 1);
+        let kept: Vec<i64> = all.iter().filter_map(|d| d.payload["n"].as_i64()).collect();
+        assert!(kept.windows(2).all(|w| w[0] < w[1]), "in order");
     }
 
     #[test]

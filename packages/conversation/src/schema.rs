@@ -55,4 +55,7 @@ pub const MIGRATIONS: &[&str] = &[
      CREATE INDEX IF NOT EXISTS push_outbox_due ON push_outbox (next_at) WHERE dead_at IS NULL;",
     // 5: members whose list a flush could not update, retried one by one (`alarm`).
     "CREATE TABLE IF NOT EXISTS list_retry (member_id TEXT PRIMARY KEY, attempts INTEGER NOT NULL, next_at INTEGER NOT NULL);",
+    // 6: the background reconcile of members' lists (`alarm`): when the next one is due, and which pass is one.
+    "CREATE TABLE IF NOT EXISTS list_reconcile (id INTEGER PRIMARY KEY CHECK (id = 1), due_at INTEGER NOT NULL);
+     ALTER TABLE list_flush ADD COLUMN reconcile INTEGER NOT NULL DEFAULT 0;",
 ];

@@ -13,6 +13,9 @@
 //! is held while events wait, so that socket still sees an event before its ack. Order is kept and
 //! every frame goes exactly once; the shell sends `all` to every opted-in socket except those listed
 //! in `own`, which get their own frames (the same events followed by what was held for them).
+//!
+//! [`PerSocket`] applies the same rules to sockets that each get their own frames (the hub: every
+//! socket follows its own contexts): one [`Batcher`] per busy socket, one tick for all.
 
 use crate::error::ApiError;
 use crate::limits::{MAX_BATCH_BYTES, MAX_BATCH_EVENTS};
@@ -207,6 +210,113 @@ impl<K: PartialEq> Batcher<K> {
     }
 }
 
+/// The frames of one socket in an [`Out`] of a batcher that serves that socket alone (`K = ()`):
+/// its own list when something was held for it, else the shared one.
+fn one_socket(out: Out<()>) -> Vec<String> {
+    match out.own.into_iter().next() {
+        Some((_, frames)) => frames,
+        None => out.all,
+    }
+}
+
+/// What a [`PerSocket`] call asks the shell to send to one socket now.
+#[derive(Debug, PartialEq)]
+pub struct Now {
+    pub frames: Vec<String>,
+    /// The first socket just became busy: call [`PerSocket::tick`] after the runtime's next turn.
+    pub schedule_tick: bool,
+}
+
+/// Batching for an object whose opted-in sockets each get their own frames (the hub: every socket
+/// follows its own contexts), where [`Batcher`] serves sockets that all get the same ones. Each
+/// socket is one [`Batcher`] with the same rules (a lone frame goes at once, frames ready while
+/// that socket is busy wait for the tick, a reply follows the frames that wait); one tick serves
+/// them all. Only busy sockets are held: a socket whose tick finds nothing new is dropped, so this
+/// holds at most the opted-in sockets sent to in the last turn.
+#[derive(Debug)]
+pub struct PerSocket<K> {
+    busy: Vec<(K, Batcher<()>)>,
+}
+
+impl<K> Default for PerSocket<K> {
+    fn default() -> Self {
+        PerSocket { busy: Vec::new() }
+    }
+}
+
+impl<K: PartialEq + Clone> PerSocket<K> {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sockets that are busy (a tick is due while this is not zero).
+    pub fn busy(&self) -> usize {
+        self.busy.len()
+    }
+
+    fn find(&mut self, socket: &K) -> Option<&mut Batcher<()>> {
+        self.busy.iter_mut().find(|(k, _)| k == socket).map(|(_, b)| b)
+    }
+
+    /// Frames for `socket`, in order (all of one command's frames at once): now, joined, when the
+    /// socket is idle; otherwise at the tick (but for whole batches).
+    pub fn ready(&mut self, socket: K, frames: Vec<String>) -> Now {
+        if frames.is_empty() {
+            return Now { frames: Vec::new(), schedule_tick: false };
+        }
+        if let Some(b) = self.find(&socket) {
+            return Now { frames: b.ready(frames).all, schedule_tick: false };
+        }
+        let schedule_tick = self.busy.is_empty();
+        let mut b = Batcher::new();
+        let frames = b.ready(frames).all;
+        self.busy.push((socket, b));
+        Now { frames, schedule_tick }
+    }
+
+    /// A frame for `socket` alone (an answer to what it sent): `Some` to send now, `None` when
+    /// frames wait for it (it goes after them, at the tick).
+    pub fn reply(&mut self, socket: &K, frame: String) -> Option<String> {
+        match self.find(socket) {
+            Some(b) => b.reply((), frame),
+            None => Some(frame),
+        }
+    }
+
+    /// The runtime had its turn: what waited goes now, per socket; answers whether a tick is due
+    /// again (some socket was sent something).
+    pub fn tick(&mut self) -> (Vec<(K, Vec<String>)>, bool) {
+        let mut out = Vec::new();
+        self.busy.retain_mut(|(k, b)| {
+            let o = b.tick();
+            if b.busy() {
+                out.push((k.clone(), one_socket(o)));
+            }
+            b.busy()
+        });
+        (out, !self.busy.is_empty())
+    }
+
+    /// What waits for `socket`, now (before it is closed). It stays busy until the tick.
+    pub fn flush(&mut self, socket: &K) -> Vec<String> {
+        match self.find(socket) {
+            Some(b) => one_socket(b.flush()),
+            None => Vec::new(),
+        }
+    }
+
+    /// What waits for every socket, now (before sockets are closed in bulk).
+    pub fn flush_all(&mut self) -> Vec<(K, Vec<String>)> {
+        let all = self.busy.iter_mut().map(|(k, b)| (k.clone(), one_socket(b.flush())));
+        all.filter(|(_, f)| !f.is_empty()).collect()
+    }
+
+    /// The socket is gone: what waited for it is dropped.
+    pub fn forget(&mut self, socket: &K) {
+        self.busy.retain(|(k, _)| k != socket);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -315,6 +425,90 @@ mod tests {
         assert!(b.busy());
         assert!(b.tick().is_empty());
         assert!(!b.busy());
+    }
+
+    #[test]
+    fn per_socket_a_lone_frame_goes_at_once_and_one_tick_serves_every_socket() {
+        let mut p: PerSocket<u8> = PerSocket::new();
+        let now = p.ready(1, vec![frame(1)]);
+        assert_eq!(now, Now { frames: vec![frame(1)], schedule_tick: true });
+        // Another idle socket: at once too, and the tick already due serves it.
+        let now = p.ready(2, vec![frame(2), frame(3)]);
+        assert_eq!(now, Now { frames: vec![format!("{}\n{}", frame(2), frame(3))], schedule_tick: false });
+        assert_eq!(p.busy(), 2);
+        let (out, again) = p.tick();
+        assert!(out.is_empty() && !again && p.busy() == 0, "nothing new: every socket is idle, none held");
+        assert!(p.ready(1, vec![frame(4)]).schedule_tick, "idle again: the next frame goes at once");
+    }
+
+    #[test]
+    fn per_socket_frames_ready_while_busy_wait_for_the_tick_per_socket() {
+        let mut p: PerSocket<u8> = PerSocket::new();
+        p.ready(1, vec![frame(1)]);
+        for i in 2..=5 {
+            assert!(p.ready(1, vec![frame(i)]).frames.is_empty());
+        }
+        // Socket 2 was idle: its frame does not wait for socket 1's.
+        assert_eq!(p.ready(2, vec![frame(9)]).frames, vec![frame(9)]);
+        let (out, again) = p.tick();
+        assert!(again);
+        assert_eq!(out.len(), 1, "only socket 1 had frames waiting: {out:?}");
+        assert_eq!(out[0].0, 1);
+        assert_eq!(out[0].1.len(), 1, "one text frame");
+        assert_eq!(lines(&out[0].1), (2..=5).map(frame).collect::<Vec<_>>());
+        assert_eq!(p.busy(), 1, "socket 2 went idle and is no longer held");
+        let (out, again) = p.tick();
+        assert!(out.is_empty() && !again && p.busy() == 0);
+    }
+
+    #[test]
+    fn per_socket_a_reply_follows_the_frames_that_wait_for_its_socket_only() {
+        let mut p: PerSocket<u8> = PerSocket::new();
+        assert_eq!(p.reply(&1, "r0".into()), Some("r0".into()), "idle socket: at once");
+        p.ready(1, vec![frame(1)]);
+        p.ready(2, vec![frame(2)]);
+        assert_eq!(p.reply(&1, "r1".into()), Some("r1".into()), "nothing waits: at once");
+        p.ready(1, vec![frame(3)]);
+        assert_eq!(p.reply(&1, "r2".into()), None);
+        assert_eq!(p.reply(&2, "r3".into()), Some("r3".into()), "nothing waits for socket 2");
+        let (out, _) = p.tick();
+        assert_eq!(out.len(), 1);
+        assert_eq!(lines(&out[0].1), vec![frame(3), "r2".to_string()]);
+    }
+
+    #[test]
+    fn per_socket_flush_and_forget() {
+        let mut p: PerSocket<u8> = PerSocket::new();
+        p.ready(1, vec![frame(1)]);
+        p.ready(2, vec![frame(2)]);
+        p.ready(1, vec![frame(3)]);
+        p.ready(2, vec![frame(4)]);
+        assert_eq!(p.flush(&1), vec![frame(3)]);
+        assert!(p.flush(&1).is_empty(), "sent once");
+        assert!(p.flush(&7).is_empty());
+        p.ready(1, vec![frame(5)]);
+        assert_eq!(p.flush_all(), vec![(1, vec![frame(5)]), (2, vec![frame(4)])]);
+        p.ready(2, vec![frame(6)]);
+        p.forget(&2);
+        let (out, again) = p.tick();
+        assert!(out.is_empty(), "a forgotten socket's frames are dropped: {out:?}");
+        assert!(!again && p.busy() == 0);
+    }
+
+    #[test]
+    fn per_socket_whole_batches_do_not_wait_and_order_is_kept() {
+        let mut p: PerSocket<u8> = PerSocket::new();
+        let mut sent = p.ready(1, vec![frame(0)]).frames;
+        for i in 1..=150 {
+            sent.extend(p.ready(1, vec![frame(i)]).frames);
+        }
+        assert_eq!(sent.len(), 3, "the first frame, then two full batches without a tick");
+        let (out, _) = p.tick();
+        for (_, f) in out {
+            sent.extend(f);
+        }
+        assert!(sent.iter().all(|b| split(b).count() <= MAX_BATCH_EVENTS && b.len() <= MAX_BATCH_BYTES));
+        assert_eq!(lines(&sent), (0..=150).map(frame).collect::<Vec<_>>());
     }
 
     #[test]

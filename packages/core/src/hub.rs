@@ -13,6 +13,9 @@ pub const MAX_CONTEXTS: usize = 200;
 pub const MAX_CONTEXT_CHARS: usize = 256;
 /// More unacked events than this (after a first ack) closes the socket with 4002.
 pub const MAX_UNACKED: usize = 50;
+/// Events a conversation hands one watching hub in one call (`deliver_all`), at most: half the ack
+/// window, so that one call alone never takes a client that acks as it should past it.
+pub const MAX_DELIVERIES_PER_CALL: usize = MAX_UNACKED / 2;
 /// Events a user's hub keeps for resume.
 pub const HUB_REPLAY_WINDOW: u64 = 1000;
 /// A socket that has not pinged for this long is treated as gone (clients ping every 15 s).
@@ -214,6 +217,11 @@ impl AckWindow {
         self.acked_once && self.unacked.len() > MAX_UNACKED
     }
 
+    /// Whether an ack of `seq` would release an event sent and not yet acked.
+    pub fn releases(&self, seq: u64) -> bool {
+        self.unacked.front().is_some_and(|s| *s <= seq)
+    }
+
     pub fn ack(&mut self, seq: u64) {
         self.acked_once = true;
         while self.unacked.front().is_some_and(|s| *s <= seq) {
@@ -223,6 +231,30 @@ impl AckWindow {
 
     pub fn unacked(&self) -> usize {
         self.unacked.len()
+    }
+}
+
+/// One event on its way from a conversation to a watching hub (or relay): what `deliver` carries,
+/// and each element of `deliver_all`.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Delivery {
+    pub context: String,
+    pub event: String,
+    pub payload: Value,
+    /// Not logged, no seq (typing).
+    #[serde(default)]
+    pub ephemeral: bool,
+}
+
+impl Delivery {
+    /// Decodes one delivery of a `deliver_all` command (`crate::fields`, as the commands are).
+    pub fn decode(mut f: crate::fields::Fields) -> Result<Delivery, crate::fields::FieldError> {
+        Ok(Delivery {
+            context: f.string("context")?,
+            event: f.string("event")?,
+            payload: f.value("payload")?,
+            ephemeral: f.bool_or_default("ephemeral")?,
+        })
     }
 }
 

@@ -63,6 +63,11 @@ pub const TICKET_TTL_SECS: u64 = 30;
 pub const DEFAULT_IDEM_TTL_MS: i64 = 24 * 60 * 60 * 1000;
 /// Default delay before members' conversation lists learn of new activity.
 pub const DEFAULT_ACTIVITY_FLUSH_MS: i64 = 1000;
+/// Default delay from the end of a list flush to the background reconcile that follows it: a pass that
+/// tells every member the conversation's whole entry again, re-adding it where it went missing and
+/// correcting it where it is stale (var `LIST_RECONCILE_MS`). At most one reconcile pass per this period
+/// per conversation, and only after activity (an idle conversation does not wake for it).
+pub const DEFAULT_LIST_RECONCILE_MS: i64 = 10 * 60 * 1000;
 /// Origins `ALLOWED_ORIGINS` may list (more is a configuration error: only the own origin is allowed).
 pub const MAX_ALLOWED_ORIGINS: usize = 32;
 /// A longer `Origin` header (or configured origin) is never allowed.

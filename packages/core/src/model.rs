@@ -63,6 +63,13 @@ pub struct MemberInfo {
     /// `"owner"` for the creator (who may remove others); absent for everyone else.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub role: Option<String>,
+    /// The newest message this member has marked read (read receipts); `null` before their first
+    /// mark-read. Changes arrive as `conversation.read` events.
+    #[serde(default)]
+    pub last_read_message_id: Option<String>,
+    /// When they marked it read; `null` with `last_read_message_id`.
+    #[serde(default)]
+    pub last_read_at: Option<i64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -5,6 +5,7 @@
 use crate::limits::Limited;
 use serde::{Deserialize, Serialize};
 use switchboard_core::fields::{FieldError, Fields};
+use switchboard_core::hub::Delivery;
 
 #[derive(Debug, Clone, Serialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
@@ -26,11 +27,14 @@ pub enum Command {
         #[serde(default)]
         removed_by: Option<String>,
     },
-    /// New activity or a new title, flushed by the conversation's alarm.
+    /// New activity or a new title, flushed by the conversation's alarm. With `repair` (the
+    /// conversation's background reconcile) an entry the member lacks is added back.
     Touch {
         conversation_id: String,
         title: Option<String>,
         last_activity_at: Option<i64>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        repair: Option<ListRepair>,
     },
     List {
         sandbox_id: Option<String>,
@@ -49,6 +53,12 @@ pub enum Command {
         event: String,
         payload: serde_json::Value,
         ephemeral: bool,
+    },
+    /// Several events, in order, in one command (what queued up in a conversation's pump while its
+    /// previous call was on the way): each exactly as one `Deliver`, and their frames go out
+    /// together. At most `hub::MAX_DELIVERIES_PER_CALL` (400 beyond).
+    DeliverAll {
+        events: Vec<Delivery>,
     },
     /// A bot's status: answers `{online, at, conversations}` (its conversation ids, to tell their
     /// live channels when it goes offline).
@@ -101,6 +111,13 @@ impl Command {
                 conversation_id: f.string("conversation_id")?,
                 title: f.opt_string("title")?,
                 last_activity_at: f.opt_i64("last_activity_at")?,
+                repair: match f.take("repair") {
+                    serde_json::Value::Null => None,
+                    v => {
+                        let mut r = Fields::of(v, "repair")?;
+                        Some(ListRepair { sandbox_id: r.string("sandbox_id")?, joined_at: r.i64("joined_at")? })
+                    }
+                },
             },
             "list" => Command::List {
                 sandbox_id: f.opt_string("sandbox_id")?,
@@ -117,6 +134,9 @@ impl Command {
                 event: f.string("event")?,
                 payload: f.value("payload")?,
                 ephemeral: f.bool("ephemeral")?,
+            },
+            "deliver_all" => Command::DeliverAll {
+                events: f.objects("events")?.into_iter().map(Delivery::decode).collect::<Result<_, _>>()?,
             },
             "set_bot_status" => Command::SetBotStatus { online: f.bool("online")?, at: f.i64("at")? },
             "get_bot_status" => Command::GetBotStatus,
@@ -139,6 +159,14 @@ impl Command {
             other => return Err(Fields::unknown("op", other)),
         })
     }
+}
+
+/// What a reconcile's `Touch` carries beyond a flush's: enough to add a missing entry back.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ListRepair {
+    pub sandbox_id: String,
+    /// When the member joined (the entry's `joinedAt`).
+    pub joined_at: i64,
 }
 
 /// The answer to `SetBotStatus` and `GetBotStatus`: the bot's status, and (for `SetBotStatus`) its

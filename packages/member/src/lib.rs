@@ -35,7 +35,7 @@ use switchboard_core::limits::Limits;
 use switchboard_core::rate::Buckets;
 use switchboard_core::ApiError;
 
-pub use commands::Command;
+pub use commands::{Command, ListRepair};
 pub use effects::{Effects, Send, WatchCall};
 pub use events::InstanceEvent;
 pub use switchboard_core::store::{self, Arg, Store, StoreError, StoreExt};
@@ -167,7 +167,7 @@ impl<S: Store> Member<S> {
         use Command as C;
         // Changes to a list entry of a member with no storage have nothing to change: answered as
         // done, writing nothing (the reads answer their empty answers: `list`, `bot`, `sandbox_users`).
-        if matches!(command, C::Remove { .. } | C::Touch { .. } | C::MarkRead { .. }) {
+        if matches!(command, C::Remove { .. } | C::Touch { repair: None, .. } | C::MarkRead { .. }) {
             match self.exists() {
                 Ok(false) => return (Ok(Reply::no_content()), Effects::default()),
                 Ok(true) => {}
@@ -181,8 +181,8 @@ impl<S: Store> Member<S> {
                 self.upsert(row, added_by, ctx)
             }
             C::Remove { conversation_id, removed_by } => self.remove(&conversation_id, removed_by, ctx),
-            C::Touch { conversation_id, title, last_activity_at } => {
-                self.touch(&conversation_id, title, last_activity_at, ctx)
+            C::Touch { conversation_id, title, last_activity_at, repair } => {
+                self.touch(&conversation_id, title, last_activity_at, repair, ctx)
             }
             C::List { sandbox_id, limit, cursor } => {
                 (self.list(sandbox_id.as_deref(), limit, cursor.as_deref()), Effects::default())
@@ -194,6 +194,7 @@ impl<S: Store> Member<S> {
                 self.deliver(ctx, &context, &event, &payload, ephemeral)?;
                 Ok(Reply::no_content())
             }),
+            C::DeliverAll { events } => self.deliver_all(ctx, &events),
             C::SetBotStatus { online, at } => self.set_bot_status(online, at, ctx.now_ms),
             C::GetBotStatus => (self.bot_status(), Effects::default()),
             C::SetSandboxUsers { users } => self.set_sandbox_users(&users),

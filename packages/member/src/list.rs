@@ -81,14 +81,33 @@ impl<S: Store> Member<S> {
         })
     }
 
-    /// A conversation's flush: its title, and activity that only moves forward.
+    /// A conversation's flush: its title, and activity that only moves forward. With `repair` (the
+    /// conversation's background reconcile, which tells only its members) an entry the member lacks
+    /// is added back, announced as `conversation.created`.
     pub(crate) fn touch(
         &self,
         conversation_id: &str,
         title: Option<String>,
         last_activity_at: Option<i64>,
+        repair: Option<crate::ListRepair>,
         ctx: &Ctx,
     ) -> Outcome {
+        let missing = || match self.exists() {
+            Ok(true) => matches!(self.row(conversation_id), Ok(None)),
+            Ok(false) => true,
+            Err(_) => false,
+        };
+        if let Some(r) = repair.filter(|_| missing()) {
+            let row = Row {
+                conversation_id: conversation_id.to_string(),
+                sandbox_id: r.sandbox_id,
+                title,
+                last_activity_at,
+                last_read_at: None,
+                joined_at: r.joined_at,
+            };
+            return self.upsert(row, None, ctx);
+        }
         self.command(|| {
             let before = self.row(conversation_id)?;
             self.exec(

@@ -8,6 +8,7 @@ use crate::http_api::{InfoFields, Trigger};
 use serde::Serialize;
 use serde_json::Value;
 use switchboard_core::fields::{FieldError, Fields};
+use switchboard_core::hub::Delivery;
 
 /// Which channel attributes an answer carries (`info=user_count,subscription_count`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
@@ -73,6 +74,9 @@ pub enum PusherCommand {
         #[serde(default)]
         ephemeral: bool,
     },
+    /// Several of a conversation's events, in order (the same shape as the member hub's
+    /// `deliver_all`): each relayed as one `Deliver`.
+    DeliverAll { events: Vec<Delivery> },
     /// Close every socket with 4200 (pusher-js reconnects at once): local mode's stand-in for a
     /// deploy.
     Reconnect,
@@ -121,6 +125,9 @@ impl PusherCommand {
                 payload: f.value("payload")?,
                 ephemeral: f.bool_or_default("ephemeral")?,
             },
+            "deliver_all" => PusherCommand::DeliverAll {
+                events: f.objects("events")?.into_iter().map(Delivery::decode).collect::<Result<_, _>>()?,
+            },
             "reconnect" => PusherCommand::Reconnect,
             "reauthorize" => PusherCommand::Reauthorize { channels: f.strings("channels")? },
             other => return Err(Fields::unknown("op", other)),
@@ -161,10 +168,17 @@ mod tests {
                 payload: json!({"x": [1]}),
                 ephemeral: true,
             },
+            PusherCommand::DeliverAll {
+                events: vec![
+                    Delivery { context: "/c/x".into(), event: "a".into(), payload: json!(1), ephemeral: false },
+                    Delivery { context: "/c/x".into(), event: "typing".into(), payload: json!({}), ephemeral: true },
+                ],
+            },
+            PusherCommand::DeliverAll { events: vec![] },
             PusherCommand::Reconnect,
             PusherCommand::Reauthorize { channels: vec!["private-conversation-x".into()] },
         ];
-        let mut seen = [false; 8];
+        let mut seen = [false; 9];
         for c in &all {
             let i = match c {
                 PusherCommand::Trigger { .. } => 0,
@@ -175,6 +189,7 @@ mod tests {
                 PusherCommand::Deliver { .. } => 5,
                 PusherCommand::Reconnect => 6,
                 PusherCommand::Reauthorize { .. } => 7,
+                PusherCommand::DeliverAll { .. } => 8,
             };
             seen[i] = true;
         }

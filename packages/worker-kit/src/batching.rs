@@ -4,11 +4,15 @@
 //! broadcast stays one call: `broadcast` sends every frame as today to the sockets that did not opt
 //! in, and hands the frames to the batcher for those that did. When the batcher becomes busy, the
 //! returned future (run it with `waitUntil`) ticks after each runtime turn until a turn adds nothing.
+//!
+//! [`SocketBatcher`] serves objects that send every frame to every socket (a conversation);
+//! [`PerSocketBatcher`] serves those whose sockets each get their own frames (the hub: each socket
+//! follows its own contexts), over `switchboard_core::batch::PerSocket`, with the same tick.
 
 use std::cell::RefCell;
 use std::future::Future;
 use std::rc::Rc;
-use switchboard_core::batch::{Batcher, Out};
+use switchboard_core::batch::{Batcher, Out, PerSocket};
 use wasm_bindgen::prelude::*;
 
 #[wasm_bindgen(inline_js = "const kinds = new WeakMap();
@@ -96,18 +100,95 @@ impl SocketBatcher {
         send(&self.state, out);
         tick.then(|| {
             let me = self.clone();
-            async move {
-                loop {
-                    crate::platform::sleep_ms(0).await;
-                    let out = me.inner.borrow_mut().tick();
-                    let again = out.schedule_tick;
-                    send(&me.state, out);
-                    if !again {
-                        break;
-                    }
-                }
-            }
+            ticks(move || {
+                let out = me.inner.borrow_mut().tick();
+                let again = out.schedule_tick;
+                send(&me.state, out);
+                again
+            })
         })
+    }
+}
+
+/// Calls `tick` after each runtime turn (a zero-delay timer) until it answers that nothing was sent.
+async fn ticks(mut tick: impl FnMut() -> bool + 'static) {
+    loop {
+        crate::platform::sleep_ms(0).await;
+        if !tick() {
+            break;
+        }
+    }
+}
+
+fn send_to(k: &SocketKey, frames: &[String]) {
+    let ws: &worker::web_sys::WebSocket = k.0.unchecked_ref();
+    for f in frames {
+        let _ = ws.send_with_str(f);
+    }
+}
+
+/// The batchers of an object whose opted-in sockets each get their own frames (the hub), shared
+/// with its tick future. Only for sockets that opted in ([`SocketBatcher::is_batched`]): the
+/// others are sent to as today by the caller.
+#[derive(Clone, Default)]
+pub struct PerSocketBatcher {
+    inner: Rc<RefCell<PerSocket<SocketKey>>>,
+}
+
+impl PerSocketBatcher {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Frames for one opted-in socket, in order: now or at the next tick. Answers the tick future
+    /// when the first socket just became busy (run it with `waitUntil`).
+    pub fn ready(&self, ws: &worker::WebSocket, frames: Vec<String>) -> Option<impl Future<Output = ()> + 'static> {
+        let key = SocketKey(js(ws).clone());
+        let now = self.inner.borrow_mut().ready(key.clone(), frames);
+        send_to(&key, &now.frames);
+        now.schedule_tick.then(|| {
+            let me = self.clone();
+            ticks(move || {
+                let (out, again) = me.inner.borrow_mut().tick();
+                for (k, frames) in &out {
+                    send_to(k, frames);
+                }
+                again
+            })
+        })
+    }
+
+    /// A frame for one socket (an answer, an error): after the frames that wait for it, if it
+    /// opted in; at once otherwise.
+    pub fn reply(&self, ws: &worker::WebSocket, frame: String) {
+        let now = if SocketBatcher::is_batched(ws) {
+            self.inner.borrow_mut().reply(&SocketKey(js(ws).clone()), frame)
+        } else {
+            Some(frame)
+        };
+        if let Some(frame) = now {
+            let _ = ws.send_with_str(&frame);
+        }
+    }
+
+    /// Sends what waits for this socket now (before it is closed).
+    pub fn flush(&self, ws: &worker::WebSocket) {
+        let key = SocketKey(js(ws).clone());
+        let frames = self.inner.borrow_mut().flush(&key);
+        send_to(&key, &frames);
+    }
+
+    /// Sends what waits for every socket now (before sockets are closed in bulk).
+    pub fn flush_all(&self) {
+        let all = self.inner.borrow_mut().flush_all();
+        for (k, frames) in &all {
+            send_to(k, frames);
+        }
+    }
+
+    /// The socket is gone: what waited for it is dropped.
+    pub fn forget(&self, ws: &worker::WebSocket) {
+        self.inner.borrow_mut().forget(&SocketKey(js(ws).clone()));
     }
 }
 
@@ -119,10 +200,7 @@ fn send(state: &JsValue, out: Out<SocketKey>) {
     for frame in &out.all {
         broadcast_batched(state, frame, &skip);
     }
-    for (k, frames) in out.own {
-        let ws: &worker::web_sys::WebSocket = k.0.unchecked_ref();
-        for f in frames {
-            let _ = ws.send_with_str(&f);
-        }
+    for (k, frames) in &out.own {
+        send_to(k, frames);
     }
 }

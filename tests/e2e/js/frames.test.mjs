@@ -63,8 +63,8 @@ test("every frame of every socket kind, both directions, matches docs/schemas/fr
     deliberate.add(text);
     s.ws.send(text);
   };
-  // a conversation socket's text frame may hold several frames, one per line (?batch=1, which the library asks for)
-  const lines = (s) => (s.path.endsWith("/ws") ? s.received.flatMap((t) => t.split("\n")) : s.received);
+  // a conversation socket's or hub's text frame may hold several frames, one per line (?batch=1, which the library asks for)
+  const lines = (s) => (s.path.endsWith("/ws") || s.path === "/connect" ? s.received.flatMap((t) => t.split("\n")) : s.received);
   const got = (pathEnd, pred) => net.sockets.filter((s) => s.path.endsWith(pathEnd)).flatMap(lines).filter((t) => t !== "pong").map((t) => JSON.parse(t)).some(pred);
   const hubGot = (pred) => got("/connect", pred);
   const convGot = (pred) => got("/ws", pred);
@@ -205,6 +205,7 @@ test("every frame of every socket kind, both directions, matches docs/schemas/fr
   }
   assert.deepEqual(failures, [], `frames that match no schema:\n${failures.join("\n")}`);
   assert.ok(net.sockets.some((s) => s.path.endsWith("/ws") && s.received.some((t) => t.includes("\n"))), "a batched text frame (a message and its auto-title) was seen and split");
+  assert.ok(net.sockets.some((s) => s.path === "/connect" && s.received.some((t) => t.includes("\n"))), "a batched hub text frame (its opening: hello and ready) was seen and split");
 
   const events = (def) => schema.$defs[def].oneOf.map((o) => o.properties.event.const);
   const conversationEvents = events("ConversationEvent").filter((e) => !e.startsWith("bridge."));

@@ -587,6 +587,16 @@ impl Server {
         assert_eq!(port, self.port, "the restarted server is on another port");
     }
 
+    /// Stops the server, runs `between` on its persistence directory (e.g. to change an object's
+    /// database with [`storage::write`]), and starts it again on the same port and directory.
+    pub fn restart_after(&self, between: impl FnOnce(&Path)) {
+        self.stop();
+        between(&self.persist_dir);
+        let _ = writeln!(self.log_file(), "=== e2e: restart (storage changed while stopped)");
+        let port = self.launch(self.port);
+        assert_eq!(port, self.port, "the restarted server is on another port");
+    }
+
     /// A crash: SIGKILL to workerd (the runtime), then to serve.mjs, with no graceful shutdown; then
     /// starts the server again on the same port and persistence directory. Returns false (and only
     /// stops the server gracefully) when serve.mjs did not report workerd's pid.

@@ -1,7 +1,9 @@
 //! Batched frames (`?batch=1`, issue 19): an opted-in socket may get several frames in one text
 //! frame, one per line; it sees every event exactly once and in order, its acks after their events,
-//! and a socket that did not opt in sees exactly one frame per event as before.
+//! and a socket that did not opt in sees exactly one frame per event as before. The conversation
+//! socket first, then the hub (`/connect?batch=1`).
 
+use std::collections::VecDeque;
 use std::time::Duration;
 
 use futures_util::future::join_all;
@@ -46,6 +48,21 @@ async fn read_lines(ws: &mut Ws, want: usize) -> (Vec<Value>, usize) {
     (lines, frames)
 }
 
+/// The bot posts `n` messages at once (concurrent requests); answers their ids.
+async fn bot_burst(api: &Api, bot: &Who, sb: &str, conv: &str, n: usize) -> Vec<String> {
+    let path = format!("/bot/v1/sandboxes/{sb}/conversations/{conv}/messages");
+    let sends = (0..n).map(|i| {
+        let path = &path;
+        async move {
+            let r = api
+                .post(path, bot, &json!({ "content": text(&format!("burst {i}")), "clientId": format!("c{i}") }))
+                .await;
+            r.expect(201)["message"]["id"].as_str().unwrap_or_default().to_string()
+        }
+    });
+    join_all(sends).await
+}
+
 #[tokio::test]
 async fn a_burst_reaches_batched_and_unbatched_sockets_exactly_once_in_order() {
     let api = api();
@@ -61,17 +78,7 @@ async fn a_burst_reaches_batched_and_unbatched_sockets_exactly_once_in_order() {
     // The bot posts 20 messages at once (concurrent requests: they queue behind each other in the
     // conversation's object).
     const BURST: usize = 20;
-    let path = format!("/bot/v1/sandboxes/{sb}/conversations/{conv}/messages");
-    let sends = (0..BURST).map(|i| {
-        let (api, bot, path) = (&api, &bot, &path);
-        async move {
-            let r = api
-                .post(path, bot, &json!({ "content": text(&format!("burst {i}")), "clientId": format!("c{i}") }))
-                .await;
-            r.expect(201)["message"]["id"].as_str().unwrap_or_default().to_string()
-        }
-    });
-    let mut sent: Vec<String> = join_all(sends).await;
+    let mut sent = bot_burst(&api, &bot, &sb, &conv, BURST).await;
 
     let (lines, frames) = read_lines(&mut batched, BURST).await;
     let mut plain_events = Vec::new();
@@ -190,5 +197,221 @@ async fn resume_works_on_a_batched_socket_and_bad_values_are_refused() {
     let r =
         Ws::refused_path(&api, &format!("/v1/conversations/{conv}/ws?batch=yes"), WsAuth::Bearer(&alice.token), None)
             .await;
+    assert_eq!((r.status, r.body["error"]["code"].as_str()), (400, Some("invalid_request")), "{}", r.text);
+}
+
+// ---- The hub (`/connect?batch=1`) ----
+
+/// A hub socket read line by line, counting the text frames the lines came in.
+struct Lines {
+    ws: Ws,
+    buf: VecDeque<Value>,
+    frames: usize,
+}
+
+impl Lines {
+    /// The next line (reading a text frame when none is left), parsed.
+    async fn next(&mut self) -> Value {
+        if self.buf.is_empty() {
+            self.buf.extend(next_lines(&mut self.ws).await);
+            self.frames += 1;
+        }
+        self.buf.pop_front().unwrap_or_else(|| panic!("{}: empty text frame", self.ws.label))
+    }
+
+    /// Lines up to `ready` (hello first); answers (hello, the events before ready, ready's seq).
+    /// `ready` ends its text frame.
+    async fn opening(&mut self) -> (Value, Vec<Value>, i64) {
+        let hello = self.next().await;
+        assert_eq!(hello["type"], json!("hello"), "{}: first line: {hello}", self.ws.label);
+        let mut events = Vec::new();
+        loop {
+            let l = self.next().await;
+            match l["type"].as_str() {
+                Some("event") => events.push(l),
+                Some("ready") => {
+                    assert!(self.buf.is_empty(), "{}: lines after ready in its frame: {:?}", self.ws.label, self.buf);
+                    return (hello, events, l["seq"].as_i64().unwrap_or_else(|| panic!("ready: {l}")));
+                }
+                _ => panic!("{}: unexpected line before ready: {l}", self.ws.label),
+            }
+        }
+    }
+
+    async fn subscribe(&mut self, ctx: &str) {
+        self.ws.send_json(&json!({ "type": "context.subscribe", "contexts": [ctx] })).await;
+        let l = self.next().await;
+        assert_eq!((l["type"].as_str(), &l["contexts"]), (Some("context.subscribed"), &json!([ctx])), "{l}");
+    }
+}
+
+/// Opens `/connect?batch=1[&session=]` with a bearer token and `since`.
+async fn hub_batched(api: &Api, who: &Who, session: Option<&str>, since: Option<i64>, label: &str) -> Lines {
+    let path = match session {
+        Some(s) => format!("/connect?batch=1&session={s}"),
+        None => "/connect?batch=1".to_string(),
+    };
+    let since = since.map(|s| s.to_string());
+    let ws = Ws::open_path(api, &path, WsAuth::Bearer(&who.token), since.as_deref(), label)
+        .await
+        .unwrap_or_else(|r| panic!("{label}: batched hub refused: {} {}", r.status, r.text));
+    Lines { ws, buf: VecDeque::new(), frames: 0 }
+}
+
+/// A hub socket without `batch`: every text frame must be exactly one JSON frame.
+async fn hub_plain(api: &Api, who: &Who, ctx: &str) -> Ws {
+    let (mut ws, _) = Ws::open_hub(api, WsAuth::Bearer(&who.token), None, None, true, &format!("{}-plain-hub", who.id))
+        .await
+        .unwrap_or_else(|r| panic!("hub refused: {} {}", r.status, r.text));
+    assert_eq!(ws.next_json(FRAME_TIMEOUT).await["type"], json!("hello"));
+    ws.read_until_ready().await;
+    ws.send_json(&json!({ "type": "context.subscribe", "contexts": [ctx] })).await;
+    assert_eq!(ws.next_json(FRAME_TIMEOUT).await["type"], json!("context.subscribed"));
+    ws
+}
+
+/// The next `n` events of a plain hub socket, one text frame each (`next_json` refuses a frame
+/// that holds two lines: it is not one JSON value).
+async fn plain_events(ws: &mut Ws, n: usize) -> Vec<Value> {
+    let mut out = Vec::new();
+    for _ in 0..n {
+        let f = ws.next_json(FRAME_TIMEOUT).await;
+        assert_eq!(f["type"], json!("event"), "{}: {f}", ws.label);
+        out.push(f);
+    }
+    out
+}
+
+/// The next `n` lines of a batched hub socket, each an event; answers them and the text frames
+/// they came in.
+async fn batched_events(h: &mut Lines, n: usize) -> (Vec<Value>, usize) {
+    let start = h.frames;
+    let mut out = Vec::new();
+    for _ in 0..n {
+        let l = h.next().await;
+        assert_eq!(l["type"], json!("event"), "{}: {l}", h.ws.label);
+        out.push(l);
+    }
+    assert!(h.buf.is_empty(), "{}: more lines than events: {:?}", h.ws.label, h.buf);
+    (out, h.frames - start)
+}
+
+fn seqs(events: &[Value]) -> Vec<i64> {
+    events.iter().map(|e| e["seq"].as_i64().unwrap_or_else(|| panic!("event without seq: {e}"))).collect()
+}
+
+#[tokio::test]
+async fn a_bots_burst_reaches_a_batched_hub_in_fewer_frames_exactly_once_in_order() {
+    let api = api();
+    let alice = api.user("alice").await;
+    let sb = uid("sb");
+    let bot = api.bot_token(&sb).await;
+    let conv = api.create_conversation(&alice, &sb, Some("hub burst"), &[]).await;
+    let ctx = format!("/kiloclaw/{sb}/{conv}");
+    let mut batched = hub_batched(&api, &alice, None, None, "alice-batched-hub").await;
+    let (hello, replayed, _) = batched.opening().await;
+    assert!(replayed.is_empty());
+    assert_eq!(batched.frames, 1, "hello and ready in one text frame: {hello}");
+    batched.subscribe(&ctx).await;
+    let mut plain = hub_plain(&api, &alice, &ctx).await;
+    // One event first: once both hubs have it, the conversation knows the hub watches it.
+    api.send_text(&alice, &conv, "warm up").await;
+    let warm = batched_events(&mut batched, 1).await.0;
+    assert_eq!(plain_events(&mut plain, 1).await, warm);
+
+    // The bot posts 20 messages at once: they queue behind each other in the conversation's
+    // object, and what queues up while the pump's call to the hub is on the way goes in one call.
+    const BURST: usize = 20;
+    let mut sent = bot_burst(&api, &bot, &sb, &conv, BURST).await;
+
+    let (lines, frames) = batched_events(&mut batched, BURST).await;
+    let plain_lines = plain_events(&mut plain, BURST).await;
+    println!("batched hub socket: {BURST} events in {frames} text frames");
+    assert!(frames < BURST, "a burst must come in fewer text frames than events: {frames}");
+    // Both sockets saw the same frames, byte for byte the same lines, in the user's seq order.
+    assert_eq!(lines, plain_lines, "batched lines differ from the unbatched frames");
+    let s = seqs(&lines);
+    assert!(s.windows(2).all(|w| w[0] < w[1]), "seq order: {s:?}");
+    assert!(s[0] > seqs(&warm)[0]);
+    let mut seen: Vec<String> =
+        lines.iter().map(|e| e["payload"]["messageId"].as_str().unwrap_or_default().to_string()).collect();
+    assert!(lines.iter().all(|e| e["event"] == json!("message.created") && e["context"] == json!(ctx)));
+    seen.sort();
+    sent.sort();
+    assert_eq!(seen, sent, "each message exactly once");
+    batched.ws.expect_no_frame(Duration::from_millis(300)).await;
+}
+
+#[tokio::test]
+async fn one_commands_events_reach_a_batched_hub_in_one_frame_and_a_plain_hub_in_two() {
+    let api = api();
+    let alice = api.user("alice").await;
+    let sb = uid("sb");
+    // Untitled: the first message also auto-titles the conversation (two events, one command,
+    // so one call to the hub).
+    let conv = api.create_conversation(&alice, &sb, None, &[]).await;
+    let ctx = format!("/kiloclaw/{sb}/{conv}");
+    let mut batched = hub_batched(&api, &alice, None, None, "alice-batched-hub").await;
+    batched.opening().await;
+    batched.subscribe(&ctx).await;
+    let mut plain = hub_plain(&api, &alice, &ctx).await;
+
+    api.send_text(&alice, &conv, "hello there").await;
+
+    let (lines, frames) = batched_events(&mut batched, 2).await;
+    assert_eq!(frames, 1, "one text frame, two lines: {lines:?}");
+    let names: Vec<&str> = lines.iter().map(|l| l["event"].as_str().unwrap_or_default()).collect();
+    assert_eq!(names, vec!["message.created", "conversation.renamed"]);
+    assert_eq!(plain_events(&mut plain, 2).await, lines, "the plain hub: the same two frames, one each");
+    let s = seqs(&lines);
+    assert_eq!(s[1], s[0] + 1);
+}
+
+#[tokio::test]
+async fn a_batched_hub_resumes_per_event_and_refuses_a_bad_batch_value() {
+    let api = api();
+    let alice = api.user("alice").await;
+    let sb = uid("sb");
+    let conv = api.create_conversation(&alice, &sb, Some("hub resume"), &[]).await;
+    let ctx = format!("/kiloclaw/{sb}/{conv}");
+    let mut h = hub_batched(&api, &alice, None, None, "alice-batched-hub").await;
+    let (hello, _, _) = h.opening().await;
+    let session = hello["sessionId"].as_str().unwrap_or_else(|| panic!("{hello}")).to_string();
+    h.subscribe(&ctx).await;
+    let warm = api.send_text(&alice, &conv, "before").await;
+    let first = batched_events(&mut h, 1).await.0;
+    assert_eq!(first[0]["payload"]["messageId"], warm["id"]);
+    let since = seqs(&first)[0];
+    h.ws.close().await;
+
+    // Missed while closed (the session stays watched for the resume window).
+    let mut ids = Vec::new();
+    for i in 0..3 {
+        ids.push(api.send_text(&alice, &conv, &format!("missed {i}")).await["id"].clone());
+    }
+    let ids_of = |events: &[Value]| events.iter().map(|e| e["payload"]["messageId"].clone()).collect::<Vec<_>>();
+    // The log takes them asynchronously (the conversation's pump): resume until all three are there.
+    let deadline = std::time::Instant::now() + FRAME_TIMEOUT;
+    let (replayed, ready, frames) = loop {
+        let mut h = hub_batched(&api, &alice, Some(&session), Some(since), "alice-resumed").await;
+        let (hello, replayed, ready) = h.opening().await;
+        assert_eq!(hello["restored"], json!(true), "{hello}");
+        if replayed.len() == 3 || std::time::Instant::now() > deadline {
+            break (replayed, ready, h.frames);
+        }
+        h.ws.close().await;
+    };
+    assert_eq!(ids_of(&replayed), ids, "the missed events, in order, once each");
+    assert_eq!(frames, 1, "hello, the replay and ready in one text frame");
+    let s = seqs(&replayed);
+    assert!(s[0] > since && s.windows(2).all(|w| w[0] < w[1]), "{s:?}");
+    assert!(ready >= s[2], "ready {ready} after the replay {s:?}");
+
+    // Per event: resuming from the first missed one replays only the two after it.
+    let mut again = hub_batched(&api, &alice, Some(&session), Some(s[0]), "alice-resumed-again").await;
+    let (_, replayed, _) = again.opening().await;
+    assert_eq!(ids_of(&replayed), ids[1..].to_vec());
+
+    let r = Ws::refused_path(&api, "/connect?batch=yes", WsAuth::Bearer(&alice.token), None).await;
     assert_eq!((r.status, r.body["error"]["code"].as_str()), (400, Some("invalid_request")), "{}", r.text);
 }

@@ -113,7 +113,12 @@ async fn every_accepted_boundary_value_reads_back() {
     want(&api.messages(&alice, &conv).await);
     let one = api.get(&format!("/v1/conversations/{conv}/messages?limit=1"), &alice).await;
     assert_eq!(one.expect(200)["messages"].as_array().unwrap().len(), 1);
-    api.get(&format!("/v1/conversations/{conv}"), &alice).await.expect(200);
+    // the detail carries the read position just written (read receipts)
+    let got = api.get(&format!("/v1/conversations/{conv}"), &alice).await;
+    let detail = got.expect(200);
+    let me = detail["members"].as_array().unwrap().iter().find(|m| m["id"] == json!(alice.id)).cloned().unwrap();
+    assert_eq!(me["lastReadMessageId"], json!(m2), "{detail}");
+    assert!(me["lastReadAt"].is_i64(), "{detail}");
     assert_eq!(api.get(&path, &bot).await.expect(200)["at"], json!(latest));
     assert_eq!(api.get(&format!("/v1/conversations/{conv}/bot-status"), &alice).await.expect(200)["at"], json!(latest));
     let listed = api.get("/v1/conversations?limit=100", &alice).await;

@@ -19,11 +19,13 @@ mod commands;
 mod limits;
 mod phantom;
 mod push;
+mod reconcile;
 mod rights;
 
 const CID: &str = "01JCONVERSATION00000000000";
 const T0: i64 = 1_700_000_000_000;
-const CONFIG: Config = Config { idem_ttl_ms: 60_000, activity_flush_ms: 1_000, limits: Limits::DEFAULT };
+const CONFIG: Config =
+    Config { idem_ttl_ms: 60_000, activity_flush_ms: 1_000, list_reconcile_ms: 600_000, limits: Limits::DEFAULT };
 
 /// The notifications worker's answer when every recipient's push is done.
 fn delivered() -> Result<switchboard_notify_contract::SendPushResult, String> {
@@ -409,8 +411,9 @@ fn the_list_flush_tells_every_member_in_batches_and_retries_a_failed_batch() {
     assert!(!rest.retry);
     assert_eq!(rest.members.len(), people.len() + 2 - FLUSH_BATCH);
     assert!(rest.members.first() > batch.members.last());
-    // The pass is done; what is left is the two retries.
+    // The pass is done; what is left is the two retries (and the reconcile that follows the pass).
     assert_eq!(c.alarm_finish(next, Some((&rest, &[]))).unwrap(), Some(now + 5_000));
+    let reconcile_at = next + CONFIG.list_reconcile_ms;
     let retry = c.alarm_start(now + 5_000).unwrap().flush.unwrap();
     assert!(retry.retry);
     assert_eq!(retry.members, failed);
@@ -420,7 +423,8 @@ fn the_list_flush_tells_every_member_in_batches_and_retries_a_failed_batch() {
     assert_eq!(c.alarm_finish(now + 5_000, Some((&retry, &still))).unwrap(), Some(now + 5_000 + 10_000));
     let retry = c.alarm_start(now + 15_000).unwrap().flush.unwrap();
     assert_eq!(retry.members, still);
-    assert_eq!(c.alarm_finish(now + 15_000, Some((&retry, &[]))).unwrap(), None, "caught up, nothing dirty");
+    let after = c.alarm_finish(now + 15_000, Some((&retry, &[]))).unwrap();
+    assert_eq!(after, Some(reconcile_at), "caught up: only the reconcile after the pass is left");
     assert!(c.alarm_start(now + 100_000).unwrap().flush.is_none());
 }
 
@@ -438,15 +442,21 @@ fn a_member_that_always_fails_is_given_up_after_its_retries_and_blocks_nobody() 
     let batch = a.flush.unwrap();
     let broken = vec!["bob".to_string()];
     let mut next = c.alarm_finish(now, Some((&batch, &broken))).unwrap();
-    let mut retries = 0;
+    let (mut retries, mut reconciles) = (0, 0);
     while let Some(at) = next {
         now = at;
         let b = c.alarm_start(now).unwrap().flush.unwrap();
-        assert_eq!(b.members, broken, "only the failing member is retried");
-        retries += 1;
+        if b.repair.is_some() {
+            // The reconcile that follows the pass tells everyone (bob fails there too: one more attempt).
+            assert_eq!(b.members.len(), 4);
+            reconciles += 1;
+        } else {
+            assert_eq!(b.members, broken, "only the failing member is retried");
+            retries += 1;
+        }
         next = c.alarm_finish(now, Some((&b, &broken))).unwrap();
     }
-    assert_eq!(retries, LIST_RETRY_MAX_ATTEMPTS);
+    assert_eq!((retries + reconciles, reconciles), (LIST_RETRY_MAX_ATTEMPTS, 1));
     assert_eq!(c.store().scalar("SELECT COUNT(*) AS v FROM list_retry", &[]).unwrap(), Some(0));
     // The next activity's pass tells everyone again, bob included.
     send(&c, "carol", "again", None, now).0.unwrap();

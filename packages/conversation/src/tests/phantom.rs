@@ -56,11 +56,13 @@ fn an_existing_database_is_found_and_brought_up_to_date() {
     // A database whose last migration is missing (an object created before a deploy).
     let before_last = crate::schema::MIGRATIONS.len() as i64 - 1;
     c.store().run("UPDATE schema_version SET version = ? WHERE id = 1", &[before_last.into()]).unwrap();
-    c.store().run("DROP TABLE list_retry", &[]).unwrap();
+    c.store().run("DROP TABLE list_reconcile", &[]).unwrap();
+    c.store().run("ALTER TABLE list_flush DROP COLUMN reconcile", &[]).unwrap();
     let store = std::mem::replace(&mut c.store, SqliteStore::new());
     let reopened = Conversation::new(store, CONFIG);
     assert_eq!(reopened.handle("alice", Command::Get, &ctx(T0)).0.unwrap().status, 200);
     let version = reopened.store().scalar("SELECT version AS v FROM schema_version", &[]).unwrap();
     assert_eq!(version, Some(crate::schema::MIGRATIONS.len() as i64));
-    assert!(reopened.store().scalar("SELECT COUNT(*) AS v FROM list_retry", &[]).is_ok(), "the migration ran");
+    assert!(reopened.store().scalar("SELECT COUNT(*) AS v FROM list_reconcile", &[]).is_ok(), "the migration ran");
+    assert!(reopened.store().scalar("SELECT COUNT(*) AS v FROM list_flush WHERE reconcile = 0", &[]).is_ok());
 }

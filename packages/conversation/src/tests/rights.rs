@@ -46,6 +46,36 @@ fn the_detail_names_the_owner_and_who_added_whom() {
 }
 
 #[test]
+fn the_detail_shows_how_far_each_member_has_read() {
+    let c = conversation();
+    create(&c, &["bob"]);
+    let sent = |who: &str, text: &str, now: i64| {
+        let body = send(&c, who, text, None, now).0.unwrap().body.unwrap();
+        body["messageId"].as_str().unwrap().to_string()
+    };
+    let (first, second) = (sent("alice", "one", T0 + 1), sent("alice", "two", T0 + 2));
+    c.handle("bob", Command::MarkRead { message_id: second.clone() }, &ctx(T0 + 3)).0.unwrap();
+    // an older id does not move a read position back
+    c.handle("bob", Command::MarkRead { message_id: first.clone() }, &ctx(T0 + 4)).0.unwrap();
+    c.handle("alice", Command::MarkRead { message_id: first.clone() }, &ctx(T0 + 5)).0.unwrap();
+    let detail = c.handle("bob", Command::Get, &ctx(T0 + 6)).0.unwrap().body.unwrap();
+    let reads: Vec<(String, serde_json::Value, serde_json::Value)> = detail["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| (m["id"].as_str().unwrap().to_string(), m["lastReadMessageId"].clone(), m["lastReadAt"].clone()))
+        .collect();
+    assert_eq!(
+        reads,
+        vec![
+            ("alice".into(), json!(first), json!(T0 + 5)),
+            ("bob".into(), json!(second), json!(T0 + 3)),
+            (BOT.into(), json!(null), json!(null)),
+        ]
+    );
+}
+
+#[test]
 fn the_bot_neither_adds_nor_renames() {
     let c = conversation();
     create(&c, &[]);

@@ -4,9 +4,9 @@
 
 use crate::effects::Send;
 use crate::store::Store;
-use crate::{Ctx, Member};
+use crate::{Ctx, Member, Outcome, Reply};
 use serde_json::Value;
-use switchboard_core::hub::{self, close};
+use switchboard_core::hub::{self, close, Delivery, MAX_DELIVERIES_PER_CALL};
 use switchboard_core::ApiError;
 
 impl<S: Store> Member<S> {
@@ -69,5 +69,20 @@ impl<S: Store> Member<S> {
             self.pending.borrow_mut().sends.push(Send { frame, to });
         }
         Ok(())
+    }
+
+    /// Several events in one command, in order, each as [`Member::deliver`] (`Command::DeliverAll`):
+    /// all logged or none. Refused (400, nothing changes) past `MAX_DELIVERIES_PER_CALL`.
+    pub(crate) fn deliver_all(&self, ctx: &Ctx, events: &[Delivery]) -> Outcome {
+        if events.len() > MAX_DELIVERIES_PER_CALL {
+            let e = ApiError::invalid(format!("deliver_all: at most {MAX_DELIVERIES_PER_CALL} events"));
+            return (Err(e), Default::default());
+        }
+        self.command(|| {
+            for d in events {
+                self.deliver(ctx, &d.context, &d.event, &d.payload, d.ephemeral)?;
+            }
+            Ok(Reply::no_content())
+        })
     }
 }

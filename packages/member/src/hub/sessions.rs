@@ -147,28 +147,35 @@ impl<S: Store> Member<S> {
                 Default::default(),
             );
         };
-        match self.frame_allowed(&session.session, session.connected_at, ctx.now_ms) {
-            FrameCheck::Pass => {}
-            FrameCheck::Refuse(frame) => {
-                return (SocketReply { frames: vec![frame], ..Default::default() }, Default::default())
-            }
-            FrameCheck::Close(code, reason) => {
-                return (SocketReply { close: Some((code, reason)), ..Default::default() }, Default::default())
+        let parsed = match frame {
+            Incoming::Text(t) => Some(hub::parse_frame(t)),
+            Incoming::Binary => None,
+        };
+        // An ack that releases events sent to this socket is the flow control the hub asks for
+        // (4002 past 50 unacked): it does not count against the frame rate. There is at most one
+        // per event sent, so it cannot flood, and a client keeping up with a busy stream is never
+        // closed for acking.
+        let releases = matches!(&parsed, Some(Ok(HubFrame::Ack(seq)))
+            if self.hub.acks.borrow().get(&session.session).is_some_and(|w| w.releases(*seq)));
+        if !releases {
+            match self.frame_allowed(&session.session, session.connected_at, ctx.now_ms) {
+                FrameCheck::Pass => {}
+                FrameCheck::Refuse(frame) => {
+                    return (SocketReply { frames: vec![frame], ..Default::default() }, Default::default())
+                }
+                FrameCheck::Close(code, reason) => {
+                    return (SocketReply { close: Some((code, reason)), ..Default::default() }, Default::default())
+                }
             }
         }
         let session = session.session.as_str();
         self.hub.last_seen.borrow_mut().insert(session.to_string(), ctx.now_ms);
         let error =
             |e: ApiError| (SocketReply { frames: vec![e.to_frame(None)], ..Default::default() }, Default::default());
-        let text = match frame {
-            Incoming::Text(t) => t,
-            Incoming::Binary => {
-                return error(ApiError::new(ErrorCode::BinaryNotSupported, "binary frames are not supported"))
-            }
-        };
-        let parsed = match hub::parse_frame(text) {
-            Ok(f) => f,
-            Err(e) => return error(e),
+        let parsed = match parsed {
+            Some(Ok(f)) => f,
+            Some(Err(e)) => return error(e),
+            None => return error(ApiError::new(ErrorCode::BinaryNotSupported, "binary frames are not supported")),
         };
         match parsed {
             HubFrame::Subscribe(list) => {

@@ -66,7 +66,12 @@ fn list_commands_are_all_or_nothing() {
     each_failure(busy, |sim| {
         ran_cmd(
             sim,
-            Command::Touch { conversation_id: C1.into(), title: Some("uno".into()), last_activity_at: Some(T0 + 9) },
+            Command::Touch {
+                conversation_id: C1.into(),
+                title: Some("uno".into()),
+                last_activity_at: Some(T0 + 9),
+                repair: None,
+            },
         )
     });
     each_failure(busy, |sim| {
@@ -85,6 +90,15 @@ fn list_commands_are_all_or_nothing() {
                 ephemeral: false,
             },
         )
+    });
+    each_failure(busy, |sim| {
+        let d = |event: &str| switchboard_core::hub::Delivery {
+            context: conv_ctx(C1),
+            event: event.into(),
+            payload: json!({}),
+            ephemeral: false,
+        };
+        ran_cmd(sim, Command::DeliverAll { events: vec![d("message.created"), d("message.updated")] })
     });
 }
 

@@ -1,8 +1,10 @@
 //! `Command::decode` reads back exactly what serde's encoding writes, for every command.
 
+use crate::commands::ListRepair;
 use crate::limits::Limited;
 use crate::Command;
 use serde_json::json;
+use switchboard_core::hub::Delivery;
 
 /// One sample per command; the `match` has no wildcard, so a new command does not compile until it
 /// has a sample here.
@@ -26,8 +28,18 @@ fn samples() -> Vec<Command> {
         },
         Command::Remove { conversation_id: "c".into(), removed_by: Some("o".into()) },
         Command::Remove { conversation_id: "c".into(), removed_by: None },
-        Command::Touch { conversation_id: "c".into(), title: Some("t".into()), last_activity_at: Some(3) },
-        Command::Touch { conversation_id: "c".into(), title: None, last_activity_at: None },
+        Command::Touch {
+            conversation_id: "c".into(),
+            title: Some("t".into()),
+            last_activity_at: Some(3),
+            repair: None,
+        },
+        Command::Touch {
+            conversation_id: "c".into(),
+            title: None,
+            last_activity_at: None,
+            repair: Some(ListRepair { sandbox_id: "s".into(), joined_at: 4 }),
+        },
         Command::List { sandbox_id: Some("s".into()), limit: 20, cursor: Some("x".into()) },
         Command::List { sandbox_id: None, limit: 1, cursor: None },
         Command::MarkRead { conversation_id: "c".into(), member_id: "m".into(), last_read_at: 9 },
@@ -38,6 +50,13 @@ fn samples() -> Vec<Command> {
             ephemeral: true,
         },
         Command::Deliver { context: "/c/x".into(), event: "typing".into(), payload: json!(null), ephemeral: false },
+        Command::DeliverAll {
+            events: vec![
+                Delivery { context: "/c/x".into(), event: "a".into(), payload: json!([1]), ephemeral: false },
+                Delivery { context: "/c/x".into(), event: "typing".into(), payload: json!({}), ephemeral: true },
+            ],
+        },
+        Command::DeliverAll { events: vec![] },
         Command::SetBotStatus { online: true, at: 5 },
         Command::GetBotStatus,
         Command::SetSandboxUsers { users: vec!["u1".into(), "u2".into()] },
@@ -47,7 +66,7 @@ fn samples() -> Vec<Command> {
         Command::Allow { what: Limited::CreateConversation },
         Command::Allow { what: Limited::ConnectTicket },
     ];
-    let mut seen = [false; 12];
+    let mut seen = [false; 13];
     for c in &all {
         let i = match c {
             Command::Upsert { .. } => 0,
@@ -62,6 +81,7 @@ fn samples() -> Vec<Command> {
             Command::SandboxAccess { .. } => 9,
             Command::RedeemTicket { .. } => 10,
             Command::Allow { .. } => 11,
+            Command::DeliverAll { .. } => 12,
         };
         seen[i] = true;
     }

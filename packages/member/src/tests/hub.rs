@@ -2,7 +2,7 @@
 
 use super::*;
 use crate::WatchCall;
-use switchboard_core::hub::{self as rules, close, HUB_REPLAY_WINDOW, MAX_UNACKED};
+use switchboard_core::hub::{self as rules, close, Delivery, HUB_REPLAY_WINDOW, MAX_DELIVERIES_PER_CALL, MAX_UNACKED};
 use switchboard_core::ErrorCode;
 
 fn watch(conv: &str, watching: bool, present: bool) -> WatchCall {
@@ -80,15 +80,21 @@ fn a_typing_frame_is_forwarded_to_the_conversation() {
     assert!(r.frames.is_empty() && e.is_empty());
 }
 
-#[test]
-fn an_event_goes_to_subscribed_sockets_with_the_next_seq() {
+/// A member of C1 and C2 with two sockets subscribed to these contexts.
+fn two_sockets(a_subs: &[String], b_subs: &[String]) -> (Sim, usize, usize) {
     let mut sim = Sim::new();
     sim.join(C1, None, T0);
     sim.join(C2, None, T0);
     let a = sim.open();
     let b = sim.open();
-    sim.subscribe(a, &[conv_ctx(C1)]);
-    sim.subscribe(b, &[conv_ctx(C2)]);
+    sim.subscribe(a, a_subs);
+    sim.subscribe(b, b_subs);
+    (sim, a, b)
+}
+
+#[test]
+fn an_event_goes_to_subscribed_sockets_with_the_next_seq() {
+    let (sim, a, b) = two_sockets(&[conv_ctx(C1)], &[conv_ctx(C2)]);
     let e = sim.deliver(&conv_ctx(C1), "message.created", false);
     let got = received(&e);
     assert_eq!(got.len(), 1);
@@ -124,6 +130,42 @@ fn too_many_unacked_events_close_the_socket_after_a_first_ack() {
     assert_eq!(e.closes, vec![(s, close::TOO_MANY_UNACKED, "too many unacked events")]);
     // The session is over: nothing more goes to that socket, and it can be resumed.
     assert!(received(&sim.deliver(&conv_ctx(C1), "message.created", false)).is_empty());
+}
+
+fn delivery(context: String, n: usize, ephemeral: bool) -> Delivery {
+    let event = if ephemeral { "typing" } else { "message.created" };
+    Delivery { context, event: event.into(), payload: json!({"n": n}), ephemeral }
+}
+
+#[test]
+fn deliver_all_is_each_deliver_in_order_in_one_command() {
+    let (sim, a, b) = two_sockets(&[conv_ctx(C1)], &[conv_ctx(C1), conv_ctx(C2)]);
+    let before = sim.m.latest_seq().unwrap();
+    let events = vec![
+        delivery(conv_ctx(C1), 0, false),
+        delivery(conv_ctx(C2), 1, false),
+        delivery(conv_ctx(C1), 2, true),
+        delivery(conv_ctx(C1), 3, false),
+    ];
+    let (r, e) = sim.ok(Command::DeliverAll { events });
+    assert_eq!(r.status, 204);
+    // One send per event, in order, each to the sockets subscribed to its context.
+    let got: Vec<(usize, u64, Option<u64>)> = received(&e)
+        .iter()
+        .map(|(i, f)| (*i, f["payload"]["n"].as_u64().unwrap_or(99), f.get("seq").and_then(Value::as_u64)))
+        .collect();
+    let s = |k| Some(before + k);
+    assert_eq!(
+        got,
+        vec![(a, 0, s(1)), (b, 0, s(1)), (b, 1, s(2)), (a, 2, None), (b, 2, None), (a, 3, s(3)), (b, 3, s(3))]
+    );
+    assert_eq!(sim.m.latest_seq().unwrap(), before + 3);
+    // Bounded: past the cap nothing is logged.
+    let too_many: Vec<Delivery> = (0..=MAX_DELIVERIES_PER_CALL).map(|n| delivery(conv_ctx(C1), n, false)).collect();
+    let (r, e) = sim.run(Command::DeliverAll { events: too_many });
+    assert_eq!(r.map(|_| ()).unwrap_err().status(), 400);
+    assert!(e.is_empty());
+    assert_eq!(sim.m.latest_seq().unwrap(), before + 3);
 }
 
 #[test]

@@ -107,3 +107,26 @@ fn a_flooding_hub_socket_gets_error_frames_then_is_closed() {
         assert!(sim.frame(t, &ack).0.frames.is_empty());
     }
 }
+
+#[test]
+fn acks_that_release_events_do_not_count_against_the_frame_rate() {
+    let mut sim = with(Limits { socket_frames: Rate::per_sec(2, 2), flood_strikes: 2, ..Limits::DEFAULT });
+    sim.join(C1, None, T0);
+    let s = sim.open();
+    sim.subscribe(s, &[conv_ctx(C1)]);
+    let ack = |seq: u64| json!({"type": "ack", "seq": seq}).to_string();
+    // A client acking every event of a fast stream, far over 2 frames per second: never refused.
+    for _ in 0..100 {
+        let e = sim.deliver(&conv_ctx(C1), "message.created", false);
+        let seq = received(&e)[0].1["seq"].as_u64().unwrap();
+        let (r, _) = sim.frame(s, &ack(seq));
+        assert!(r.frames.is_empty() && r.close.is_none(), "{r:?}");
+    }
+    // An ack that releases nothing (a repeat) is an ordinary frame: counted (the subscribe took the
+    // first of the two), refused, then closed.
+    let latest = sim.m.latest_seq().unwrap();
+    let r = sim.frame(s, &ack(latest)).0;
+    assert!(r.frames.is_empty(), "{r:?}");
+    assert_eq!(frame(&sim.frame(s, &ack(latest)).0.frames[0])["code"], "rate_limited");
+    assert_eq!(sim.frame(s, &ack(latest)).0.close, Some((close::RATE_LIMITED, "rate limited")));
+}

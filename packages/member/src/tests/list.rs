@@ -13,7 +13,13 @@ fn ids(v: &Value) -> Vec<String> {
 }
 
 fn touch(sim: &Sim, conv: &str, title: Option<&str>, at: Option<i64>) -> Effects {
-    sim.ok(Command::Touch { conversation_id: conv.into(), title: title.map(String::from), last_activity_at: at }).1
+    sim.ok(Command::Touch {
+        conversation_id: conv.into(),
+        title: title.map(String::from),
+        last_activity_at: at,
+        repair: None,
+    })
+    .1
 }
 
 #[test]
@@ -189,4 +195,53 @@ fn instance_events_follow_list_changes() {
     let badge = crate::InstanceEvent::BadgeUpdated { badge_bucket: "b".into(), total: 3 };
     let (_, e) = sim.ok(badge.deliver(SB));
     assert_eq!(events(&e), vec![("badge.updated".into(), json!({"badgeBucket": "b", "total": 3}), 7)]);
+}
+
+/// The conversation's background reconcile (#18): a `Touch` with `repair` adds back an entry the
+/// member lost (announced as `conversation.created`, so open apps learn of it), corrects a stale
+/// one like any flush (title, activity only forward), and works on an object with no storage at all.
+#[test]
+fn a_reconcile_adds_a_lost_entry_back_and_corrects_a_stale_one() {
+    use crate::ListRepair;
+    let mut sim = Sim::new();
+    sim.join(C1, Some("one"), T0);
+    sim.join(C2, Some("two"), T0);
+    let s = sim.open();
+    sim.subscribe(s, &[instance()]);
+    let repair = || Some(ListRepair { sandbox_id: SB.into(), joined_at: T0 });
+    let reconcile = |sim: &Sim, conv: &str, title: &str, at: i64| {
+        let cmd = Command::Touch {
+            conversation_id: conv.into(),
+            title: Some(title.into()),
+            last_activity_at: Some(at),
+            repair: repair(),
+        };
+        let (_, e) = sim.ok(cmd);
+        received(&e).into_iter().map(|(_, f)| f["event"].as_str().unwrap().to_string()).collect::<Vec<_>>()
+    };
+    // Drift: C1's entry is gone (a lost update), C2's title is stale.
+    sim.m.store().run("DELETE FROM conversations WHERE conversation_id = ?", &[C1.into()]).unwrap();
+    sim.m.store().run("UPDATE conversations SET title = 'old' WHERE conversation_id = ?", &[C2.into()]).unwrap();
+    // A plain flush cannot add the lost entry back.
+    touch(&sim, C1, Some("one"), Some(T0 + 5));
+    assert_eq!(ids(&page(&sim, None, 10, None)), vec![C2]);
+    assert_eq!(reconcile(&sim, C1, "one", T0 + 5), ["conversation.created"]);
+    assert_eq!(reconcile(&sim, C2, "two", T0 + 3), ["conversation.renamed", "conversation.activity"]);
+    let all = page(&sim, None, 10, None);
+    assert_eq!(ids(&all), vec![C1, C2]);
+    let c1 = &all["conversations"][0];
+    assert_eq!(
+        (c1["title"].clone(), c1["lastActivityAt"].clone(), c1["joinedAt"].clone()),
+        (json!("one"), json!(T0 + 5), json!(T0))
+    );
+    assert_eq!(all["conversations"][1]["title"], json!("two"));
+    // Again: nothing is news, activity does not go back.
+    assert!(reconcile(&sim, C1, "one", T0 + 1).is_empty());
+    assert_eq!(page(&sim, None, 10, None)["conversations"][0]["lastActivityAt"], json!(T0 + 5));
+    // A member object with no storage at all gets the entry.
+    let fresh = Member::new(SqliteStore::new());
+    let cmd = Command::Touch { conversation_id: C3.into(), title: None, last_activity_at: None, repair: repair() };
+    assert_eq!(fresh.handle(cmd, &Ctx::at(T0, 1)).0.unwrap().status, 204);
+    let list = fresh.handle(Command::List { sandbox_id: None, limit: 5, cursor: None }, &Ctx::at(T0, 1)).0.unwrap();
+    assert_eq!(list.body.unwrap()["conversations"][0]["conversationId"], json!(C3));
 }

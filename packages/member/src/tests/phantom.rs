@@ -22,7 +22,12 @@ fn reads_of_a_member_never_stored_write_nothing() {
     assert_eq!(closed.0.unwrap_err().status(), 403);
     // Changes to an entry it does not have: done, nothing to change.
     for c in [
-        Command::Touch { conversation_id: C1.into(), title: Some("t".into()), last_activity_at: Some(T0) },
+        Command::Touch {
+            conversation_id: C1.into(),
+            title: Some("t".into()),
+            last_activity_at: Some(T0),
+            repair: None,
+        },
         Command::Remove { conversation_id: C1.into(), removed_by: None },
         Command::MarkRead { conversation_id: C1.into(), member_id: "alice".into(), last_read_at: T0 },
     ] {
@@ -62,7 +67,12 @@ fn a_member_stored_by_an_earlier_instance_is_found() {
     };
     m.handle(upsert, &Ctx::at(T0, 1)).0.unwrap();
     let again = Member::new(m.store);
-    let touch = Command::Touch { conversation_id: C1.into(), title: Some("b".into()), last_activity_at: Some(T0 + 5) };
+    let touch = Command::Touch {
+        conversation_id: C1.into(),
+        title: Some("b".into()),
+        last_activity_at: Some(T0 + 5),
+        repair: None,
+    };
     assert_eq!(again.handle(touch, &Ctx::at(T0 + 5, 1)).0.unwrap().status, 204);
     let list = again.handle(Command::List { sandbox_id: None, limit: 5, cursor: None }, &Ctx::at(T0 + 6, 1)).0;
     let item = list.unwrap().body.unwrap()["conversations"][0].clone();
