@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
-"""Code size of a wasm module by crate, from its name section: `python3 bench/tools/wasm_sizes.py build/index_bg.wasm`.
+"""Code size of a wasm module by crate, from its name section: `python3 bench/tools/wasm_sizes.py [MODULE [TOP]]`.
 Prints the bytes of function bodies grouped by the crate their (demangled-ish) name starts with, and
-the largest functions. Needs a module that still has its name section (ours does)."""
+the largest functions. Needs a module that still has its name section: the deployed build/index_bg.wasm
+has none (scripts/build drops it), so MODULE defaults to the named copy of the same build,
+target/wasm-names/chat.wasm (services' workers: target/wasm-names/<service>.wasm)."""
 import re, sys, collections
 
 def leb(b, i):
@@ -74,6 +76,8 @@ def main(path, top=25):
             crate = inner.group(1) if inner else crate
         by_crate[crate] += sz
     total = sum(bodies)
+    if not names:
+        print(f'{path}: no name section (the deployed module); use target/wasm-names/*.wasm', file=sys.stderr)
     print(f'{path}: {len(data)} bytes; code {total} bytes in {len(bodies)} functions; name section {sections["custom:name"]} bytes; data {sections[11]} bytes')
     print('\ncode bytes by crate (first path segment of the function name):')
     for c, sz in by_crate.most_common(top):
@@ -83,4 +87,4 @@ def main(path, top=25):
         print(f'  {sz:8d}  {name[:140]}')
 
 if __name__ == '__main__':
-    main(sys.argv[1], int(sys.argv[2]) if len(sys.argv) > 2 else 25)
+    main(sys.argv[1] if len(sys.argv) > 1 else 'target/wasm-names/chat.wasm', int(sys.argv[2]) if len(sys.argv) > 2 else 25)

@@ -185,7 +185,7 @@ impl DurableObject for ConversationObject {
 impl ConversationObject {
     /// A command from the worker: run it, carry out its effects, answer what the client sees.
     async fn rpc(&self, body: &str) -> Result<Response, ApiError> {
-        let call: ConversationCall = serde_json::from_str(body).map_err(|e| internal("decode conversation rpc", e))?;
+        let call = ConversationCall::decode(body).map_err(|e| internal("decode conversation rpc", e))?;
         let sockets = || platform::socket_members(&self.raw_state);
         let ctx = Ctx { now_ms: platform::now_ms(), random: platform::random_u128(), socket_members: &sockets };
         let (answer, effects) = self.core.handle(&call.caller, call.command, &ctx);

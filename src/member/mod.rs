@@ -56,7 +56,7 @@ impl DurableObject for MemberObject {
             self.hub_connect(&req).await
         } else {
             match req.text().await {
-                Ok(body) => match serde_json::from_str::<MemberCommand>(&body) {
+                Ok(body) => match MemberCommand::decode(&body) {
                     Ok(cmd) => self.run(cmd).await,
                     Err(e) => Err(internal("decode member rpc", e)),
                 },

@@ -17,7 +17,7 @@
 //! Files: `routes.rs` (the worker's side: socket upgrade, signed HTTP API, auth endpoints),
 //! `commands.rs` (worker → object), `effects.rs` (carrying out effects, relaying, webhooks).
 
-pub mod commands;
+pub use switchboard_pusher::commands;
 mod effects;
 pub mod routes;
 
@@ -225,7 +225,7 @@ impl PusherAppObject {
     }
 
     async fn rpc(&self, body: &str) -> Result<Response, ApiError> {
-        let command: PusherCommand = serde_json::from_str(body).map_err(|e| internal("decode pusher rpc", e))?;
+        let command = PusherCommand::decode(body).map_err(|e| internal("decode pusher rpc", e))?;
         self.app()?;
         let answer = match command {
             PusherCommand::Trigger { event } => self.trigger(std::slice::from_ref(&event), false),

@@ -246,6 +246,18 @@ pub struct Delivery {
     pub ephemeral: bool,
 }
 
+impl Delivery {
+    /// Decodes one delivery of a `deliver_all` command (`crate::fields`, as the commands are).
+    pub fn decode(mut f: crate::fields::Fields) -> Result<Delivery, crate::fields::FieldError> {
+        Ok(Delivery {
+            context: f.string("context")?,
+            event: f.string("event")?,
+            payload: f.value("payload")?,
+            ephemeral: f.bool_or_default("ephemeral")?,
+        })
+    }
+}
+
 /// `{"type":"event","context","event","payload","seq"}` as the hub sends it.
 pub fn event_frame(context: &str, event: &str, payload: &Value, seq: Option<u64>) -> String {
     match seq {

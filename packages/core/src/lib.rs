@@ -14,6 +14,7 @@ pub mod cursor;
 pub mod emoji;
 pub mod error;
 pub mod events;
+pub mod fields;
 pub mod frames;
 pub mod hub;
 pub mod idempotency;

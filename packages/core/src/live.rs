@@ -102,6 +102,11 @@ impl SubscriberWindow {
         }
     }
 
+    /// Whether an ack of `received` frames would acknowledge frames not acknowledged before.
+    pub fn releases(&self, received: u64) -> bool {
+        received <= self.sent && received > self.sent - self.unacked.len() as u64
+    }
+
     /// The subscriber has read `received` frames in all. A count below an earlier one changes
     /// nothing; one above what was sent is an error (and changes nothing).
     pub fn ack(&mut self, received: u64) -> Result<(), ApiError> {

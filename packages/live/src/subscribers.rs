@@ -53,9 +53,19 @@ impl LiveChannel {
     /// A frame from the subscriber tagged `tag` (`None`: a socket that is not a subscriber).
     /// Subscribers only acknowledge; anything else gets an error frame, which counts as sent.
     /// Over the connection's frame rate a frame is answered `rate_limited` and dropped; a
-    /// subscriber that keeps flooding is closed with 4029.
+    /// subscriber that keeps flooding is closed with 4029. An ack of new frames is never counted.
     pub fn message(&self, tag: Option<&str>, frame: Incoming, ctx: &Ctx) -> Vec<Effect> {
-        let limited = tag.and_then(|t| {
+        let parsed = match frame {
+            Incoming::Text(text) => live::parse_subscriber_frame(text),
+            Incoming::Binary => Err(ApiError::new(ErrorCode::BinaryNotSupported, "binary frames are not supported")),
+        };
+        // An ack of frames not acknowledged before is the flow control the channel asks for: it
+        // does not count against the frame rate (at most one per frame sent, so it cannot flood).
+        let releases = match (&parsed, tag) {
+            (Ok(received), Some(t)) => self.with_windows(ctx, |w| w.get(t).is_some_and(|w| w.releases(*received))),
+            _ => false,
+        };
+        let limited = tag.filter(|_| !releases).and_then(|t| {
             let rate = self.limits.socket_frames;
             match self.frames.borrow_mut().frame(t, rate, self.limits.flood_strikes, ctx.now_ms) {
                 FrameVerdict::Pass => None,
@@ -69,12 +79,9 @@ impl LiveChannel {
             self.forget(tag, ctx);
             return vec![Effect::Close { tag: tag.to_string(), code: RATE_LIMITED, reason: RATE_LIMITED_REASON }];
         }
-        let outcome = match (limited, frame) {
-            (Some(Err(e)), _) => Err(e),
-            (_, Incoming::Text(text)) => live::parse_subscriber_frame(text),
-            (_, Incoming::Binary) => {
-                Err(ApiError::new(ErrorCode::BinaryNotSupported, "binary frames are not supported"))
-            }
+        let outcome = match limited {
+            Some(Err(e)) => Err(e),
+            _ => parsed,
         };
         let error = match (outcome, tag) {
             (Ok(received), Some(tag)) => self.with_windows(ctx, |w| match w.get_mut(tag) {

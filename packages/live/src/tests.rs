@@ -325,6 +325,26 @@ fn a_flooding_subscriber_gets_error_frames_then_is_closed() {
 }
 
 #[test]
+fn acks_of_new_frames_do_not_count_against_the_frame_rate() {
+    use switchboard_core::limits::Limits;
+    use switchboard_core::rate::Rate;
+    let c =
+        LiveChannel::with_limits(Limits { socket_frames: Rate::per_sec(2, 2), flood_strikes: 2, ..Limits::DEFAULT });
+    let a = c.subscribe("a", &ctx(T0)).tag;
+    let id = start(&c);
+    // A subscriber acking every line of a fast stream, far over 2 frames per second: never refused.
+    for n in 1..=50u64 {
+        let (_, e) = feed(&c, id, &format!("{{\"n\":{n}}}\n"), T0);
+        assert_eq!(broadcasts(&e).len(), 1);
+        assert!(ack(&c, &a, n, T0).is_empty(), "ack {n}");
+    }
+    // A repeated ack releases nothing: counted, so the third is refused.
+    assert!(ack(&c, &a, 50, T0).is_empty());
+    assert!(ack(&c, &a, 50, T0).is_empty());
+    assert!(matches!(ack(&c, &a, 50, T0).first(), Some(Effect::Reply(_))));
+}
+
+#[test]
 fn only_the_bot_publishes_unless_widened() {
     use admission::{may_publish, Publishers};
     assert_eq!(Publishers::from_config(None), Publishers::Bot);

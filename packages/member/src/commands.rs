@@ -1,8 +1,13 @@
 //! The commands the worker (and other objects) send a member's object, as JSON (`{"op", ...}`).
+//! Encoded by serde; decoded by hand ([`Command::decode`], `switchboard_core::fields`: a derived
+//! `Deserialize` of this enum was ~29 KB of wasm).
 
+use crate::limits::Limited;
 use serde::{Deserialize, Serialize};
+use switchboard_core::fields::{FieldError, Fields};
+use switchboard_core::hub::Delivery;
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum Command {
     /// The member joined (or was created into) a conversation.
@@ -53,7 +58,7 @@ pub enum Command {
     /// previous call was on the way): each exactly as one `Deliver`, and their frames go out
     /// together. At most `hub::MAX_DELIVERIES_PER_CALL` (400 beyond).
     DeliverAll {
-        events: Vec<switchboard_core::hub::Delivery>,
+        events: Vec<Delivery>,
     },
     /// A bot's status: answers `{online, at, conversations}` (its conversation ids, to tell their
     /// live channels when it goes offline).
@@ -80,8 +85,80 @@ pub enum Command {
     },
     /// May this member do `what` now? 204 (and it is counted) or 429 `rate_limited` (`crate::limits`).
     Allow {
-        what: crate::limits::Limited,
+        what: Limited,
     },
+}
+
+impl Command {
+    /// Decodes what `serde_json::to_string(&command)` wrote (the sender's side).
+    pub fn decode(text: &str) -> Result<Command, FieldError> {
+        let mut f = Fields::parse(text)?;
+        let op = f.string("op")?;
+        Ok(match op.as_str() {
+            "upsert" => Command::Upsert {
+                conversation_id: f.string("conversation_id")?,
+                sandbox_id: f.string("sandbox_id")?,
+                title: f.opt_string("title")?,
+                joined_at: f.i64("joined_at")?,
+                last_activity_at: f.opt_i64("last_activity_at")?,
+                added_by: f.opt_string("added_by")?,
+            },
+            "remove" => Command::Remove {
+                conversation_id: f.string("conversation_id")?,
+                removed_by: f.opt_string("removed_by")?,
+            },
+            "touch" => Command::Touch {
+                conversation_id: f.string("conversation_id")?,
+                title: f.opt_string("title")?,
+                last_activity_at: f.opt_i64("last_activity_at")?,
+                repair: match f.take("repair") {
+                    serde_json::Value::Null => None,
+                    v => {
+                        let mut r = Fields::of(v, "repair")?;
+                        Some(ListRepair { sandbox_id: r.string("sandbox_id")?, joined_at: r.i64("joined_at")? })
+                    }
+                },
+            },
+            "list" => Command::List {
+                sandbox_id: f.opt_string("sandbox_id")?,
+                limit: f.usize("limit")?,
+                cursor: f.opt_string("cursor")?,
+            },
+            "mark_read" => Command::MarkRead {
+                conversation_id: f.string("conversation_id")?,
+                member_id: f.string("member_id")?,
+                last_read_at: f.i64("last_read_at")?,
+            },
+            "deliver" => Command::Deliver {
+                context: f.string("context")?,
+                event: f.string("event")?,
+                payload: f.value("payload")?,
+                ephemeral: f.bool("ephemeral")?,
+            },
+            "deliver_all" => Command::DeliverAll {
+                events: f.objects("events")?.into_iter().map(Delivery::decode).collect::<Result<_, _>>()?,
+            },
+            "set_bot_status" => Command::SetBotStatus { online: f.bool("online")?, at: f.i64("at")? },
+            "get_bot_status" => Command::GetBotStatus,
+            "set_sandbox_users" => Command::SetSandboxUsers { users: f.strings("users")? },
+            "sandbox_access" => Command::SandboxAccess {
+                sandbox_id: f.string("sandbox_id")?,
+                user: f.string("user")?,
+                open_unlisted: f.bool("open_unlisted")?,
+            },
+            "redeem_ticket" => {
+                Command::RedeemTicket { nonce: f.string("nonce")?, expires_at_ms: f.i64("expires_at_ms")? }
+            }
+            "allow" => Command::Allow {
+                what: match f.string("what")?.as_str() {
+                    "create_conversation" => Limited::CreateConversation,
+                    "connect_ticket" => Limited::ConnectTicket,
+                    other => return Err(Fields::unknown("what", other)),
+                },
+            },
+            other => return Err(Fields::unknown("op", other)),
+        })
+    }
 }
 
 /// What a reconcile's `Touch` carries beyond a flush's: enough to add a missing entry back.

@@ -47,6 +47,7 @@
 pub mod auth;
 pub mod channel;
 pub mod client;
+pub mod commands;
 pub mod frame;
 pub mod http_api;
 pub mod limits;

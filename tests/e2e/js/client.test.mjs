@@ -36,15 +36,14 @@ test("two users chat through the library: messages both ways, typing, presence, 
   const { conversationId: c } = await alice.client.createConversation({ sandboxId: sb, additionalMembers: [bob.id] });
   const ctx = contexts.conversation(sb, c);
   const events = { alice: [], bob: [] };
+  const joined = (who, id) => events[who].some((f) => f.event === "presence.joined" && f.payload.memberId === id);
+  // One after the other: a presence.joined goes to the hubs watching when it happens, so bob's hub
+  // opens once alice's watches the conversation (her own joined came through it).
   for (const [who, u] of [["alice", alice], ["bob", bob]]) {
     const hub = u.client.connectHub({ contexts: [ctx, contexts.presence(ctx), contexts.instance(sb)] });
     hub.on("event", (f) => events[who].push(f));
+    await waitFor(net, `${who} present`, () => joined("alice", u.id));
   }
-  const present = await waitFor(net, "both present", () => {
-    const ids = new Set(events.alice.filter((f) => f.event === "presence.joined").map((f) => f.payload.memberId));
-    return ids.has(alice.id) && ids.has(bob.id);
-  });
-  assert.ok(present);
   assert.deepEqual((await alice.client.presence(c)).present.sort(), [alice.id, bob.id].sort());
 
   // alice types, then sends; bob sees typing, typing.stop (sent with the message) and the message

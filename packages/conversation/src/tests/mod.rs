@@ -16,6 +16,7 @@ mod activity;
 mod atomic;
 mod bounded;
 mod bridges;
+mod commands;
 mod limits;
 mod phantom;
 mod push;
