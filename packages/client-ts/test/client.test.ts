@@ -1,30 +1,20 @@
-// Unit tests of reconnect, resume, outbox, acks and typing, with a fake socket and fake time.
+// Unit tests of the conversation and live sockets, reconnect, outbox, typing and errors (the hub's are in
+// hub.test.ts), with a fake socket and fake time.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import {
   backoffDelay,
   ConversationSocket,
-  HubSocket,
   LiveSocket,
   Outbox,
   RestClient,
   SwitchboardError,
   TypingNotifier,
-  type ConversationEventFrame,
-  type HubEventFrame,
   type Message,
   type SentMessage,
 } from "../src/index.js";
-import { FakeSocket, fakeEnv, flush } from "./fakes.js";
+import { BASE, C, ev, FakeSocket, fakeEnv, flush, msg } from "./fakes.js";
 
-const BASE = "http://127.0.0.1:8787";
-const C = "01JC0000000000000000000000";
-const ev = (seq: number, messageId = `m${seq}`): ConversationEventFrame => ({ type: "event", event: "message.deleted", payload: { messageId }, seq });
-const hubEv = (seq: number, context = "/kiloclaw/sb/" + C): HubEventFrame => ({ type: "event", context, event: "message.deleted", payload: { messageId: `m${seq}` }, seq });
-const msg = (id: string, clientId: string): Message => ({
-  id, conversationId: C, senderId: "alice", content: [{ type: "text", text: clientId }], inReplyToMessageId: null,
-  createdAt: 1, updatedAt: null, clientUpdatedAt: null, deleted: false, deliveryFailed: false, reactions: [],
-});
 
 test("backoff: jittered in [d/2, d], doubling from 500 ms, capped at 30 s", () => {
   for (const [attempt, d] of [[0, 500], [1, 1000], [2, 2000], [6, 30_000], [40, 30_000]] as const) {
@@ -185,129 +175,6 @@ test("a socket pings at open and every period; a silent connection (no pong for 
   s.close();
 });
 
-test("hub: resumes its session with session= and since=, replays are deduplicated, contexts are restored or subscribed again", async () => {
-  const env = fakeEnv();
-  const ctx = "/kiloclaw/sb/" + C;
-  const hub = new HubSocket(new RestClient(BASE, "tok", env), env, { contexts: [ctx, "/kiloclaw/sb"] });
-  const seen: number[] = [];
-  hub.on("event", (f) => seen.push(f.seq!));
-  const readies: boolean[] = [];
-  hub.on("ready", (r) => readies.push(r.resumed));
-  await flush();
-  const a = FakeSocket.last();
-  assert.deepEqual(a.protocols, ["kilo.events.v1"]);
-  assert.equal(a.query().get("session"), null);
-  assert.equal(a.query().get("since"), null);
-  a.open();
-  a.push({ type: "hello", sessionId: "S1", seq: 7, member: "alice", contexts: [], restored: false });
-  a.push({ type: "ready", seq: 7 });
-  assert.deepEqual(a.frames()[0], { type: "context.subscribe", contexts: [ctx, "/kiloclaw/sb"] });
-  a.push({ type: "context.subscribed", contexts: [ctx, "/kiloclaw/sb"] });
-  a.push(hubEv(9));
-  a.push(hubEv(12, "/kiloclaw/sb"));
-  a.drop(1006);
-  await env.clock.advance(1000);
-  const b = FakeSocket.last();
-  assert.equal(b.query().get("session"), "S1");
-  assert.equal(b.query().get("since"), "12");
-  b.open();
-  b.push({ type: "hello", sessionId: "S1", seq: 15, member: "alice", contexts: [ctx, "/kiloclaw/sb"], restored: true });
-  b.push(hubEv(12, "/kiloclaw/sb"));
-  b.push(hubEv(14));
-  b.push({ type: "ready", seq: 15 });
-  assert.deepEqual(seen, [9, 12, 14]);
-  assert.ok(!b.frames().some((f) => f.type === "context.subscribe"), "restored contexts are not subscribed again");
-  assert.deepEqual(b.frames().at(-1), { type: "ack", seq: 15 });
-  assert.deepEqual(hub.position, { sessionId: "S1", seq: 15 });
-  // the session expired meanwhile: a new one, resync, and the contexts subscribed again
-  b.drop(1006);
-  await env.clock.advance(1000);
-  const c = FakeSocket.last();
-  assert.equal(c.query().get("since"), "15");
-  c.open();
-  const resyncs: number[] = [];
-  hub.on("resync", (r) => resyncs.push(r.seq));
-  c.push({ type: "hello", sessionId: "S2", seq: 40, member: "alice", contexts: [], restored: false });
-  c.push({ type: "resync", seq: 40 });
-  c.push({ type: "ready", seq: 40 });
-  assert.deepEqual(resyncs, [40]);
-  assert.deepEqual(c.frames()[0], { type: "context.subscribe", contexts: [ctx, "/kiloclaw/sb"] });
-  assert.deepEqual(readies, [false, true, true]);
-  assert.equal(hub.position.sessionId, "S2");
-  hub.close();
-});
-
-test("hub: asks for batched frames by default and takes several frames per text frame, one per line, exactly as one per frame", async () => {
-  const env = fakeEnv();
-  const ctx = "/kiloclaw/sb/" + C;
-  const hub = new HubSocket(new RestClient(BASE, "tok", env), env, { contexts: [ctx] });
-  const seen: number[] = [];
-  hub.on("event", (f) => seen.push(f.seq!));
-  const subscribed: string[][] = [];
-  hub.on("subscribed", (c) => subscribed.push(c));
-  await flush();
-  const a = FakeSocket.last();
-  assert.equal(a.query().get("batch"), "1");
-  a.open();
-  // the opening in one text frame: hello, a replay overlapping nothing, ready
-  const line = (f: object) => JSON.stringify(f);
-  a.push([line({ type: "hello", sessionId: "S1", seq: 3, member: "alice", contexts: [], restored: false }), line({ type: "ready", seq: 3 })].join("\n"));
-  assert.deepEqual(a.frames()[0], { type: "context.subscribe", contexts: [ctx] });
-  // an answer and events in one text frame; 20 events in one frame still ack at the 20th
-  a.push([line({ type: "context.subscribed", contexts: [ctx] }), ...Array.from({ length: 21 }, (_, i) => line(hubEv(4 + i)))].join("\n") + "\n");
-  assert.deepEqual(subscribed, [[ctx]]);
-  assert.deepEqual(seen, Array.from({ length: 21 }, (_, i) => 4 + i));
-  assert.deepEqual(a.frames().filter((f) => f.type === "ack").map((f) => f.seq), [3, 23], "at ready, then at the 20th event");
-  // after a drop the resume still names session and since, and a batched replay is deduplicated per line
-  a.drop(1006);
-  await env.clock.advance(1000);
-  const b = FakeSocket.last();
-  assert.equal(b.query().get("since"), "24");
-  assert.equal(b.query().get("batch"), "1");
-  b.open();
-  b.push([
-    line({ type: "hello", sessionId: "S1", seq: 26, member: "alice", contexts: [ctx], restored: true }),
-    line(hubEv(24)),
-    line(hubEv(25)),
-    line(hubEv(26)),
-    line({ type: "ready", seq: 26 }),
-  ].join("\n"));
-  assert.deepEqual(seen.slice(-2), [25, 26]);
-  assert.equal(seen.length, 23, "24 was seen before the drop");
-  hub.close();
-  // opting out: no batch parameter
-  const plain = new HubSocket(new RestClient(BASE, "tok", env), env, { batch: false });
-  await flush();
-  assert.equal(FakeSocket.last().query().get("batch"), null);
-  plain.close();
-});
-
-test("hub: acks after 20 events at once, and after 250 ms otherwise; subscribe/unsubscribe while open", async () => {
-  const env = fakeEnv();
-  const hub = new HubSocket(new RestClient(BASE, "tok", env), env);
-  await flush();
-  const ws = FakeSocket.last();
-  ws.open();
-  ws.push({ type: "hello", sessionId: "S", seq: 0, member: "alice", contexts: [], restored: false });
-  ws.push({ type: "ready", seq: 0 });
-  const acks = () => ws.frames().filter((f) => f.type === "ack").map((f) => f.seq);
-  for (let i = 1; i <= 20; i++) ws.push(hubEv(i));
-  assert.deepEqual(acks(), [20]);
-  ws.push(hubEv(21));
-  assert.deepEqual(acks(), [20]);
-  await env.clock.advance(250);
-  assert.deepEqual(acks(), [20, 21]);
-  hub.subscribe("/presence/app");
-  hub.unsubscribe("/presence/app");
-  assert.deepEqual(ws.frames().slice(-2), [
-    { type: "context.subscribe", contexts: ["/presence/app"] },
-    { type: "context.unsubscribe", contexts: ["/presence/app"] },
-  ]);
-  assert.ok(hub.typing(C));
-  assert.deepEqual(ws.frames().at(-1), { type: "typing", conversationId: C });
-  hub.close();
-});
-
 test("live: acks the count of frames received, after 64 frames or 200 ms; counts restart per connection", async () => {
   const env = fakeEnv();
   const live = new LiveSocket(new RestClient(BASE, "tok", env), C, env);
@@ -461,38 +328,6 @@ test("errors: {error:{code,message}} becomes a SwitchboardError; a 401 asks the 
   tokens = 1;
   assert.deepEqual(await rest.presence(C), { present: ["a"] });
   assert.equal(tokens, 2);
-});
-
-test("hub: after 3 failed opens in a row it stops naming its session (a refused session cannot loop forever)", async () => {
-  const env = fakeEnv();
-  const hub = new HubSocket(new RestClient(BASE, "tok", env), env, { resume: { sessionId: "ab".repeat(16), seq: 4 } });
-  await flush();
-  for (let i = 0; i < 3; i++) {
-    assert.equal(FakeSocket.last().query().get("session"), "ab".repeat(16));
-    FakeSocket.last().drop(1006); // refused before opening
-    await env.clock.advance(30_000);
-  }
-  const ws = FakeSocket.last();
-  assert.equal(FakeSocket.all.length, 4);
-  assert.equal(ws.query().get("session"), null);
-  assert.equal(ws.query().get("since"), "4");
-  hub.close();
-});
-
-test("hub: replaced by another connection of its session (4009), it carries on with a session of its own", async () => {
-  const env = fakeEnv();
-  const hub = new HubSocket(new RestClient(BASE, "tok", env), env);
-  await flush();
-  const a = FakeSocket.last();
-  a.open();
-  a.push({ type: "hello", sessionId: "S1", seq: 3, member: "alice", contexts: [], restored: false });
-  a.push({ type: "ready", seq: 3 });
-  a.drop(4009, "replaced by a newer connection");
-  await env.clock.advance(1000);
-  const b = FakeSocket.last();
-  assert.equal(b.query().get("session"), null);
-  assert.equal(b.query().get("since"), "3");
-  hub.close();
 });
 
 test("Switchboard: retryNow connects a waiting socket at once and leaves an open one alone; close() closes every socket", async () => {

@@ -1,6 +1,7 @@
 // Fake time, a fake WebSocket and a fake fetch: the library's logic tested with no network and no
 // real timers. Time moves only when a test calls `clock.advance`.
 import type { Environment, FetchLike, WebSocketLike } from "../src/env.js";
+import type { ConversationEventFrame, HubEventFrame, Message } from "../src/index.js";
 
 export class FakeClock {
   t = 1_700_000_000_000;
@@ -111,3 +112,13 @@ export function fakeEnv(handler: Handler = () => ({ status: 404, body: { error: 
   let r = 0;
   return { fetch, WebSocket: FakeSocket, clock, random: () => ((r = (r * 7 + 3) % 10) / 10), calls };
 }
+
+// Shared test data: the server, a conversation id, events and a message.
+export const BASE = "http://127.0.0.1:8787";
+export const C = "01JC0000000000000000000000";
+export const ev = (seq: number, messageId = `m${seq}`): ConversationEventFrame => ({ type: "event", event: "message.deleted", payload: { messageId }, seq });
+export const hubEv = (seq: number, context = "/kiloclaw/sb/" + C): HubEventFrame => ({ type: "event", context, event: "message.deleted", payload: { messageId: `m${seq}` }, seq });
+export const msg = (id: string, clientId: string): Message => ({
+  id, conversationId: C, senderId: "alice", content: [{ type: "text", text: clientId }], inReplyToMessageId: null,
+  createdAt: 1, updatedAt: null, clientUpdatedAt: null, deleted: false, deliveryFailed: false, reactions: [],
+});

@@ -993,12 +993,19 @@ impl Api {
 }
 
 /// Runs the Node test file `script` (relative to the repository, `node --test`, spec reporter,
-/// one test at a time) with `env`; prints its output and fails when node exits non-zero.
+/// one test at a time, each within 120 s) with `env`; prints its output and fails when node exits
+/// non-zero.
 pub async fn run_node_tests(script: &str, env: Vec<(&'static str, String)>) {
+    let (status, output) = node_test(script, env).await;
+    assert!(status.success(), "node tests of {script} failed ({status}):\n{output}");
+}
+
+/// `node --test` on `script` with `env`: its exit status and output (also printed).
+pub(crate) async fn node_test(script: &str, env: Vec<(&'static str, String)>) -> (std::process::ExitStatus, String) {
     let (root, script_owned) = (repo_root(), script.to_string());
     let out = tokio::task::spawn_blocking(move || {
         Command::new("node")
-            .args(["--test", "--test-reporter=spec", "--test-concurrency=1", &script_owned])
+            .args(["--test", "--test-reporter=spec", "--test-concurrency=1", "--test-timeout=120000", &script_owned])
             .current_dir(&root)
             .envs(env)
             .output()
@@ -1006,10 +1013,9 @@ pub async fn run_node_tests(script: &str, env: Vec<(&'static str, String)>) {
     })
     .await
     .expect("node runner");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    println!("{stdout}\n{stderr}");
-    assert!(out.status.success(), "node tests of {script} failed ({}):\n{stdout}\n{stderr}", out.status);
+    let output = format!("{}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    println!("{output}");
+    (out.status, output)
 }
 
 /// Percent-encodes a query value.
