@@ -20,20 +20,37 @@ use bots::{bot_status, conversation_bot_status, set_bot_status};
 use conversations::*;
 use identity::*;
 use serde_json::json;
+use std::future::Future;
+use std::pin::Pin;
 use switchboard_core::ids::{self, ConversationId, MessageId};
 use switchboard_core::requests::*;
 use switchboard_core::routes::Route;
 use switchboard_core::{live, replay, validate, ApiError, ErrorCode};
 use worker::{Context, Env, Method, Request};
 
-pub async fn handle(mut req: Request, env: Env, _ctx: Context) -> Answer {
+pub async fn handle(req: Request, env: Env, ctx: Context) -> Answer {
+    dispatch(req, env, ctx)?.await
+}
+
+/// A route's handling, compiled as its own function: V8 compiles a wasm function when it first
+/// runs, and with every route's code inlined into one future the first request of any route paid
+/// for compiling all of them (one 141 KB function). Behind a `dyn Future` made out of line, each
+/// route's code is compiled when that route is first asked for.
+type Arm = Pin<Box<dyn Future<Output = Answer>>>;
+
+#[inline(never)]
+fn arm(f: impl Future<Output = Answer> + 'static) -> Arm {
+    Box::pin(f)
+}
+
+fn dispatch(mut req: Request, env: Env, _ctx: Context) -> Result<Arm, ApiError> {
     let route = Route::parse(&req.path()).ok_or_else(|| ApiError::not_found("no such route"))?;
     let method = req.method();
-    match (route, method) {
-        (Route::Health, Method::Get) => json(200, &json!({"ok": true})),
-        (Route::DevToken, Method::Post) => dev_token(&mut req, &env).await,
-        (Route::ConnectTicket, Method::Post) => connect_ticket(&req, &env).await,
-        (Route::Connect, Method::Get) => {
+    Ok(match (route, method) {
+        (Route::Health, Method::Get) => arm(async move { json(200, &json!({"ok": true})) }),
+        (Route::DevToken, Method::Post) => arm(async move { dev_token(&mut req, &env).await }),
+        (Route::ConnectTicket, Method::Post) => arm(async move { connect_ticket(&req, &env).await }),
+        (Route::Connect, Method::Get) => arm(async move {
             let who = socket_caller(&req, &env)?;
             let since = replay::parse_since(query(&req, "since")?.as_deref())?;
             let session = query(&req, "session")?;
@@ -44,90 +61,90 @@ pub async fn handle(mut req: Request, env: Env, _ctx: Context) -> Answer {
             who.redeem(&env).await?;
             let protocol = req.headers().get("sec-websocket-protocol").ok().flatten();
             let opening = rpc::Opening { since, session: session.as_deref(), batch };
-            Ok(rpc::member_connect(&env, &who.member, opening, protocol.as_deref(), who.accepted_until_ms).await?)
-        }
-        (Route::ConversationPresence(id), Method::Get) => {
+            rpc::member_connect(&env, &who.member, opening, protocol.as_deref(), who.accepted_until_ms).await
+        }),
+        (Route::ConversationPresence(id), Method::Get) => arm(async move {
             let me = caller(&req, &env)?;
             to_conversation(&env, &ConversationId::parse(&id)?, &me, C::Presence).await
-        }
-        (Route::ConversationTyping(id), Method::Post) => {
+        }),
+        (Route::ConversationTyping(id), Method::Post) => arm(async move {
             let me = caller(&req, &env)?;
             to_conversation(&env, &ConversationId::parse(&id)?, &me, C::Typing { stop: false }).await
-        }
-        (Route::ConversationTypingStop(id), Method::Post) => {
+        }),
+        (Route::ConversationTypingStop(id), Method::Post) => arm(async move {
             let me = caller(&req, &env)?;
             to_conversation(&env, &ConversationId::parse(&id)?, &me, C::Typing { stop: true }).await
-        }
-        (Route::Conversations, Method::Post) => create_conversation(&mut req, &env).await,
-        (Route::Conversations, Method::Get) => {
+        }),
+        (Route::Conversations, Method::Post) => arm(async move { create_conversation(&mut req, &env).await }),
+        (Route::Conversations, Method::Get) => arm(async move {
             let me = human(&req, &env)?;
             list_conversations(&req, &env, &me).await
-        }
-        (Route::Conversation(id), Method::Get) => {
+        }),
+        (Route::Conversation(id), Method::Get) => arm(async move {
             let me = caller(&req, &env)?;
             to_conversation(&env, &ConversationId::parse(&id)?, &me, C::Get).await
-        }
-        (Route::Conversation(id), Method::Patch) => {
+        }),
+        (Route::Conversation(id), Method::Patch) => arm(async move {
             let me = caller(&req, &env)?;
             let body: RenameConversation = parse(&mut req).await?;
             to_conversation(&env, &ConversationId::parse(&id)?, &me, C::Rename { title: body.title }).await
-        }
-        (Route::ConversationLeave(id), Method::Post) => {
+        }),
+        (Route::ConversationLeave(id), Method::Post) => arm(async move {
             let me = caller(&req, &env)?;
             leave(&env, &ConversationId::parse(&id)?, &me).await
-        }
-        (Route::ConversationMembers(id), Method::Post) => {
+        }),
+        (Route::ConversationMembers(id), Method::Post) => arm(async move {
             let me = caller(&req, &env)?;
             let body: AddMember = parse(&mut req).await?;
             add_member(&env, &ConversationId::parse(&id)?, &me, &body.user_id).await
-        }
-        (Route::ConversationMember(id, user_id), Method::Delete) => {
+        }),
+        (Route::ConversationMember(id, user_id), Method::Delete) => arm(async move {
             let me = caller(&req, &env)?;
             remove_member(&env, &ConversationId::parse(&id)?, &me, &user_id).await
-        }
-        (Route::ConversationMessages(id), Method::Get) => {
+        }),
+        (Route::ConversationMessages(id), Method::Get) => arm(async move {
             let me = caller(&req, &env)?;
             list_messages(&req, &env, &ConversationId::parse(&id)?, &me).await
-        }
-        (Route::ConversationSocket(id), Method::Get) => socket(&req, &env, &id).await,
-        (Route::ConversationMarkRead(id), Method::Post) => {
+        }),
+        (Route::ConversationSocket(id), Method::Get) => arm(async move { socket(&req, &env, &id).await }),
+        (Route::ConversationMarkRead(id), Method::Post) => arm(async move {
             let me = caller(&req, &env)?;
             let body: MarkRead = parse(&mut req).await?;
             mark_read(&env, &ConversationId::parse(&id)?, &me, &body.last_seen_message_id).await
-        }
-        (Route::ConversationBridges(id), Method::Post) => {
+        }),
+        (Route::ConversationBridges(id), Method::Post) => arm(async move {
             let me = caller(&req, &env)?;
             let body: serde_json::Value = parse(&mut req).await?;
             let link = switchboard_bridge::link::Link::parse(&body)?;
             to_conversation(&env, &ConversationId::parse(&id)?, &me, C::LinkBridge { link }).await
-        }
-        (Route::ConversationBridges(id), Method::Get) => {
+        }),
+        (Route::ConversationBridges(id), Method::Get) => arm(async move {
             let me = caller(&req, &env)?;
             to_conversation(&env, &ConversationId::parse(&id)?, &me, C::ListBridges).await
-        }
-        (Route::ConversationBridge(id, bridge_id), Method::Delete) => {
+        }),
+        (Route::ConversationBridge(id, bridge_id), Method::Delete) => arm(async move {
             let me = caller(&req, &env)?;
             ids::parse("bridgeId", &bridge_id)?;
             to_conversation(&env, &ConversationId::parse(&id)?, &me, C::UnlinkBridge { bridge_id }).await
-        }
-        (Route::Notifications, _) => notifications::forward(&env, req).await,
-        (Route::PusherSocket(key), Method::Get) => pusher::routes::socket(&req, &env, &key).await,
-        (Route::PusherApi, _) => pusher::routes::http_api(&mut req, &env).await,
-        (Route::PusherAuth, Method::Post) => {
+        }),
+        (Route::Notifications, _) => arm(async move { notifications::forward(&env, req).await }),
+        (Route::PusherSocket(key), Method::Get) => arm(async move { pusher::routes::socket(&req, &env, &key).await }),
+        (Route::PusherApi, _) => arm(async move { pusher::routes::http_api(&mut req, &env).await }),
+        (Route::PusherAuth, Method::Post) => arm(async move {
             let me = caller(&req, &env)?;
             pusher::routes::channel_auth(&mut req, &env, &me).await
-        }
-        (Route::PusherUserAuth, Method::Post) => {
+        }),
+        (Route::PusherUserAuth, Method::Post) => arm(async move {
             let me = caller(&req, &env)?;
             pusher::routes::user_auth(&mut req, &env, &me).await
-        }
-        (Route::DevPusherReconnect, Method::Post) => {
+        }),
+        (Route::DevPusherReconnect, Method::Post) => arm(async move {
             if !config::local_request(&env, &req) {
                 return Err(ApiError::not_found("no such route"));
             }
             pusher::routes::reconnect(&env).await
-        }
-        (Route::ConversationPublish(id), Method::Post) => {
+        }),
+        (Route::ConversationPublish(id), Method::Post) => arm(async move {
             let content_type = req.headers().get("content-type").ok().flatten();
             if !live::accepted_content_type(content_type.as_deref()) {
                 return Err(ApiError::new(
@@ -140,8 +157,8 @@ pub async fn handle(mut req: Request, env: Env, _ctx: Context) -> Answer {
             let idle = config::live_idle_ms(&env).max(1);
             let max = config::live_max_publish_ms(&env).max(1);
             crate::live::live_publish(&env, &id, &me, &req, idle, max).await
-        }
-        (Route::ConversationLive(id), Method::Get) => {
+        }),
+        (Route::ConversationLive(id), Method::Get) => arm(async move {
             let who = socket_caller(&req, &env)?;
             let id = ConversationId::parse(&id)?;
             // A refused subscriber is accepted and closed at once (4001) by the channel, without
@@ -150,22 +167,22 @@ pub async fn handle(mut req: Request, env: Env, _ctx: Context) -> Answer {
                 Err(e) if e.status() != 403 && e.status() != 404 => return Err(e),
                 _ => {}
             }
-            Ok(rpc::live_subscribe(&env, &id, &who.member, who.accepted_until_ms).await?)
-        }
-        (Route::BotStatus(sb), Method::Post) => {
+            rpc::live_subscribe(&env, &id, &who.member, who.accepted_until_ms).await
+        }),
+        (Route::BotStatus(sb), Method::Post) => arm(async move {
             let me = bot(&req, &env, &sb)?;
             let body: SetBotStatus = parse(&mut req).await?;
             set_bot_status(&env, &sb, &me, body).await
-        }
-        (Route::BotStatus(sb), Method::Get) => {
+        }),
+        (Route::BotStatus(sb), Method::Get) => arm(async move {
             bot(&req, &env, &sb)?;
             bot_status(&env, &sb).await
-        }
-        (Route::ConversationBotStatus(id), Method::Get) => {
+        }),
+        (Route::ConversationBotStatus(id), Method::Get) => arm(async move {
             let me = caller(&req, &env)?;
             conversation_bot_status(&env, &ConversationId::parse(&id)?, &me).await
-        }
-        (Route::Messages, Method::Post) => {
+        }),
+        (Route::Messages, Method::Post) => arm(async move {
             let me = caller(&req, &env)?;
             let body: CreateMessage = parse(&mut req).await?;
             let cmd = C::SendMessage {
@@ -174,21 +191,21 @@ pub async fn handle(mut req: Request, env: Env, _ctx: Context) -> Answer {
                 client_id: body.client_id,
             };
             to_conversation(&env, &ConversationId::parse(&body.conversation_id)?, &me, cmd).await
-        }
-        (Route::Message(mid), Method::Patch) => {
+        }),
+        (Route::Message(mid), Method::Patch) => arm(async move {
             let me = caller(&req, &env)?;
             let body: EditMessage = parse(&mut req).await?;
             let mid = MessageId::parse(&mid)?.into_string();
             let cmd = C::EditMessage { message_id: mid, content: body.content, timestamp: body.timestamp };
             to_conversation(&env, &ConversationId::parse(&body.conversation_id)?, &me, cmd).await
-        }
-        (Route::Message(mid), Method::Delete) => {
+        }),
+        (Route::Message(mid), Method::Delete) => arm(async move {
             let me = caller(&req, &env)?;
             let mid = MessageId::parse(&mid)?.into_string();
             let conv = required_query(&req, "conversationId")?;
             to_conversation(&env, &ConversationId::parse(&conv)?, &me, C::DeleteMessage { message_id: mid }).await
-        }
-        (Route::MessageReactions(mid), Method::Post) => {
+        }),
+        (Route::MessageReactions(mid), Method::Post) => arm(async move {
             let me = caller(&req, &env)?;
             let body: AddReaction = parse(&mut req).await?;
             let mid = MessageId::parse(&mid)?.into_string();
@@ -199,28 +216,28 @@ pub async fn handle(mut req: Request, env: Env, _ctx: Context) -> Answer {
                 C::AddReaction { message_id: mid, emoji: body.emoji },
             )
             .await
-        }
-        (Route::MessageReactions(mid), Method::Delete) => {
+        }),
+        (Route::MessageReactions(mid), Method::Delete) => arm(async move {
             let me = caller(&req, &env)?;
             let mid = MessageId::parse(&mid)?.into_string();
             let conv = required_query(&req, "conversationId")?;
             let emoji = required_query(&req, "emoji")?;
             to_conversation(&env, &ConversationId::parse(&conv)?, &me, C::RemoveReaction { message_id: mid, emoji })
                 .await
-        }
-        (Route::BotConversations(sb), Method::Get) => {
+        }),
+        (Route::BotConversations(sb), Method::Get) => arm(async move {
             let me = bot(&req, &env, &sb)?;
             list_conversations(&req, &env, &me).await
-        }
-        (Route::BotConversation(sb, id), Method::Get) => {
+        }),
+        (Route::BotConversation(sb, id), Method::Get) => arm(async move {
             let me = bot(&req, &env, &sb)?;
             to_conversation(&env, &ConversationId::parse(&id)?, &me, C::Get).await
-        }
-        (Route::BotMessages(sb, id), Method::Get) => {
+        }),
+        (Route::BotMessages(sb, id), Method::Get) => arm(async move {
             let me = bot(&req, &env, &sb)?;
             list_messages(&req, &env, &ConversationId::parse(&id)?, &me).await
-        }
-        (Route::BotMessages(sb, id), Method::Post) => {
+        }),
+        (Route::BotMessages(sb, id), Method::Post) => arm(async move {
             let me = bot(&req, &env, &sb)?;
             let body: BotCreateMessage = parse(&mut req).await?;
             let cmd = C::SendMessage {
@@ -229,8 +246,8 @@ pub async fn handle(mut req: Request, env: Env, _ctx: Context) -> Answer {
                 client_id: body.client_id,
             };
             to_conversation(&env, &ConversationId::parse(&id)?, &me, cmd).await
-        }
-        (Route::BotMessage(sb, id, mid), Method::Patch) => {
+        }),
+        (Route::BotMessage(sb, id, mid), Method::Patch) => arm(async move {
             let me = bot(&req, &env, &sb)?;
             let body: BotEditMessage = parse(&mut req).await?;
             let mid = MessageId::parse(&mid)?.into_string();
@@ -241,36 +258,36 @@ pub async fn handle(mut req: Request, env: Env, _ctx: Context) -> Answer {
                 C::EditMessage { message_id: mid, content: body.content, timestamp: body.timestamp },
             )
             .await
-        }
-        (Route::BotMessage(sb, id, mid), Method::Delete) => {
+        }),
+        (Route::BotMessage(sb, id, mid), Method::Delete) => arm(async move {
             let me = bot(&req, &env, &sb)?;
             let mid = MessageId::parse(&mid)?.into_string();
             to_conversation(&env, &ConversationId::parse(&id)?, &me, C::DeleteMessage { message_id: mid }).await
-        }
-        (Route::BotSandboxUsers(sb), Method::Put) => {
+        }),
+        (Route::BotSandboxUsers(sb), Method::Put) => arm(async move {
             bot(&req, &env, &sb)?;
             let body: SetSandboxUsers = parse(&mut req).await?;
             set_sandbox_users(&env, &sb, body.users).await
-        }
-        (Route::OperatorSandboxUsers(sb), Method::Put) => {
+        }),
+        (Route::OperatorSandboxUsers(sb), Method::Put) => arm(async move {
             operator(&req, &env)?;
             validate::sandbox_id(&sb)?;
             let body: SetSandboxUsers = parse(&mut req).await?;
             set_sandbox_users(&env, &sb, body.users).await
-        }
-        (Route::BotProfile(sb), Method::Get) => {
+        }),
+        (Route::BotProfile(sb), Method::Get) => arm(async move {
             bot(&req, &env, &sb)?;
             json(200, &json!({"sandboxId": sb, "label": profiles::label(&env, &sb).await?}))
-        }
-        (Route::BotProfile(sb), Method::Put) => {
+        }),
+        (Route::BotProfile(sb), Method::Put) => arm(async move {
             bot(&req, &env, &sb)?;
             let body: SetProfile = parse(&mut req).await?;
             let label = validate::sandbox_label(&body.label)?;
             profiles::set_label(&env, &sb, &label, platform::now_ms()).await?;
             json(200, &json!({"sandboxId": sb, "label": label}))
-        }
-        (_, _) => Err(ApiError::new(ErrorCode::MethodNotAllowed, "method not allowed on this path")),
-    }
+        }),
+        (_, _) => return Err(ApiError::new(ErrorCode::MethodNotAllowed, "method not allowed on this path")),
+    })
 }
 
 // --------------------------------------------------------------------------------------------------
