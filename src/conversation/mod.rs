@@ -221,6 +221,9 @@ impl ConversationObject {
         let until = crate::rpc::until_of(req);
         let attachment = Attachment { member: member.clone(), connected_at: ctx.now_ms, batch, until };
         let accepted = socket::accept(&self.state, &attachment, &[])?;
+        // A batched socket gets its opening (replay or `resync`, then `ready`) joined too: a resume
+        // after hundreds of missed events is a few text frames, not hundreds.
+        let frames = if batch { switchboard_core::batch::join(&frames) } else { frames };
         for frame in &frames {
             let _ = accepted.server.send_with_str(frame);
         }

@@ -175,25 +175,60 @@ async fn socket_sends_on_a_batched_socket_get_each_event_before_its_ack() {
     }
 }
 
+/// Reads a socket's opening frame by frame up to `ready`: (the lines before it, `ready`'s seq, the
+/// text frames it took).
+async fn opening_lines(ws: &mut Ws) -> (Vec<Value>, i64, usize) {
+    let mut lines = Vec::new();
+    let mut frames = 0;
+    loop {
+        frames += 1;
+        for line in next_lines(ws).await {
+            if line["type"] == json!("ready") {
+                let seq = line["seq"].as_i64().unwrap_or_else(|| panic!("ready without seq: {line}"));
+                return (lines, seq, frames);
+            }
+            lines.push(line);
+        }
+    }
+}
+
 #[tokio::test]
-async fn resume_works_on_a_batched_socket_and_bad_values_are_refused() {
+async fn resume_works_on_a_batched_socket_and_its_opening_comes_joined() {
     let api = api();
     let alice = api.user("alice").await;
-    let conv = api.create_conversation(&alice, &uid("sb"), Some("resume"), &[]).await;
+    let bob = api.user("bob").await;
+    let carol = api.user("carol").await;
+    let conv = api.create_conversation(&alice, &uid("sb"), Some("resume"), &[&bob.id, &carol.id]).await;
     let (ws, start) = connect_batched(&api, &conv, &alice).await;
     ws.close().await;
-    for i in 0..3 {
-        api.send_text(&alice, &conv, &format!("missed {i}")).await;
+    // 66 missed events (22 per member, inside each one's send burst): more than one batch holds.
+    let mut sent = Vec::new();
+    for i in 0..22 {
+        for who in [&alice, &bob, &carol] {
+            sent.push(
+                api.send_text(who, &conv, &format!("missed {i}")).await["id"].as_str().unwrap_or_default().to_string(),
+            );
+        }
     }
     let path = format!("/v1/conversations/{conv}/ws?batch=1");
     let since = start.to_string();
     let mut ws = Ws::open_path(&api, &path, WsAuth::Bearer(&alice.token), Some(&since), "resumed")
         .await
         .unwrap_or_else(|r| panic!("resume refused: {} {}", r.status, r.text));
-    let (events, resync, ready) = ws.read_until_ready().await;
+    let (events, ready, frames) = opening_lines(&mut ws).await;
+    let ids: Vec<&str> = events.iter().map(|e| e["payload"]["messageId"].as_str().unwrap_or_default()).collect();
+    assert_eq!(ids, sent, "every missed message once, in order");
+    assert_eq!(seqs(&events), ((start + 1)..=(start + 66)).collect::<Vec<_>>());
+    assert_eq!(ready, start + 66);
+    // 64 lines per text frame at most: the 66 events and `ready` in two frames, not 67.
+    assert_eq!(frames, 2, "the opening is joined into as few frames as the limits allow");
+    // A socket without `batch` resuming from the same point still gets one frame per event.
+    let mut plain = Ws::open(&api, &conv, WsAuth::Bearer(&alice.token), Some(&since), "resumed-plain")
+        .await
+        .unwrap_or_else(|r| panic!("plain resume refused: {} {}", r.status, r.text));
+    let (plain_events, resync, plain_ready) = plain.read_until_ready().await;
     assert!(resync.is_none());
-    assert_eq!(events.len(), 3);
-    assert_eq!(ready, start + 3);
+    assert_eq!((plain_events.len(), plain_ready), (66, start + 66));
     let r =
         Ws::refused_path(&api, &format!("/v1/conversations/{conv}/ws?batch=yes"), WsAuth::Bearer(&alice.token), None)
             .await;
