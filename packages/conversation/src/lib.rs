@@ -33,6 +33,7 @@ pub mod messages;
 pub mod outbox;
 pub mod presence;
 pub mod push;
+pub mod reactions;
 pub mod schema;
 pub mod sockets;
 
@@ -138,11 +139,7 @@ impl<S: Store> Conversation<S> {
         if self.schema_ready.get() {
             return Ok(true);
         }
-        let found = self
-            .store
-            .scalar("SELECT COUNT(*) AS v FROM sqlite_master WHERE type = 'table' AND name = 'conversation'", &[])?
-            .unwrap_or(0)
-            > 0;
+        let found = self.store.has_table("conversation")?;
         if found {
             self.ensure_schema()?;
         }

@@ -66,7 +66,7 @@ impl Sent {
     }
 }
 
-type Outcome = (Result<Reply, ApiError>, Effects);
+pub(crate) type Outcome = (Result<Reply, ApiError>, Effects);
 
 impl<S: Store> Conversation<S> {
     /// The send path, for HTTP and socket sends alike: validate, check the idempotency ledger,
@@ -323,55 +323,6 @@ impl<S: Store> Conversation<S> {
         })
     }
 
-    pub(crate) fn add_reaction(&self, caller: &str, message_id: &str, emoji: &str, now: i64) -> Outcome {
-        self.command(|| {
-            self.require_member(caller)?;
-            validate::emoji(emoji)?;
-            self.rate_limit(Action::React, caller, now)?;
-            let row = self.require_message(message_id)?;
-            if row.deleted != 0 {
-                return Err(ApiError::new(ErrorCode::MessageDeleted, "the message was deleted"));
-            }
-            self.reaction_caps(caller, message_id, emoji)?;
-            let written = self.exec(
-                "INSERT OR IGNORE INTO reactions (message_id, member_id, emoji, created_at) VALUES (?, ?, ?, ?)",
-                &[message_id.into(), caller.into(), emoji.into(), now.into()],
-            )?;
-            if written > 0 {
-                self.emit(Event::ReactionAdded {
-                    message_id: message_id.into(),
-                    member_id: caller.into(),
-                    emoji: emoji.into(),
-                })?;
-            }
-            let summary = self.reactions_of(message_id)?;
-            Ok(Reply::json(if written > 0 { 201 } else { 200 }, json!({"id": message_id, "reactions": summary})))
-        })
-    }
-
-    pub(crate) fn remove_reaction(&self, caller: &str, message_id: &str, emoji: &str, now: i64) -> Outcome {
-        self.command(|| {
-            self.require_member(caller)?;
-            // Keys stored before reactions were validated can still be removed.
-            switchboard_core::emoji::validate_removal(emoji)?;
-            self.rate_limit(Action::React, caller, now)?;
-            self.require_message(message_id)?;
-            let written = self.exec(
-                "DELETE FROM reactions WHERE message_id = ? AND member_id = ? AND emoji = ?",
-                &[message_id.into(), caller.into(), emoji.into()],
-            )?;
-            if written > 0 {
-                self.emit(Event::ReactionRemoved {
-                    message_id: message_id.into(),
-                    member_id: caller.into(),
-                    emoji: emoji.into(),
-                })?;
-            }
-            let summary = self.reactions_of(message_id)?;
-            Ok(Reply::json(200, json!({"id": message_id, "reactions": summary})))
-        })
-    }
-
     /// Moves the caller's read position forward (never back) and tells the members. Answers
     /// whether the caller has now read the newest message (`caughtUp`), so the worker can clear
     /// their badge bucket.
@@ -479,7 +430,7 @@ impl<S: Store> Conversation<S> {
         Ok(self.hydrate(conversation_id, &rows)?.into_iter().next())
     }
 
-    fn reactions_of(&self, message_id: &str) -> Result<Vec<ReactionSummary>, ApiError> {
+    pub(crate) fn reactions_of(&self, message_id: &str) -> Result<Vec<ReactionSummary>, ApiError> {
         let rows: Vec<ReactionRow> = self.query(
             "SELECT message_id, emoji, member_id FROM reactions WHERE message_id = ? ORDER BY rowid",
             &[message_id.into()],

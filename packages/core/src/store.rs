@@ -123,6 +123,13 @@ pub trait StoreExt: Store {
         }
         Ok(self.first::<One>(sql, args)?.and_then(|r| r.v))
     }
+
+    /// Whether table `name` exists (a read of `sqlite_master`: it creates nothing).
+    fn has_table(&self, name: &str) -> Result<bool, StoreError> {
+        let n =
+            self.scalar("SELECT COUNT(*) AS v FROM sqlite_master WHERE type = 'table' AND name = ?", &[name.into()])?;
+        Ok(n.unwrap_or(0) > 0)
+    }
 }
 
 impl<S: Store + ?Sized> StoreExt for S {}

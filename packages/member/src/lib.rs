@@ -126,11 +126,7 @@ impl<S: Store> Member<S> {
         if self.schema_ready.get() {
             return Ok(true);
         }
-        let found = self
-            .store
-            .scalar("SELECT COUNT(*) AS v FROM sqlite_master WHERE type = 'table' AND name = 'conversations'", &[])?
-            .unwrap_or(0)
-            > 0;
+        let found = self.store.has_table("conversations")?;
         if found {
             // Tables added since it was created are made now.
             self.ensure_schema()?;
