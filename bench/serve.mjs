@@ -3,6 +3,9 @@
 //   ours     build/index.js + build/index_bg.wasm (CompiledWasm), bindings read from wrangler.toml
 //   ceiling  bench/baselines/ceiling.mjs   (broadcast-only Durable Object)
 //   room     bench/baselines/room.mjs      (JS room: validate, persist to SQLite, broadcast)
+//   room-min the same with STORE = "message": one INSERT per message, nothing else stored
+//   ceiling-rs  bench/baselines/ceiling-rs (the ceiling written with workers-rs), when
+//            bench/baselines/ceiling-rs/build/ exists (bench/run builds it when a run names it)
 // Durable Objects are SQLite-backed (useSQLite: true) and persisted under --state, so a second start
 // on the same directory finds the same objects (used for the fresh-object measurement).
 //
@@ -90,6 +93,7 @@ for (const [binding, className] of Object.entries(cfg.durableObjects)) oursDOs[b
 const benchLimits = { LIMIT_SENDS: "1000000/1s,1000000", LIMIT_SOCKET_FRAMES: "1000000/1s,1000000" };
 const oursBindings = { ...cfg.vars, ...benchLimits, LOCAL_MODE: "true", JWT_SECRET: args.secret, PUSHER_APP_SECRET: "switchboard-bench-pusher-secret", ...args.vars };
 const direct = [{ host: "127.0.0.1", port: 0 }];
+const ceilingRs = path.join(here, "baselines/ceiling-rs/build");
 
 const workers = [
   {
@@ -132,15 +136,34 @@ const workers = [
     durableObjects: { ROOMS: { className: "CeilingRoom", useSQLite: true } },
     unsafeDirectSockets: direct,
   },
-  {
-    name: "room",
+  ...(fs.existsSync(path.join(ceilingRs, "index.js"))
+    ? [
+        {
+          name: "ceiling-rs",
+          modules: true,
+          scriptPath: path.join(ceilingRs, "index.js"),
+          modulesRoot: ceilingRs,
+          modulesRules: [
+            { type: "ESModule", include: ["**/*.js", "**/*.mjs"] },
+            { type: "CompiledWasm", include: ["**/*.wasm"] },
+          ],
+          compatibilityDate: cfg.compat,
+          compatibilityFlags: cfg.compatibilityFlags,
+          durableObjects: { ROOMS: { className: "CeilingRoom", useSQLite: true } },
+          unsafeDirectSockets: direct,
+        },
+      ]
+    : []),
+  // room-min: the JS room storing only the message row (STORE = "message", see room.mjs).
+  ...[["room", {}], ["room-min", { STORE: "message" }]].map(([name, extra]) => ({
+    name,
     modules: true,
     scriptPath: path.join(here, "baselines/room.mjs"),
     compatibilityDate: cfg.compat,
-    bindings: { JWT_SECRET: args.secret, JWT_AUDIENCE: cfg.vars.JWT_AUDIENCE || "switchboard" },
+    bindings: { JWT_SECRET: args.secret, JWT_AUDIENCE: cfg.vars.JWT_AUDIENCE || "switchboard", ...extra },
     durableObjects: { ROOMS: { className: "JsRoom", useSQLite: true } },
     unsafeDirectSockets: direct,
-  },
+  })),
 ];
 // Per copy of our worker: --notifications sets the default, a variant may override it with
 // __notifications=stub|absent (e.g. --variant ours-absent,__notifications=absent).
@@ -208,7 +231,7 @@ try {
     await applyMigrations(await mf.getD1Database(b, w), path.join(root, "migrations"));
   }
   const urls = {};
-  for (const w of ["ours", "ceiling", "room", ...args.variants.map((v) => v.name)]) urls[w] = (await mf.unsafeGetDirectURL(w)).toString().replace(/\/$/, "");
+  for (const w of workers.filter((x) => x.unsafeDirectSockets).map((x) => x.name)) urls[w] = (await mf.unsafeGetDirectURL(w)).toString().replace(/\/$/, "");
   const pids = workerdChildren(process.pid);
   if (pids.length !== 1) throw new Error(`expected one workerd child, found ${JSON.stringify(pids)}`);
   const pid = pids[0];

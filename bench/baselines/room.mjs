@@ -6,6 +6,12 @@
 // shape and size as ours) and send it to every socket. It does NOT do what ours does beyond that:
 // no push request to the notifications worker and no alarm that flushes members' lists.
 //
+// With the binding STORE = "message" (the bench's `room-min` server) a send stores the least any
+// durable chat can: ONE statement, the message row, with no read (the conversation, membership, the
+// last id and the seq are kept in memory), no idempotency record and no event log. Not a design
+// anyone should ship (no retries, no resume): the floor of a stored message's cost on this runtime,
+// measured beside ours (bench/README.md, issue 19).
+//
 //   POST /bench/conversations              setup only (no auth): {conversationId, sandboxId, members:[id]}
 //   GET  /v1/conversations/:id/ws          bearer; hibernatable socket; sends {"type":"ready","seq"}
 //   POST /v1/messages                      bearer; {conversationId, content, inReplyToMessageId?, clientId?}
@@ -187,6 +193,8 @@ export class JsRoom extends DurableObject {
     super(ctx, env);
     this.sql = ctx.storage.sql;
     this.sql.exec(SCHEMA);
+    this.minimal = env.STORE === "message";
+    this.known = null; // minimal only: {meta, members: Set, lastId, seq}
     ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair("ping", "pong"));
   }
 
@@ -274,6 +282,7 @@ export class JsRoom extends DurableObject {
 
   // The send path: validate, idempotency, write, emit. No await from first read to last write.
   send(caller, rawContent, inReplyTo, rawClientId) {
+    if (this.minimal) return this.sendMinimal(caller, rawContent, inReplyTo, rawClientId);
     const meta = this.requireMember(caller);
     const content = parseContent(rawContent);
     const clientId = checkClientId(rawClientId);
@@ -313,6 +322,39 @@ export class JsRoom extends DurableObject {
         this.sql.exec("UPDATE conversation SET title = ? WHERE title IS NULL", title);
         this.emit("conversation.renamed", { conversationId: meta.id, title });
       }
+    }
+    return { message, clientId, duplicate: false };
+  }
+
+  // STORE = "message": the same validation, message and frame, one INSERT and no read.
+  sendMinimal(caller, rawContent, inReplyTo, rawClientId) {
+    if (this.known === null) {
+      const meta = this.meta();
+      if (!meta) throw new ApiError(404, "not_found", "conversation not found");
+      const members = new Set(this.sql.exec("SELECT member_id FROM members WHERE left_at IS NULL").toArray().map((r) => r.member_id));
+      const last = this.sql.exec("SELECT id FROM messages ORDER BY id DESC LIMIT 1").toArray()[0];
+      this.known = { meta, members, lastId: last ? last.id : null, seq: meta.seq };
+    }
+    const k = this.known;
+    if (!k.members.has(caller)) throw new ApiError(403, "forbidden", "not a member of this conversation");
+    const content = parseContent(rawContent);
+    const clientId = checkClientId(rawClientId);
+    if (inReplyTo !== null) throw invalid("inReplyToMessageId: not supported by the minimal room");
+    const now = Date.now();
+    const id = nextUlid(k.lastId, now);
+    this.sql.exec(
+      "INSERT INTO messages (id, sender_id, content, in_reply_to, created_at, client_id) VALUES (?, ?, ?, ?, ?, ?)",
+      id, caller, JSON.stringify(content), null, now, clientId,
+    );
+    k.lastId = id;
+    const message = {
+      id, conversationId: k.meta.id, senderId: caller, content, inReplyToMessageId: null, createdAt: now,
+      updatedAt: null, clientUpdatedAt: null, deleted: false, deliveryFailed: false, reactions: [],
+    };
+    const payload = { messageId: id, senderId: caller, content, inReplyToMessageId: null, replyTo: null, clientId, message };
+    const frame = JSON.stringify({ type: "event", event: "message.created", payload, seq: ++k.seq });
+    for (const ws of this.ctx.getWebSockets()) {
+      try { ws.send(frame); } catch {}
     }
     return { message, clientId, duplicate: false };
   }

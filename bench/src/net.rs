@@ -30,6 +30,16 @@ pub const SANDBOX: &str = "bench";
 pub fn is_ours(server: &str) -> bool {
     server == "ours" || server.starts_with("ours-")
 }
+
+/// The JS room or a variant of it (`room-min`: one INSERT per message, bench/baselines/room.mjs).
+pub fn is_room(server: &str) -> bool {
+    server == "room" || server.starts_with("room-")
+}
+
+/// The JS ceiling or another build of it (`ceiling-rs`: the same object written with workers-rs).
+pub fn is_ceiling(server: &str) -> bool {
+    server == "ceiling" || server.starts_with("ceiling-")
+}
 pub const JWT_SECRET: &str = "switchboard-bench-secret-0123456789abcdef";
 
 // -------------------------------------------------------------------------------------------------
@@ -292,7 +302,7 @@ pub async fn create_conversation(
             }
             id
         }
-        "room" => {
+        s if is_room(s) => {
             let id = ulid_like();
             let body = json!({"conversationId": id, "sandboxId": SANDBOX, "members": humans});
             let (s, v) = post_json(http, &format!("{base}/bench/conversations"), None, &body).await?;
@@ -310,7 +320,7 @@ impl Conv {
     fn ws_url(&self) -> String {
         let ws = self.base.replacen("http://", "ws://", 1);
         match self.server.as_str() {
-            "ceiling" => format!("{ws}/ws/{}", self.id),
+            s if is_ceiling(s) => format!("{ws}/ws/{}", self.id),
             s if s.ends_with("-batched") => format!("{ws}/v1/conversations/{}/ws?batch=1", self.id),
             _ => format!("{ws}/v1/conversations/{}/ws", self.id),
         }
@@ -318,14 +328,14 @@ impl Conv {
 
     /// Whether the server sends a first frame (`ready`) on connect.
     pub fn greets(&self) -> bool {
-        self.server != "ceiling"
+        !is_ceiling(&self.server)
     }
 
     /// A `message.create` frame (the ceiling echoes it, padded to `pad_to` bytes).
     pub fn frame(&self, tag: &str, text: &str, pad_to: usize) -> String {
         let mut f =
             json!({"type": "message.create", "clientId": tag, "content": [{"type": "text", "text": text}]}).to_string();
-        if self.server == "ceiling" && f.len() + 10 < pad_to {
+        if is_ceiling(&self.server) && f.len() + 10 < pad_to {
             f.pop();
             f.push_str(&format!(",\"pad\":\"{}\"}}", "x".repeat(pad_to - f.len() - 10)));
         }
@@ -335,7 +345,7 @@ impl Conv {
     /// The URL and body of an HTTP send.
     pub fn http_send(&self, tag: &str, text: &str, pad_to: usize) -> (String, String) {
         match self.server.as_str() {
-            "ceiling" => (format!("{}/send/{}", self.base, self.id), self.frame(tag, text, pad_to)),
+            s if is_ceiling(s) => (format!("{}/send/{}", self.base, self.id), self.frame(tag, text, pad_to)),
             _ => (
                 format!("{}/v1/messages", self.base),
                 json!({"conversationId": self.id, "clientId": tag, "content": [{"type": "text", "text": text}]})
@@ -361,7 +371,7 @@ pub async fn open(conv: &Conv, toks: &[String], i: usize) -> Res<(Ws, Opened)> {
     let t0 = Instant::now();
     let url = conv.ws_url();
     let mut req = url.as_str().into_client_request().map_err(|e| e.to_string())?;
-    if conv.server != "ceiling" {
+    if !is_ceiling(&conv.server) {
         let tok = &toks[member_of(i % conv.members, conv.members)];
         req.headers_mut()
             .insert("authorization", HeaderValue::from_str(&format!("Bearer {tok}")).map_err(|e| e.to_string())?);
@@ -683,5 +693,21 @@ impl Send<'_> {
                 Ok(())
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn server_kinds_by_name() {
+        assert!(is_ours("ours") && is_ours("ours-batched") && !is_ours("room"));
+        assert!(is_room("room") && is_room("room-min") && !is_room("ours"));
+        assert!(is_ceiling("ceiling") && is_ceiling("ceiling-rs") && !is_ceiling("room"));
+        let c = Conv { server: "ceiling-rs".into(), base: "http://127.0.0.1:1".into(), id: "r1".into(), members: 2 };
+        assert!(!c.greets());
+        assert_eq!(c.ws_url(), "ws://127.0.0.1:1/ws/r1");
+        assert_eq!(c.http_send("t", "x", 0).0, "http://127.0.0.1:1/send/r1");
     }
 }

@@ -28,6 +28,8 @@ pub fn label(server: &str) -> &str {
         OURS => "ours (Rust/wasm)",
         ROOM => "JS room",
         CEILING => "JS ceiling",
+        "ceiling-rs" => "Rust ceiling (workers-rs)",
+        "room-min" => "JS room, message row only",
         other => other,
     }
 }

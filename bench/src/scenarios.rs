@@ -753,6 +753,8 @@ fn sizes(cfg: &Config, build_src: &Path) -> Vec<SizeRow> {
         });
     }
     out.extend(size_row("JS ceiling", root, &root.join("bench/baselines/ceiling.mjs")));
+    // The same object written with workers-rs (when built): a Rust worker's size before our code.
+    out.extend(size_row("Rust ceiling", root, &root.join("bench/baselines/ceiling-rs/build/index_bg.wasm")));
     out.extend(size_row("JS room", root, &root.join("bench/baselines/room.mjs")));
     out
 }
@@ -883,13 +885,14 @@ pub async fn run_all(cfg: &Config) -> Res<()> {
 }
 
 /// The JS room first (its max sets the common rate), then ours (its frame size sets the ceiling's
-/// padding), then the variants of ours, then the ceiling.
+/// padding), then the variants of ours, then the ceilings (the JS one, then `ceiling-rs`).
 fn ordered(servers: &[String]) -> Vec<&str> {
     let mut v: Vec<&str> = ["room", "ours"].into_iter().filter(|s| servers.iter().any(|x| x == s)).collect();
-    v.extend(servers.iter().map(|s| s.as_str()).filter(|s| !["room", "ours", "ceiling"].contains(s)));
+    v.extend(servers.iter().map(|s| s.as_str()).filter(|s| !["room", "ours"].contains(s) && !net::is_ceiling(s)));
     if servers.iter().any(|x| x == "ceiling") {
         v.push("ceiling");
     }
+    v.extend(servers.iter().map(|s| s.as_str()).filter(|s| *s != "ceiling" && net::is_ceiling(s)));
     v
 }
 
@@ -996,4 +999,18 @@ pub async fn load(cfg: &Config) -> Res<()> {
     let _ = std::fs::copy(cfg.work.join("load/workerd.log"), cfg.out.join("workerd-load.log"));
     let _ = std::fs::remove_dir_all(&cfg.work);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ordered;
+
+    #[test]
+    fn order_is_room_ours_others_then_the_ceilings() {
+        let servers: Vec<String> = ["ceiling-rs", "ceiling", "room-min", "ours-batched", "ours", "room"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        assert_eq!(ordered(&servers), ["room", "ours", "room-min", "ours-batched", "ceiling", "ceiling-rs"]);
+    }
 }
