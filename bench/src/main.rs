@@ -212,6 +212,10 @@ fn parse_args() -> Result<Config, String> {
     if c.runs == 0 {
         return Err("--runs must be at least 1".into());
     }
+    // A server named twice (`--servers ...,ours-x --variant ours-x,...`) is measured once: two
+    // entries would open two sets of sockets on one worker and skew both.
+    let mut seen = std::collections::HashSet::new();
+    c.servers.retain(|s| seen.insert(s.clone()));
     Ok(c)
 }
 
