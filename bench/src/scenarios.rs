@@ -10,12 +10,10 @@ use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 use switchboard_bench::pace::{self, Schedule};
-use switchboard_bench::report::{
-    self, FanoutRow, FirstAnswerRow, LatRun, LatencySet, MemoryRow, Results, SatRun, SizeRow, COMMON, HALF_OWN,
-};
+use switchboard_bench::report::{self, FanoutRow, LatRun, LatencySet, MemoryRow, Results, SatRun, COMMON, HALF_OWN};
 use switchboard_bench::stats::{Agg, Latency};
 
-fn say(msg: impl AsRef<str>) {
+pub(crate) fn say(msg: impl AsRef<str>) {
     eprintln!("[bench {}] {}", chrono_like(), msg.as_ref());
 }
 
@@ -637,129 +635,6 @@ fn copy_dir(from: &Path, to: &Path) -> Res<()> {
 }
 
 // -------------------------------------------------------------------------------------------------
-// Time to first answer
-// -------------------------------------------------------------------------------------------------
-
-async fn first_answer(cfg: &Config, toks: &[String]) -> Res<Vec<FirstAnswerRow>> {
-    const K: usize = 6;
-    let mut hs: HashMap<(String, &'static str), Vec<f64>> = HashMap::new();
-    let mut ff: HashMap<(String, &'static str), Vec<f64>> = HashMap::new();
-    for cycle in 0..cfg.first_cycles {
-        let dir = cfg.work.join(format!("first-{cycle}"));
-        let _ = std::fs::remove_dir_all(&dir);
-        // Prepare K conversations per server, then restart workerd on the same storage.
-        let serve = Serve::start(cfg, &dir, &cfg.serve_core, None).await?;
-        let http = net::http_client(8);
-        let mut convs: HashMap<String, Vec<Conv>> = HashMap::new();
-        // The variants of ours too (`--variant ours-before=DIR`: a cold start beside the previous build).
-        let main: Vec<String> = cfg.servers.clone();
-        for s in &main {
-            let mut v = Vec::new();
-            for _ in 0..K {
-                v.push(net::create_conversation(&http, s, serve.base(s), toks, 2).await?);
-            }
-            convs.insert(s.clone(), v);
-        }
-        serve.stop().await;
-        let serve = Serve::start(cfg, &dir, &cfg.serve_core, None).await?;
-        let mut order = main.clone();
-        let len = order.len().max(1);
-        order.rotate_left(cycle % len);
-        let mut keep = Vec::new();
-        for s in &order {
-            let list: Vec<Conv> =
-                convs[s].iter().map(|c| Conv { base: serve.base(s).to_string(), ..c.clone() }).collect();
-            let mut record = |case: &'static str, o: net::Opened| {
-                hs.entry((s.clone(), case)).or_default().push(o.handshake.as_secs_f64() * 1000.0);
-                if let Some(f) = o.first_frame {
-                    ff.entry((s.clone(), case)).or_default().push(f.as_secs_f64() * 1000.0);
-                }
-            };
-            let (ws, o) = net::open(&list[0], toks, 0).await?;
-            record("cold process", o);
-            keep.push(ws);
-            for c in &list[1..] {
-                let (ws, o) = net::open(c, toks, 0).await?;
-                record("fresh object", o);
-                keep.push(ws);
-            }
-            let (ws, o) = net::open(&list[K - 1], toks, 1).await?;
-            record("warm object", o);
-            keep.push(ws);
-        }
-        serve.stop().await;
-        drop(keep);
-        let _ = std::fs::remove_dir_all(&dir);
-        say(format!("first answer cycle {} of {} done", cycle + 1, cfg.first_cycles));
-    }
-    let mut rows = Vec::new();
-    let mut shown: Vec<String> = report::SERVERS.iter().map(|s| s.to_string()).collect();
-    shown.extend(cfg.servers.iter().filter(|s| !report::SERVERS.contains(&s.as_str())).cloned());
-    for case in ["cold process", "fresh object", "warm object"] {
-        for s in &shown {
-            let key = (s.clone(), case);
-            if let Some(h) = hs.get(&key) {
-                rows.push(FirstAnswerRow {
-                    server: s.into(),
-                    case: case.into(),
-                    handshake_ms: Agg::of(h),
-                    first_frame_ms: ff.get(&key).and_then(|v| Agg::of(v)),
-                });
-            }
-        }
-    }
-    Ok(rows)
-}
-
-// -------------------------------------------------------------------------------------------------
-// Sizes
-// -------------------------------------------------------------------------------------------------
-
-fn gzip_len(p: &Path) -> u64 {
-    std::process::Command::new("gzip").arg("-9c").arg(p).output().map(|o| o.stdout.len() as u64).unwrap_or(0)
-}
-
-fn size_row(worker: &str, root: &Path, p: &Path) -> Option<SizeRow> {
-    let raw = std::fs::metadata(p).ok()?.len();
-    let shown = p.strip_prefix(root).unwrap_or(p).display().to_string();
-    Some(SizeRow { worker: worker.into(), file: shown, raw_bytes: raw, gzip_bytes: gzip_len(p) })
-}
-
-fn sizes(cfg: &Config, build_src: &Path) -> Vec<SizeRow> {
-    let root = &cfg.root;
-    let mut out = Vec::new();
-    for f in ["index_bg.wasm", "index.js"] {
-        // Reported under the path it was built to (the run serves a snapshot of it).
-        if let Some(mut r) = size_row("chat", root, &cfg.build.join(f)) {
-            r.file = build_src.join(f).strip_prefix(root).unwrap_or(&build_src.join(f)).display().to_string();
-            out.push(r);
-        }
-    }
-    let notif = root.join("services/notifications/build");
-    if let Ok(rd) = std::fs::read_dir(&notif) {
-        let mut files: Vec<PathBuf> = rd
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.extension().is_some_and(|x| x == "wasm" || x == "js"))
-            .collect();
-        files.sort();
-        out.extend(files.iter().filter_map(|p| size_row("notifications", root, p)));
-    }
-    if !out.iter().any(|r| r.worker == "notifications") {
-        out.push(SizeRow {
-            worker: "notifications".into(),
-            file: "services/notifications/build (not built)".into(),
-            raw_bytes: 0,
-            gzip_bytes: 0,
-        });
-    }
-    out.extend(size_row("JS ceiling", root, &root.join("bench/baselines/ceiling.mjs")));
-    // The same object written with workers-rs (when built): a Rust worker's size before our code.
-    out.extend(size_row("Rust ceiling", root, &root.join("bench/baselines/ceiling-rs/build/index_bg.wasm")));
-    out.extend(size_row("JS room", root, &root.join("bench/baselines/room.mjs")));
-    out
-}
-
-// -------------------------------------------------------------------------------------------------
 // The whole suite
 // -------------------------------------------------------------------------------------------------
 
@@ -777,7 +652,7 @@ pub async fn run_all(cfg: &Config) -> Res<()> {
         sh("taskset", &["-cp", &std::process::id().to_string()])
     ));
     if wants("sizes") {
-        results.sizes = sizes(cfg, &build_src);
+        results.sizes = crate::sizes::sizes(cfg, &build_src);
     }
 
     let main_state = cfg.work.join("main");
@@ -822,7 +697,7 @@ pub async fn run_all(cfg: &Config) -> Res<()> {
     let _ = std::fs::copy(main_state.join("workerd.log"), cfg.out.join("workerd.log"));
 
     if wants("first") {
-        match first_answer(cfg, &toks).await {
+        match crate::first::first_answer(cfg, &toks).await {
             Ok(r) => results.first_answer = r,
             Err(e) => say(format!("first answer: FAILED: {e}")),
         }
