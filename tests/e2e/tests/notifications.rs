@@ -32,14 +32,7 @@ struct Setup {
 }
 
 fn start_once(cell: &'static OnceLock<Result<Setup, String>>, start: fn() -> Setup) -> &'static Setup {
-    let started = cell.get_or_init(|| {
-        std::panic::catch_unwind(start).map_err(|e| {
-            e.downcast_ref::<String>()
-                .cloned()
-                .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
-                .unwrap_or_else(|| "unknown panic".into())
-        })
-    });
+    let started = cell.get_or_init(|| std::panic::catch_unwind(start).map_err(switchboard_e2e::panic_message));
     match started {
         Ok(s) => s,
         Err(msg) => panic!("the notifications test server failed to start: {msg}"),
