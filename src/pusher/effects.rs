@@ -4,15 +4,20 @@
 use super::PusherAppObject;
 use crate::platform;
 use crate::rpc::{self, ConversationCommand};
+use crate::sql::Sql;
 use serde_json::Value;
 use switchboard_core::hub::Context;
 use switchboard_pusher::channel::{self, PRESENCE_CONVERSATION_PREFIX, PRIVATE_CONVERSATION_PREFIX};
 use switchboard_pusher::webhook::WebhookEvent;
+use switchboard_pusher::webhook_store::DurableWebhooks;
 use switchboard_pusher::{Delivery, Effect, SocketId, SocketRecord};
 use worker::{Fetch, Headers, Method, Request, RequestInit, WebSocket};
 
 /// The conversation event that ends a member's right to its channels.
 const MEMBER_LEFT: &str = "member.left";
+
+/// When the webhook queue's storage failed, the alarm tries again this much later.
+const WEBHOOK_STORAGE_RETRY_MS: i64 = 5_000;
 
 impl PusherAppObject {
     /// Carries out effects in order. `current` is the socket whose event this is (sent to directly).
@@ -77,14 +82,17 @@ impl PusherAppObject {
                 }
                 Effect::Webhook(event) => {
                     if self.webhook_url.is_some() {
-                        self.webhooks.borrow_mut().push(&event, now);
-                        queued = true;
+                        match self.with_webhooks(|q, sql| q.push(sql, &event, now)) {
+                            Some(Ok(())) => queued = true,
+                            Some(Err(e)) => worker::console_error!("pusher webhook not queued: {}", e.message),
+                            None => {}
+                        }
                     }
                 }
             }
         }
         if queued {
-            let due = self.webhooks.borrow().next_due();
+            let due = self.with_webhooks(|q, _| q.next_due()).flatten();
             if let Some(due) = due {
                 self.alarm.ensure(&self.state.storage(), due as i64).await;
             }
@@ -207,24 +215,60 @@ impl PusherAppObject {
         self.syncing.borrow_mut().remove(id);
     }
 
-    /// The alarm: sends what the webhook queue has due, one batch at a time, then re-arms.
-    pub(super) async fn send_webhooks(&self) {
-        let (Some(app), Some(url)) = (self.app.as_ref(), self.webhook_url.as_deref()) else { return };
-        loop {
-            let now = platform::now_ms().max(0) as u64;
-            let next = self.webhooks.borrow_mut().poll(app, now);
-            let Some(request) = next else { break };
-            let ok = post_webhook(url, &request.body, &request.headers).await;
-            let now = platform::now_ms().max(0) as u64;
-            if ok {
-                self.webhooks.borrow_mut().sent();
-            } else {
-                self.webhooks.borrow_mut().failed(now, platform::random_u64());
+    /// The webhook queue (loaded from the object's SQLite on first use) and that database, for `f`;
+    /// `None` when it cannot be loaded (logged).
+    fn with_webhooks<T>(&self, f: impl FnOnce(&mut DurableWebhooks, &Sql) -> T) -> Option<T> {
+        let mut slot = self.webhooks.borrow_mut();
+        if slot.is_none() {
+            match DurableWebhooks::load(&self.sql, platform::now_ms().max(0) as u64) {
+                Ok(q) => *slot = Some(q),
+                Err(e) => {
+                    worker::console_error!("pusher webhook queue not loaded: {e}");
+                    return None;
+                }
             }
         }
-        let due = self.webhooks.borrow().next_due();
+        slot.as_mut().map(|q| f(q, &self.sql))
+    }
+
+    /// The alarm: sends what the webhook queue has due, one batch at a time, then re-arms (after
+    /// `WEBHOOK_STORAGE_RETRY_MS` when its storage failed).
+    pub(super) async fn send_webhooks(&self) {
+        let (Some(app), Some(url)) = (self.app.as_ref(), self.webhook_url.as_deref()) else { return };
+        let mut stuck = false;
+        loop {
+            let now = platform::now_ms().max(0) as u64;
+            let request = match self.with_webhooks(|q, sql| q.poll(sql, app, now)) {
+                Some(Ok(Some(r))) => r,
+                Some(Ok(None)) => break,
+                Some(Err(e)) => {
+                    worker::console_error!("pusher webhook batch not stored: {}", e.message);
+                    stuck = true;
+                    break;
+                }
+                None => {
+                    stuck = true;
+                    break;
+                }
+            };
+            let ok = post_webhook(url, &request.body, &request.headers).await;
+            let now = platform::now_ms().max(0) as u64;
+            let settled =
+                self.with_webhooks(|q, sql| if ok { q.sent(sql) } else { q.failed(sql, now, platform::random_u64()) });
+            if let Some(Err(e)) = settled {
+                worker::console_error!("pusher webhook outcome not stored: {}", e.message);
+                stuck = true;
+                break;
+            }
+        }
+        let now = platform::now_ms();
+        let due = if stuck {
+            Some(now + WEBHOOK_STORAGE_RETRY_MS)
+        } else {
+            self.with_webhooks(|q, _| q.next_due()).flatten().map(|d| d as i64)
+        };
         if let Some(due) = due {
-            self.alarm.set(&self.state.storage(), due as i64).await;
+            self.alarm.set(&self.state.storage(), due).await;
         }
     }
 }

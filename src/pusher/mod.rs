@@ -24,13 +24,14 @@ pub mod routes;
 use crate::config;
 use crate::http::{error_response, internal};
 use crate::platform;
+use crate::sql::Sql;
 use commands::PusherCommand;
 use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
 use switchboard_conversation::presence::RELAY_WATCHER_PREFIX;
 use switchboard_core::ApiError;
 use switchboard_pusher::limits::close;
-use switchboard_pusher::webhook::WebhookQueue;
+use switchboard_pusher::webhook_store::DurableWebhooks;
 use switchboard_pusher::{App, Effect, Registry, ServerFrame, SocketId, SocketRecord};
 use switchboard_worker_kit::alarm::AlarmSlot;
 use worker::{
@@ -70,7 +71,10 @@ pub struct PusherAppObject {
     /// Rebuilt from the sockets' attachments on first use after a wake.
     registry: RefCell<Option<Registry>>,
     webhook_url: Option<String>,
-    webhooks: RefCell<WebhookQueue>,
+    /// The webhook queue, loaded from `sql` on first use (`None` until then).
+    webhooks: RefCell<Option<DurableWebhooks>>,
+    /// The object's SQLite: the webhook queue's tables (`switchboard_pusher::webhook_store`).
+    sql: Sql,
     alarm: AlarmSlot,
     /// Conversations this object watches as a relay (as far as it knows).
     watching: RefCell<HashMap<String, bool>>,
@@ -92,6 +96,7 @@ impl DurableObject for PusherAppObject {
         let app = config::pusher_app(&env).ok();
         let webhook_url = config::pusher_webhook_url(&env);
         let limits = config::limits(&env);
+        let sql = Sql::with_transactions(state.storage().sql(), raw_state.clone());
         PusherAppObject {
             state,
             raw_state,
@@ -99,7 +104,8 @@ impl DurableObject for PusherAppObject {
             app,
             registry: RefCell::new(None),
             webhook_url,
-            webhooks: RefCell::new(WebhookQueue::new()),
+            webhooks: RefCell::new(None),
+            sql,
             alarm: AlarmSlot::new(),
             watching: RefCell::new(HashMap::new()),
             syncing: RefCell::new(HashSet::new()),

@@ -28,8 +28,9 @@
 //!   the event. Rate-limit buckets start afresh (only more lenient).
 //! - **Effects in order.** `Send` and `Broadcast` (one frame, many sockets: hand the string to
 //!   JavaScript once), `Close` (the registry has already forgotten the socket; on the runtime's
-//!   close event call `disconnect`, which is then a no-op), `SaveRecord`, `Webhook` (push into a
-//!   `WebhookQueue` and set the alarm to `next_due()`, never later than one already set).
+//!   close event call `disconnect`, which is then a no-op), `SaveRecord`, `Webhook` (push into the
+//!   `webhook_store::DurableWebhooks` loaded from the object's SQLite and set the alarm to
+//!   `next_due()`, never later than one already set).
 //! - **Frames.** Pass every text frame to `Registry::handle_frame`; frames over
 //!   `MAX_CLIENT_FRAME_BYTES` come back as a 1009 close. Binary frames: close with 1003.
 //! - **Activity.** We announce `activity_timeout` `limits::ACTIVITY_TIMEOUT_SECS`; pusher-js pings
@@ -53,6 +54,7 @@ pub mod http_api;
 pub mod limits;
 pub mod registry;
 pub mod webhook;
+pub mod webhook_store;
 
 pub use auth::{App, SocketId};
 pub use client::{Client, ClientEffect, ClientState};

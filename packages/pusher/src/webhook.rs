@@ -14,8 +14,9 @@
 //! bounded (`MAX_WEBHOOK_QUEUE`): when full the oldest waiting event is dropped and counted —
 //! webhooks are best effort, a slow backend must not grow the object's memory without bound.
 //!
-//! The queue lives in memory: an object evicted with events waiting loses them (counted by nobody).
-//! The shell sets its alarm to `next_due()`; time and random bits are arguments.
+//! This queue is the decisions, in memory; `webhook_store::DurableWebhooks` keeps it in the object's
+//! SQLite as well, so events waiting or a batch being retried outlive an eviction, a hibernation or
+//! a crash. The shell sets its alarm to `next_due()`; time and random bits are arguments.
 
 use crate::auth::{hmac_hex, App};
 use crate::frame::push_json_string;
@@ -90,19 +91,19 @@ pub struct WebhookRequest {
 }
 
 #[derive(Debug, Clone)]
-struct Batch {
-    body: String,
-    events: usize,
-    attempts: u32,
+pub(crate) struct Batch {
+    pub(crate) body: String,
+    pub(crate) events: usize,
+    pub(crate) attempts: u32,
     /// `None` while a request is in flight.
-    due_ms: Option<u64>,
+    pub(crate) due_ms: Option<u64>,
 }
 
 /// The batching, bounded, retrying webhook queue.
 #[derive(Debug, Clone, Default)]
 pub struct WebhookQueue {
-    waiting: VecDeque<(u64, String)>,
-    batch: Option<Batch>,
+    pub(crate) waiting: VecDeque<(u64, String)>,
+    pub(crate) batch: Option<Batch>,
     dropped_overflow: u64,
     dropped_failed: u64,
     delivered: u64,
@@ -210,16 +211,16 @@ impl WebhookQueue {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::auth::verify_hmac_hex;
     use proptest::prelude::*;
 
-    fn app() -> App {
+    pub(crate) fn app() -> App {
         App::new("1", "key", "secret")
     }
 
-    fn occupied(c: &str) -> WebhookEvent {
+    pub(crate) fn occupied(c: &str) -> WebhookEvent {
         WebhookEvent::ChannelOccupied { channel: c.into() }
     }
 
