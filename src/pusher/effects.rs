@@ -254,7 +254,9 @@ impl PusherAppObject {
             let ok = post_webhook(url, &request.body, &request.headers).await;
             let now = platform::now_ms().max(0) as u64;
             let settled =
-                self.with_webhooks(|q, sql| if ok { q.sent(sql) } else { q.failed(sql, now, platform::random_u64()) });
+                self.with_webhooks(
+                    |q, sql| if ok { q.sent(sql, now) } else { q.failed(sql, now, platform::random_u64()) },
+                );
             if let Some(Err(e)) = settled {
                 worker::console_error!("pusher webhook outcome not stored: {}", e.message);
                 stuck = true;

@@ -189,6 +189,13 @@ impl WebhookQueue {
         b.due_ms = Some(now_ms.saturating_add(wait));
     }
 
+    /// Carries `other`'s counters over (a queue read back from storage after a failed write).
+    pub(crate) fn keep_counters(&mut self, other: WebhookQueue) {
+        self.dropped_overflow = other.dropped_overflow;
+        self.dropped_failed = other.dropped_failed;
+        self.delivered = other.delivered;
+    }
+
     /// Events waiting (not counting a batch being sent or retried).
     pub fn waiting(&self) -> usize {
         self.waiting.len()

@@ -10,8 +10,9 @@
 //! Forming a batch moves its events from the first table to the second in one transaction. A batch
 //! found in flight when the queue is loaded (the object ended during its request) is due at once:
 //! the backend may then see that body twice (at least once, as with any retry; the body is the
-//! same). The counters (`delivered`, `dropped_*`) stay per instance. A storage failure is answered
-//! to the shell, which logs it; the queue in memory carries on (webhooks stay best effort).
+//! same). The counters (`delivered`, `dropped_*`) stay per instance. The stored queue is the truth:
+//! after a failed write, memory is read back from it (`resync`), and the error goes to the shell,
+//! which logs it and tries again from the alarm.
 
 use crate::auth::App;
 use crate::limits::MAX_WEBHOOK_QUEUE;
@@ -109,14 +110,13 @@ impl DurableWebhooks {
     }
 
     /// The request to make now, if one is due; the batch is stored as in flight before it is
-    /// answered. Nothing changes when the storage fails.
+    /// answered. When the storage fails, the queue is what is stored (see [`Self::resync`]).
     pub fn poll(&mut self, store: &dyn Store, app: &App, now_ms: u64) -> Result<Option<WebhookRequest>, ApiError> {
-        let mut next = self.queue.clone();
-        let formed = next.batch.is_none();
-        let Some(request) = next.poll(app, now_ms) else { return Ok(None) };
-        let Some(batch) = next.batch.as_ref() else { return Ok(None) };
+        let formed = self.queue.batch.is_none();
+        let Some(request) = self.queue.poll(app, now_ms) else { return Ok(None) };
+        let Some(batch) = self.queue.batch.as_ref() else { return Ok(None) };
         let taken = if formed { batch.events } else { 0 };
-        atomically(store, || {
+        let written = atomically(store, || {
             if let Some(last) = taken.checked_sub(1).and_then(|i| self.seqs.get(i)) {
                 store.run("DELETE FROM webhook_events WHERE seq <= ?", &[Arg::Int(*last)])?;
             }
@@ -125,34 +125,52 @@ impl DurableWebhooks {
                 &[batch.body.as_str().into(), int(batch.events as u64), int(u64::from(batch.attempts))],
             )?;
             Ok(())
-        })?;
-        self.seqs.drain(..taken);
-        self.queue = next;
-        Ok(Some(request))
+        });
+        match written {
+            Ok(()) => {
+                self.seqs.drain(..taken);
+                Ok(Some(request))
+            }
+            Err(e) => Err(self.resync(store, now_ms, e)),
+        }
     }
 
     /// The request in flight was answered 2xx.
-    pub fn sent(&mut self, store: &dyn Store) -> Result<(), ApiError> {
-        store.run("DELETE FROM webhook_batch", &[]).map_err(ApiError::from)?;
+    pub fn sent(&mut self, store: &dyn Store, now_ms: u64) -> Result<(), ApiError> {
         self.queue.sent();
-        Ok(())
+        match store.run("DELETE FROM webhook_batch", &[]) {
+            Ok(_) => Ok(()),
+            Err(e) => Err(self.resync(store, now_ms, e.into())),
+        }
     }
 
     /// The request in flight failed at `now_ms`: stored due for its retry, or gone after the
     /// last attempt. `random`: 64 random bits (the retry's jitter).
     pub fn failed(&mut self, store: &dyn Store, now_ms: u64, random: u64) -> Result<(), ApiError> {
-        let mut next = self.queue.clone();
-        next.failed(now_ms, random);
-        match next.batch.as_ref() {
+        self.queue.failed(now_ms, random);
+        let written = match self.queue.batch.as_ref() {
             Some(b) => store.run(
                 "UPDATE webhook_batch SET attempts = ?, due_ms = ? WHERE id = 1",
                 &[int(u64::from(b.attempts)), b.due_ms.map(int).unwrap_or(Arg::Null)],
             ),
             None => store.run("DELETE FROM webhook_batch", &[]),
+        };
+        match written {
+            Ok(_) => Ok(()),
+            Err(e) => Err(self.resync(store, now_ms, e.into())),
         }
-        .map_err(ApiError::from)?;
-        self.queue = next;
-        Ok(())
+    }
+
+    /// After a failed write: the stored queue is the truth, so memory is read back from it (a batch
+    /// stored in flight is then due at once: sent again rather than lost); if that read fails
+    /// too, memory stays as it is. Answers `error`.
+    fn resync(&mut self, store: &dyn Store, now_ms: u64, error: ApiError) -> ApiError {
+        if let Ok(stored) = DurableWebhooks::load(store, now_ms) {
+            let counters = std::mem::take(&mut self.queue);
+            *self = stored;
+            self.queue.keep_counters(counters);
+        }
+        error
     }
 
     /// The decisions and counters (events waiting, delivered, dropped).
@@ -185,7 +203,7 @@ mod tests {
         let r = q.poll(&store, &app(), 5_000).unwrap().unwrap();
         assert_eq!(channels(&r.body), ["a", "b"]);
         assert_eq!(r.attempt, 1);
-        q.sent(&store).unwrap();
+        q.sent(&store, 0).unwrap();
         let q = DurableWebhooks::load(&store, 6_000).unwrap();
         assert_eq!(q.next_due(), None, "delivered: nothing left stored");
         assert_eq!(q.queue().waiting(), 0);
@@ -214,7 +232,7 @@ mod tests {
         assert_eq!(q.poll(&store, &app(), due - 1).unwrap(), None);
         let third = q.poll(&store, &app(), due).unwrap().unwrap();
         assert_eq!((third.body.as_str(), third.attempt), (first.body.as_str(), 3));
-        q.sent(&store).unwrap();
+        q.sent(&store, 0).unwrap();
         // then the event that came meanwhile, in order
         let r = q.poll(&store, &app(), due + 5_000).unwrap().unwrap();
         assert_eq!(channels(&r.body), ["b"]);
@@ -287,5 +305,19 @@ mod tests {
         let stored = DurableWebhooks::load(&store, 6_000).unwrap();
         assert_eq!(stored.queue().waiting(), 0);
         assert_eq!(stored.next_due(), Some(6_000), "stored in flight: due at once after a restart");
+        // the outcome not stored: memory is read back, and the batch, not known to be settled, is due
+        store.fail_in(1);
+        assert!(q.sent(&store, 7_000).is_err());
+        store.healthy();
+        assert_eq!(q.next_due(), Some(7_000), "not known to be delivered: sent again");
+        let again = q.poll(&store, &app(), 7_000).unwrap().unwrap();
+        assert_eq!((again.body.as_str(), again.attempt), (r.body.as_str(), 2));
+        store.fail_in(1);
+        assert!(q.failed(&store, 8_000, 0).is_err());
+        store.healthy();
+        assert_eq!(q.next_due(), Some(8_000));
+        assert_eq!(q.poll(&store, &app(), 8_000).unwrap().unwrap().attempt, 3);
+        q.sent(&store, 8_100).unwrap();
+        assert_eq!(DurableWebhooks::load(&store, 9_000).unwrap().next_due(), None);
     }
 }
