@@ -15,6 +15,7 @@ mod first;
 mod net;
 mod pusher;
 mod scenarios;
+mod serve;
 mod sizes;
 
 use std::path::PathBuf;
