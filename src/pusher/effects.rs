@@ -8,6 +8,7 @@ use crate::sql::Sql;
 use serde_json::Value;
 use switchboard_core::hub::Context;
 use switchboard_pusher::channel::{self, PRESENCE_CONVERSATION_PREFIX, PRIVATE_CONVERSATION_PREFIX};
+use switchboard_pusher::limits::WEBHOOK_STORAGE_RETRY_MS;
 use switchboard_pusher::webhook::WebhookEvent;
 use switchboard_pusher::webhook_store::DurableWebhooks;
 use switchboard_pusher::{Delivery, Effect, SocketId, SocketRecord};
@@ -15,9 +16,6 @@ use worker::{Fetch, Headers, Method, Request, RequestInit, WebSocket};
 
 /// The conversation event that ends a member's right to its channels.
 const MEMBER_LEFT: &str = "member.left";
-
-/// When the webhook queue's storage failed, the alarm tries again this much later.
-const WEBHOOK_STORAGE_RETRY_MS: i64 = 5_000;
 
 impl PusherAppObject {
     /// Carries out effects in order. `current` is the socket whose event this is (sent to directly).

@@ -103,6 +103,8 @@ pub const MAX_WEBHOOK_EVENTS_PER_BATCH: usize = 100;
 pub const WEBHOOK_BATCH_WINDOW_MS: u64 = 1_000;
 /// A batch is tried at most this many times, then dropped (and counted).
 pub const WEBHOOK_MAX_ATTEMPTS: u32 = 6;
+/// When the webhook queue's storage failed, the alarm tries again this much later.
+pub const WEBHOOK_STORAGE_RETRY_MS: i64 = 5_000;
 
 /// WebSocket close codes the server sends (Pusher's ranges: 4000-4099 do not reconnect, 4100-4199
 /// back off, 4200-4299 reconnect at once).

@@ -116,11 +116,16 @@ impl WebhookQueue {
 
     /// Queues an event that happened at `now_ms`.
     pub fn push(&mut self, event: &WebhookEvent, now_ms: u64) {
+        self.push_json(event.to_json(), now_ms);
+    }
+
+    /// Queues an event already encoded (`WebhookEvent::to_json`).
+    pub(crate) fn push_json(&mut self, json: String, now_ms: u64) {
         if self.waiting.len() >= MAX_WEBHOOK_QUEUE {
             self.waiting.pop_front();
             self.dropped_overflow += 1;
         }
-        self.waiting.push_back((now_ms, event.to_json()));
+        self.waiting.push_back((now_ms, json));
     }
 
     /// When `poll` next has something to send (for the alarm); `None` when idle or a request is in

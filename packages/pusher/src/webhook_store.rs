@@ -99,7 +99,7 @@ impl DurableWebhooks {
         if self.seqs.len() >= MAX_WEBHOOK_QUEUE {
             self.seqs.pop_front();
         }
-        self.queue.push(event, now_ms);
+        self.queue.push_json(json, now_ms);
         self.seqs.push_back(seq);
         Ok(())
     }
