@@ -11,7 +11,9 @@
 
 mod counters;
 mod cpu;
+mod fanout;
 mod first;
+mod memory;
 mod net;
 mod pusher;
 mod scenarios;
