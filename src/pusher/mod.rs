@@ -261,10 +261,15 @@ impl PusherAppObject {
                 let closed = self.close_all(close::RECONNECT, "server restarting: reconnect now").await;
                 format!(r#"{{"closed":{closed}}}"#)
             }
-            PusherCommand::Reauthorize { channels } => {
+            PusherCommand::Reauthorize { channels, member } => {
                 let ids: std::collections::BTreeSet<String> = self
-                    .with_registry(|r| {
-                        channels.iter().flat_map(|c| r.subscribers(c)).map(|s| s.as_str().to_string()).collect()
+                    .with_registry(|r| match &member {
+                        Some(m) => {
+                            r.subscribers_for(&channels, m).into_iter().map(|s| s.as_str().to_string()).collect()
+                        }
+                        None => {
+                            channels.iter().flat_map(|c| r.subscribers(c)).map(|s| s.as_str().to_string()).collect()
+                        }
                     })
                     .unwrap_or_default();
                 let sockets: Vec<WebSocket> =

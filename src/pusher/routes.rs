@@ -124,7 +124,9 @@ fn socket_id(fields: &[(String, String)]) -> Result<SocketId, ApiError> {
 /// `POST /pusher/auth` for `me`: signs a private or presence channel subscription. Our
 /// conversation channels are signed only for the conversation's members (403 otherwise, 404 for an
 /// unknown conversation); any other private or presence channel for any of our users. Presence
-/// `channel_data` is ours: `user_id` is the member id.
+/// `channel_data` is ours: `user_id` is the member id. A private channel's auth names the member
+/// (`auth::sign_private_for`): the registry then knows whose subscription it is, so a member's
+/// departure closes only that member's sockets.
 pub async fn channel_auth(req: &mut Request, env: &Env, me: &str) -> Answer {
     let app = config::pusher_app(env)?;
     let fields = auth_fields(&body_bytes(req).await?)?;
@@ -153,7 +155,7 @@ pub async fn channel_auth(req: &mut Request, env: &Env, me: &str) -> Answer {
         let auth = auth::sign_channel(&app, socket.as_str(), name, Some(&channel_data));
         json(200, &json!({"auth": auth, "channel_data": channel_data}))
     } else {
-        json(200, &json!({"auth": auth::sign_channel(&app, socket.as_str(), name, None)}))
+        json(200, &json!({"auth": auth::sign_private_for(&app, socket.as_str(), name, me)}))
     }
 }
 
@@ -169,8 +171,9 @@ pub async fn user_auth(req: &mut Request, env: &Env, me: &str) -> Answer {
 
 /// `POST /dev/pusher/reconnect` (local mode only): every Pusher socket is closed with 4200, as a
 /// deploy would; answers `{closed}`.
-/// A member left or was removed from `conversation_id`: the sockets on its Pusher channels reconnect
-/// and authorize again (the departed member is refused). Failures are logged: the membership has
+/// A member left or was removed from `conversation_id`: the member's sockets on its Pusher channels
+/// (and any whose subscription names nobody) reconnect and authorize again (the departed member is
+/// refused); other members' sockets stay. Failures are logged: the membership has
 /// already ended and the channel auth refuses the member from now on.
 pub async fn membership_ended(env: &Env, conversation_id: &str, member: &str) {
     let Ok(app) = config::pusher_app(env) else { return };
@@ -179,8 +182,8 @@ pub async fn membership_ended(env: &Env, conversation_id: &str, member: &str) {
         format!("{}{conversation_id}", switchboard_pusher::channel::PRESENCE_CONVERSATION_PREFIX),
     ];
     let sent = async {
-        let body =
-            serde_json::to_string(&PusherCommand::Reauthorize { channels }).map_err(|e| internal("encode", e))?;
+        let body = serde_json::to_string(&PusherCommand::Reauthorize { channels, member: Some(member.to_string()) })
+            .map_err(|e| internal("encode", e))?;
         post(&stub(env, PUSHER, &app.id)?, body).await
     };
     if let Err(e) = sent.await {

@@ -183,6 +183,53 @@ pub fn sign_channel(app: &App, socket_id: &str, channel: &str, channel_data: Opt
     format!("{}:{}", app.key, hmac_hex(&app.secret, channel_string(socket_id, channel, channel_data).as_bytes()))
 }
 
+/// What a private channel auth that names its member signs: its own domain (`::member::`), so it
+/// can be mistaken for no other signed string.
+fn member_string(socket_id: &str, channel: &str, member: &str) -> String {
+    format!("{socket_id}:{channel}::member::{member}")
+}
+
+/// The `auth` for subscribing `socket_id` to the private `channel` as `member`:
+/// `<key>:<member id in hex>:<signature>`. Pusher clients send an `auth` back as they got it, so
+/// the subscription says whose it is with no `channel_data` (which not every client forwards on
+/// private channels); see [`verify_private`].
+pub fn sign_private_for(app: &App, socket_id: &str, channel: &str, member: &str) -> String {
+    let sig = hmac_hex(&app.secret, member_string(socket_id, channel, member).as_bytes());
+    format!("{}:{}:{sig}", app.key, hex::encode(member))
+}
+
+/// Verifies a private channel's `auth` and answers whom the subscription was signed for, if anyone:
+/// the member of a [`sign_private_for`] auth, or the `user_id` of the `channel_data` a standard
+/// `<key>:<signature>` was signed with (as the `pusher` server libraries sign it when given
+/// data); a standard auth without `channel_data` names nobody.
+pub fn verify_private(
+    app: &App,
+    auth: Option<&str>,
+    socket_id: &str,
+    channel: &str,
+    channel_data: Option<&str>,
+) -> Result<Option<String>, AuthError> {
+    let named = auth
+        .filter(|a| a.len() <= MAX_AUTH_CHARS)
+        .and_then(|a| a.strip_prefix(app.key.as_str()))
+        .and_then(|rest| rest.strip_prefix(':'))
+        .and_then(|rest| rest.split_once(':'));
+    if let Some((member_hex, sig)) = named {
+        let member = hex::decode(member_hex)
+            .ok()
+            .and_then(|b| String::from_utf8(b).ok())
+            .filter(|m| valid_user_id(m))
+            .ok_or(AuthError::Malformed)?;
+        return if verify_hmac_hex(&app.secret, member_string(socket_id, channel, &member).as_bytes(), sig) {
+            Ok(Some(member))
+        } else {
+            Err(AuthError::BadSignature)
+        };
+    }
+    verify_channel(app, auth, socket_id, channel, channel_data)?;
+    channel_data.map(|cd| parse_channel_data(cd).map(|m| m.user_id)).transpose()
+}
+
 /// The `auth` for signing `socket_id` in with `user_data`.
 pub fn sign_user(app: &App, socket_id: &str, user_data: &str) -> String {
     format!("{}:{}", app.key, hmac_hex(&app.secret, user_string(socket_id, user_data).as_bytes()))
@@ -232,6 +279,11 @@ pub fn verify_user(app: &App, auth: &str, socket_id: &str, user_data: &str) -> R
     Ok(user)
 }
 
+/// A user id as `user_data` and `channel_data` may carry it: 1 to `MAX_USER_ID_CHARS` characters.
+pub fn valid_user_id(id: &str) -> bool {
+    !id.is_empty() && id.chars().count() <= MAX_USER_ID_CHARS
+}
+
 /// `user_data`: a JSON object with a non-empty string `id` (at most `MAX_USER_ID_CHARS`), at most
 /// `MAX_USER_DATA_BYTES` in all.
 pub fn parse_user_data(user_data: &str) -> Result<SignedInUser, AuthError> {
@@ -241,7 +293,7 @@ pub fn parse_user_data(user_data: &str) -> Result<SignedInUser, AuthError> {
     let v: Value =
         serde_json::from_str(user_data).map_err(|_| AuthError::InvalidUserData("must be a JSON object".into()))?;
     let id = match v.get("id") {
-        Some(Value::String(s)) if !s.is_empty() && s.chars().count() <= MAX_USER_ID_CHARS => s.clone(),
+        Some(Value::String(s)) if valid_user_id(s) => s.clone(),
         _ => {
             return Err(AuthError::InvalidUserData(format!(
                 "must have a string `id` of 1 to {MAX_USER_ID_CHARS} characters"
@@ -276,7 +328,7 @@ pub fn parse_channel_data(channel_data: &str) -> Result<PresenceMember, AuthErro
         Some(Value::Number(n)) => n.to_string(),
         _ => return Err(bad("`user_id` (a string or a number) is required")),
     };
-    if user_id.is_empty() || user_id.chars().count() > MAX_USER_ID_CHARS {
+    if !valid_user_id(&user_id) {
         return Err(AuthError::InvalidChannelData(format!("`user_id` must be 1 to {MAX_USER_ID_CHARS} characters")));
     }
     let user_info = match obj.get("user_info") {
@@ -332,8 +384,13 @@ mod tests {
             verify_channel(&a, Some(&not_hex), "1234.1234", "private-foobar", None),
             Err(AuthError::BadSignature)
         );
-        let long = format!("{}:{}", a.key, "0".repeat(300));
+        let long = format!("{}:{}", a.key, "0".repeat(MAX_AUTH_CHARS));
         assert_eq!(verify_channel(&a, Some(&long), "1.1", "private-a", None), Err(AuthError::Malformed));
+        // the longest member id (4-byte characters) still fits an auth that names it
+        let member = "😀".repeat(MAX_USER_ID_CHARS);
+        let named = sign_private_for(&a, "1.1", "private-a", &member);
+        assert!(named.len() <= MAX_AUTH_CHARS, "{}", named.len());
+        assert_eq!(verify_private(&a, Some(&named), "1.1", "private-a", None), Ok(Some(member)));
     }
 
     #[test]

@@ -80,10 +80,16 @@ pub enum PusherCommand {
     /// Close every socket with 4200 (pusher-js reconnects at once): local mode's stand-in for a
     /// deploy.
     Reconnect,
-    /// A member left or was removed from a conversation: every socket subscribed to these channels
-    /// (the conversation's private and presence channels) is closed with 4200, so pusher-js
-    /// reconnects and authorizes its channels again, which the departed member no longer can.
-    Reauthorize { channels: Vec<String> },
+    /// A member left or was removed from a conversation: the sockets on these channels (the
+    /// conversation's private and presence channels) that are `member`'s, or whose subscription
+    /// names nobody (`Registry::subscribers_for`), are closed with 4200, so pusher-js reconnects
+    /// and authorizes its channels again, which the departed member no longer can. Without
+    /// `member` (an older sender): every socket on them.
+    Reauthorize {
+        channels: Vec<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        member: Option<String>,
+    },
 }
 
 impl Info {
@@ -129,7 +135,9 @@ impl PusherCommand {
                 events: f.objects("events")?.into_iter().map(Delivery::decode).collect::<Result<_, _>>()?,
             },
             "reconnect" => PusherCommand::Reconnect,
-            "reauthorize" => PusherCommand::Reauthorize { channels: f.strings("channels")? },
+            "reauthorize" => {
+                PusherCommand::Reauthorize { channels: f.strings("channels")?, member: f.opt_string("member")? }
+            }
             other => return Err(Fields::unknown("op", other)),
         })
     }
@@ -176,7 +184,8 @@ mod tests {
             },
             PusherCommand::DeliverAll { events: vec![] },
             PusherCommand::Reconnect,
-            PusherCommand::Reauthorize { channels: vec!["private-conversation-x".into()] },
+            PusherCommand::Reauthorize { channels: vec!["private-conversation-x".into()], member: None },
+            PusherCommand::Reauthorize { channels: vec!["presence-conversation-x".into()], member: Some("u1".into()) },
         ];
         let mut seen = [false; 9];
         for c in &all {

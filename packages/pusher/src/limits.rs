@@ -35,8 +35,10 @@ pub const MAX_USER_INFO_BYTES: usize = 1024;
 pub const MAX_CHANNEL_DATA_BYTES: usize = 2 * 1024;
 /// The `user_data` of `pusher:signin`, as JSON text.
 pub const MAX_USER_DATA_BYTES: usize = 2 * 1024;
-/// An `auth` string: `<key>:<64 hex digits>`; keys are short, this is generous.
-pub const MAX_AUTH_CHARS: usize = 256;
+/// An `auth` string: `<key>:<64 hex digits>`, or a private channel's auth that names its member,
+/// `<key>:<member id in hex>:<64 hex digits>` (a member id of `MAX_USER_ID_CHARS` characters of up
+/// to 4 UTF-8 bytes is 1,024 hex digits); keys are short, this is generous.
+pub const MAX_AUTH_CHARS: usize = 1280;
 
 // ---- the registry ---------------------------------------------------------------------------------
 

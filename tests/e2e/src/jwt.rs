@@ -1,5 +1,5 @@
 //! JWTs (HS256) for tests: forged, expired and wrong-audience tokens, tokens with chosen claims,
-//! and valid tokens signed with the test servers' secret.
+//! and valid tokens signed with the test servers' secret; Pusher's hex HMAC signatures.
 
 use super::*;
 
@@ -16,6 +16,13 @@ pub fn sign_jwt(secret: &[u8], claims: &Value) -> String {
     mac.update(signing_input.as_bytes());
     let sig = b64url(&mac.finalize().into_bytes());
     format!("{signing_input}.{sig}")
+}
+
+/// hex(HMAC-SHA256(secret, message)): Pusher's signatures (channel auth, webhooks).
+pub fn hmac_hex(secret: &str, message: &str) -> String {
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).expect("hmac key");
+    mac.update(message.as_bytes());
+    mac.finalize().into_bytes().iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Claims of a human token: `kiloUserId`, `tokenSource`, `version`, `aud`, `iat`, `exp`.

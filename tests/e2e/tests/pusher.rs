@@ -13,7 +13,7 @@ use serde_json::{json, Value};
 use std::net::TcpListener;
 use std::sync::OnceLock;
 use std::time::Duration;
-use switchboard_e2e::{Api, Frame, Server, StartOptions, Ws, WsAuth, FRAME_TIMEOUT};
+use switchboard_e2e::{hmac_hex, Api, Frame, Server, StartOptions, Ws, WsAuth, FRAME_TIMEOUT};
 
 /// Pusher's published auth-signature example (pusher.com/docs/channels/library_auth_reference).
 const VECTOR_KEY: &str = "278d425bdf160c739803";
@@ -97,8 +97,13 @@ async fn auth_endpoint_signs_the_published_vector() {
     let _one = serial().await;
     let api = Api::new(&fixture().server);
     let alice = api.dev_token("vector-alice").await;
+    // a private channel's auth names its member: `<key>:<member id in hex>:<signature>`, where the
+    // signature is the published one's HMAC over `<socket>:<channel>::member::<member id>`
+    assert_eq!(format!("{VECTOR_KEY}:{}", hmac_hex(VECTOR_SECRET, "1234.1234:private-foobar")), VECTOR_AUTH);
     let auth = channel_auth(&api, &alice.token, "1234.1234", "private-foobar").await;
-    assert_eq!(auth, json!({"auth": VECTOR_AUTH}));
+    let member_hex: String = alice.id.bytes().map(|b| format!("{b:02x}")).collect();
+    let signed = format!("1234.1234:private-foobar::member::{}", alice.id);
+    assert_eq!(auth, json!({"auth": format!("{VECTOR_KEY}:{member_hex}:{}", hmac_hex(VECTOR_SECRET, &signed))}));
     // JSON bodies are accepted too; presence answers our channel_data
     let body = json!({"socket_id": "1234.1234", "channel_name": "presence-foobar"}).to_string();
     let r = api.send_raw("POST", "/pusher/auth", Some(&alice.token), Some(body)).await;

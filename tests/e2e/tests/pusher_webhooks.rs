@@ -9,8 +9,6 @@ use std::sync::atomic::{AtomicU16, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use hmac::{Hmac, Mac};
-use sha2::Sha256;
 use switchboard_e2e::serde_json::{json, Value};
 use switchboard_e2e::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -76,9 +74,7 @@ async fn backend(status: Arc<AtomicU16>, hits: Arc<Mutex<Vec<Hit>>>) -> u16 {
 }
 
 fn signed(body: &str) -> String {
-    let mut mac = Hmac::<Sha256>::new_from_slice(SECRET.as_bytes()).expect("hmac key");
-    mac.update(body.as_bytes());
-    mac.finalize().into_bytes().iter().map(|b| format!("{b:02x}")).collect()
+    switchboard_e2e::hmac_hex(SECRET, body)
 }
 
 fn occupies(hit: &Hit, channel: &str) -> bool {

@@ -288,8 +288,38 @@ async fn sockets_close_with_4010_when_their_token_expires() {
     fresh_ws.close().await;
 }
 
+const PUSHER_SECRET: &str = "the-rights-pusher-app-secret";
+
+/// A Pusher socket (`label`), its socket id once connected.
+async fn pusher_socket(api: &Api, label: &str) -> (Ws, String) {
+    let mut ws = Ws::open_path(api, "/app/switchboard-key?protocol=7", WsAuth::None, None, label)
+        .await
+        .unwrap_or_else(|r| panic!("pusher socket refused: {} {}", r.status, r.text));
+    let hello = ws.next_json(FRAME_TIMEOUT).await;
+    assert_eq!(hello["event"], json!("pusher:connection_established"), "{hello}");
+    let data: Value = serde_json::from_str(hello["data"].as_str().unwrap_or("{}")).expect("connection data");
+    let socket_id = data["socket_id"].as_str().expect("socket_id").to_string();
+    (ws, socket_id)
+}
+
+/// `POST /pusher/auth` as `who` for `socket_id` on `channel`.
+async fn pusher_auth(api: &Api, who: &Who, socket_id: &str, channel: &str) -> Resp {
+    let body = json!({"socket_id": socket_id, "channel_name": channel});
+    api.send("POST", "/pusher/auth", Some(&who.token), Some(&body)).await
+}
+
+/// Subscribes with `auth` (and nothing else, as every Pusher client sends a private channel's).
+async fn pusher_subscribe(ws: &mut Ws, channel: &str, auth: &str) {
+    ws.send_json(&json!({"event": "pusher:subscribe", "data": {"channel": channel, "auth": auth}})).await;
+    let ok = ws.next_json(FRAME_TIMEOUT).await;
+    assert_eq!(ok["event"], json!("pusher_internal:subscription_succeeded"), "{}: {ok}", ws.label);
+}
+
 /// A removed member's Pusher socket on the conversation's private channel is closed with 4200
 /// (pusher-js reconnects and authorizes again), and the channel is no longer signed for them.
+/// Another member's socket stays subscribed and gets the next message; a socket whose auth names
+/// nobody (signed with the app secret by a backend, as the `pusher` libraries sign it) cannot be
+/// told apart from the removed member's and must authorize again too.
 #[tokio::test]
 async fn a_removed_members_pusher_socket_must_authorize_again_and_cannot() {
     let api = Api::new(production());
@@ -300,26 +330,34 @@ async fn a_removed_members_pusher_socket_must_authorize_again_and_cannot() {
     let conv = api.create_conversation(&alice, &sb, None, &[&carol.id]).await;
     let channel = format!("private-conversation-{conv}");
 
-    let mut ws = Ws::open_path(&api, "/app/switchboard-key?protocol=7", WsAuth::None, None, "carol-pusher")
-        .await
-        .unwrap_or_else(|r| panic!("pusher socket refused: {} {}", r.status, r.text));
-    let hello = ws.next_json(FRAME_TIMEOUT).await;
-    assert_eq!(hello["event"], json!("pusher:connection_established"), "{hello}");
-    let data: Value = serde_json::from_str(hello["data"].as_str().unwrap_or("{}")).expect("connection data");
-    let socket_id = data["socket_id"].as_str().expect("socket_id").to_string();
-    let auth = |who: &Who| {
-        let (api, token, body) =
-            (api.clone(), who.token.clone(), json!({"socket_id": socket_id, "channel_name": channel}));
-        async move { api.send("POST", "/pusher/auth", Some(&token), Some(&body)).await }
-    };
-    let signed = auth(&carol).await;
-    let signature = signed.expect(200)["auth"].as_str().expect("auth").to_string();
-    ws.send_json(&json!({"event": "pusher:subscribe", "data": {"channel": channel, "auth": signature}})).await;
-    let ok = ws.next_json(FRAME_TIMEOUT).await;
-    assert_eq!(ok["event"], json!("pusher_internal:subscription_succeeded"), "{ok}");
+    let (mut carol_ws, carol_socket) = pusher_socket(&api, "carol-pusher").await;
+    let auth = pusher_auth(&api, &carol, &carol_socket, &channel).await;
+    pusher_subscribe(&mut carol_ws, &channel, auth.expect(200)["auth"].as_str().expect("auth")).await;
+    let (mut alice_ws, alice_socket) = pusher_socket(&api, "alice-pusher").await;
+    let auth = pusher_auth(&api, &alice, &alice_socket, &channel).await;
+    pusher_subscribe(&mut alice_ws, &channel, auth.expect(200)["auth"].as_str().expect("auth")).await;
+    let (mut backend_ws, backend_socket) = pusher_socket(&api, "backend-signed-pusher").await;
+    let sig = hmac_hex(PUSHER_SECRET, &format!("{backend_socket}:{channel}"));
+    pusher_subscribe(&mut backend_ws, &channel, &format!("switchboard-key:{sig}")).await;
 
     let r = api.delete(&format!("/v1/conversations/{conv}/members/{}", carol.id), &alice).await;
     assert_eq!(r.status, 204, "{}", r.text);
-    assert_eq!(close_code(&mut ws, FRAME_TIMEOUT).await, 4200, "reconnect and authorize again");
-    auth(&carol).await.expect_error(403, "forbidden");
+    assert_eq!(close_code(&mut carol_ws, FRAME_TIMEOUT).await, 4200, "reconnect and authorize again");
+    assert_eq!(close_code(&mut backend_ws, FRAME_TIMEOUT).await, 4200, "a subscription that names nobody");
+    pusher_auth(&api, &carol, &carol_socket, &channel).await.expect_error(403, "forbidden");
+    // alice's socket was not closed: the next message reaches it (after carol's member.left)
+    api.send_text(&alice, &conv, "after carol").await;
+    let deadline = tokio::time::Instant::now() + FRAME_TIMEOUT;
+    loop {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        match alice_ws.next_frame(left).await {
+            Some(Frame::Text(t)) if t.contains("message.created") => {
+                assert!(t.contains("after carol"), "{t}");
+                break;
+            }
+            Some(Frame::Text(_)) => continue,
+            other => panic!("alice's Pusher socket: expected the message, got {other:?}"),
+        }
+    }
+    alice_ws.close().await;
 }

@@ -16,6 +16,11 @@
 //! does not depend on the order sockets joined, and a rebuilt registry shows the same). At most
 //! `MAX_PRESENCE_MEMBERS` users per channel; more are refused (`subscription_error`, 403).
 //!
+//! **Whose subscription.** A private channel's auth may name the member it was signed for
+//! (`auth::verify_private`): kept per socket and channel, with presence membership and sign-in it
+//! answers whose sockets a member's departure closes (`subscribers_for`); a subscription that
+//! names nobody is closed with them, since it cannot be told apart.
+//!
 //! **Client events** (`client-*`) go only to private and presence channels the sender is subscribed
 //! to, never back to the sender, and carry the sender's presence `user_id` on presence channels. A
 //! token bucket per socket in virtual time allows `CLIENT_EVENTS_PER_SEC` (burst

@@ -5,6 +5,7 @@ use crate::auth::SocketId;
 use crate::channel::{self, ChannelKind};
 use crate::frame::ServerFrame;
 use crate::http_api::ChannelInfo;
+use std::collections::BTreeSet;
 
 impl Registry {
     /// An event published through the HTTP API: the one frame and who gets it (every subscriber
@@ -45,5 +46,23 @@ impl Registry {
     /// The sockets subscribed to a channel.
     pub fn subscribers(&self, name: &str) -> Vec<&SocketId> {
         self.channels.get(name).map(|c| c.sockets.iter().collect()).unwrap_or_default()
+    }
+
+    /// The sockets to close when `member` loses the right to these channels: theirs (present as
+    /// them, subscribed with an auth signed for them, or signed in as them) and those whose
+    /// subscription says nobody (a private auth signed without `channel_data`, not signed in):
+    /// they cannot be told apart, so they authorize again. Sockets that are someone else's stay.
+    pub fn subscribers_for(&self, channels: &[String], member: &str) -> BTreeSet<&SocketId> {
+        let mut out = BTreeSet::new();
+        for name in channels {
+            let Some(ch) = self.channels.get(name) else { continue };
+            for socket in &ch.sockets {
+                let owner = self.sockets.get(socket).and_then(|s| s.owner(name));
+                if owner.is_none_or(|o| o == member) {
+                    out.insert(socket);
+                }
+            }
+        }
+        out
     }
 }

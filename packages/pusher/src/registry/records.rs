@@ -2,7 +2,7 @@
 
 use super::state::SocketState;
 use super::Registry;
-use crate::auth::{App, PresenceMember, SignedInUser, SocketId};
+use crate::auth::{self, App, PresenceMember, SignedInUser, SocketId};
 use crate::channel::{self, ChannelKind};
 use crate::limits::{MAX_CHANNELS_PER_SOCKET, MAX_PRESENCE_MEMBERS, MAX_RECORD_BYTES, MAX_SOCKETS_PER_REGISTRY};
 use serde::{Deserialize, Serialize};
@@ -14,6 +14,9 @@ pub struct RecordChannel {
     /// Presence channels: the member this socket is.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub member: Option<PresenceMember>,
+    /// Private channels: the member its `auth` was signed for, when the auth named one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signed_for: Option<String>,
 }
 
 /// What a socket keeps in its attachment so that the registry can be rebuilt after hibernation.
@@ -55,10 +58,15 @@ impl Registry {
                 if state.channels.len() >= MAX_CHANNELS_PER_SOCKET || state.channels.contains_key(&ch.name) {
                     continue;
                 }
-                let member = match (channel::validate(&ch.name), ch.member) {
-                    (Ok(ChannelKind::Public | ChannelKind::Private), _) => None,
-                    (Ok(ChannelKind::Presence), Some(m)) => Some(m),
+                let kind = channel::validate(&ch.name).ok();
+                let member = match (kind, ch.member) {
+                    (Some(ChannelKind::Public | ChannelKind::Private), _) => None,
+                    (Some(ChannelKind::Presence), Some(m)) => Some(m),
                     _ => continue,
+                };
+                let signed_for = match (kind, ch.signed_for) {
+                    (Some(ChannelKind::Private), Some(id)) if auth::valid_user_id(&id) => Some(id),
+                    _ => None,
                 };
                 let entry = reg.channels.entry(ch.name.clone()).or_default();
                 if let Some(m) = &member {
@@ -71,6 +79,9 @@ impl Registry {
                     entry.members.entry(m.user_id.clone()).or_default().insert(socket.clone(), m.user_info.clone());
                 }
                 entry.sockets.insert(socket.clone());
+                if let Some(id) = signed_for {
+                    state.signed_for.insert(ch.name.clone(), id);
+                }
                 state.channels.insert(ch.name, member);
             }
             reg.sockets.insert(socket, state);
@@ -87,16 +98,30 @@ impl Registry {
             channels: s
                 .channels
                 .iter()
-                .map(|(name, member)| RecordChannel { name: name.clone(), member: member.clone() })
+                .map(|(name, member)| RecordChannel {
+                    name: name.clone(),
+                    member: member.clone(),
+                    signed_for: s.signed_for.get(name).cloned(),
+                })
                 .collect(),
         })
     }
 
     /// The JSON length of the socket's record with one more channel.
-    pub(super) fn record_len_with(&self, socket: &SocketId, name: &str, member: Option<&PresenceMember>) -> usize {
+    pub(super) fn record_len_with(
+        &self,
+        socket: &SocketId,
+        name: &str,
+        member: Option<&PresenceMember>,
+        signed_for: Option<&str>,
+    ) -> usize {
         match self.record(socket) {
             Some(mut rec) => {
-                rec.channels.push(RecordChannel { name: name.to_string(), member: member.cloned() });
+                rec.channels.push(RecordChannel {
+                    name: name.to_string(),
+                    member: member.cloned(),
+                    signed_for: signed_for.map(str::to_string),
+                });
                 serde_json::to_string(&rec).map(|s| s.len()).unwrap_or(usize::MAX)
             }
             None => usize::MAX,

@@ -10,6 +10,9 @@ pub(super) struct SocketState {
     pub(super) user: Option<SignedInUser>,
     /// Channel → the presence member this socket is there (presence channels).
     pub(super) channels: BTreeMap<String, Option<PresenceMember>>,
+    /// Private channel → the member its `auth` was signed for (the `user_id` of the `channel_data`
+    /// signed with it; our `/pusher/auth` always names it). Absent: signed without one.
+    pub(super) signed_for: BTreeMap<String, String>,
     /// Client events' bucket, full when first used.
     pub(super) bucket: Option<Bucket>,
     pub(super) refused_in_a_row: u32,
@@ -18,8 +21,26 @@ pub(super) struct SocketState {
 }
 
 impl SocketState {
+    /// Whose subscription to `channel` this is, as far as the socket has said: its presence member
+    /// there, the member its private `auth` was signed for, or the user it signed in as.
+    pub(super) fn owner(&self, channel: &str) -> Option<&str> {
+        match self.channels.get(channel) {
+            Some(Some(m)) => Some(&m.user_id),
+            _ => self.signed_for.get(channel).or(self.user.as_ref().map(|u| &u.id)).map(String::as_str),
+        }
+    }
+}
+
+impl SocketState {
     pub(super) fn new(user: Option<SignedInUser>) -> Self {
-        SocketState { user, channels: BTreeMap::new(), bucket: None, refused_in_a_row: 0, frames: None }
+        SocketState {
+            user,
+            channels: BTreeMap::new(),
+            signed_for: BTreeMap::new(),
+            bucket: None,
+            refused_in_a_row: 0,
+            frames: None,
+        }
     }
 }
 

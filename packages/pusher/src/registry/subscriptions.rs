@@ -9,9 +9,11 @@ use crate::limits::{MAX_CHANNELS_PER_SOCKET, MAX_PRESENCE_MEMBERS, MAX_RECORD_BY
 use crate::webhook::WebhookEvent;
 
 impl Registry {
-    /// `pusher:subscribe`. Verifies `auth` (and presence `channel_data`) against the socket id.
-    /// Subscribing again to a channel the socket is in answers `subscription_succeeded` again and
-    /// changes nothing.
+    /// `pusher:subscribe`. Verifies `auth` (and the `channel_data` signed with it) against the socket
+    /// id. Presence channels need `channel_data` (the member). A private channel's auth may name
+    /// the member it was signed for (`auth::verify_private`; ours always does), kept as
+    /// `signed_for` so that a member's departure closes only that member's sockets. Subscribing
+    /// again to a channel the socket is in answers `subscription_succeeded` again and changes nothing.
     pub fn subscribe(
         &mut self,
         socket: &SocketId,
@@ -50,12 +52,20 @@ impl Registry {
                 403,
             );
         }
-        let signed_data = if kind == ChannelKind::Presence { channel_data } else { None };
-        if kind.needs_auth() {
-            if let Err(e) = auth::verify_channel(&self.app, auth, socket.as_str(), name, signed_data) {
-                return subscription_error(socket, name, "AuthError", &e.to_string(), 403);
+        let verified = match kind {
+            ChannelKind::Private => auth::verify_private(&self.app, auth, socket.as_str(), name, channel_data),
+            ChannelKind::Presence => {
+                auth::verify_channel(&self.app, auth, socket.as_str(), name, channel_data).map(|()| None)
             }
-        }
+            _ => Ok(None),
+        };
+        let signed_for = match verified {
+            Ok(m) => m,
+            Err(e @ AuthError::InvalidChannelData(_)) => {
+                return subscription_error(socket, name, "AuthError", &e.to_string(), 400)
+            }
+            Err(e) => return subscription_error(socket, name, "AuthError", &e.to_string(), 403),
+        };
         let member = if kind == ChannelKind::Presence {
             let parsed = match channel_data {
                 Some(cd) => auth::parse_channel_data(cd),
@@ -81,7 +91,7 @@ impl Registry {
                 }
             }
         }
-        if self.record_len_with(socket, name, member.as_ref()) > MAX_RECORD_BYTES {
+        if self.record_len_with(socket, name, member.as_ref(), signed_for.as_deref()) > MAX_RECORD_BYTES {
             return subscription_error(
                 socket,
                 name,
@@ -129,6 +139,9 @@ impl Registry {
         }
         if let Some(state) = self.sockets.get_mut(socket) {
             state.channels.insert(name.to_string(), member);
+            if let Some(id) = signed_for {
+                state.signed_for.insert(name.to_string(), id);
+            }
         }
         effects.push(Effect::SaveRecord { socket: socket.clone() });
         effects
@@ -138,6 +151,7 @@ impl Registry {
     pub fn unsubscribe(&mut self, socket: &SocketId, name: &str) -> Vec<Effect> {
         let Some(state) = self.sockets.get_mut(socket) else { return unknown_socket(socket) };
         let Some(member) = state.channels.remove(name) else { return Vec::new() };
+        state.signed_for.remove(name);
         let mut effects = self.leave(socket, name, member);
         effects.push(Effect::SaveRecord { socket: socket.clone() });
         effects

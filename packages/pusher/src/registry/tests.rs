@@ -30,6 +30,12 @@ fn sub_private(r: &mut Registry, s: &SocketId, ch: &str) -> Vec<Effect> {
     r.subscribe(s, ch, Some(&auth), None)
 }
 
+/// A private subscription whose auth names `user` (as our `/pusher/auth` signs it).
+fn sub_private_for(r: &mut Registry, s: &SocketId, ch: &str, user: &str) -> Vec<Effect> {
+    let auth = auth::sign_private_for(&app(), s.as_str(), ch, user);
+    r.subscribe(s, ch, Some(&auth), None)
+}
+
 fn sub_presence(r: &mut Registry, s: &SocketId, ch: &str, user: &str, info: Option<&str>) -> Vec<Effect> {
     let cd = match info {
         Some(i) => format!(r#"{{"user_id":"{user}","user_info":{i}}}"#),
@@ -375,6 +381,78 @@ fn queries() {
     assert_eq!(r.channels(None).len(), 4);
     assert_eq!(r.channels(Some("zzz")), vec![]);
     assert_eq!(r.channel_info("presence-c"), ChannelInfo { subscription_count: 0, user_count: Some(0) });
+}
+
+#[test]
+fn a_private_auth_may_name_its_member_and_it_must_be_signed() {
+    let (mut r, a) = connected(1);
+    let signed_for = |r: &Registry, ch: &str| {
+        r.record(&a).unwrap().channels.into_iter().find(|c| c.name == ch).and_then(|c| c.signed_for)
+    };
+    // ours: `<key>:<member in hex>:<signature>`, no channel_data needed
+    let ours = auth::sign_private_for(&app(), a.as_str(), "private-x", "user:ü1");
+    assert!(ours.starts_with("key:"), "{ours}");
+    assert!(sends_to(&r.subscribe(&a, "private-x", Some(&ours), None), &a)[0].contains("subscription_succeeded"));
+    assert_eq!(signed_for(&r, "private-x").as_deref(), Some("user:ü1"));
+    // another member, another socket or another channel under the same signature: refused (403)
+    let (_, sig) = ours.rsplit_once(':').unwrap();
+    let forged = format!("key:{}:{sig}", hex::encode("user:u2"));
+    for (ch, auth) in [
+        ("private-y", forged),
+        ("private-y", ours.replace("private-x", "private-y")),
+        ("private-y", auth::sign_private_for(&app(), "9.9", "private-y", "user:ü1")),
+        ("private-z", ours.clone()),
+        ("private-y", format!("key:zz:{sig}")),
+    ] {
+        let e = r.subscribe(&a, ch, Some(&auth), None);
+        assert!(sends_to(&e, &a)[0].contains(r#"\"status\":403"#), "{auth}: {e:?}");
+    }
+    // a standard auth signed with channel_data (as the `pusher` server libraries sign it) names its user_id
+    let cd = r#"{"user_id":"u3"}"#;
+    let sdk = auth::sign_channel(&app(), a.as_str(), "private-y", Some(cd));
+    assert!(sends_to(&r.subscribe(&a, "private-y", Some(&sdk), Some(cd)), &a)[0].contains("subscription_succeeded"));
+    assert_eq!(signed_for(&r, "private-y").as_deref(), Some("u3"));
+    // channel_data the auth was not signed with: 403; signed but naming no user: 400; nothing recorded
+    let plain = auth::sign_channel(&app(), a.as_str(), "private-z", None);
+    let e = r.subscribe(&a, "private-z", Some(&plain), Some(r#"{"user_id":"u2"}"#));
+    assert!(sends_to(&e, &a)[0].contains("invalid signature"), "{e:?}");
+    let bad = r#"{"name":"u2"}"#;
+    let auth = auth::sign_channel(&app(), a.as_str(), "private-z", Some(bad));
+    assert!(sends_to(&r.subscribe(&a, "private-z", Some(&auth), Some(bad)), &a)[0].contains(r#"\"status\":400"#));
+    assert_eq!(r.record(&a).unwrap().channels.len(), 2);
+    // a plain auth names nobody; unsubscribing forgets whose it was
+    r.unsubscribe(&a, "private-x");
+    sub_private(&mut r, &a, "private-x");
+    assert_eq!(signed_for(&r, "private-x"), None);
+}
+
+#[test]
+fn a_departed_members_sockets_are_theirs_and_those_that_name_nobody() {
+    let mut r = Registry::new(app());
+    let s: Vec<SocketId> = (1..=6).map(sid).collect();
+    for x in &s {
+        r.connect(x.clone());
+    }
+    let (private, presence) = ("private-conversation-c", "presence-conversation-c");
+    sub_private_for(&mut r, &s[0], private, "alice"); // alice's, by her auth
+    sub_private_for(&mut r, &s[1], private, "bob"); // bob's
+    sub_private(&mut r, &s[2], private); // signed without channel_data: nobody's
+    sub_presence(&mut r, &s[3], presence, "alice", None); // alice present
+    sub_presence(&mut r, &s[4], presence, "bob", None); // bob present
+    let ud = r#"{"id":"alice"}"#; // signed in as alice, subscribed with a plain auth
+    r.signin(&s[5], &auth::sign_user(&app(), s[5].as_str(), ud), ud);
+    sub_private(&mut r, &s[5], private);
+    sub_private_for(&mut r, &s[4], "private-elsewhere", "bob");
+    let channels = vec![private.to_string(), presence.to_string()];
+    let alice: Vec<&SocketId> = r.subscribers_for(&channels, "alice").into_iter().collect();
+    let mut want = vec![&s[0], &s[2], &s[3], &s[5]];
+    want.sort();
+    assert_eq!(alice, want);
+    let bob: Vec<&SocketId> = r.subscribers_for(&channels, "bob").into_iter().collect();
+    let mut want = vec![&s[1], &s[2], &s[4]];
+    want.sort();
+    assert_eq!(bob, want);
+    assert!(r.subscribers_for(&["private-none".to_string()], "alice").is_empty());
 }
 
 #[test]

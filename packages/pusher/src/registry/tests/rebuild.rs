@@ -40,8 +40,10 @@ fn apply(r: &mut Registry, op: &Op, t: u64) -> Vec<Effect> {
                 sub_presence(r, &sid(n), ch, USERS[u], INFOS[i])
             } else if channel::kind(ch) == ChannelKind::Public {
                 r.subscribe(&sid(n), ch, None, None)
-            } else {
+            } else if i == 0 {
                 sub_private(r, &sid(n), ch)
+            } else {
+                sub_private_for(r, &sid(n), ch, USERS[u])
             }
         }
         Op::Unsubscribe(n, c) => r.unsubscribe(&sid(n), CHANNELS[c]),
@@ -111,6 +113,11 @@ proptest! {
             let d1 = r.channels.get(name).map(ChannelState::presence_data);
             let d2 = rebuilt.channels.get(name).map(ChannelState::presence_data);
             prop_assert_eq!(d1, d2);
+        }
+        // whose subscriptions are whose survives the rebuild
+        let all: Vec<String> = CHANNELS.iter().map(|c| c.to_string()).collect();
+        for user in USERS {
+            prop_assert_eq!(r.subscribers_for(&all, user), rebuilt.subscribers_for(&all, user));
         }
     }
 
