@@ -71,13 +71,15 @@ async fn api_command(req: &mut Request, app: &App) -> Result<PusherCommand, Http
     let query = url.query().unwrap_or("").to_string();
     let method = req.method().to_string();
     let route = http_api::route(app, &method, &path)?;
-    let too_large = || HttpError::TooLarge(format!("the body is larger than {MAX_API_BODY_BYTES} bytes"));
-    if let Ok(Some(len)) = req.headers().get("content-length") {
-        if len.parse::<usize>().map(|n| n > MAX_API_BODY_BYTES).unwrap_or(false) {
-            return Err(too_large());
+    // Read as a stream and refused past the bound before any signature check: a chunked body
+    // without a `content-length` is never buffered whole.
+    let body = switchboard_worker_kit::http::body_bytes_within(req, MAX_API_BODY_BYTES).await.map_err(|e| {
+        if e.status() == 413 {
+            HttpError::TooLarge(format!("the body is larger than {MAX_API_BODY_BYTES} bytes"))
+        } else {
+            HttpError::BadRequest("unreadable body".into())
         }
-    }
-    let body = req.bytes().await.map_err(|_| HttpError::BadRequest("unreadable body".into()))?;
+    })?;
     let q = http_api::verify(app, &method, &path, &query, &body, platform::now_secs())?;
     Ok(match route {
         Route::Events => PusherCommand::Trigger { event: Publish::from(http_api::parse_trigger(&body)?) },

@@ -51,10 +51,16 @@ pub async fn json_body_bytes(req: &mut Request) -> Result<Vec<u8>, ApiError> {
 /// before anything is read, and otherwise as soon as the bytes read pass it, while the body
 /// streams (never buffering more than the cap plus one chunk).
 pub async fn body_bytes(req: &mut Request) -> Result<Vec<u8>, ApiError> {
+    body_bytes_within(req, MAX_BODY_BYTES).await
+}
+
+/// [`body_bytes`] with another bound (`max` bytes): the body is read as a stream and refused (413)
+/// as soon as it passes `max`, so a body without a `content-length` is never buffered whole.
+pub async fn body_bytes_within(req: &mut Request, max: usize) -> Result<Vec<u8>, ApiError> {
     use futures_util::StreamExt;
-    let too_large = || ApiError::new(ErrorCode::PayloadTooLarge, "request body is over 256 KiB");
+    let too_large = || ApiError::new(ErrorCode::PayloadTooLarge, format!("request body is over {} KiB", max / 1024));
     if let Ok(Some(len)) = req.headers().get("content-length") {
-        if len.parse::<usize>().map(|n| n > MAX_BODY_BYTES).unwrap_or(false) {
+        if len.parse::<usize>().map(|n| n > max).unwrap_or(false) {
             return Err(too_large());
         }
     }
@@ -63,7 +69,7 @@ pub async fn body_bytes(req: &mut Request) -> Result<Vec<u8>, ApiError> {
     let mut out = Vec::new();
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.map_err(|e| ApiError::invalid_json(format!("cannot read body: {e}")))?;
-        if out.len() + chunk.len() > MAX_BODY_BYTES {
+        if out.len() + chunk.len() > max {
             return Err(too_large());
         }
         out.extend_from_slice(&chunk);

@@ -13,7 +13,7 @@ use serde_json::{json, Value};
 use std::net::TcpListener;
 use std::sync::OnceLock;
 use std::time::Duration;
-use switchboard_e2e::{hmac_hex, Api, Frame, Server, StartOptions, Ws, WsAuth, FRAME_TIMEOUT};
+use switchboard_e2e::{hmac_hex, Api, Frame, Server, StartOptions, StreamingRequest, Ws, WsAuth, FRAME_TIMEOUT};
 
 /// Pusher's published auth-signature example (pusher.com/docs/channels/library_auth_reference).
 const VECTOR_KEY: &str = "278d425bdf160c739803";
@@ -189,4 +189,25 @@ async fn bad_frames_answer_errors_and_leave_channels_working() {
     assert!(matches!(a.next_frame(FRAME_TIMEOUT).await, Some(Frame::Close(1003, _))));
     b.send_text(r#"{"event":"pusher:ping","data":{}}"#).await;
     assert!(matches!(b.next_frame(Duration::from_secs(5)).await, Some(Frame::Text(t)) if t.contains("pusher:pong")));
+}
+
+/// A Pusher HTTP API body over 256 KiB is refused (413) while it is still streaming, before any
+/// signature is checked: the body never ends here (chunked, no `content-length`), so an answer
+/// proves the server stopped reading at the cap instead of buffering all of it.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_api_body_over_the_cap_is_refused_while_streaming() {
+    let _one = serial().await;
+    let api = Api::new(&fixture().server);
+    let path = format!("/apps/{APP_ID}/events?auth_key={VECTOR_KEY}&auth_timestamp=1&auth_version=1.0");
+    let mut req = StreamingRequest::start(&api, "POST", &path, None, "application/json").await;
+    req.send(br#"{"name":"e","channel":"c","data":""#).await;
+    let chunk = vec![b'a'; 16 * 1024];
+    for _ in 0..17 {
+        // 17 × 16 KiB = 272 KiB > 256 KiB; the server may stop reading once past the cap.
+        if !req.try_send(&chunk).await {
+            break;
+        }
+    }
+    let r = req.response().await;
+    assert_eq!(r.status, 413, "{r:?}");
 }
