@@ -165,9 +165,9 @@ impl<K: PartialEq> Batcher<K> {
     }
 
     /// A frame for one opted-in socket (an ack or an error): `Some` to send now, or `None` when
-    /// events wait (it goes after them, at the tick).
+    /// events wait or an earlier frame of that socket is held (it goes after them, at the tick).
     pub fn reply(&mut self, socket: K, frame: String) -> Option<String> {
-        if self.queue.is_empty() {
+        if self.queue.is_empty() && !self.held.iter().any(|(k, _)| *k == socket) {
             return Some(frame);
         }
         match self.held.iter_mut().find(|(k, _)| *k == socket) {

@@ -97,6 +97,24 @@ fn a_reply_follows_the_events_that_wait() {
 }
 
 #[test]
+fn a_reply_never_overtakes_one_still_held() {
+    let mut b: Batcher<u8> = Batcher::new();
+    b.ready(vec![frame(0)]);
+    b.ready(vec![frame(1)]);
+    assert_eq!(b.reply(7, "ack1".into()), None, "held behind event 1");
+    // The queue fills: the whole batch goes now, the held ack stays for the tick.
+    let out = b.ready((2..=MAX_BATCH_EVENTS).map(frame).collect());
+    assert_eq!(lines(&out.all), (1..=MAX_BATCH_EVENTS).map(frame).collect::<Vec<_>>());
+    assert_eq!(b.waiting(), 0);
+    // Nothing waits, but ack1 is held: the next frame for that socket follows it.
+    assert_eq!(b.reply(7, "err2".into()), None);
+    assert_eq!(b.reply(8, "ack-of-another".into()), Some("ack-of-another".into()));
+    let out = b.tick();
+    assert_eq!(out.own.len(), 1);
+    assert_eq!(lines(&out.own[0].1), vec!["ack1".to_string(), "err2".into()]);
+}
+
+#[test]
 fn flush_sends_everything_and_keeps_the_tick_due() {
     let mut b: Batcher<u8> = Batcher::new();
     b.ready(vec![frame(1)]);
