@@ -164,8 +164,11 @@ impl<S: Store> Conversation<S> {
                     .message(&meta.id, &message_id)?
                     .ok_or_else(|| ApiError::internal("idempotency record without message"))?;
                 // A retry repeats its request; the same key with other content is a client bug
-                // that must not pass silently for the original (a deleted original is not compared).
-                if !message.deleted && (message.content != blocks || message.in_reply_to_message_id != in_reply_to) {
+                // that must not pass silently for the original. A deleted or edited original is not
+                // compared by content (its content is no longer what was sent; a retry from before
+                // the edit is still the same request); the reply target cannot change, so it is.
+                let content_changed = !message.deleted && message.updated_at.is_none() && message.content != blocks;
+                if content_changed || (!message.deleted && message.in_reply_to_message_id != in_reply_to) {
                     return Err(ApiError::new(
                         ErrorCode::IdempotencyConflict,
                         "clientId: already used for a message with other content",
@@ -302,7 +305,13 @@ impl<S: Store> Conversation<S> {
             self.emit(Event::MessageUpdated { message: message.clone() })?;
             if meta.title_message_id.as_deref() == Some(message_id) {
                 // An auto-title follows its message's text; the old text must not outlive the edit.
-                self.retitle(&meta.id, now)?;
+                // It comes from the new text, or, when the edit left none, is taken again.
+                let title = content::preview(&content::plain_text(&message.content), AUTO_TITLE_CHARS);
+                if title.is_empty() {
+                    self.retitle(&meta.id, now)?;
+                } else if meta.title.as_deref() != Some(title.as_str()) {
+                    self.set_auto_title(&meta.id, Some(title), Some(message_id.to_string()), now)?;
+                }
             }
             Ok(Reply::json(200, json!({"messageId": message.id, "message": message})))
         })
@@ -388,8 +397,9 @@ impl<S: Store> Conversation<S> {
         Ok(())
     }
 
-    /// The message an auto-title came from was deleted: the title is taken again from the oldest
-    /// message left that has text (its text must not outlive it), or cleared when there is none.
+    /// The message an auto-title came from was deleted (or edited to no text): the title is taken
+    /// again from the oldest member's message left that has text (its text must not outlive it;
+    /// bridged messages never title a conversation), or cleared when there is none.
     fn retitle(&self, conversation_id: &str, now: i64) -> Result<(), ApiError> {
         #[derive(Deserialize)]
         struct Candidate {
@@ -397,7 +407,7 @@ impl<S: Store> Conversation<S> {
             content: String,
         }
         let candidates: Vec<Candidate> = self.query(
-            "SELECT id, content FROM messages WHERE deleted = 0 ORDER BY id LIMIT ?",
+            "SELECT id, content FROM messages WHERE deleted = 0 AND source IS NULL ORDER BY id LIMIT ?",
             &[(RETITLE_CANDIDATES as i64).into()],
         )?;
         let next = candidates.into_iter().find_map(|c| {
@@ -409,6 +419,17 @@ impl<S: Store> Conversation<S> {
             Some((t, id)) => (Some(t), Some(id)),
             None => (None, None),
         };
+        self.set_auto_title(conversation_id, title, from, now)
+    }
+
+    /// Sets the auto-title (taken from message `from`), announced and listed.
+    fn set_auto_title(
+        &self,
+        conversation_id: &str,
+        title: Option<String>,
+        from: Option<String>,
+        now: i64,
+    ) -> Result<(), ApiError> {
         self.exec(
             "UPDATE conversation SET title = ?, title_message_id = ?, list_version = list_version + 1",
             &[title.clone().into(), from.into()],
