@@ -119,12 +119,16 @@ impl<S: Store> Conversation<S> {
         Ok(())
     }
 
-    /// Links a room: 201 with the new bridge, or 200 with the one already linked to that room.
+    /// Links a room: 201 with the new bridge, or 200 with the one already linked to that room, which
+    /// is started again (a start is idempotent: a running bridge keeps running; one whose first
+    /// start was lost starts now).
     pub(crate) fn link_bridge(&self, caller: &str, link: Link, ctx: &Ctx) -> Outcome {
         self.command(|| {
             self.require_member(caller)?;
             let rows = self.bridge_rows()?;
             if let Some(existing) = rows.iter().find(|b| b.platform == link.platform && b.room == link.room) {
+                let start = BridgeStart { bridge_id: existing.id.clone(), link: existing.link() };
+                self.pending.borrow_mut().bridges_started.push(start);
                 return Ok(Reply::json(200, json!({"bridge": existing.to_json()})));
             }
             if rows.len() >= MAX_BRIDGES_PER_CONVERSATION {
@@ -256,13 +260,15 @@ impl<S: Store> Conversation<S> {
         })
     }
 
+    /// The bridged message whose external key is `key`. Only bridged rows (with a `source`): a
+    /// member's own `clientId` may look like a key (`kick:...`) and must never be taken for one.
     fn message_by_key(&self, key: &str) -> Result<Option<String>, ApiError> {
         #[derive(Deserialize)]
         struct Id {
             id: String,
         }
         Ok(self
-            .query::<Id>("SELECT id FROM messages WHERE client_id = ? LIMIT 1", &[key.into()])?
+            .query::<Id>("SELECT id FROM messages WHERE client_id = ? AND source IS NOT NULL LIMIT 1", &[key.into()])?
             .into_iter()
             .next()
             .map(|r| r.id))

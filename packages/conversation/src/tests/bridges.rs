@@ -30,11 +30,17 @@ fn a_linked_room_brings_each_message_in_exactly_once() {
     assert_eq!((bridge["state"].as_str(), bridge["room"].as_str()), (Some("connecting"), Some("42")));
     assert_eq!(e.bridges_started.len(), 1);
     assert_eq!(types(&e), vec![("bridge.state".into(), Some(1))]);
-    // Linking the same room again answers the same bridge.
+    // Linking the same room again answers the same bridge and starts it again (idempotent: the
+    // way to restart one whose first start was lost).
     let (again, e) = link(&c, json!({"platform": "kick", "chatroomId": "42"}), T0 + 1);
     let again = again.unwrap();
     assert_eq!((again.status, again.body.unwrap()["bridge"]["id"].as_str()), (200, Some(id.as_str())));
-    assert!(e.bridges_started.is_empty());
+    assert_eq!(e.bridges_started.len(), 1);
+    assert_eq!((e.bridges_started[0].bridge_id.as_str(), e.bridges_started[0].link.room.as_str()), (id.as_str(), "42"));
+    assert!(e.broadcast.is_empty(), "nothing changed, nothing logged");
+    // A member's own clientId that looks like a key of the room is not taken for one.
+    let (mine, _) = send(&c, "bob", "mine", Some("kick:m1"), T0 + 5);
+    let mine = mine.unwrap().body.unwrap()["messageId"].as_str().unwrap().to_string();
 
     let ingest =
         |item: Ingest, now: i64| c.handle("kick", Command::BridgeIngest { bridge_id: id.clone(), item }, &ctx(now));
@@ -52,9 +58,11 @@ fn a_linked_room_brings_each_message_in_exactly_once() {
     let (_, e) = ingest(kick_message("m2", "yes", Some("m1")), T0 + 30);
     let reply = frame(&e.broadcast[0]);
     assert_eq!(reply["payload"]["inReplyToMessageId"], created["payload"]["messageId"]);
-    // A deletion soft-deletes our copy.
+    // A deletion soft-deletes our copy (and not the member's message keyed alike).
     let (_, e) = ingest(Ingest::Delete { idempotency_key: "kick:m1".into() }, T0 + 40);
     assert_eq!(types(&e)[0].0, "message.deleted");
+    assert_eq!(frame(&e.broadcast[0])["payload"]["messageId"], created["payload"]["messageId"]);
+    assert_ne!(created["payload"]["messageId"], json!(mine));
     // Notices are logged events carrying the bridge.
     let (_, e) = ingest(
         Ingest::Notice { name: "bridge.user_banned".into(), payload: json!({"user": {"username": "troll"}}) },
@@ -175,4 +183,37 @@ fn an_object_from_before_the_bridges_is_migrated_on_start() {
         c.store().scalar("SELECT version AS v FROM schema_version", &[]).unwrap(),
         Some(crate::schema::MIGRATIONS.len() as i64)
     );
+}
+
+/// Bridged messages never title a conversation: not at first, nor when the title is taken again
+/// after its message is edited to no text or deleted. An edit with text titles from that text.
+#[test]
+fn bridged_messages_never_title_the_conversation() {
+    let c = conversation();
+    create(&c, &["bob"]);
+    let (r, _) = link(&c, json!({"platform": "kick", "chatroomId": 42}), T0);
+    let id = r.unwrap().body.unwrap()["bridge"]["id"].as_str().unwrap().to_string();
+    let (r, _) =
+        c.handle("kick", Command::BridgeIngest { bridge_id: id, item: kick_message("m1", "gg", None) }, &ctx(T0 + 1));
+    assert_eq!(r.unwrap().status, 201);
+    let title_of = |c: &Conversation<SqliteStore>| c.meta().unwrap().unwrap().title;
+    assert_eq!(title_of(&c), None);
+    let (m, _) = send(&c, "alice", "plan for friday", None, T0 + 2);
+    let mid = m.unwrap().body.unwrap()["messageId"].as_str().unwrap().to_string();
+    assert_eq!(title_of(&c).as_deref(), Some("plan for friday"));
+    let edit = |content: Value, at: i64| {
+        let cmd = Command::EditMessage { message_id: mid.clone(), content, timestamp: at };
+        c.handle("alice", cmd, &ctx(at))
+    };
+    let (r, e) = edit(json!([{"type": "text", "text": "plan for saturday"}]), T0 + 3);
+    r.unwrap();
+    assert_eq!(title_of(&c).as_deref(), Some("plan for saturday"));
+    assert_eq!(types(&e).last().map(|t| t.0.as_str()), Some("conversation.renamed"));
+    // The same text again: no rename.
+    let (_, e) = edit(json!([{"type": "text", "text": "plan for saturday"}]), T0 + 4);
+    assert_eq!(types(&e).iter().map(|t| t.0.as_str()).collect::<Vec<_>>(), vec!["message.updated"]);
+    // Edited to no text: taken again, and only the bridged message has text: no title.
+    let actions = json!([{"type": "actions", "groupId": "g", "actions": [{"label": "Allow", "style": "primary", "value": "allow-once"}]}]);
+    edit(actions, T0 + 5).0.unwrap();
+    assert_eq!(title_of(&c), None);
 }
