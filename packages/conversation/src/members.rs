@@ -216,7 +216,14 @@ impl<S: Store> Conversation<S> {
         self.cache.watchers.replace(None);
         self.exec("UPDATE members SET left_at = ? WHERE member_id = ?", &[now.into(), member.into()])?;
         self.exec("DELETE FROM watchers WHERE member_id = ?", &[member.into()])?;
-        self.exec("DELETE FROM typing WHERE member_id = ?", &[member.into()])?;
+        // Others saw them typing: they see it end (the alarm will not, the row is gone).
+        let typing_until = self.scalar("SELECT expires_at AS v FROM typing WHERE member_id = ?", &[member.into()])?;
+        if typing_until.is_some() {
+            self.exec("DELETE FROM typing WHERE member_id = ?", &[member.into()])?;
+            if typing_until.is_some_and(|until| until > now) {
+                self.emit_ephemeral(Event::TypingStop { member_id: member.to_string() })?;
+            }
+        }
         self.emit(Event::MemberLeft {
             conversation_id: meta.id.clone(),
             member_id: member.to_string(),

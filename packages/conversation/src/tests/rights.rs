@@ -122,3 +122,26 @@ fn the_bot_cannot_be_removed_by_anyone() {
     assert_eq!(status(&c, BOT, remove("bob"), T0 + 1), 403, "the bot is not the owner");
     assert_eq!(send(&c, BOT, "still here", None, T0 + 2).0.unwrap().status, 201);
 }
+
+/// A member who leaves or is removed while typing is seen to stop (`typing.stop` before
+/// `member.left`); one whose typing already ended, or who was not typing, is not.
+#[test]
+fn a_member_who_leaves_while_typing_is_seen_to_stop() {
+    let c = conversation();
+    create(&c, &["bob", "carol", "dave"]);
+    for who in ["bob", "carol"] {
+        c.handle(who, Command::Typing { stop: false }, &ctx(T0)).0.unwrap();
+    }
+    let (r, e) = c.handle("bob", Command::Leave, &ctx(T0 + 100));
+    assert_eq!(r.unwrap().status, 204);
+    let t = types(&e);
+    assert_eq!((t[0].0.as_str(), t[0].1), ("typing.stop", None), "{t:?}");
+    assert_eq!(frame(&e.broadcast[0])["payload"]["memberId"], json!("bob"));
+    assert_eq!(t[1].0, "member.left", "{t:?}");
+    // dave was not typing; carol's typing ran out before she was removed.
+    for (who, at) in [("dave", T0 + 200), ("carol", T0 + 3_600_000)] {
+        let (r, e) = c.handle("alice", remove(who), &ctx(at));
+        assert_eq!(r.unwrap().status, 204);
+        assert!(types(&e).iter().all(|(name, _)| name != "typing.stop"), "{who}: {:?}", types(&e));
+    }
+}
