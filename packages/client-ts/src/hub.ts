@@ -17,6 +17,8 @@ export const HUB_CLOSE = { TOO_MANY_UNACKED: 4002, STALE: 4008, REPLACED: 4009 }
 /** The hub closes a socket with more than 50 unacked events; ack well before. */
 const ACK_EVERY = 20;
 const ACK_DELAY_MS = 250;
+/** Contexts one subscribe or unsubscribe frame may list (the server refuses a longer list whole). */
+export const MAX_CONTEXTS_PER_FRAME = 200;
 
 export interface HubEvents extends SocketEvents {
   /** every event of a subscribed context, once, in order (deduplicated by seq across resumes) */
@@ -79,13 +81,20 @@ export class HubSocket extends ReconnectingSocket<HubEvents> {
   subscribe(...contexts: string[]): void {
     const add = contexts.filter((c) => !this.wanted.has(c));
     for (const c of add) this.wanted.add(c);
-    if (add.length && this.readyNow) this.send({ type: "context.subscribe", contexts: add });
+    if (add.length && this.readyNow) this.sendContexts("context.subscribe", add);
   }
 
   unsubscribe(...contexts: string[]): void {
     const drop = contexts.filter((c) => this.wanted.has(c));
     for (const c of drop) this.wanted.delete(c);
-    if (drop.length && this.readyNow) this.send({ type: "context.unsubscribe", contexts: drop });
+    if (drop.length && this.readyNow) this.sendContexts("context.unsubscribe", drop);
+  }
+
+  /** One frame per `MAX_CONTEXTS_PER_FRAME` contexts, in order. */
+  private sendContexts(type: "context.subscribe" | "context.unsubscribe", contexts: string[]): void {
+    for (let i = 0; i < contexts.length; i += MAX_CONTEXTS_PER_FRAME) {
+      this.send({ type, contexts: contexts.slice(i, i + MAX_CONTEXTS_PER_FRAME) });
+    }
   }
 
   /** Typing over the hub (the server broadcasts at most one per 2 s; `TypingNotifier` throttles). Answers whether it was sent. */
@@ -172,8 +181,8 @@ export class HubSocket extends ReconnectingSocket<HubEvents> {
         // bring the server's subscriptions to what we want (a new session has none)
         const add = [...this.wanted].filter((c) => !this.serverContexts.has(c));
         const drop = [...this.serverContexts].filter((c) => !this.wanted.has(c));
-        if (add.length) this.send({ type: "context.subscribe", contexts: add });
-        if (drop.length) this.send({ type: "context.unsubscribe", contexts: drop });
+        if (add.length) this.sendContexts("context.subscribe", add);
+        if (drop.length) this.sendContexts("context.unsubscribe", drop);
         this.ackNow();
         this.emit("ready", { seq: f.seq, resumed });
         return;

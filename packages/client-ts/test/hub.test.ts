@@ -159,3 +159,21 @@ test("hub: replaced by another connection of its session (4009), it carries on w
   assert.equal(b.query().get("since"), "3");
   hub.close();
 });
+
+test("hub: more contexts than one frame may list go in frames of at most 200, in order", async () => {
+  const env = fakeEnv();
+  const wanted = Array.from({ length: 450 }, (_, i) => `/kiloclaw/sb${i}`);
+  const hub = new HubSocket(new RestClient(BASE, "tok", env), env, { contexts: wanted });
+  await flush();
+  const a = FakeSocket.last();
+  a.open();
+  a.push({ type: "hello", sessionId: "S1", seq: 0, member: "alice", contexts: [], restored: false });
+  a.push({ type: "ready", seq: 0 });
+  const subs = a.frames().filter((f) => f.type === "context.subscribe");
+  assert.deepEqual(subs.map((f) => f.contexts.length), [200, 200, 50]);
+  assert.deepEqual(subs.flatMap((f) => f.contexts), wanted);
+  hub.unsubscribe(...wanted.slice(0, 201));
+  const unsubs = a.frames().filter((f) => f.type === "context.unsubscribe");
+  assert.deepEqual(unsubs.map((f) => f.contexts.length), [200, 1]);
+  hub.close();
+});

@@ -5,7 +5,7 @@
 use crate::error::{ApiError, ErrorCode};
 use crate::limits::MAX_FRAME_BYTES;
 use serde_json::{json, Value};
-use std::collections::{BTreeSet, VecDeque};
+use std::collections::BTreeSet;
 
 /// The WebSocket subprotocol of the hub.
 pub const SUBPROTOCOL: &str = "kilo.events.v1";
@@ -125,17 +125,30 @@ pub enum HubFrame {
     Typing { conversation_id: String, stop: bool },
 }
 
+/// The `contexts` of a subscribe or unsubscribe frame: at most `MAX_CONTEXTS` entries (a socket
+/// never holds more, so a longer list is refused whole, before anything is looked up), each once,
+/// in the order first listed.
 fn contexts_field(o: &serde_json::Map<String, Value>) -> Result<Vec<String>, ApiError> {
     let arr = o
         .get("contexts")
         .and_then(Value::as_array)
         .ok_or_else(|| ApiError::invalid("contexts: must be an array of strings"))?;
-    arr.iter()
-        .map(|v| match v.as_str() {
-            Some(s) if !s.is_empty() && s.chars().count() <= MAX_CONTEXT_CHARS => Ok(s.to_string()),
-            _ => Err(ApiError::invalid("contexts: each must be a string of 1..256 characters")),
-        })
-        .collect()
+    if arr.len() > MAX_CONTEXTS {
+        return Err(ApiError::invalid(format!("contexts: at most {MAX_CONTEXTS} per frame")));
+    }
+    let mut seen = BTreeSet::new();
+    let mut out = Vec::with_capacity(arr.len());
+    for v in arr {
+        match v.as_str() {
+            Some(s) if !s.is_empty() && s.chars().count() <= MAX_CONTEXT_CHARS => {
+                if seen.insert(s) {
+                    out.push(s.to_string());
+                }
+            }
+            _ => return Err(ApiError::invalid("contexts: each must be a string of 1..256 characters")),
+        }
+    }
+    Ok(out)
 }
 
 /// Parses a hub text frame. Errors are answered with an error frame; the socket stays open.
@@ -177,7 +190,8 @@ pub struct SubscribeOutcome {
 
 /// Adds `wanted` to `current` up to `MAX_CONTEXTS`; `allowed` says whether the user may see a context.
 /// Refused contexts get `forbidden_context` errors; past the cap, `too_many_contexts` and the rest are
-/// dropped (those that fit are kept).
+/// dropped (those that fit are kept). The cap comes first: a context past it is neither parsed nor
+/// looked up (`allowed` is asked only about contexts that would fit).
 pub fn subscribe(current: &BTreeSet<String>, wanted: &[String], allowed: impl Fn(&str) -> bool) -> SubscribeOutcome {
     let mut out = SubscribeOutcome::default();
     let mut count = current.len();
@@ -186,12 +200,12 @@ pub fn subscribe(current: &BTreeSet<String>, wanted: &[String], allowed: impl Fn
         if current.contains(ctx) || out.added.contains(ctx) {
             continue;
         }
-        if Context::parse(ctx).is_none() || !allowed(ctx) {
-            out.errors.push(json!({"type": "error", "code": "forbidden_context", "context": ctx, "message": "unknown context, or not yours"}));
-            continue;
-        }
         if count >= MAX_CONTEXTS {
             over_cap = true;
+            continue;
+        }
+        if Context::parse(ctx).is_none() || !allowed(ctx) {
+            out.errors.push(json!({"type": "error", "code": "forbidden_context", "context": ctx, "message": "unknown context, or not yours"}));
             continue;
         }
         count += 1;
@@ -201,37 +215,6 @@ pub fn subscribe(current: &BTreeSet<String>, wanted: &[String], allowed: impl Fn
         out.errors.push(json!({"type": "error", "code": "too_many_contexts", "max": MAX_CONTEXTS, "message": "a socket subscribes to at most 200 contexts"}));
     }
     out
-}
-
-/// Per-socket ack accounting: the seqs sent and not yet acked.
-#[derive(Debug, Default, Clone)]
-pub struct AckWindow {
-    unacked: VecDeque<u64>,
-    acked_once: bool,
-}
-
-impl AckWindow {
-    /// Records a sent event; answers `true` when the socket must be closed (4002).
-    pub fn sent(&mut self, seq: u64) -> bool {
-        self.unacked.push_back(seq);
-        self.acked_once && self.unacked.len() > MAX_UNACKED
-    }
-
-    /// Whether an ack of `seq` would release an event sent and not yet acked.
-    pub fn releases(&self, seq: u64) -> bool {
-        self.unacked.front().is_some_and(|s| *s <= seq)
-    }
-
-    pub fn ack(&mut self, seq: u64) {
-        self.acked_once = true;
-        while self.unacked.front().is_some_and(|s| *s <= seq) {
-            self.unacked.pop_front();
-        }
-    }
-
-    pub fn unacked(&self) -> usize {
-        self.unacked.len()
-    }
 }
 
 /// One event on its way from a conversation to a watching hub (or relay): what `deliver` carries,
@@ -268,6 +251,7 @@ pub fn event_frame(context: &str, event: &str, payload: &Value, seq: Option<u64>
 }
 
 /// What a (re)connecting hub socket gets for `since`, given the user's log bounds.
+pub use crate::ack_window::AckWindow;
 pub use crate::replay::{plan as resume_plan, ResumePlan};
 
 #[cfg(test)]
@@ -326,10 +310,20 @@ mod tests {
             "/kiloclaw/nope".to_string(),
             "garbage".to_string(),
         ];
-        let out = subscribe(&current, &wanted, |c| c != "/kiloclaw/nope");
+        let asked = std::cell::RefCell::new(Vec::new());
+        let out = subscribe(&current, &wanted, |c| {
+            asked.borrow_mut().push(c.to_string());
+            c != "/kiloclaw/nope"
+        });
         assert_eq!(out.added, vec!["/kiloclaw/new1"]);
         let codes: Vec<&str> = out.errors.iter().filter_map(|e| e["code"].as_str()).collect();
-        assert_eq!(codes, vec!["forbidden_context", "forbidden_context", "too_many_contexts"]);
+        assert_eq!(codes, vec!["too_many_contexts"], "past the cap nothing is checked");
+        assert_eq!(asked.into_inner(), vec!["/kiloclaw/new1"], "no lookup past the cap");
+        // Under the cap, refused contexts are answered one by one.
+        let out = subscribe(&BTreeSet::new(), &wanted, |c| c != "/kiloclaw/nope");
+        assert_eq!(out.added, vec!["/kiloclaw/new1", "/kiloclaw/new2"]);
+        let codes: Vec<&str> = out.errors.iter().filter_map(|e| e["code"].as_str()).collect();
+        assert_eq!(codes, vec!["forbidden_context", "forbidden_context"]);
         // Re-subscribing is a no-op, not an error.
         let out = subscribe(&current, &["/kiloclaw/sb1".to_string()], |_| true);
         assert!(out.added.is_empty() && out.errors.is_empty());
@@ -358,18 +352,23 @@ mod tests {
     }
 
     #[test]
-    fn ack_window_closes_only_after_a_first_ack() {
-        let mut w = AckWindow::default();
-        for s in 1..=100 {
-            assert!(!w.sent(s), "no ack yet: never close");
+    fn context_lists_are_bounded_and_deduplicated() {
+        let frame = |kind: &str, list: &[String]| parse_frame(&json!({"type": kind, "contexts": list}).to_string());
+        let many: Vec<String> = (0..=MAX_CONTEXTS).map(|i| format!("/kiloclaw/sb{i}")).collect();
+        for kind in ["context.subscribe", "context.unsubscribe"] {
+            // One more than a socket may hold: refused whole (even as one context over and over).
+            let err = frame(kind, &many).unwrap_err();
+            assert_eq!(err.code, ErrorCode::InvalidRequest, "{kind}");
+            let same = vec![many[0].clone(); MAX_CONTEXTS + 1];
+            assert_eq!(frame(kind, &same).unwrap_err().code, ErrorCode::InvalidRequest, "{kind}");
+            // Exactly the cap is taken; each context once, in the order first listed.
+            let list = |l: &[String]| match frame(kind, l).unwrap() {
+                HubFrame::Subscribe(l) | HubFrame::Unsubscribe(l) => l,
+                other => panic!("{other:?}"),
+            };
+            assert_eq!(list(&many[..MAX_CONTEXTS]), many[..MAX_CONTEXTS]);
+            let twice = [&many[1], &many[0], &many[1], &many[0]].map(String::clone);
+            assert_eq!(list(&twice), [many[1].clone(), many[0].clone()]);
         }
-        w.ack(100);
-        assert_eq!(w.unacked(), 0);
-        for s in 101..=150 {
-            assert!(!w.sent(s));
-        }
-        assert!(w.sent(151), "51 unacked after a first ack");
-        w.ack(140);
-        assert_eq!(w.unacked(), 11);
     }
 }

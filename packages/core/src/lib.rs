@@ -4,6 +4,7 @@
 //! current time (`now_ms`) and random bits in, and carry out what comes back (store rows, send frames,
 //! set alarms). The workers in `src/` and `services/` are thin shells over these modules.
 
+pub mod ack_window;
 pub mod alarm;
 pub mod backoff;
 pub mod batch;

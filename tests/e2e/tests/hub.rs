@@ -268,7 +268,17 @@ async fn too_many_contexts() {
     }
     assert_eq!(all.len(), 202);
     let mut h = hub(&api, &alice).await;
+    // One frame lists at most 200: all 202 at once are refused whole, nothing subscribed.
     h.ws.send_json(&json!({ "type": "context.subscribe", "contexts": all })).await;
+    let frames = barrier(&mut h.ws).await;
+    assert!(frames.iter().any(|f| f["type"] == json!("error") && f["code"] == json!("invalid_request")), "{frames:?}");
+    assert!(frames.iter().all(|f| f["type"] != json!("context.subscribed")), "{frames:?}");
+    // 150, then the other 52: past the socket's cap of 200, the ones that fit are kept.
+    h.ws.send_json(&json!({ "type": "context.subscribe", "contexts": all[..150] })).await;
+    let frames = barrier(&mut h.ws).await;
+    let sub = frames.iter().find(|f| f["type"] == json!("context.subscribed")).unwrap_or_else(|| panic!("{frames:?}"));
+    assert_eq!(sub["contexts"].as_array().unwrap().len(), 150);
+    h.ws.send_json(&json!({ "type": "context.subscribe", "contexts": all[150..] })).await;
     let frames = barrier(&mut h.ws).await;
     let err = frames
         .iter()
@@ -277,7 +287,7 @@ async fn too_many_contexts() {
     assert_eq!(err["code"], json!("too_many_contexts"), "{err}");
     assert_eq!(err["max"], json!(200), "{err}");
     let sub = frames.iter().find(|f| f["type"] == json!("context.subscribed")).unwrap_or_else(|| panic!("{frames:?}"));
-    assert_eq!(sub["contexts"].as_array().unwrap().len(), 200, "the ones that fit are kept");
+    assert_eq!(sub["contexts"].as_array().unwrap().len(), 50, "the ones that fit are kept");
 }
 
 /// The instance context carries conversation.created/renamed/left/activity/read and bot.status.

@@ -93,18 +93,25 @@ impl<S: Store> Member<S> {
         self.command(|| {
             self.exec("INSERT OR REPLACE INTO hub_identity (id, member_id) VALUES (1, ?)", &[member.into()])?;
             // Which session: the one asked for, else (when resuming) the most recently closed one, else new.
+            // A session closed `RESUME_KEEP_MS` ago or longer is unknown, swept or not: its
+            // conversations may no longer be watched (`sync_watches`), so it may have missed events.
             #[derive(Deserialize)]
             struct S {
                 session: String,
             }
+            let expired_by = ctx.now_ms - hub::RESUME_KEEP_MS;
             let existing: Option<String> = match (session, since) {
-                (Some(s), _) => {
-                    self.query::<S>("SELECT session FROM hub_sessions WHERE session = ?", &[s.into()])?.pop()
-                }
+                (Some(s), _) => self
+                    .query::<S>(
+                        "SELECT session FROM hub_sessions WHERE session = ? AND (closed_at IS NULL OR closed_at > ?)",
+                        &[s.into(), expired_by.into()],
+                    )?
+                    .pop(),
                 (None, Some(_)) => self
                     .query::<S>(
-                        "SELECT session FROM hub_sessions WHERE closed_at IS NOT NULL ORDER BY closed_at DESC LIMIT 1",
-                        &[],
+                        "SELECT session FROM hub_sessions WHERE closed_at IS NOT NULL AND closed_at > ?
+                         ORDER BY closed_at DESC LIMIT 1",
+                        &[expired_by.into()],
                     )?
                     .pop(),
                 (None, None) => None,
@@ -238,9 +245,11 @@ impl<S: Store> Member<S> {
         Ok(frames)
     }
 
+    /// Drops the listed contexts (at most `MAX_CONTEXTS`, each once: `hub::parse_frame`); only those
+    /// the session holds cost a statement. Answers the list as given.
     fn unsubscribe(&self, session: &str, list: &[String], ctx: &Ctx) -> Result<Vec<String>, ApiError> {
-        self.subs(session)?;
-        for c in list {
+        let held = self.subs(session)?;
+        for c in list.iter().filter(|c| held.contains(*c)) {
             self.exec("DELETE FROM hub_subs WHERE session = ? AND context = ?", &[session.into(), c.into()])?;
             if let Some(s) = self.hub.subs.borrow_mut().get_mut(session) {
                 s.remove(c);

@@ -2,8 +2,11 @@
 
 use super::*;
 use crate::WatchCall;
-use switchboard_core::hub::{self as rules, close, Delivery, HUB_REPLAY_WINDOW, MAX_DELIVERIES_PER_CALL, MAX_UNACKED};
+use switchboard_core::hub::{
+    self as rules, close, Delivery, HUB_REPLAY_WINDOW, MAX_CONTEXTS, MAX_DELIVERIES_PER_CALL, MAX_UNACKED,
+};
 use switchboard_core::ErrorCode;
+use switchboard_sqlite_store::FailingStore;
 
 fn watch(conv: &str, watching: bool, present: bool) -> WatchCall {
     WatchCall { member: "alice".into(), conversation_id: conv.into(), watching, present }
@@ -68,6 +71,45 @@ fn subscriptions_follow_the_list_and_drive_watches() {
     }
     let (r, _) = sim.m.socket_frame(0, crate::hub::sessions::Incoming::Binary, &sim.ctx());
     assert_eq!(frame(&r.frames[0])["code"], "binary_not_supported");
+}
+
+/// A subscribe or unsubscribe frame lists at most `MAX_CONTEXTS` contexts and is taken with each
+/// once; a session at its cap looks none of them up.
+#[test]
+fn context_frames_are_bounded_deduplicated_and_capped_before_any_lookup() {
+    let mut sim = Sim::over(FailingStore::new());
+    sim.join(C1, None, T0);
+    let s = sim.open();
+    // The frame's answer and how many statements it ran.
+    let send = |sim: &Sim<FailingStore>, kind: &str, list: &[String]| {
+        sim.m.store().count.set(0);
+        let (r, e) = sim.frame(s, &json!({"type": kind, "contexts": list}).to_string());
+        (r.frames.iter().map(|f| frame(f)).collect::<Vec<Value>>(), e, sim.m.store().count.get())
+    };
+    let many: Vec<String> = (0..=MAX_CONTEXTS).map(|i| format!("/kiloclaw/sb{i}")).collect();
+    let before = sim.m.store().inner.dump();
+    for kind in ["context.subscribe", "context.unsubscribe"] {
+        let (frames, e, statements) = send(&sim, kind, &many);
+        assert_eq!(frames.len(), 1, "{kind}");
+        assert_eq!(frames[0]["code"], "invalid_request", "{kind}");
+        assert!(e.is_empty() && statements == 0, "{kind}: {e:?}, {statements} statements");
+    }
+    assert_eq!(sim.m.store().inner.dump(), before, "nothing stored");
+    // A full session: contexts past its cap are dropped without a lookup each.
+    let (frames, _, _) = send(&sim, "context.subscribe", &many[..MAX_CONTEXTS]);
+    assert_eq!(frames[0]["contexts"].as_array().map(Vec::len), Some(MAX_CONTEXTS));
+    let convs: Vec<String> = (0..MAX_CONTEXTS).map(|i| conv_ctx(&format!("01ARZ3NDEKTSV4RRFFQ69G{i:04}"))).collect();
+    let (frames, _, statements) = send(&sim, "context.subscribe", &convs);
+    assert_eq!(frames[0]["code"], "too_many_contexts");
+    assert_eq!(frames[1], json!({"type": "context.subscribed", "contexts": []}));
+    assert!(statements < 10, "{statements} statements");
+    // Listed over and over, a context is unsubscribed and subscribed once.
+    let (frames, _, statements) = send(&sim, "context.unsubscribe", &vec![many[0].clone(); MAX_CONTEXTS]);
+    assert_eq!(frames, vec![json!({"type": "context.unsubscribed", "contexts": [many[0]]})]);
+    assert!(statements < 10, "{statements} statements");
+    let (frames, e, _) = send(&sim, "context.subscribe", &vec![conv_ctx(C1); MAX_CONTEXTS]);
+    assert_eq!(frames, vec![json!({"type": "context.subscribed", "contexts": [conv_ctx(C1)]})]);
+    assert_eq!(e.watches, vec![watch(C1, true, false)]);
 }
 
 #[test]

@@ -103,3 +103,41 @@ fn a_vanished_replaced_socket_never_costs_the_new_one_its_session() {
         assert_eq!(got.iter().map(|r| r.0).collect::<Vec<_>>(), vec![new], "minute {minute}");
     }
 }
+
+/// A session closed `RESUME_KEEP_MS` ago is gone even when the sweep has not run yet: its
+/// conversations may already be unwatched, so a resume of it must resync, never replay with a gap.
+#[test]
+fn a_session_past_its_window_resyncs_before_the_sweep_forgets_it() {
+    let mut sim = Sim::new();
+    sim.join(C1, None, T0);
+    let s = sim.open();
+    sim.subscribe(s, &[conv_ctx(C1)]);
+    let session = sim.session(s);
+    let closed_at = T0 + 1_000;
+    sim.now = closed_at;
+    sim.close(s);
+    // The window ends; before the alarm runs, another socket's connect stops the watch.
+    sim.now = closed_at + RESUME_KEEP_MS;
+    let (_, _, e) = sim.connect(None, None).unwrap();
+    let w = WatchCall { member: "alice".into(), conversation_id: C1.into(), watching: false, present: false };
+    assert_eq!(e.watches, vec![w], "the closed session no longer keeps C1 watched");
+    // Neither by its id nor as the most recently closed one (new sessions stay open meanwhile).
+    for asked in [None, Some(session.as_str())] {
+        let (_, c, _) = sim.connect(Some("0"), asked).unwrap();
+        assert_ne!(c.session, session, "{asked:?}: a new session");
+        let hello = frame(&c.frames[0]);
+        assert_eq!((hello["restored"].clone(), hello["contexts"].clone()), (json!(false), json!([])), "{asked:?}");
+        assert_eq!(frame(&c.frames[1])["type"], "resync", "{asked:?}");
+    }
+    // One millisecond earlier it was still resumable.
+    let mut sim = Sim::new();
+    sim.join(C1, None, T0);
+    let s = sim.open();
+    sim.subscribe(s, &[conv_ctx(C1)]);
+    let session = sim.session(s);
+    sim.now = closed_at;
+    sim.close(s);
+    sim.now = closed_at + RESUME_KEEP_MS - 1;
+    let (_, c, _) = sim.connect(Some("0"), Some(&session)).unwrap();
+    assert_eq!((c.session.as_str(), frame(&c.frames[0])["restored"].clone()), (session.as_str(), json!(true)));
+}
