@@ -8,6 +8,7 @@ use crate::rpc::{self, MemberCommand};
 use futures::future::join_all;
 use std::cell::Cell;
 use std::rc::Rc;
+use switchboard_conversation::hub_retry::Failed;
 use switchboard_conversation::Effects;
 use worker::Stub;
 
@@ -81,12 +82,16 @@ impl ConversationObject {
     /// Drains the outbox to the hubs that watched each event: what queued up meanwhile goes in one
     /// call per watcher (`deliver_all`, `HubOutbox::take_calls`), one round at a time so each hub
     /// sees this conversation's events in order. A pump already running picks up what we queued.
+    /// A hub a call fails to reach is owed a `context.resync` (`hub_retry`): it is sent nothing
+    /// else until the notice is taken, which the alarm tries again with backoff.
     pub(super) async fn pump(&self) {
-        if self.pumping.get() || self.outbox.borrow().is_empty() {
+        let now = platform::now_ms();
+        if self.pumping.get() || (self.outbox.borrow().is_empty() && self.hub_retry.borrow().due(now).is_empty()) {
             return;
         }
         self.pumping.set(true);
         let _guard = PumpGuard(&self.pumping);
+        self.send_owed_notices().await;
         loop {
             let calls = self.outbox.borrow_mut().take_calls();
             if calls.is_empty() {
@@ -94,20 +99,62 @@ impl ConversationObject {
             }
             let mut sends = Vec::new();
             for call in calls {
+                let contexts: Vec<String> = call.events.iter().map(|d| d.context.clone()).collect();
                 let body = match serde_json::to_string(&MemberCommand::DeliverAll { events: call.events }) {
                     Ok(b) => b,
                     Err(_) => continue,
                 };
-                for s in call.watchers.iter().filter_map(|w| self.stub_for(w)) {
-                    let body = body.clone();
-                    sends.push(async move { rpc::post_to(&s, body).await });
+                for w in call.watchers {
+                    if self.hub_retry.borrow().is_owed(&w) {
+                        continue; // what it misses is what its notice covers
+                    }
+                    let Some(s) = self.stub_for(&w) else { continue };
+                    let (body, contexts) = (body.clone(), contexts.clone());
+                    sends.push(async move { (w, contexts, delivered(rpc::post_to(&s, body).await)) });
                 }
             }
-            for r in join_all(sends).await {
-                if let Err(e) = r {
-                    worker::console_error!("deliver to hub: {e}");
+            for (watcher, contexts, ok) in join_all(sends).await {
+                if let Err(e) = ok {
+                    self.hub_failed(&watcher, contexts, &e);
                 }
             }
+        }
+        let retry_at = self.hub_retry.borrow().next_at();
+        if let Some(at) = retry_at {
+            self.alarm.ensure(&self.state.storage(), at).await;
+        }
+    }
+
+    /// The `context.resync` notices owed to hubs and due now.
+    async fn send_owed_notices(&self) {
+        let due = self.hub_retry.borrow().due(platform::now_ms());
+        let mut sends = Vec::new();
+        for (watcher, notices) in due {
+            let contexts: Vec<String> = notices.iter().map(|d| d.context.clone()).collect();
+            let Ok(body) = serde_json::to_string(&MemberCommand::DeliverAll { events: notices }) else { continue };
+            let Some(s) = self.stub_for(&watcher) else { continue };
+            sends.push(async move { (watcher, contexts, delivered(rpc::post_to(&s, body).await)) });
+        }
+        for (watcher, contexts, ok) in join_all(sends).await {
+            match ok {
+                Ok(()) => self.hub_retry.borrow_mut().delivered(&watcher),
+                Err(e) => self.hub_failed(&watcher, contexts, &e),
+            }
+        }
+    }
+
+    fn hub_failed(&self, watcher: &str, contexts: Vec<String>, error: &str) {
+        let (failed, evicted) = self.hub_retry.borrow_mut().failed(watcher, contexts, platform::now_ms());
+        match failed {
+            Failed::Owed { retry_at } => {
+                worker::console_error!("deliver to hub {watcher}: {error}; a context.resync is owed (at {retry_at})")
+            }
+            Failed::GivenUp => {
+                worker::console_error!("deliver to hub {watcher}: {error}; given up: it lost events without a notice")
+            }
+        }
+        for w in evicted {
+            worker::console_error!("hub {w}: too many hubs owed a notice; given up: it lost events without a notice");
         }
     }
 
@@ -122,5 +169,14 @@ impl ConversationObject {
         };
         self.stubs.borrow_mut().insert(member.to_string(), stub.clone());
         Some(stub)
+    }
+}
+
+/// Whether a hub took a call: an answer other than 2xx is a failure too.
+fn delivered(r: Result<worker::Response, switchboard_core::ApiError>) -> Result<(), String> {
+    match r {
+        Ok(resp) if resp.status_code() < 300 => Ok(()),
+        Ok(resp) => Err(format!("answered {}", resp.status_code())),
+        Err(e) => Err(e.to_string()),
     }
 }

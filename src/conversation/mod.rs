@@ -23,6 +23,7 @@ use serde::{Deserialize, Serialize};
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::rc::Rc;
+use switchboard_conversation::hub_retry::HubRetry;
 use switchboard_conversation::outbox::HubOutbox;
 use switchboard_conversation::sockets::SocketReply;
 use switchboard_conversation::{Config, Conversation, Ctx};
@@ -63,6 +64,8 @@ pub struct ConversationObject {
     outbox: RefCell<HubOutbox>,
     /// A pump is draining the outbox (at most one at a time keeps each hub's order).
     pumping: Cell<bool>,
+    /// Hubs a delivery failed to reach, owed a `context.resync` (`switchboard_conversation::hub_retry`).
+    hub_retry: RefCell<HubRetry>,
     /// One stub per watcher, reused so calls to one hub are delivered in order.
     stubs: RefCell<HashMap<String, Rc<Stub>>>,
     /// Frames for the sockets that opted in to batched frames.
@@ -97,6 +100,7 @@ impl DurableObject for ConversationObject {
             alarm: AlarmSlot::new(),
             outbox: RefCell::new(HubOutbox::default()),
             pumping: Cell::new(false),
+            hub_retry: RefCell::new(HubRetry::new()),
             stubs: RefCell::new(HashMap::new()),
             batcher,
             expiry: Cell::new(ExpiryWatch::default()),

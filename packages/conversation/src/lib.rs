@@ -27,6 +27,7 @@ pub mod cache;
 pub mod commands;
 pub mod effects;
 pub mod fanout;
+pub mod hub_retry;
 pub mod limits;
 pub mod members;
 pub mod messages;
