@@ -184,11 +184,19 @@ impl<S: Store> Conversation<S> {
 
     /// `DELETE /v1/conversations/:id/members/:userId`: the owner (the creator) removes anyone but
     /// the bot; anyone removes themself (as leaving does). The removed member's sockets here close
-    /// with 4003 and the worker ends their other channels (hub, live, Pusher).
+    /// with 4003 and the worker ends their other channels (hub, live, Pusher). The owner removing a
+    /// member who is already out answers 204 again with nothing recorded, so that a removal retried
+    /// after the worker failed to end those channels converges (the worker ends them again).
     pub(crate) fn remove_member(&self, caller: &str, member: &str, now: i64) -> Outcome {
         self.command(|| {
             let meta = self.require_member(caller)?;
             if !self.active_roster()?.contains_key(member) {
+                let former = self
+                    .scalar("SELECT 1 AS v FROM members WHERE member_id = ? AND left_at IS NOT NULL", &[member.into()])?
+                    .is_some();
+                if former && caller == meta.created_by {
+                    return Ok(Reply::no_content());
+                }
                 return Err(ApiError::not_found(format!("{member} is not a member of this conversation")));
             }
             if is_bot(member) {
