@@ -22,15 +22,23 @@ impl MemberObject {
                 let _ = ws.close(Some(*code), Some(*reason));
             }
         }
+        let mut alarm_at = effects.alarm_at;
         for w in effects.watches {
             let cmd = ConversationCommand::Watch { watching: w.watching, present: w.present };
-            match rpc::conversation(&self.env, &w.conversation_id, &w.member, cmd).await {
-                Ok(r) if r.status_code() < 300 => {}
-                Ok(r) => worker::console_warn!("watch {}: {}", w.conversation_id, r.status_code()),
-                Err(e) => worker::console_error!("watch {}: {e}", w.conversation_id),
+            let failure = match rpc::conversation(&self.env, &w.conversation_id, &w.member, cmd).await {
+                Ok(r) if r.status_code() < 300 => continue,
+                Ok(r) => format!("answered {}", r.status_code()),
+                Err(e) => e.to_string(),
+            };
+            // Told again by the next comparison (the sweep, soon): `Member::watch_failed`.
+            worker::console_error!("watch {}: {failure}; told again by the next sweep", w.conversation_id);
+            let (r, retry) = self.core.watch_failed(&w, crate::platform::now_ms());
+            if let Err(e) = r {
+                worker::console_error!("watch {}: could not record the failure: {e:?}", w.conversation_id);
             }
+            alarm_at = [alarm_at, retry.alarm_at].into_iter().flatten().min();
         }
-        if let Some(at) = effects.alarm_at {
+        if let Some(at) = alarm_at {
             self.alarm.ensure(&self.state.storage(), at).await;
         }
     }

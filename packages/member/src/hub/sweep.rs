@@ -1,5 +1,7 @@
-//! The alarm: a socket that stops pinging leaves within `STALE_SOCKET_MS + SWEEP_EVERY_MS`, and a
-//! session closed longer than `RESUME_KEEP_MS` is forgotten (a later resume of it gets `resync`).
+//! The alarm: a socket that stops pinging leaves within `STALE_SOCKET_MS + SWEEP_EVERY_MS`, a
+//! session closed longer than `RESUME_KEEP_MS` is forgotten (a later resume of it gets `resync`), and
+//! what conversations were told is compared again with what the sessions want (a failed watch call
+//! goes again).
 
 use crate::store::Store;
 use crate::{Ctx, Member, Outcome};
@@ -13,7 +15,6 @@ impl<S: Store> Member<S> {
         let now = ctx.now_ms;
         self.command(|| {
             let mut any_open = false;
-            let mut dropped = false;
             for (i, socket) in ctx.sockets.iter().enumerate() {
                 let Some(s) = socket else { continue };
                 if s.replaced {
@@ -30,7 +31,6 @@ impl<S: Store> Member<S> {
                 if now - last > hub::STALE_SOCKET_MS {
                     self.pending.borrow_mut().closes.push((i, close::STALE, "no ping"));
                     self.session_ended(&s.session, now)?;
-                    dropped = true;
                 } else {
                     any_open = true;
                 }
@@ -48,9 +48,10 @@ impl<S: Store> Member<S> {
                 self.exec("DELETE FROM hub_sessions WHERE session = ?", &[s.session.as_str().into()])?;
                 self.hub.forget_session(&s.session);
             }
-            if dropped || !expired.is_empty() {
-                self.sync_watches(&self.open_sessions(ctx), now)?;
-            }
+            // Every sweep compares what the sessions want with what conversations were told (cheap
+            // when nothing changed): a watch call that failed is sent again (`watch_failed`), even
+            // after the object slept in between.
+            self.sync_watches(&self.open_sessions(ctx), now)?;
             let mut pending = self.pending.borrow_mut();
             if any_open {
                 pending.alarm_by(now + hub::SWEEP_EVERY_MS);

@@ -5,7 +5,7 @@
 
 use crate::effects::WatchCall;
 use crate::store::Store;
-use crate::{Ctx, Member};
+use crate::{Ctx, Member, Outcome};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use switchboard_core::hub::{self, contexts, Context};
@@ -97,4 +97,27 @@ impl<S: Store> Member<S> {
         }
         self.sync_watches(&self.open_sessions(ctx), ctx.now_ms)
     }
+
+    /// A watch call failed (an error or an answer other than 2xx): the conversation may still
+    /// believe what it was told before. The stored row is set to a state other than the one the
+    /// call carried, so that the next comparison (`sync_watches`: the next change of the hub's
+    /// subscriptions, or the sweep, due `WATCH_RETRY_MS` from now) sends the call again. A call
+    /// that was applied and only its answer lost is sent again too, which changes nothing.
+    pub fn watch_failed(&self, call: &WatchCall, now: i64) -> Outcome<()> {
+        self.command(|| {
+            let other = match (!call.watching, !call.present) {
+                (false, false) => (true, false),
+                flipped => flipped,
+            };
+            self.exec(
+                "INSERT OR REPLACE INTO hub_watch (conversation_id, watching, present) VALUES (?, ?, ?)",
+                &[call.conversation_id.as_str().into(), other.0.into(), other.1.into()],
+            )?;
+            self.pending.borrow_mut().alarm_by(now + WATCH_RETRY_MS);
+            Ok(())
+        })
+    }
 }
+
+/// A failed watch call is sent again after this long (by the sweep) at the latest.
+pub const WATCH_RETRY_MS: i64 = 5_000;

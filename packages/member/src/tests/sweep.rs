@@ -141,3 +141,32 @@ fn a_session_past_its_window_resyncs_before_the_sweep_forgets_it() {
     let (_, c, _) = sim.connect(Some("0"), Some(&session)).unwrap();
     assert_eq!((c.session.as_str(), frame(&c.frames[0])["restored"].clone()), (session.as_str(), json!(true)));
 }
+
+/// A watch call that failed is sent again by the next sweep, whichever way it went: the stored row
+/// no longer says what the call carried, so the comparison finds the difference.
+#[test]
+fn a_failed_watch_call_is_sent_again_by_the_next_sweep() {
+    let mut sim = Sim::new();
+    sim.join(C1, None, T0);
+    let s = sim.open();
+    let (_, e) = sim.subscribe(s, &[conv_ctx(C1), presence_ctx(C1)]);
+    let call = e.watches[0].clone();
+    assert!(call.watching && call.present);
+    // Without a failure, a sweep tells nothing.
+    assert!(sweep(&sim, &|_| Some(sim.now)).watches.is_empty());
+    let (r, e) = sim.m.watch_failed(&call, sim.now);
+    r.unwrap();
+    assert_eq!(e.alarm_at, Some(sim.now + crate::hub::watch::WATCH_RETRY_MS));
+    sim.now += crate::hub::watch::WATCH_RETRY_MS;
+    let e = sweep(&sim, &|_| Some(sim.now));
+    assert_eq!(e.watches, vec![call.clone()], "told again");
+    assert!(sweep(&sim, &|_| Some(sim.now)).watches.is_empty(), "once");
+    // An unwatch that failed (the conversation may still count this hub as present) goes again too.
+    let (_, e) =
+        sim.frame(s, &json!({"type": "context.unsubscribe", "contexts": [conv_ctx(C1), presence_ctx(C1)]}).to_string());
+    let unwatch = e.watches[0].clone();
+    assert!(!unwatch.watching && !unwatch.present);
+    sim.m.watch_failed(&unwatch, sim.now).0.unwrap();
+    assert_eq!(sweep(&sim, &|_| Some(sim.now)).watches, vec![unwatch]);
+    assert!(sweep(&sim, &|_| Some(sim.now)).watches.is_empty());
+}
