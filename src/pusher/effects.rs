@@ -9,6 +9,7 @@ use serde_json::Value;
 use switchboard_core::hub::Context;
 use switchboard_pusher::channel::{self, PRESENCE_CONVERSATION_PREFIX, PRIVATE_CONVERSATION_PREFIX};
 use switchboard_pusher::limits::WEBHOOK_STORAGE_RETRY_MS;
+use switchboard_pusher::relay_watch::UnsureWatches;
 use switchboard_pusher::webhook::WebhookEvent;
 use switchboard_pusher::webhook_store::DurableWebhooks;
 use switchboard_pusher::{Delivery, Effect, SocketId, SocketRecord};
@@ -189,28 +190,62 @@ impl PusherAppObject {
                 })
                 .unwrap_or(false);
             let current = self.watching.borrow().get(id).copied().unwrap_or(false);
-            if wanted == current {
+            let unsure = self.with_unsure(|u, _| u.contains(id)).unwrap_or(false);
+            if wanted == current && !unsure {
                 break;
             }
             let command = ConversationCommand::Watch { watching: wanted, present: false };
-            match rpc::conversation(&self.env, id, &watcher, command).await {
+            let failure = match rpc::conversation(&self.env, id, &watcher, command).await {
                 Ok(resp) if resp.status_code() < 300 => {
                     self.watching.borrow_mut().insert(id.to_string(), wanted);
+                    if let Some(Err(e)) = self.with_unsure(|u, sql| u.settled(sql, id)) {
+                        worker::console_error!("pusher relay watch {id}: {e}");
+                    }
+                    continue;
                 }
-                Ok(resp) => {
-                    worker::console_error!("pusher relay watch {id} ({wanted}): {}", resp.status_code());
-                    break;
-                }
-                Err(e) => {
-                    worker::console_error!("pusher relay watch {id} ({wanted}): {e}");
-                    break;
-                }
+                Ok(resp) => format!("answered {}", resp.status_code()),
+                Err(e) => e.to_string(),
+            };
+            // Unsure until a call succeeds: the alarm tries again (`relay_watch`).
+            let retry = self.with_unsure(|u, sql| u.failed(sql, id, platform::now_ms()));
+            worker::console_error!("pusher relay watch {id} ({wanted}): {failure}; tried again at {retry:?}");
+            if let Some(Ok(Some(at))) = retry {
+                self.alarm.ensure(&self.state.storage(), at).await;
             }
+            break;
         }
         if !self.watching.borrow().get(id).copied().unwrap_or(false) {
             self.watching.borrow_mut().remove(id);
         }
         self.syncing.borrow_mut().remove(id);
+    }
+
+    /// The alarm: the unsure watches that are due are brought in line again, then the alarm is set
+    /// for the next one.
+    pub(super) async fn retry_watches(&self) {
+        let due = self.with_unsure(|u, _| u.due(platform::now_ms())).unwrap_or_default();
+        for id in due {
+            self.sync_watch(&id).await;
+        }
+        if let Some(Some(at)) = self.with_unsure(|u, _| u.next_due()) {
+            self.alarm.ensure(&self.state.storage(), at).await;
+        }
+    }
+
+    /// The unsure watches (loaded from the object's SQLite on first use) and that database, for
+    /// `f`; `None` when they cannot be loaded (logged).
+    pub(super) fn with_unsure<T>(&self, f: impl FnOnce(&mut UnsureWatches, &Sql) -> T) -> Option<T> {
+        let mut slot = self.unsure.borrow_mut();
+        if slot.is_none() {
+            match UnsureWatches::load(&self.sql) {
+                Ok(u) => *slot = Some(u),
+                Err(e) => {
+                    worker::console_error!("pusher unsure watches not loaded: {e}");
+                    return None;
+                }
+            }
+        }
+        slot.as_mut().map(|u| f(u, &self.sql))
     }
 
     /// The webhook queue (loaded from the object's SQLite on first use) and that database, for `f`;

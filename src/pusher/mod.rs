@@ -31,6 +31,7 @@ use std::collections::{HashMap, HashSet};
 use switchboard_conversation::presence::RELAY_WATCHER_PREFIX;
 use switchboard_core::ApiError;
 use switchboard_pusher::limits::close;
+use switchboard_pusher::relay_watch::UnsureWatches;
 use switchboard_pusher::webhook_store::DurableWebhooks;
 use switchboard_pusher::{App, Effect, Registry, ServerFrame, SocketId, SocketRecord};
 use switchboard_worker_kit::alarm::AlarmSlot;
@@ -80,6 +81,9 @@ pub struct PusherAppObject {
     watching: RefCell<HashMap<String, bool>>,
     /// Conversations whose watch is being brought in line (one loop per conversation).
     syncing: RefCell<HashSet<String>>,
+    /// Conversations whose watch is unsure after a failed call, loaded from `sql` on first use
+    /// (`switchboard_pusher::relay_watch`).
+    unsure: RefCell<Option<UnsureWatches>>,
     /// Every socket's frame rate (`LIMIT_SOCKET_FRAMES`) and flood close (`LIMIT_FLOOD_STRIKES`).
     limits: switchboard_core::limits::Limits,
 }
@@ -109,6 +113,7 @@ impl DurableObject for PusherAppObject {
             alarm: AlarmSlot::new(),
             watching: RefCell::new(HashMap::new()),
             syncing: RefCell::new(HashSet::new()),
+            unsure: RefCell::new(None),
             limits,
         }
     }
@@ -131,6 +136,7 @@ impl DurableObject for PusherAppObject {
     async fn alarm(&self) -> worker::Result<Response> {
         self.alarm.fired();
         self.send_webhooks().await;
+        self.retry_watches().await;
         Response::ok("ok")
     }
 
@@ -186,6 +192,9 @@ impl PusherAppObject {
             let registry = Registry::from_records(app.clone(), records)
                 .with_frame_limit(self.limits.socket_frames, self.limits.flood_strikes);
             // What was watched before hibernation still is: the conversations keep their watchers.
+            // Not the unsure ones (a call failed): those are told again.
+            let unsure: HashSet<String> =
+                self.with_unsure(|u, _| u.due(i64::MAX).into_iter().collect()).unwrap_or_default();
             let mut watching = self.watching.borrow_mut();
             for prefix in [
                 switchboard_pusher::channel::PRIVATE_CONVERSATION_PREFIX,
@@ -193,7 +202,9 @@ impl PusherAppObject {
             ] {
                 for (name, _) in registry.channels(Some(prefix)) {
                     if let Some(id) = switchboard_pusher::channel::conversation_id(name) {
-                        watching.insert(id.to_string(), true);
+                        if !unsure.contains(id) {
+                            watching.insert(id.to_string(), true);
+                        }
                     }
                 }
             }

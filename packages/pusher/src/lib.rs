@@ -53,6 +53,7 @@ pub mod frame;
 pub mod http_api;
 pub mod limits;
 pub mod registry;
+pub mod relay_watch;
 pub mod webhook;
 pub mod webhook_store;
 

@@ -108,6 +108,14 @@ pub const WEBHOOK_MAX_ATTEMPTS: u32 = 6;
 /// When the webhook queue's storage failed, the alarm tries again this much later.
 pub const WEBHOOK_STORAGE_RETRY_MS: i64 = 5_000;
 
+// ---- the relay's watches of conversations ---------------------------------------------------------
+
+/// Conversations whose watch is kept unsure at once (`relay_watch`; past it a failure is only logged).
+pub const MAX_UNSURE_WATCHES: usize = 10_000;
+/// A failed watch call is tried again after 1 s, doubling to 1 min, for as long as it fails.
+pub const RELAY_WATCH_BACKOFF: switchboard_core::backoff::BackoffPolicy =
+    switchboard_core::backoff::BackoffPolicy { initial_ms: 1_000, cap_ms: 60_000, stable_ms: 0 };
+
 /// WebSocket close codes the server sends (Pusher's ranges: 4000-4099 do not reconnect, 4100-4199
 /// back off, 4200-4299 reconnect at once).
 pub mod close {
