@@ -68,9 +68,13 @@ pub(super) async fn create_conversation(req: &mut Request, env: &Env) -> Answer 
             },
         )
     });
+    // One that fails (an error or an answer other than 2xx) is added by the conversation's
+    // reconcile, due a period after creation.
     for r in join_all(upserts).await {
-        if let Err(e) = r {
-            worker::console_error!("conversation {id}: list upsert failed: {e}");
+        match r {
+            Ok(resp) if resp.status_code() < 300 => {}
+            Ok(resp) => worker::console_error!("conversation {id}: list upsert answered {}", resp.status_code()),
+            Err(e) => worker::console_error!("conversation {id}: list upsert failed: {e}"),
         }
     }
     let item = ConversationListItem {

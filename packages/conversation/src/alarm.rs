@@ -15,7 +15,8 @@
 //! **The background reconcile.** A flush tells members only what changed, and only to entries they
 //! have, so an entry lost on the way (an add whose list write failed, a member object's storage
 //! restored from before it) or left stale (retries given up) would stay so. So when a pass that
-//! served new activity ends, a reconcile is scheduled `Config::list_reconcile_ms` later (stored:
+//! served new activity ends (and when the conversation is created: the worker's first list
+//! entries may have failed), a reconcile is scheduled `Config::list_reconcile_ms` later (stored:
 //! `list_reconcile`; one at a time, never postponed): a pass like the others, in the same bounded
 //! batches, that tells every member the whole entry ([`Repair`]: also the sandbox and their join
 //! time), so a member object missing the entry adds it back and a stale one is corrected

@@ -69,6 +69,12 @@ impl<S: Store> Conversation<S> {
                     &[m.into(), now.into(), added_by.map(str::to_string).into()],
                 )?;
             }
+            // The worker adds the entry to each member's list; one that fails is added back by the
+            // background reconcile, due once after creation as after activity (`alarm`), so a
+            // conversation nobody writes in reaches every list too.
+            let reconcile_at = now + self.config.list_reconcile_ms;
+            self.exec("INSERT OR IGNORE INTO list_reconcile (id, due_at) VALUES (1, ?)", &[reconcile_at.into()])?;
+            self.pending.borrow_mut().alarm_by(reconcile_at);
             Ok(Reply::json(201, json!({"createdAt": now})))
         })
     }

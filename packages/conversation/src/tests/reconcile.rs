@@ -35,7 +35,9 @@ fn a_flush_is_followed_by_one_reconcile_that_tells_everyone_the_whole_entry() {
     let (flush_at, flush) = &told[0];
     assert!(flush.repair.is_none());
     let (at, reconcile) = &told[1];
-    assert_eq!(*at, flush_at + R, "a period after the flush");
+    // Due a period after creation (set then, never postponed), which is after the flush.
+    assert!(*at > *flush_at);
+    assert_eq!(*at, T0 + R, "a period after creation");
     assert!(!reconcile.retry);
     assert_eq!(reconcile.members, ["alice", "bob", "bot:kiloclaw:sb1", "carol"]);
     let repair = reconcile.repair.clone().unwrap();
@@ -111,4 +113,31 @@ fn a_member_who_left_while_a_reconcile_batch_was_on_its_way_is_told_to_remove_it
     assert!(flush.repair.is_none());
     assert!(!flush.members.contains(&"bob".to_string()));
     assert!(c.left_during(flush).unwrap().is_empty());
+}
+
+/// A conversation nobody writes in is reconciled once, a period after its creation: a member's list
+/// entry that the worker failed to add at creation is added then.
+#[test]
+fn a_conversation_nobody_writes_in_is_reconciled_once_after_creation() {
+    let c = conversation();
+    let (r, e) = c.handle(
+        "alice",
+        Command::Create {
+            conversation_id: super::CID.into(),
+            sandbox_id: "sb1".into(),
+            title: Some("plans".into()),
+            members: vec!["alice".into(), "bob".into()],
+        },
+        &ctx(T0),
+    );
+    assert_eq!(r.unwrap().status, 201);
+    assert_eq!(e.alarm_at, Some(T0 + R));
+    let told = run_until(&c, e.alarm_at, T0 + 10 * R);
+    assert_eq!(told.len(), 1, "{told:?}");
+    let (at, reconcile) = &told[0];
+    assert_eq!(*at, T0 + R);
+    assert_eq!(reconcile.members, ["alice", "bob", "bot:kiloclaw:sb1"]);
+    assert_eq!(reconcile.title.as_deref(), Some("plans"));
+    assert_eq!(reconcile.repair.as_ref().map(|r| r.joined_at.clone()), Some(vec![T0; 3]));
+    assert!(c.alarm_start(T0 + 100 * R).unwrap().flush.is_none(), "once");
 }
