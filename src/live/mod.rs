@@ -39,6 +39,8 @@ pub struct LiveChannelObject {
     env: Env,
     core: LiveChannel,
     alarm: AlarmSlot,
+    /// Subscriptions being admitted, marked when their member's membership ends meanwhile.
+    admissions: std::cell::RefCell<switchboard_live::admission::Admissions>,
 }
 
 /// A subscriber's attachment: when the credential that opened it stops being accepted (epoch ms);
@@ -58,7 +60,7 @@ impl DurableObject for LiveChannelObject {
             Err(e) => worker::console_error!("auto-response: {e:?}"),
         }
         let core = LiveChannel::with_limits(crate::config::limits(&env));
-        LiveChannelObject { state, raw_state, env, core, alarm: AlarmSlot::new() }
+        LiveChannelObject { state, raw_state, env, core, alarm: AlarmSlot::new(), admissions: Default::default() }
     }
 
     async fn fetch(&self, mut req: Request) -> worker::Result<Response> {
@@ -171,7 +173,12 @@ impl LiveChannelObject {
 
     async fn subscribe(&self, req: &Request) -> Result<Response, ApiError> {
         let (member, conversation) = caller(req)?;
-        let refusal = match self.admit(&conversation, &member).await {
+        self.admissions.borrow_mut().begin(&member);
+        let admitted = self.admit(&conversation, &member).await;
+        // The membership may have ended while the admission awaited the conversation and the bot.
+        let ended = self.admissions.borrow_mut().end(&member);
+        let refusal = match admitted {
+            Ok(_) if ended => Some((MEMBERSHIP_ENDED, "no longer a member of the conversation")),
             Ok(_) => None,
             Err(r) => Some(r.subscriber_close()?),
         };
@@ -199,6 +206,7 @@ impl LiveChannelObject {
     /// A member left or was removed: their subscriptions close with 4003 at once.
     fn membership_ended(&self, req: &Request) -> Result<Response, ApiError> {
         let (member, _) = caller(req)?;
+        self.admissions.borrow_mut().membership_ended(&member);
         for ws in self.state.get_websockets_with_tag(&switchboard_live::member_tag(&member)) {
             let _ = ws.close(Some(MEMBERSHIP_ENDED), Some("no longer a member of the conversation"));
         }

@@ -105,3 +105,38 @@ impl Refusal {
         }
     }
 }
+
+/// Subscriptions being admitted. Admission awaits other objects (the conversation, the bot), and
+/// other requests reach the channel meanwhile: a membership that ends then (`/membership-ended`)
+/// finds no socket of that member to close yet. It marks the member's admissions in progress
+/// instead, and a marked admission is refused as the close would have closed it. Holds only
+/// admissions in progress (one entry per member, counting that member's concurrent ones).
+#[derive(Debug, Default)]
+pub struct Admissions {
+    pending: std::collections::HashMap<String, (u32, bool)>,
+}
+
+impl Admissions {
+    /// An admission of `member` begins.
+    pub fn begin(&mut self, member: &str) {
+        self.pending.entry(member.to_string()).or_insert((0, false)).0 += 1;
+    }
+
+    /// `member`'s membership ended: the admissions in progress are marked.
+    pub fn membership_ended(&mut self, member: &str) {
+        if let Some(p) = self.pending.get_mut(member) {
+            p.1 = true;
+        }
+    }
+
+    /// An admission of `member` ends: whether the membership ended while it was in progress.
+    pub fn end(&mut self, member: &str) -> bool {
+        let Some(p) = self.pending.get_mut(member) else { return false };
+        let ended = p.1;
+        p.0 = p.0.saturating_sub(1);
+        if p.0 == 0 {
+            self.pending.remove(member);
+        }
+        ended
+    }
+}

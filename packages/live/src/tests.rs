@@ -404,3 +404,21 @@ fn a_publish_ends_at_its_maximum_duration_even_when_busy() {
     assert_eq!(idle.ending(T0 + 30_000), Ended::IdleTimeout);
     assert_eq!(serde_json::to_value(Ended::MaxDuration).unwrap(), json!("max_duration"));
 }
+
+/// A membership that ends while a subscription of that member is being admitted refuses it; other
+/// members' admissions, and later ones, are not affected.
+#[test]
+fn a_membership_that_ends_during_an_admission_refuses_it() {
+    let mut a = admission::Admissions::default();
+    a.begin("bob");
+    a.begin("bob");
+    a.begin("carol");
+    a.membership_ended("bob");
+    a.membership_ended("dave"); // nobody being admitted: nothing kept
+    assert!(a.end("bob") && a.end("bob"), "both of bob's admissions in progress");
+    assert!(!a.end("carol"));
+    // Done: a new admission of bob is not marked, and an end without a begin is not either.
+    a.begin("bob");
+    assert!(!a.end("bob"));
+    assert!(!a.end("dave"));
+}
