@@ -1,10 +1,9 @@
-//! A bot's status: recorded in its member object, told to its conversations' live channels when it
-//! goes offline, and to every person who shares a conversation with it.
+//! A bot's status: recorded in its member object, which tells its conversations' live channels when
+//! it goes offline, and every person who shares a conversation with it (`src/member/bot.rs`).
 
 use crate::http::{internal, json, Answer};
 use crate::platform;
 use crate::rpc::{self, ConversationCommand as C, MemberCommand};
-use futures::future::join_all;
 use switchboard_core::ids::ConversationId;
 use switchboard_core::member::MemberId;
 use switchboard_core::model::ConversationDetail;
@@ -14,7 +13,7 @@ use switchboard_member::InstanceEvent;
 use worker::Env;
 
 /// Records the bot's status; when it goes offline, every live channel of its conversations closes
-/// its subscribers (4002) and stops its publishes.
+/// its subscribers (4002) and stops its publishes (told from the bot's object, at once).
 pub(super) async fn set_bot_status(env: &Env, sandbox_id: &str, me: &str, body: SetBotStatus) -> Answer {
     let at = body.at.unwrap_or_else(platform::now_ms);
     let cmd = MemberCommand::SetBotStatus { online: body.online, at };
@@ -27,37 +26,9 @@ pub(super) async fn set_bot_status(env: &Env, sandbox_id: &str, me: &str, body: 
         // Older than the stored status: nothing changed, nobody is told; the stored status is the answer.
         return json(200, &serde_json::json!({"sandboxId": sandbox_id, "online": answer.online, "at": answer.at}));
     }
-    let ids = answer.conversations;
-    if !body.online {
-        for chunk in ids.chunks(50) {
-            for r in join_all(chunk.iter().map(|c| rpc::live_call(env, c, "/bot-offline"))).await {
-                if let Err(e) = r {
-                    worker::console_error!("bot offline: {e}");
-                }
-            }
-        }
-    }
-    // `bot.status` on the instance context of every person who shares a conversation with the bot.
-    let mut people: Vec<String> = Vec::new();
-    for chunk in ids.chunks(50) {
-        for r in join_all(chunk.iter().map(|c| rpc::conversation(env, c, me, C::Get))).await {
-            let Ok(resp) = r else { continue };
-            let Ok((200, detail)) = rpc::read(resp).await else { continue };
-            let Ok(detail) = serde_json::from_value::<ConversationDetail>(detail) else { continue };
-            people.extend(detail.members.into_iter().filter(|m| m.kind == "user").map(|m| m.id));
-        }
-    }
-    people.sort();
-    people.dedup();
+    // Its conversations' live channels and the people in them are told by the bot's object, in
+    // bounded steps from its alarm (`switchboard_member::bot_fanout`).
     let event = InstanceEvent::BotStatus { sandbox_id: sandbox_id.to_string(), online: body.online, at };
-    for chunk in people.chunks(50) {
-        let calls = chunk.iter().map(|p| rpc::member(env, p, event.deliver(sandbox_id)));
-        for r in join_all(calls).await {
-            if let Err(e) = r {
-                worker::console_error!("bot.status delivery: {e}");
-            }
-        }
-    }
     json(200, &event.payload())
 }
 

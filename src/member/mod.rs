@@ -11,6 +11,7 @@
 //! Invariants: no `RefCell` borrow is held across an `.await` (the core's calls are synchronous); a
 //! socket's only memory is its attachment `{session, connectedAt, replaced, batch}`.
 
+mod bot;
 mod effects;
 mod hub;
 
@@ -73,6 +74,7 @@ impl DurableObject for MemberObject {
         self.alarm.fired();
         self.sweep().await;
         self.close_expired().await;
+        self.bot_fanout_step().await;
         Response::ok("ok")
     }
 

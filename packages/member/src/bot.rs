@@ -11,21 +11,16 @@ fn to_value<T: serde::Serialize>(v: &T) -> Result<serde_json::Value, ApiError> {
 }
 
 impl<S: Store> Member<S> {
-    /// Records the status; answers `{online, at, conversations}` (the bot's conversation ids, so the
-    /// worker can tell their live channels and members). `at` must be within a day of `now`
-    /// (`validate::client_time`). A report older (`at`) than the stored
-    /// status changes nothing: it answers the stored status with `stale: true`.
+    /// Records the status and starts telling the bot's conversations and the people in them
+    /// (`bot_fanout`, from the alarm); answers `{online, at}`. `at` must be within a day of `now`
+    /// (`validate::client_time`). A report older (`at`) than the stored status changes nothing: it
+    /// answers the stored status with `stale: true`.
     pub(crate) fn set_bot_status(&self, online: bool, at: i64, now: i64) -> Outcome {
         self.command(|| {
             let at = switchboard_core::validate::client_time("at", at, now)?;
             if let Some(stored) = self.stored_bot_status()? {
                 if at < stored.at {
-                    let answer = BotStatusAnswer {
-                        online: stored.online != 0,
-                        at: Some(stored.at),
-                        conversations: vec![],
-                        stale: true,
-                    };
+                    let answer = BotStatusAnswer { online: stored.online != 0, at: Some(stored.at), stale: true };
                     return Ok(Reply::json(200, to_value(&answer)?));
                 }
             }
@@ -33,24 +28,16 @@ impl<S: Store> Member<S> {
                 "INSERT OR REPLACE INTO bot_status (id, online, at) VALUES (1, ?, ?)",
                 &[online.into(), at.into()],
             )?;
-            #[derive(Deserialize)]
-            struct Id {
-                conversation_id: String,
-            }
-            let ids: Vec<String> = self
-                .query::<Id>("SELECT conversation_id FROM conversations", &[])?
-                .into_iter()
-                .map(|i| i.conversation_id)
-                .collect();
-            Ok(Reply::json(200, to_value(&BotStatusAnswer { online, at: Some(at), conversations: ids, stale: false })?))
+            self.start_bot_fanout(online, at, now)?;
+            Ok(Reply::json(200, to_value(&BotStatusAnswer { online, at: Some(at), stale: false })?))
         })
     }
 
     /// `{online, at}`; a bot never heard from is offline since never (`at: null`).
     pub(crate) fn bot_status(&self) -> Result<Reply, ApiError> {
         let answer = match self.stored_bot_status()? {
-            Some(s) => BotStatusAnswer { online: s.online != 0, at: Some(s.at), conversations: vec![], stale: false },
-            None => BotStatusAnswer { online: false, at: None, conversations: vec![], stale: false },
+            Some(s) => BotStatusAnswer { online: s.online != 0, at: Some(s.at), stale: false },
+            None => BotStatusAnswer { online: false, at: None, stale: false },
         };
         Ok(Reply::json(200, to_value(&answer)?))
     }

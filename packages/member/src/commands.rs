@@ -169,15 +169,13 @@ pub struct ListRepair {
     pub joined_at: i64,
 }
 
-/// The answer to `SetBotStatus` and `GetBotStatus`: the bot's status, and (for `SetBotStatus`) its
-/// conversations, so the worker can tell their live channels and members.
+/// The answer to `SetBotStatus` and `GetBotStatus`: the bot's status. (Who is told of a change is
+/// the bot's object's own work: `bot_fanout`.)
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BotStatusAnswer {
     pub online: bool,
     /// When the bot reported it; `None` for a bot never heard from.
     pub at: Option<i64>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub conversations: Vec<String>,
     /// `SetBotStatus` only: the report was older (`at`) than the stored status, which was kept and
     /// is what `online` and `at` say; nothing changed, so nobody is told.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]

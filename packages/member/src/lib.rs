@@ -17,6 +17,7 @@
 //! sweep, watching conversations), [`limits`] (conversation creations, connect tickets, hub frames).
 
 pub mod bot;
+pub mod bot_fanout;
 pub mod commands;
 pub mod effects;
 pub mod events;

@@ -522,3 +522,29 @@ async fn resume_with_session() {
         json!("resync")
     );
 }
+
+/// A bot in more conversations than one step of its status fan-out tells (10), with someone else in
+/// each: everyone hears `bot.status` once, told by the bot's object in steps from its alarm.
+#[tokio::test]
+async fn a_bots_status_reaches_everyone_in_all_its_conversations() {
+    let api = api();
+    let sb = uid("sb");
+    let people: Vec<Who> = join_all((0..12).map(|_| api.user("fan"))).await;
+    let ictx = instance_ctx(&sb);
+    let mut hubs = Vec::new();
+    for p in &people {
+        api.create_conversation(p, &sb, None, &[]).await;
+        let mut h = hub(&api, p).await;
+        assert_eq!(subscribe(&mut h.ws, std::slice::from_ref(&ictx)).await, vec![ictx.clone()]);
+        hubs.push(h);
+    }
+    let bot = api.bot_token(&sb).await;
+    let at = now_ms();
+    let r = api.post(&format!("/bot/v1/sandboxes/{sb}/bot-status"), &bot, &json!({ "online": false, "at": at })).await;
+    assert_eq!(r.expect(200), &json!({ "sandboxId": sb, "online": false, "at": at }));
+    for h in &mut hubs {
+        let ev = expect_hub_event(&mut h.ws, &ictx, "bot.status").await;
+        assert_eq!(ev["payload"], json!({ "sandboxId": sb, "online": false, "at": at }));
+        assert!(barrier(&mut h.ws).await.is_empty(), "{}: told once", h.ws.label);
+    }
+}

@@ -101,13 +101,13 @@ fn a_ticket_is_redeemed_once_and_only_before_it_expires() {
 }
 
 #[test]
-fn a_bots_status_is_offline_until_set_and_names_its_conversations() {
+fn a_bots_status_is_offline_until_set_and_a_change_starts_its_fan_out() {
     let sim = Sim::new();
     assert_eq!(sim.ok(Command::GetBotStatus).0.body.unwrap(), json!({"online": false, "at": null}));
     sim.join(C1, None, T0);
     let (r, e) = sim.ok(Command::SetBotStatus { online: true, at: T0 + 5 });
-    assert!(e.is_empty());
-    assert_eq!(r.body.unwrap(), json!({"online": true, "at": T0 + 5, "conversations": [C1]}));
+    assert_eq!(e.alarm_at, Some(sim.now), "the fan-out runs from the alarm, at once");
+    assert_eq!(r.body.unwrap(), json!({"online": true, "at": T0 + 5}));
     assert_eq!(sim.ok(Command::GetBotStatus).0.body.unwrap(), json!({"online": true, "at": T0 + 5}));
 }
 
@@ -123,7 +123,7 @@ fn an_older_bot_status_report_keeps_the_stored_one() {
     assert_eq!(sim.ok(Command::GetBotStatus).0.body.unwrap(), json!({"online": true, "at": T0 + 10}));
     // The same instant, or later, is recorded.
     let (r, _) = sim.ok(Command::SetBotStatus { online: false, at: T0 + 10 });
-    assert_eq!(r.body.unwrap(), json!({"online": false, "at": T0 + 10, "conversations": [C1]}));
+    assert_eq!(r.body.unwrap(), json!({"online": false, "at": T0 + 10}));
     assert_eq!(sim.ok(Command::GetBotStatus).0.body.unwrap(), json!({"online": false, "at": T0 + 10}));
 }
 

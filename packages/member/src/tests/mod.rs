@@ -3,6 +3,7 @@
 //! frames it asks to send to which sockets, the closes, the watch calls and the alarm times.
 
 mod atomic;
+mod bot_fanout;
 mod commands;
 mod hub;
 mod limits;
