@@ -6,7 +6,7 @@ use super::socket::Target;
 use super::{clock, Inner};
 use crate::config;
 use std::rc::Rc;
-use switchboard_bridge::kick_send::{chat_body, chat_url, Outcome};
+use switchboard_bridge::kick_send::{chat_body, chat_text, chat_url, Outcome};
 use switchboard_bridge::nick::NickFormat;
 use switchboard_bridge::source::Outbound;
 use worker::{Env, Fetch, Headers, Method, Request, RequestInit};
@@ -34,7 +34,10 @@ pub async fn post(inner: &Rc<Inner>, message_id: &str, sender_id: &str, text: &s
     }
     let out = Outbound { local_id: message_id, sender_id, source: None, sender_name: sender_id, text };
     let Ok(body) = chat_body(&NickFormat::default(), &out) else { return false };
+    let Ok(posted) = chat_text(&NickFormat::default(), &out) else { return false };
     let url = chat_url(&config::kick_api_url(&inner.env));
+    // Remembered before it goes: the room may show it back before Kick's API answers.
+    inner.kick_echo.borrow_mut().sent(now, &posted);
     let answer = send(&url, &token, body).await;
     let (now, random) = clock();
     let outcome = match answer {
@@ -46,6 +49,9 @@ pub async fn post(inner: &Rc<Inner>, message_id: &str, sender_id: &str, text: &s
             inner.kick_sender.borrow_mut().on_network_error(now, random)
         }
     };
+    if !matches!(outcome, Outcome::Sent { .. }) {
+        inner.kick_echo.borrow_mut().unsent(&posted);
+    }
     match outcome {
         Outcome::Sent { .. } => {
             if let Some(c) = inner.config.borrow_mut().as_mut() {

@@ -32,6 +32,7 @@ use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::rc::Rc;
 use store::{BridgeStore, Config};
+use switchboard_bridge::echo::EchoFilter;
 use switchboard_bridge::event::BridgeEvent;
 use switchboard_bridge::kick_client::KickReader;
 use switchboard_bridge::kick_send::KickSender;
@@ -94,6 +95,9 @@ pub struct Inner {
     /// Why outbound messages are not going out, if they are not.
     pub(crate) outbound_note: RefCell<Option<String>>,
     pub(crate) kick_sender: RefCell<KickSender>,
+    /// What the Kick bridge posted, to drop when the room shows it back through our subscription
+    /// (the Kosmi relay filters its own echoes).
+    pub(crate) kick_echo: RefCell<EchoFilter>,
     alarm: AlarmSlot,
 }
 
@@ -120,6 +124,7 @@ impl DurableObject for BridgeObject {
             reason: RefCell::new(None),
             outbound_note: RefCell::new(None),
             kick_sender: RefCell::new(KickSender::new()),
+            kick_echo: RefCell::new(EchoFilter::default()),
             alarm: AlarmSlot::new(),
         };
         BridgeObject { inner: Rc::new(inner) }
@@ -260,6 +265,11 @@ impl Inner {
                 Act::TokenRefused => {
                     self.reason.replace(Some("kosmi refused the token; logging in again".into()));
                     self.store.save_token(None);
+                }
+                Act::Event(BridgeEvent::Message(m))
+                    if self.kick_echo.borrow_mut().is_echo(clock().0, &m.sender_id, &m.text) =>
+                {
+                    worker::console_log!("bridge: our own message came back ({}): dropped", m.idempotency_key);
                 }
                 Act::Event(ev) => {
                     counted = true;

@@ -36,14 +36,20 @@ pub enum Skip {
 /// The JSON body for Kick, `{"content": …, "type": "bot"}`, with the text written through `format` and cut to
 /// `KICK_MAX_MESSAGE_CHARS`.
 pub fn chat_body(format: &NickFormat, message: &Outbound<'_>) -> Result<String, Skip> {
+    let content = chat_text(format, message)?;
+    Ok(json!({"content": content, "type": "bot"}).to_string())
+}
+
+/// The text [`chat_body`] posts: what the room shows, and what comes back through the bridge's
+/// own subscription (`crate::echo::EchoFilter` drops it).
+pub fn chat_text(format: &NickFormat, message: &Outbound<'_>) -> Result<String, Skip> {
     if message.is_bridged() {
         return Err(Skip::Bridged);
     }
     if message.text.trim().is_empty() {
         return Err(Skip::Empty);
     }
-    let content = format.render(message.sender_name, message.text, KICK_MAX_MESSAGE_CHARS);
-    Ok(json!({"content": content, "type": "bot"}).to_string())
+    Ok(format.render(message.sender_name, message.text, KICK_MAX_MESSAGE_CHARS))
 }
 
 /// Why Kick refused.

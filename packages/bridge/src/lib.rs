@@ -52,6 +52,7 @@
 //! [`kick_client::ws_url`] on `Connect`), and its `Event`s go through the same commit path.
 
 pub mod base64;
+pub mod echo;
 pub mod event;
 pub mod graphql_ws;
 pub mod kick;

@@ -12,6 +12,9 @@
 //   POST /cut                                   every bridge connection dropped without a close frame
 //   POST /bad-key {on}                          new connections ask the endpoint for an unknown app key
 //   POST /refuse-chat {on}                      the chat API answers 403 (Kick's bot protection)
+//   POST /echo {channel}                        as Kick does, each message the chat API accepts is then shown in
+//                                               that chatroom: published there as a ChatMessageEvent of the
+//                                               bot's account (before the API request is recorded)
 //   GET  /state                                 connects, open, clientCloses, chat (the API requests)
 // Prints one line `{"kickPort":N,"controlPort":M}` when ready.
 import http from 'node:http';
@@ -24,6 +27,7 @@ let upstream = null;
 let sdk = null;
 let badKey = false;
 let refuseChat = false;
+let echoChannel = null;
 
 function readBody(req) {
   return new Promise((resolve) => {
@@ -39,13 +43,23 @@ const kick = http.createServer(async (req, res) => {
   if (req.method === 'POST' && req.url === '/public/v1/chat') {
     let parsed = null;
     try { parsed = JSON.parse(body); } catch { /* recorded as null */ }
-    state.chat.push({ authorization: req.headers.authorization || null, body: parsed });
+    const record = { authorization: req.headers.authorization || null, body: parsed };
     if (refuseChat) {
+      state.chat.push(record);
       res.statusCode = 403;
       res.end(JSON.stringify({ message: 'Request blocked by security policy.' }));
       return;
     }
-    res.end(JSON.stringify({ data: { is_sent: true, message_id: `km-${state.chat.length}` } }));
+    const messageId = `km-${state.chat.length + 1}`;
+    if (echoChannel && sdk && parsed && typeof parsed.content === 'string') {
+      await sdk.trigger(echoChannel, 'App\\Events\\ChatMessageEvent', {
+        id: messageId, chatroom_id: Number(echoChannel.split('.')[1]), content: parsed.content, type: 'message',
+        created_at: new Date().toISOString(),
+        sender: { id: 999, username: 'SwitchboardBot', slug: 'switchboardbot', identity: { color: '#FFFFFF', badges: [] } },
+      });
+    }
+    state.chat.push(record);
+    res.end(JSON.stringify({ data: { is_sent: true, message_id: messageId } }));
     return;
   }
   res.statusCode = 404;
@@ -114,6 +128,9 @@ const control = http.createServer(async (req, res) => {
         return reply({ ok: true });
       case 'POST /refuse-chat':
         refuseChat = !!input.on;
+        return reply({ ok: true });
+      case 'POST /echo':
+        echoChannel = input.channel || null;
         return reply({ ok: true });
       case 'POST /bad-key':
         badKey = !!input.on;

@@ -107,7 +107,9 @@ async fn kick_bridge_reads_the_chatroom_and_recovers() {
     }
     assert_eq!(bridged_texts(&api, &alice, &conv).await, vec!["one", "three"]);
 
-    // A member's message goes to Kick's chat API as the bot, with the token.
+    // A member's message goes to Kick's chat API as the bot, with the token; Kick then shows it in the
+    // chatroom, where our own subscription sees it: it is not brought back in as a new message.
+    fake.control("POST", "/echo", json!({"channel": channel(CHATROOM)})).await;
     api.send_text(&alice, &conv, "hello kick").await;
     let chat = poll_until("kick got our message", WITHIN, Duration::from_millis(100), || async {
         fake.state().await["chat"].as_array().filter(|a| !a.is_empty()).cloned()
@@ -116,6 +118,11 @@ async fn kick_bridge_reads_the_chatroom_and_recovers() {
     assert_eq!(chat[0]["authorization"], "Bearer kick-e2e-token");
     assert_eq!(chat[0]["body"]["type"], "bot");
     assert!(chat[0]["body"]["content"].as_str().unwrap_or_default().contains("hello kick"), "{chat:?}");
+    // The echo was published before the API answered; a viewer's message after it shows it was handled.
+    publish_until_seen(&api, &alice, &conv, &fake, "k-after-echo", "after the echo").await;
+    let texts = bridged_texts(&api, &alice, &conv).await;
+    assert!(!texts.iter().any(|t| t.contains("hello kick")), "our own message came back in: {texts:?}");
+    fake.control("POST", "/echo", json!({"channel": null})).await;
 
     // Kick refuses (403): the message is dropped, the reason says so, and sends are held back (no retry loop).
     fake.control("POST", "/refuse-chat", json!({"on": true})).await;
@@ -162,7 +169,7 @@ async fn kick_bridge_reads_the_chatroom_and_recovers() {
     publish_until_seen(&api, &alice, &conv, &fake, "k4", "four").await;
     trigger_chat(&fake, "k3", "three").await;
     publish_until_seen(&api, &alice, &conv, &fake, "k5", "five").await;
-    assert_eq!(bridged_texts(&api, &alice, &conv).await, vec!["one", "three", "four", "five"]);
+    assert_eq!(bridged_texts(&api, &alice, &conv).await, vec!["one", "three", "after the echo", "four", "five"]);
 
     // The connection drops without a close frame (1006): backoff, reconnect, no duplicate.
     let connects = fake.state().await["connects"].as_i64().unwrap_or(0);
@@ -173,7 +180,7 @@ async fn kick_bridge_reads_the_chatroom_and_recovers() {
     .await;
     publish_until_seen(&api, &alice, &conv, &fake, "k5", "five").await;
     publish_until_seen(&api, &alice, &conv, &fake, "k6", "six").await;
-    assert_eq!(bridged_texts(&api, &alice, &conv).await, vec!["one", "three", "four", "five", "six"]);
+    assert_eq!(bridged_texts(&api, &alice, &conv).await, vec!["one", "three", "after the echo", "four", "five", "six"]);
     wait_state(&api, &alice, &conv, &id, "live", WITHIN).await;
 
     // Unlink: the socket closes and nothing more comes in.
@@ -197,5 +204,5 @@ async fn kick_bridge_reads_the_chatroom_and_recovers() {
     assert!(failed["reason"].as_str().unwrap_or_default().contains("4001"), "{failed}");
     let s = fake.state().await;
     assert_eq!(s["connects"].as_i64(), after["connects"].as_i64().map(|c| c + 1), "one attempt, no retry: {s}");
-    assert_eq!(bridged_texts(&api, &alice, &conv).await, vec!["one", "three", "four", "five", "six"]);
+    assert_eq!(bridged_texts(&api, &alice, &conv).await, vec!["one", "three", "after the echo", "four", "five", "six"]);
 }

@@ -28,7 +28,6 @@
 //! GraphQL operations), `mapping` (`newMessage` → `BridgedMessage`), `echo` (echo suppression), `relay`
 //! (`KosmiRelay`).
 
-mod echo;
 mod login;
 mod mapping;
 mod operations;
@@ -37,7 +36,7 @@ mod room;
 #[cfg(test)]
 mod tests;
 
-pub use echo::EchoFilter;
+pub use crate::echo::EchoFilter;
 pub use login::{init_payload, parse_login, LoginError};
 pub use mapping::{map_new_message, KosmiError};
 pub use operations::{join_room, on_new_message, send_message};
