@@ -54,6 +54,9 @@ export class HubSocket extends ReconnectingSocket<HubEvents> {
   private unacked = 0;
   private ackTimer: unknown = null;
   private readyNow = false;
+  /** This opening's `hello.restored`, and whether it sent `resync`. */
+  private restored = false;
+  private resynced = false;
   private readonly batch: boolean;
 
   constructor(rest: RestClient, env: Environment, opts: HubOptions = {}) {
@@ -110,8 +113,12 @@ export class HubSocket extends ReconnectingSocket<HubEvents> {
   protected async url(): Promise<string> {
     const { ticket } = await this.rest.connectTicket();
     const q = new URLSearchParams({ ticket });
-    if (this.sessionId) q.set("session", this.sessionId);
-    if (this.lastSeq !== null) q.set("since", String(this.lastSeq));
+    // `since` only with our own session: alone, the server would take up the user's most recently
+    // closed session, which may be another tab's, and replay its contexts, not ours
+    if (this.sessionId) {
+      q.set("session", this.sessionId);
+      if (this.lastSeq !== null) q.set("since", String(this.lastSeq));
+    }
     if (this.batch) q.set("batch", "1");
     return `${wsBase(this.rest.baseUrl)}/connect?${q}`;
   }
@@ -154,6 +161,8 @@ export class HubSocket extends ReconnectingSocket<HubEvents> {
     }
     switch (f.type) {
       case "hello": {
+        this.restored = f.restored;
+        this.resynced = false;
         this.sessionId = f.sessionId;
         this.serverContexts = new Set(f.contexts);
         this.emit("hello", f);
@@ -170,12 +179,20 @@ export class HubSocket extends ReconnectingSocket<HubEvents> {
         return;
       }
       case "resync": {
+        this.resynced = true;
         this.lastSeq = f.seq;
         this.emit("resync", { seq: f.seq });
         return;
       }
       case "ready": {
-        const resumed = this.lastSeq !== null;
+        const hadPosition = this.lastSeq !== null;
+        const resumed = hadPosition && this.restored;
+        if (hadPosition && !this.restored && !this.resynced) {
+          // a new session (ours was dropped or is gone): what happened since our position was
+          // not replayed, so the app must refetch, as after a resync frame
+          this.emit("resync", { seq: f.seq });
+          this.lastSeq = f.seq;
+        }
         if (this.lastSeq === null || f.seq > this.lastSeq) this.lastSeq = f.seq;
         this.readyNow = true;
         // bring the server's subscriptions to what we want (a new session has none)

@@ -52,7 +52,7 @@ test("hub: resumes its session with session= and since=, replays are deduplicate
   c.push({ type: "ready", seq: 40 });
   assert.deepEqual(resyncs, [40]);
   assert.deepEqual(c.frames()[0], { type: "context.subscribe", contexts: [ctx, "/kiloclaw/sb"] });
-  assert.deepEqual(readies, [false, true, true]);
+  assert.deepEqual(readies, [false, true, false], "a new session replayed nothing: not resumed");
   assert.equal(hub.position.sessionId, "S2");
   hub.close();
 });
@@ -140,7 +140,13 @@ test("hub: after 3 failed opens in a row it stops naming its session (a refused 
   const ws = FakeSocket.last();
   assert.equal(FakeSocket.all.length, 4);
   assert.equal(ws.query().get("session"), null);
-  assert.equal(ws.query().get("since"), "4");
+  assert.equal(ws.query().get("since"), null, "since alone would take up another session");
+  const resyncs: number[] = [];
+  hub.on("resync", (r) => resyncs.push(r.seq));
+  ws.open();
+  ws.push({ type: "hello", sessionId: "S9", seq: 20, member: "alice", contexts: [], restored: false });
+  ws.push({ type: "ready", seq: 20 });
+  assert.deepEqual(resyncs, [20], "events after seq 4 were not replayed: refetch");
   hub.close();
 });
 
@@ -152,11 +158,28 @@ test("hub: replaced by another connection of its session (4009), it carries on w
   a.open();
   a.push({ type: "hello", sessionId: "S1", seq: 3, member: "alice", contexts: [], restored: false });
   a.push({ type: "ready", seq: 3 });
+  const resyncs: number[] = [];
+  hub.on("resync", (r) => resyncs.push(r.seq));
+  const readies: boolean[] = [];
+  hub.on("ready", (r) => readies.push(r.resumed));
   a.drop(4009, "replaced by a newer connection");
   await env.clock.advance(1000);
   const b = FakeSocket.last();
+  // Neither the session nor `since`: alone, `since` would take up the user's most recently closed
+  // session, which may be another tab's.
   assert.equal(b.query().get("session"), null);
-  assert.equal(b.query().get("since"), "3");
+  assert.equal(b.query().get("since"), null);
+  b.open();
+  b.push({ type: "hello", sessionId: "S2", seq: 9, member: "alice", contexts: [], restored: false });
+  b.push({ type: "ready", seq: 9 });
+  // A new session replays nothing: the app is told to refetch, as after a resync frame.
+  assert.deepEqual(resyncs, [9]);
+  assert.deepEqual(readies, [false]);
+  b.drop(1006);
+  await env.clock.advance(1000);
+  const c = FakeSocket.last();
+  assert.equal(c.query().get("session"), "S2");
+  assert.equal(c.query().get("since"), "9");
   hub.close();
 });
 
