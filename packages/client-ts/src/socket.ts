@@ -29,11 +29,18 @@ export interface SocketEvents {
 /** How a subclass opens: the URL (with its ticket) for this attempt. */
 export type UrlFactory = () => Promise<string>;
 
+/** A connection that stayed open this long resets the reconnect backoff; one closed sooner (e.g.
+ *  accepted and closed at once, as the live channel does while the bot is offline) counts as a
+ *  failed attempt, so retries slow down instead of looping every half second. */
+export const STABLE_CONNECTION_MS = 10_000;
+
 export abstract class ReconnectingSocket<M extends SocketEvents> extends Emitter<M> {
   protected readonly env: Environment;
   private readonly opts: SocketOptions;
   private ws: WebSocketLike | null = null;
   private attempt = 0;
+  /** When the current connection opened (`null` when there is none). */
+  private openedAt: number | null = null;
   private retryTimer: unknown = null;
   private pingTimer: unknown = null;
   private heardSincePing = true;
@@ -108,7 +115,7 @@ export abstract class ReconnectingSocket<M extends SocketEvents> extends Emitter
     ws.onopen = () => {
       if (this.ws !== ws) return;
       opened = true;
-      this.attempt = 0;
+      this.openedAt = this.env.clock.now();
       this.openFailures = 0;
       this.heardSincePing = true;
       this.setState("open");
@@ -132,6 +139,8 @@ export abstract class ReconnectingSocket<M extends SocketEvents> extends Emitter
   }
 
   private dropped(code: number, reason: string) {
+    if (this.openedAt !== null && this.env.clock.now() - this.openedAt >= STABLE_CONNECTION_MS) this.attempt = 0;
+    this.openedAt = null;
     this.ws = null;
     this.clearPing();
     (this.emit as (n: "disconnect", v: { code: number; reason: string }) => void)("disconnect", { code, reason });

@@ -405,3 +405,35 @@ test("outbox: an attempt that never gets an answer (a silently dead connection) 
   outbox.close();
   assert.equal(env.clock.pending(), 0);
 });
+
+test("live with reconnectWhenBotOffline: a channel that accepts and closes at once (4002) is retried with growing waits, not every half second", async () => {
+  const env = fakeEnv();
+  const live = new LiveSocket(new RestClient(BASE, "tok", env), C, env, { reconnectWhenBotOffline: true });
+  await flush();
+  const waits: number[] = [];
+  for (let i = 0; i < 6; i++) {
+    const ws = FakeSocket.last();
+    ws.open();
+    ws.drop(4002, "bot is not online");
+    const before = FakeSocket.all.length;
+    let waited = 0;
+    while (FakeSocket.all.length === before) {
+      await env.clock.advance(100);
+      waited += 100;
+      assert.ok(waited <= 60_000, "it reconnects");
+    }
+    waits.push(waited);
+  }
+  // full-jitter exponential: the sixth wait is at least half of 500 ms * 2^5
+  assert.ok(waits[5] >= 8_000, `waits grow: ${waits}`);
+  assert.ok(waits[5] > waits[0], `waits grow: ${waits}`);
+  // a connection that stays open long enough resets the backoff
+  const ws = FakeSocket.last();
+  ws.open();
+  await env.clock.advance(10_000);
+  ws.drop(1006);
+  const before = FakeSocket.all.length;
+  await env.clock.advance(600);
+  assert.equal(FakeSocket.all.length, before + 1, "after a stable connection: at once again");
+  live.close();
+});
