@@ -92,6 +92,23 @@ export class ConversationSocket extends ReconnectingSocket<ConversationEvents> {
     return code === CLOSE_LEFT;
   }
 
+  /** A refused upgrade (403: no longer a member, e.g. removed while this client was offline, so the
+   *  4003 never arrived; 404: no such conversation) cannot be told apart from a network failure in a
+   *  browser. After every 3 failed opens in a row the conversation is asked over HTTP: a 403 or 404
+   *  ends the socket for good (`closed` with 4003 and that error), as the 4003 close would have. */
+  protected onOpenFailed(consecutive: number): void {
+    if (consecutive % 3 !== 0) return;
+    this.rest.getConversation(this.conversationId).then(
+      () => {},
+      (e: unknown) => {
+        if (e instanceof SwitchboardError && (e.status === 403 || e.status === 404)) {
+          this.failPending();
+          this.giveUp(CLOSE_LEFT, e.message, e);
+        }
+      },
+    );
+  }
+
   private failPending() {
     for (const p of this.pending.values()) p.reject(new SwitchboardError(0, "network", "the socket closed before the ack"));
     this.pending.clear();

@@ -228,6 +228,13 @@ export abstract class ReconnectingSocket<M extends SocketEvents> extends Emitter
     (this.emit as (n: "closed", v: SocketEvents["closed"]) => void)("closed", { code, reason, error });
   }
 
+  /** Stops for good while waiting to reconnect (a subclass learned the socket will never be
+   *  accepted again): `closed` with `code`, `reason` and `error`. */
+  protected giveUp(code: number, reason: string, error?: SwitchboardError): void {
+    if (this.stopped || this.ws !== null) return;
+    this.finish(code, reason, error);
+  }
+
   /** Closes the socket for good. */
   close(): void {
     if (this.stopped) return;

@@ -437,3 +437,37 @@ test("live with reconnectWhenBotOffline: a channel that accepts and closes at on
   assert.equal(FakeSocket.all.length, before + 1, "after a stable connection: at once again");
   live.close();
 });
+
+test("conversation socket: refused before opening three times in a row, it asks over HTTP; 403 (no longer a member) ends it for good", async () => {
+  let member = true;
+  const env = fakeEnv((method, path) =>
+    method === "GET" && path === `/v1/conversations/${C}`
+      ? member
+        ? { status: 200, body: { id: C, members: [] } }
+        : { status: 403, body: { error: { code: "forbidden", message: "not a member of this conversation" } } }
+      : { status: 404, body: { error: { code: "not_found", message: "no" } } },
+  );
+  const s = new ConversationSocket(new RestClient(BASE, "tok", env), C, env);
+  const closed: { code: number; reason: string }[] = [];
+  s.on("closed", (c) => closed.push(c));
+  await flush();
+  // Still a member (a network failure): it keeps trying after the check.
+  for (let i = 0; i < 3; i++) {
+    FakeSocket.last().drop(1006);
+    await env.clock.advance(30_000);
+  }
+  assert.equal(closed.length, 0);
+  assert.equal(env.calls.filter((c) => c.path === `/v1/conversations/${C}`).length, 1);
+  // Removed while offline: the next check ends it.
+  member = false;
+  for (let i = 0; i < 3; i++) {
+    FakeSocket.last().drop(1006);
+    await env.clock.advance(30_000);
+  }
+  assert.equal(closed.length, 1);
+  assert.equal(closed[0].code, 4003);
+  assert.equal(s.state, "closed");
+  const sockets = FakeSocket.all.length;
+  await env.clock.advance(120_000);
+  assert.equal(FakeSocket.all.length, sockets, "no more attempts");
+});
