@@ -21,6 +21,7 @@ pub mod ledger;
 pub mod plan;
 pub mod prefs;
 pub mod presence;
+pub mod projects;
 pub mod tokens;
 pub mod user;
 

@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 use std::io::Write;
 use switchboard_notify_core::config::Settings;
 use switchboard_notify_core::expo::{self as core, Attempt, Backoff, Next, PushMessage, Receipt, Ticket};
+use switchboard_notify_core::projects;
 use worker::{Fetch, Headers, Method, Request, RequestInit};
 
 /// One attempt waits at most this long for Expo's answer.
@@ -60,8 +61,14 @@ async fn post_once(url: &str, body: &[u8], gzipped: bool, access_token: Option<&
     }
 }
 
+/// Why a POST gave up: the message, and the body of the answer that ended it when there was one.
+struct GaveUp {
+    message: String,
+    refusal: Option<String>,
+}
+
 /// POSTs with retries. `Ok` carries a 2xx answer's body; `Err` says why it gave up.
-async fn post(what: &str, url: &str, json: &str, access_token: Option<&str>) -> Result<String, String> {
+async fn post(what: &str, url: &str, json: &str, access_token: Option<&str>) -> Result<String, GaveUp> {
     let (body, gzipped) = if core::should_gzip(json.len()) {
         match gzip(json.as_bytes()) {
             Ok(z) => (z, true),
@@ -86,13 +93,18 @@ async fn post(what: &str, url: &str, json: &str, access_token: Option<&str>) -> 
             Err(e) => (Attempt::NetworkError, None, e.clone()),
         };
         match backoff.next(attempt, a, platform::random_u64(), retry_after) {
-            Next::Accept => return result.map(|ans| ans.body),
+            Next::Accept => return result.map(|ans| ans.body).map_err(|message| GaveUp { message, refusal: None }),
             Next::Retry { delay_ms } => {
                 worker::console_warn!("expo {what}: attempt {attempt} failed ({detail}); retrying in {delay_ms} ms");
                 platform::sleep_ms(delay_ms).await;
                 attempt += 1;
             }
-            Next::GiveUp => return Err(format!("expo {what}: gave up after attempt {attempt}: {detail}")),
+            Next::GiveUp => {
+                return Err(GaveUp {
+                    message: format!("expo {what}: gave up after attempt {attempt}: {detail}"),
+                    refusal: result.ok().map(|ans| ans.body),
+                })
+            }
         }
     }
 }
@@ -101,20 +113,48 @@ async fn post(what: &str, url: &str, json: &str, access_token: Option<&str>) -> 
 pub async fn send_all(settings: &Settings, messages: &[PushMessage]) -> Vec<Ticket> {
     let mut tickets = Vec::with_capacity(messages.len());
     for chunk in core::chunks(messages) {
-        let json = core::encode_request(chunk);
-        let got = match post("send", &settings.expo_push_url, &json, settings.expo_access_token.as_deref()).await {
-            Ok(body) => core::parse_tickets(&body, chunk.len()),
-            Err(e) => Err(e),
-        };
-        match got {
-            Ok(t) => tickets.extend(t),
-            Err(e) => {
-                worker::console_error!("{e}");
-                tickets.extend(chunk.iter().map(|_| Ticket::Error { error: None, message: e.clone() }));
+        let (got, refusal) = send_request(settings, chunk).await;
+        // Tokens of several Expo projects in one request: Expo refuses it whole and names each
+        // project's tokens. Sent again as one request per project (`switchboard_notify_core::projects`).
+        let groups = refusal.as_deref().and_then(|body| projects::project_groups(body, chunk));
+        match (got, groups) {
+            (Ok(t), _) => tickets.extend(t),
+            (Err(_), Some(groups)) => {
+                worker::console_warn!(
+                    "expo send: tokens of {} projects in one request; sent per project",
+                    groups.len()
+                );
+                let mut out: Vec<Option<Ticket>> = vec![None; chunk.len()];
+                for group in groups {
+                    let part: Vec<PushMessage> = group.iter().map(|&i| chunk[i].clone()).collect();
+                    let got = send_request(settings, &part).await.0.unwrap_or_else(|e| error_tickets(&e, part.len()));
+                    for (i, t) in group.into_iter().zip(got) {
+                        out[i] = Some(t);
+                    }
+                }
+                let missing = || Ticket::Error { error: None, message: "no ticket for this message".to_string() };
+                tickets.extend(out.into_iter().map(|t| t.unwrap_or_else(missing)));
             }
+            (Err(e), None) => tickets.extend(error_tickets(&e, chunk.len())),
         }
     }
     tickets
+}
+
+/// One request: its tickets, or why it failed (logged); and the body of Expo's refusal, if any.
+async fn send_request(settings: &Settings, chunk: &[PushMessage]) -> (Result<Vec<Ticket>, String>, Option<String>) {
+    let json = core::encode_request(chunk);
+    match post("send", &settings.expo_push_url, &json, settings.expo_access_token.as_deref()).await {
+        Ok(body) => (core::parse_tickets(&body, chunk.len()), None),
+        Err(GaveUp { message, refusal }) => {
+            worker::console_error!("{message}");
+            (Err(message), refusal)
+        }
+    }
+}
+
+fn error_tickets(message: &str, n: usize) -> Vec<Ticket> {
+    (0..n).map(|_| Ticket::Error { error: None, message: message.to_string() }).collect()
 }
 
 /// Asks Expo for the receipts of `ids` (at most 1000 per request).
@@ -122,8 +162,9 @@ pub async fn fetch_receipts(settings: &Settings, ids: &[String]) -> Result<BTree
     let mut all = BTreeMap::new();
     for chunk in ids.chunks(core::MAX_RECEIPT_IDS_PER_REQUEST) {
         let json = core::encode_receipts_request(chunk);
-        let body =
-            post("getReceipts", &settings.expo_receipts_url, &json, settings.expo_access_token.as_deref()).await?;
+        let body = post("getReceipts", &settings.expo_receipts_url, &json, settings.expo_access_token.as_deref())
+            .await
+            .map_err(|e| e.message)?;
         all.extend(core::parse_receipts(&body)?);
     }
     Ok(all)

@@ -82,7 +82,12 @@ struct Plans {
     ticket_error: HashMap<String, String>,
     /// Per token: the receipt error for tickets of messages to it.
     receipt_error: HashMap<String, String>,
+    /// Per token: the Expo project it belongs to, when not ours (`OUR_PROJECT`).
+    project: HashMap<String, String>,
 }
+
+/// The project of every token that was not given another.
+const OUR_PROJECT: &str = "@switchboard/chat";
 
 #[derive(Default)]
 struct State {
@@ -152,6 +157,12 @@ impl FakeExpo {
     }
 
     /// Every receipt of a ticket for `token` is `{status:"error", details:{error}}`.
+    /// `token` belongs to another Expo project: a send request mixing it with tokens of ours is
+    /// refused whole (400 `PUSH_TOO_MANY_EXPERIENCE_IDS`, naming each project's tokens), as Expo does.
+    pub fn project_of(&self, token: &str, project: &str) {
+        self.state.lock().unwrap().plans.project.insert(token.to_string(), project.to_string());
+    }
+
     pub fn receipt_error(&self, token: &str, error: &str) {
         self.state.lock().unwrap().plans.receipt_error.insert(token.to_string(), error.to_string());
     }
@@ -238,7 +249,22 @@ impl FakeExpo {
     fn answer(&self, req: &ExpoRequest) -> (u16, u64, Value) {
         let mut s = self.state.lock().unwrap();
         let mut rec = req.clone();
-        let out = if req.is_send() {
+        let mixed = req.is_send().then(|| {
+            let mut by_project: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+            for t in req.tokens() {
+                let p = s.plans.project.get(&t).cloned().unwrap_or_else(|| OUR_PROJECT.to_string());
+                by_project.entry(p).or_default().push(t);
+            }
+            by_project
+        });
+        let out = if let Some(by_project) = mixed.filter(|m| m.len() > 1) {
+            let message = "All push notification messages in the same request must be for the same project";
+            (
+                400,
+                0,
+                json!({"errors": [{"code": "PUSH_TOO_MANY_EXPERIENCE_IDS", "message": message, "details": by_project}]}),
+            )
+        } else if req.is_send() {
             let tokens = req.tokens();
             // The first token of the request that has a plan decides the whole request.
             let plan = tokens.iter().find_map(|t| {

@@ -343,3 +343,24 @@ async fn receipt_device_not_registered_removes_the_token() {
     .await;
     assert_eq!(outcome_of(&r, &bob.id), "no_tokens");
 }
+
+/// A recipient's token from another Expo project (a valid format: an Expo Go or development build)
+/// makes Expo refuse the whole request (`PUSH_TOO_MANY_EXPERIENCE_IDS`); the request is sent again
+/// per project, so the other recipients get their push, and so does that one.
+#[tokio::test]
+async fn a_token_of_another_expo_project_does_not_block_the_others() {
+    let Setup { fake, server } = direct();
+    let api = Api::new(server);
+    let (bob, eve) = (direct_user("bob"), direct_user("eve"));
+    let (tb, te) = (device(&bob), device(&eve));
+    register(&api, &bob, &tb).await;
+    register(&api, &eve, &te).await;
+    fake.project_of(&te, "@eve/other-app");
+    let p = payload(&ulid(), &ulid(), &uid("sb"), Some("alice"), &[offline(&bob), offline(&eve)]);
+    let r = rpc(&api, "sendPushForConversation", &p).await;
+    assert_eq!((outcome_of(&r, &bob.id), outcome_of(&r, &eve.id)), ("delivered".into(), "delivered".into()), "{r}");
+    assert_eq!(fake.delivered_to(&tb).len(), 1);
+    assert_eq!(fake.delivered_to(&te).len(), 1);
+    let refused = fake.sends_to(&tb).into_iter().filter(|s| s.status == 400).count();
+    assert_eq!(refused, 1, "the mixed request was refused once, then sent per project");
+}
