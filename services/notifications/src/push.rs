@@ -169,15 +169,23 @@ async fn run(env: &Env, payload: &str) -> Result<SendPushResult, RpcFailure> {
             receipts,
         };
         async move {
-            if let Err(e) = rpc::call::<SettleAnswer>(env, &r.user_id, &cmd).await {
-                worker::console_error!("settle for {} of message {message_id}: {e}", r.user_id);
-            }
-            (*i, delivered)
+            let total = match rpc::call::<SettleAnswer>(env, &r.user_id, &cmd).await {
+                Ok(answer) => answer.badge_total,
+                Err(e) => {
+                    worker::console_error!("settle for {} of message {message_id}: {e}", r.user_id);
+                    None
+                }
+            };
+            (*i, delivered, total)
         }
     }))
     .await;
-    for (i, delivered) in settles {
+    for (i, delivered, total) in settles {
         outcomes[i] = if delivered { Outcome::Delivered } else { Outcome::Failed };
+        // The total as it is now (a mark-read or another push may have changed it since the claim).
+        if total.is_some() {
+            badges[i] = total;
+        }
     }
 
     let mut result: Vec<RecipientOutcome> = audience

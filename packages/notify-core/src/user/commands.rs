@@ -47,9 +47,15 @@ pub enum ClaimAnswer {
     },
 }
 
-/// A settle's answer: nothing to say (`{}`).
+/// A settle's answer: the user's total unread now (`badgeTotal`), what the chat side announces as
+/// `badge.updated` (not the total when the push was claimed: a mark-read or another conversation's
+/// push may have changed it while this one was on its way to Expo).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-pub struct SettleAnswer {}
+#[serde(rename_all = "camelCase")]
+pub struct SettleAnswer {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub badge_total: Option<i64>,
+}
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

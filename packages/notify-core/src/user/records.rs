@@ -100,7 +100,7 @@ impl<S: Store> User<S> {
             if let Some(due) = self.keep_receipts(user_id, receipts, now_ms)? {
                 wanted = Some(wanted.map_or(due, |w: i64| w.min(due)));
             }
-            Ok(Done::new(SettleAnswer {}, wanted))
+            Ok(Done::new(SettleAnswer { badge_total: Some(self.total()?) }, wanted))
         })
     }
 }

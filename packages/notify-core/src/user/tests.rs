@@ -198,3 +198,20 @@ fn commands_answer_their_typed_answers() {
     assert_eq!(v["records"][0]["key"], "k");
     assert_eq!(v["records"][0]["leaseUntil"], T0 + PENDING_LEASE_MS);
 }
+
+/// A settle answers the user's total unread as it is now: a mark-read while the push was on its way
+/// to Expo lowered it, and what the chat side announces must not put the old total back.
+#[test]
+fn a_settle_answers_the_total_as_it_is_now() {
+    let u = user();
+    let (a, _) = claim(&u, "k1", "c1", T0);
+    assert_eq!(a, ClaimAnswer::Send { lease: T0 + PENDING_LEASE_MS, badge: 1 });
+    assert_eq!(u.clear("c1").unwrap().badge_count, 0, "read while the push was being sent");
+    let d = u.settle("alice", "k1", T0 + PENDING_LEASE_MS, true, &[], T0 + 2).unwrap();
+    assert_eq!(d.answer.badge_total, Some(0));
+    // Another conversation's push counted meanwhile: that is the total.
+    claim(&u, "k2", "c2", T0 + 3);
+    claim(&u, "k3", "c3", T0 + 4);
+    let d = u.settle("alice", "k2", T0 + 3 + PENDING_LEASE_MS, true, &[], T0 + 5).unwrap();
+    assert_eq!(d.answer.badge_total, Some(2));
+}
