@@ -7,11 +7,15 @@ use serde_json::Value;
 use std::rc::Rc;
 use switchboard_bridge::event::BridgeEvent;
 use switchboard_conversation::commands::{BridgeStatus, Ingest};
+use switchboard_core::backoff::{Backoff, BackoffPolicy};
 use switchboard_core::{ApiError, ErrorCode};
 use switchboard_worker_kit::call::{call, stub};
 
-/// An ingest or a report that failed for a reason other than the bridge being gone is tried this many times.
-const CONVERSATION_ATTEMPTS: u32 = 3;
+/// An ingest or a report that failed for a reason other than the bridge being gone is tried this many times...
+const CONVERSATION_ATTEMPTS: u32 = 6;
+/// ...waiting between tries (jittered, `CONVERSATION_BACKOFF`): a conversation object being reset by a deploy or
+/// overloaded is given about half a minute, the room's later events waiting behind (order is kept).
+const CONVERSATION_BACKOFF: BackoffPolicy = BackoffPolicy { initial_ms: 500, cap_ms: 10_000, stable_ms: 0 };
 
 impl Inner {
     pub(crate) async fn run_job(self: &Rc<Self>, job: Job) {
@@ -85,6 +89,7 @@ impl Inner {
             return false;
         };
         let call_body = ConversationCall { caller: self.platform(), command };
+        let mut backoff = Backoff::new(CONVERSATION_BACKOFF);
         for attempt in 1..=CONVERSATION_ATTEMPTS {
             let result: Result<Value, ApiError> = match stub(&self.env, CONVERSATIONS, &conversation_id) {
                 Ok(s) => call(&s, &call_body).await,
@@ -103,6 +108,11 @@ impl Inner {
                 }
                 Err(e) => {
                     worker::console_error!("bridge: call to the conversation failed (attempt {attempt}): {e:?}");
+                    if self.halted.get() || attempt == CONVERSATION_ATTEMPTS {
+                        return false;
+                    }
+                    let (now, random) = clock();
+                    switchboard_worker_kit::platform::sleep_ms(backoff.failed(now, random)).await;
                     if self.halted.get() {
                         return false;
                     }
