@@ -1,94 +1,14 @@
 //! The per-user event hub (`GET /connect`, `kilo.events.v1`, docs/events.md): contexts, per-user
-//! seq, typing, presence, read receipts, ack window, resume.
+//! seq, typing, presence, read receipts, ack window, resume. The instance context's events:
+//! `hub_instance.rs`.
 
-use std::time::Duration;
+mod hub_common;
 
 use futures_util::future::join_all;
+use hub_common::*;
 use serde_json::{json, Value};
+use std::time::Duration;
 use switchboard_e2e::*;
-
-fn api() -> Api {
-    Api::new(shared())
-}
-
-fn conv_ctx(sb: &str, conv: &str) -> String {
-    format!("/kiloclaw/{sb}/{conv}")
-}
-
-fn instance_ctx(sb: &str) -> String {
-    format!("/kiloclaw/{sb}")
-}
-
-fn presence_ctx(event_ctx: &str) -> String {
-    format!("/presence{event_ctx}")
-}
-
-struct Hub {
-    ws: Ws,
-    hello: Value,
-    ready: i64,
-}
-
-/// Reads `hello`, then (resume) events, then `ready`.
-async fn read_hello_and_ready(mut ws: Ws) -> (Hub, Vec<Value>, Option<Value>) {
-    let hello = ws.next_json(FRAME_TIMEOUT).await;
-    assert_eq!(hello["type"], json!("hello"), "{}: first hub frame: {hello}", ws.label);
-    let (events, resync, ready) = ws.read_until_ready().await;
-    (Hub { ws, hello, ready }, events, resync)
-}
-
-async fn hub(api: &Api, who: &Who) -> Hub {
-    let (ws, _) = Ws::open_hub(api, WsAuth::Bearer(&who.token), None, None, false, &format!("{}-hub", who.id))
-        .await
-        .unwrap_or_else(|r| panic!("hub refused: {} {}", r.status, r.text));
-    let (h, events, resync) = read_hello_and_ready(ws).await;
-    assert!(events.is_empty() && resync.is_none(), "a fresh hub connection replays nothing: {events:?} {resync:?}");
-    assert_eq!(h.hello["seq"], json!(h.ready), "hello.seq and ready.seq: {}", h.hello);
-    h
-}
-
-/// Subscribes and returns the `context.subscribed` list.
-async fn subscribe(ws: &mut Ws, contexts: &[String]) -> Vec<String> {
-    ws.send_json(&json!({ "type": "context.subscribe", "contexts": contexts })).await;
-    let f = ws.next_json(FRAME_TIMEOUT).await;
-    assert_eq!(f["type"], json!("context.subscribed"), "{}: {f}", ws.label);
-    f["contexts"].as_array().unwrap_or_else(|| panic!("{f}")).iter().map(|c| c.as_str().unwrap().to_string()).collect()
-}
-
-/// Sends `ping` and returns every JSON frame that arrived before the `pong`.
-async fn barrier(ws: &mut Ws) -> Vec<Value> {
-    ws.send_text("ping").await;
-    let mut seen = Vec::new();
-    loop {
-        match ws.next_frame(FRAME_TIMEOUT).await {
-            Some(Frame::Text(t)) if t == "pong" => return seen,
-            Some(Frame::Text(t)) => {
-                seen.push(serde_json::from_str(&t).unwrap_or_else(|_| panic!("{}: non-JSON frame {t}", ws.label)))
-            }
-            other => panic!("{}: waiting for pong, got {other:?}", ws.label),
-        }
-    }
-}
-
-/// The next frame must be an event of `context` named `name`.
-async fn expect_hub_event(ws: &mut Ws, context: &str, name: &str) -> Value {
-    let f = ws.next_json(FRAME_TIMEOUT).await;
-    assert_eq!(
-        (f["type"].as_str(), f["context"].as_str(), f["event"].as_str()),
-        (Some("event"), Some(context), Some(name)),
-        "{}: expected {name} on {context}, got {f}",
-        ws.label
-    );
-    f
-}
-
-async fn room(api: &Api) -> (Who, Who, String, String) {
-    let alice = api.user("alice").await;
-    let bob = api.user("bob").await;
-    let sb = uid("sb");
-    let conv = api.create_conversation(&alice, &sb, Some("hub"), &[&bob.id]).await;
-    (alice, bob, sb, conv)
-}
 
 #[tokio::test]
 async fn connect_hello_ready_and_subprotocol() {
@@ -198,26 +118,6 @@ async fn conversation_context_events() {
 }
 
 #[tokio::test]
-async fn the_first_conversation_in_a_sandbox_reaches_an_instance_context_subscribed_before_it() {
-    let api = api();
-    let alice = api.user("alice").await;
-    let newcomer = api.user(&uid("newcomer")).await;
-    let sb = uid("sb");
-    let mut h = hub(&api, &newcomer).await;
-    let ictx = instance_ctx(&sb);
-    // No conversation in this sandbox yet: the subscription is taken all the same.
-    h.ws.send_json(&json!({ "type": "context.subscribe", "contexts": [ictx] })).await;
-    let frames = barrier(&mut h.ws).await;
-    assert!(
-        frames.iter().any(|f| f["type"] == json!("context.subscribed") && f["contexts"] == json!([ictx])),
-        "{frames:?}"
-    );
-    let conv = api.create_conversation(&alice, &sb, Some("first"), &[&newcomer.id]).await;
-    let ev = expect_hub_event(&mut h.ws, &ictx, "conversation.created").await;
-    assert_eq!(ev["payload"]["conversationId"], json!(conv));
-}
-
-#[tokio::test]
 async fn contexts_a_user_may_not_see() {
     let api = api();
     let (alice, _bob, sb, conv) = room(&api).await;
@@ -288,54 +188,6 @@ async fn too_many_contexts() {
     assert_eq!(err["max"], json!(200), "{err}");
     let sub = frames.iter().find(|f| f["type"] == json!("context.subscribed")).unwrap_or_else(|| panic!("{frames:?}"));
     assert_eq!(sub["contexts"].as_array().unwrap().len(), 50, "the ones that fit are kept");
-}
-
-/// The instance context carries conversation.created/renamed/left/activity/read and bot.status.
-#[tokio::test]
-async fn instance_context_events() {
-    let api = api();
-    let (alice, bob, sb, conv1) = room(&api).await;
-    let ictx = instance_ctx(&sb);
-    let mut h = hub(&api, &bob).await;
-    assert_eq!(subscribe(&mut h.ws, std::slice::from_ref(&ictx)).await, vec![ictx.clone()]);
-
-    let conv2 = api.create_conversation(&alice, &sb, Some("second"), &[&bob.id]).await;
-    let ev = expect_hub_event(&mut h.ws, &ictx, "conversation.created").await;
-    assert_eq!(
-        ev["payload"],
-        json!({ "conversationId": conv2, "title": "second", "sandboxId": sb, "addedBy": alice.id })
-    );
-
-    api.patch(&format!("/v1/conversations/{conv2}"), &alice, &json!({ "title": "2nd" })).await.expect(200);
-    let ev = expect_hub_event(&mut h.ws, &ictx, "conversation.renamed").await;
-    assert_eq!(ev["payload"], json!({ "conversationId": conv2, "title": "2nd" }));
-
-    let m = api.send_text(&alice, &conv2, "activity").await;
-    let ev = expect_hub_event(&mut h.ws, &ictx, "conversation.activity").await;
-    assert_eq!(ev["payload"]["conversationId"], json!(conv2));
-    assert!(ev["payload"]["lastActivityAt"].as_i64() >= m["createdAt"].as_i64(), "{ev}");
-
-    let r =
-        api.post(&format!("/v1/conversations/{conv2}/mark-read"), &bob, &json!({ "lastSeenMessageId": m["id"] })).await;
-    let read_at = r.expect(200)["lastReadAt"].clone();
-    let ev = expect_hub_event(&mut h.ws, &ictx, "conversation.read").await;
-    assert_eq!(ev["payload"]["conversationId"], json!(conv2));
-    assert_eq!(ev["payload"]["memberId"], json!(bob.id));
-    assert_eq!(ev["payload"]["lastReadAt"], read_at);
-    // caught up: the conversation's badge bucket was cleared, and the hub hears the new total
-    let ev = expect_hub_event(&mut h.ws, &ictx, "badge.updated").await;
-    assert_eq!(ev["payload"], json!({ "badgeBucket": format!("kiloclaw:{sb}:{conv2}"), "total": 0 }));
-
-    let bot = api.bot_token(&sb).await;
-    let at = now_ms() + 1_000;
-    let r = api.post(&format!("/bot/v1/sandboxes/{sb}/bot-status"), &bot, &json!({ "online": true, "at": at })).await;
-    r.expect(200);
-    let ev = expect_hub_event(&mut h.ws, &ictx, "bot.status").await;
-    assert_eq!(ev["payload"], json!({ "sandboxId": sb, "online": true, "at": at }));
-
-    api.post_empty(&format!("/v1/conversations/{conv1}/leave"), &bob).await.expect(204);
-    let ev = expect_hub_event(&mut h.ws, &ictx, "conversation.left").await;
-    assert_eq!(ev["payload"], json!({ "conversationId": conv1 }));
 }
 
 #[tokio::test]
@@ -521,30 +373,4 @@ async fn resume_with_session() {
         resync.unwrap_or_else(|| panic!("no resync for a since beyond the latest seq"))["type"],
         json!("resync")
     );
-}
-
-/// A bot in more conversations than one step of its status fan-out tells (10), with someone else in
-/// each: everyone hears `bot.status` once, told by the bot's object in steps from its alarm.
-#[tokio::test]
-async fn a_bots_status_reaches_everyone_in_all_its_conversations() {
-    let api = api();
-    let sb = uid("sb");
-    let people: Vec<Who> = join_all((0..12).map(|_| api.user("fan"))).await;
-    let ictx = instance_ctx(&sb);
-    let mut hubs = Vec::new();
-    for p in &people {
-        api.create_conversation(p, &sb, None, &[]).await;
-        let mut h = hub(&api, p).await;
-        assert_eq!(subscribe(&mut h.ws, std::slice::from_ref(&ictx)).await, vec![ictx.clone()]);
-        hubs.push(h);
-    }
-    let bot = api.bot_token(&sb).await;
-    let at = now_ms();
-    let r = api.post(&format!("/bot/v1/sandboxes/{sb}/bot-status"), &bot, &json!({ "online": false, "at": at })).await;
-    assert_eq!(r.expect(200), &json!({ "sandboxId": sb, "online": false, "at": at }));
-    for h in &mut hubs {
-        let ev = expect_hub_event(&mut h.ws, &ictx, "bot.status").await;
-        assert_eq!(ev["payload"], json!({ "sandboxId": sb, "online": false, "at": at }));
-        assert!(barrier(&mut h.ws).await.is_empty(), "{}: told once", h.ws.label);
-    }
 }
