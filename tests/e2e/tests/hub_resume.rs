@@ -10,17 +10,9 @@ use serde_json::{json, Value};
 use switchboard_e2e::blackhole::Blackhole;
 use switchboard_e2e::*;
 
-fn api() -> Api {
-    Api::new(shared())
-}
+mod hub_common;
 
-fn conv_ctx(sb: &str, conv: &str) -> String {
-    format!("/kiloclaw/{sb}/{conv}")
-}
-
-fn presence_ctx(event_ctx: &str) -> String {
-    format!("/presence{event_ctx}")
-}
+use hub_common::{api, conv_ctx, expect_hub_event, presence_ctx, subscribe};
 
 /// How long a socket that vanished may stay on the roster: docs/events.md says the runtime's
 /// notice of the broken connection, "at the latest 45–60 s after its last ping"; 15 s of slack.
@@ -66,22 +58,9 @@ async fn hub(api: &Api, who: &Who) -> Hub {
     h
 }
 
-async fn subscribe(ws: &mut Ws, contexts: &[String]) -> Vec<String> {
-    ws.send_json(&json!({ "type": "context.subscribe", "contexts": contexts })).await;
-    let f = ws.next_json(FRAME_TIMEOUT).await;
-    assert_eq!(f["type"], json!("context.subscribed"), "{}: {f}", ws.label);
-    f["contexts"].as_array().unwrap_or_else(|| panic!("{f}")).iter().map(|c| c.as_str().unwrap().to_string()).collect()
-}
-
 /// The next frame must be an event of `context` named `name`, with an integer seq.
-async fn expect_hub_event(ws: &mut Ws, context: &str, name: &str) -> Value {
-    let f = ws.next_json(FRAME_TIMEOUT).await;
-    assert_eq!(
-        (f["type"].as_str(), f["context"].as_str(), f["event"].as_str()),
-        (Some("event"), Some(context), Some(name)),
-        "{}: expected {name} on {context}, got {f}",
-        ws.label
-    );
+async fn expect_logged_event(ws: &mut Ws, context: &str, name: &str) -> Value {
+    let f = expect_hub_event(ws, context, name).await;
     assert!(f["seq"].is_i64(), "{}: event without integer seq: {f}", ws.label);
     f
 }
@@ -173,7 +152,7 @@ async fn resume_after_20_missed(loss: Loss) {
     assert_eq!(subscribe(&mut h.ws, std::slice::from_ref(&ctx)).await, vec![ctx.clone()]);
     let session = h.session();
     let m0 = api.send_text(&alice, &conv, "seen").await;
-    let ev = expect_hub_event(&mut h.ws, &ctx, "message.created").await;
+    let ev = expect_logged_event(&mut h.ws, &ctx, "message.created").await;
     assert_eq!(ev["payload"]["messageId"], m0["id"]);
     let seen = ev["seq"].as_i64().unwrap();
     match loss {
@@ -213,7 +192,7 @@ async fn resume_after_20_missed(loss: Loss) {
     // then live events on the restored subscription
     for i in 0..3 {
         let live = api.send_text(&alice, &conv, &format!("live {i}")).await;
-        let ev = expect_hub_event(&mut h2.ws, &ctx, "message.created").await;
+        let ev = expect_logged_event(&mut h2.ws, &ctx, "message.created").await;
         assert_eq!(ev["payload"]["messageId"], live["id"], "live {i}: {ev}");
         let seq = ev["seq"].as_i64().unwrap();
         assert!(seq > prev.max(h2.ready), "live seq {seq} must follow the replay ({prev}) and ready ({})", h2.ready);
@@ -247,7 +226,7 @@ async fn dropped_socket_leaves_roster(via_blackhole: bool) {
     let alice_api = bh.as_ref().map(|b| b.api(&api)).unwrap_or_else(|| api.clone());
     let mut tab = hub(&alice_api, &alice).await;
     assert_eq!(subscribe(&mut tab.ws, std::slice::from_ref(&pctx)).await, vec![pctx.clone()]);
-    let ev = expect_hub_event(&mut watcher.ws, &ctx, "presence.joined").await;
+    let ev = expect_logged_event(&mut watcher.ws, &ctx, "presence.joined").await;
     assert_eq!(ev["payload"]["memberId"], json!(alice.id));
     assert_eq!(roster(&api, &bob, &conv).await, vec![alice.id.clone()]);
 
@@ -308,7 +287,7 @@ async fn same_session_reconnect_replaces_old_socket() {
     subscribe(&mut old.ws, std::slice::from_ref(&ctx)).await;
     let session = old.session();
     api.send_text(&alice, &conv, "before").await;
-    let seen = expect_hub_event(&mut old.ws, &ctx, "message.created").await["seq"].as_i64().unwrap();
+    let seen = expect_logged_event(&mut old.ws, &ctx, "message.created").await["seq"].as_i64().unwrap();
 
     let (mut new, events, resync) = open(&api, &bob, Some(&session), Some(seen), "bob-hub-new").await;
     assert!(events.is_empty() && resync.is_none(), "nothing was missed: {events:?} {resync:?}");
@@ -361,7 +340,7 @@ async fn same_session_reconnect_after_vanish_stays_live() {
     subscribe(&mut old.ws, std::slice::from_ref(&ctx)).await;
     let session = old.session();
     api.send_text(&alice, &conv, "before").await;
-    let mut last = expect_hub_event(&mut old.ws, &ctx, "message.created").await["seq"].as_i64().unwrap();
+    let mut last = expect_logged_event(&mut old.ws, &ctx, "message.created").await["seq"].as_i64().unwrap();
     bh.vanish();
 
     let (mut new, events, resync) = open(&api, &bob, Some(&session), Some(last), "bob-hub-after-vanish").await;
@@ -405,7 +384,7 @@ async fn unknown_session_resyncs_and_malformed_session_is_refused() {
     subscribe(&mut h.ws, std::slice::from_ref(&ctx)).await;
     let real = h.session();
     api.send_text(&alice, &conv, "seen").await;
-    let seen = expect_hub_event(&mut h.ws, &ctx, "message.created").await["seq"].as_i64().unwrap();
+    let seen = expect_logged_event(&mut h.ws, &ctx, "message.created").await["seq"].as_i64().unwrap();
     h.ws.close().await;
     api.send_text(&alice, &conv, "missed").await;
 
@@ -468,7 +447,7 @@ async fn since_older_than_hub_log_resyncs() {
     subscribe(&mut h.ws, std::slice::from_ref(&ctx)).await;
     let session = h.session();
     api.send_text(&alice, &conv, "seen").await;
-    let seen = expect_hub_event(&mut h.ws, &ctx, "message.created").await["seq"].as_i64().unwrap();
+    let seen = expect_logged_event(&mut h.ws, &ctx, "message.created").await["seq"].as_i64().unwrap();
     h.ws.close().await;
 
     let start = Instant::now();
@@ -491,7 +470,7 @@ async fn since_older_than_hub_log_resyncs() {
     assert_eq!(h2.hello["contexts"], json!([ctx]), "{}", h2.hello);
     // live events follow on the restored subscription
     let m = api.send_text(&alice, &conv, "after resync").await;
-    let ev = expect_hub_event(&mut h2.ws, &ctx, "message.created").await;
+    let ev = expect_logged_event(&mut h2.ws, &ctx, "message.created").await;
     assert_eq!(ev["payload"]["messageId"], m["id"]);
     let newest = ev["seq"].as_i64().unwrap();
     assert!(newest > latest, "{ev}");

@@ -1,4 +1,4 @@
-//! What the hub test binaries share (`hub.rs`, `hub_instance.rs`): the shared server, context
+//! What the hub test binaries share (`hub.rs`, `hub_instance.rs`, `hub_resume.rs`): the shared server, context
 //! paths, opening a hub socket and reading its opening, subscribing, and reading events.
 
 #![allow(dead_code)]
