@@ -19,6 +19,8 @@ export class LiveStream {
   status: LiveStatus = "checking";
   detail = "";
   transcript = "";
+  /** Characters of `transcript` from publishes not finished yet (since the last final line). */
+  private unfinished = 0;
   finalText: string | null = null;
   readonly frames: { text: string; final: boolean }[] = [];
   count = 0;
@@ -62,6 +64,12 @@ export class LiveStream {
       else if (state === "reconnecting") this.set("reconnecting", "Connection lost; reconnecting…");
     });
     s.on("line", (v) => this.line(v));
+    // Reconnected: the publish in progress is sent again from its first line: drop its text so far.
+    s.on("reset", () => {
+      this.transcript = this.transcript.slice(0, Math.max(0, this.transcript.length - this.unfinished));
+      this.unfinished = 0;
+      this.changed();
+    });
     s.on("closed", ({ code, error }) => {
       if (this.socket !== s) return;
       if (code === LIVE_CLOSE.BOT_OFFLINE) this.set("offline", "The bot went offline: the stream ended.");
@@ -78,8 +86,10 @@ export class LiveStream {
     if (final) {
       const content = (v as { content?: unknown }).content;
       this.finalText = Array.isArray(content) ? plainText(content as never) : piece;
+      this.unfinished = 0;
     } else if (piece) {
       this.transcript = (this.transcript + piece).slice(-MAX_TRANSCRIPT);
+      this.unfinished = Math.min(this.unfinished + piece.length, this.transcript.length);
     }
     this.frames.push({ text: JSON.stringify(v), final });
     if (this.frames.length > MAX_FRAMES) this.frames.splice(0, this.frames.length - MAX_FRAMES);

@@ -19,6 +19,9 @@ export interface LiveEvents extends SocketEvents {
   published: { from: string; line: unknown };
   /** an error frame the server sent for a frame it could not take (see `isLiveError`) */
   error: ErrorFrame;
+  /** the socket reconnected: the channel sends each publish still in progress again from its first
+   *  line, so drop what you kept of publishes not yet finished (their lines follow) */
+  reset: { reconnected: true };
 }
 
 export interface LiveOptions extends SocketOptions {
@@ -40,6 +43,8 @@ export class LiveSocket extends ReconnectingSocket<LiveEvents> {
   private readonly rest: RestClient;
   private readonly reconnectWhenBotOffline: boolean;
   private received = 0;
+  /** Connections opened so far (every one after the first is followed by a replay). */
+  private opens = 0;
   private acked = 0;
   private ackTimer: unknown = null;
 
@@ -74,6 +79,7 @@ export class LiveSocket extends ReconnectingSocket<LiveEvents> {
   protected onOpen(): void {
     this.received = 0;
     this.acked = 0;
+    if (this.opens++ > 0) this.emit("reset", { reconnected: true });
   }
 
   protected isFinalClose(code: number): boolean {

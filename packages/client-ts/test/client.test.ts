@@ -471,3 +471,24 @@ test("conversation socket: refused before opening three times in a row, it asks 
   await env.clock.advance(120_000);
   assert.equal(FakeSocket.all.length, sockets, "no more attempts");
 });
+
+test("live: after a reconnect it emits reset before the channel replays the publish in progress", async () => {
+  const env = fakeEnv();
+  const live = new LiveSocket(new RestClient(BASE, "tok", env), C, env);
+  const seen: string[] = [];
+  live.on("line", (v) => seen.push(JSON.stringify(v)));
+  live.on("reset", () => seen.push("reset"));
+  await flush();
+  const a = FakeSocket.last();
+  a.open();
+  const line = (v: unknown) => ({ type: "line", from: "bot:kiloclaw:sb1", line: v });
+  a.push(line({ delta: "Hel" }));
+  a.drop(1006);
+  await env.clock.advance(1000);
+  const b = FakeSocket.last();
+  b.open();
+  b.push(line({ delta: "Hel" })); // the replay of the publish in progress
+  b.push(line({ delta: "lo" }));
+  assert.deepEqual(seen, ['{"delta":"Hel"}', "reset", '{"delta":"Hel"}', '{"delta":"lo"}']);
+  live.close();
+});
