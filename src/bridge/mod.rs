@@ -98,6 +98,8 @@ pub struct Inner {
     /// What the Kick bridge posted, to drop when the room shows it back through our subscription
     /// (the Kosmi relay filters its own echoes).
     pub(crate) kick_echo: RefCell<EchoFilter>,
+    /// The Kosmi user ids last stored as ours (`BridgeStore::save_own_ids`).
+    own_ids: RefCell<Vec<String>>,
     alarm: AlarmSlot,
 }
 
@@ -125,6 +127,7 @@ impl DurableObject for BridgeObject {
             outbound_note: RefCell::new(None),
             kick_sender: RefCell::new(KickSender::new()),
             kick_echo: RefCell::new(EchoFilter::default()),
+            own_ids: RefCell::new(Vec::new()),
             alarm: AlarmSlot::new(),
         };
         BridgeObject { inner: Rc::new(inner) }
@@ -203,7 +206,7 @@ impl Inner {
                 }
             },
             _ => match kosmi::relay(&config) {
-                Ok(r) => Machine::Kosmi(Box::new(r)),
+                Ok(r) => Machine::Kosmi(Box::new(r.with_past_user_ids(self.store.own_ids()))),
                 Err(e) => {
                     worker::console_error!("bridge {}: {e}", config.bridge_id);
                     return false;
@@ -223,13 +226,25 @@ impl Inner {
 
     /// Calls the machine (if any) and applies what it asks for.
     pub(crate) fn step(self: &Rc<Self>, f: impl FnOnce(&mut Machine) -> Vec<Act>) {
-        let acts = {
+        let (acts, own_ids) = {
             let mut machine = self.machine.borrow_mut();
             match machine.as_mut() {
-                Some(m) => f(m),
+                Some(m) => {
+                    let acts = f(m);
+                    let own = match m {
+                        Machine::Kosmi(k) => Some(k.echo_filter().own_user_ids()),
+                        Machine::Kick(_) => None,
+                    };
+                    (acts, own)
+                }
                 None => return,
             }
         };
+        // The ids the relay learned it posts as outlive the object (the room's history on join).
+        if let Some(ids) = own_ids.filter(|ids| *ids != *self.own_ids.borrow()) {
+            self.store.save_own_ids(&ids);
+            self.own_ids.replace(ids);
+        }
         self.apply(acts);
     }
 

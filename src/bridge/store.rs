@@ -15,7 +15,8 @@ const SCHEMA: &str = "CREATE TABLE IF NOT EXISTS bridge (
   received INTEGER NOT NULL DEFAULT 0,
   relayed INTEGER NOT NULL DEFAULT 0,
   last_event_at INTEGER
-)";
+);
+CREATE TABLE IF NOT EXISTS bridge_own_ids (user_id TEXT PRIMARY KEY)";
 
 /// The stored configuration and counters.
 #[derive(Debug, Clone)]
@@ -108,8 +109,31 @@ impl BridgeStore {
         );
     }
 
+    /// The user ids the bridge posted as (Kosmi's anonymous logins): their messages are ours.
+    pub fn own_ids(&self) -> Vec<String> {
+        #[derive(Deserialize)]
+        struct Id {
+            user_id: String,
+        }
+        let rows: Vec<Id> =
+            log("own ids", self.sql.rows("SELECT user_id FROM bridge_own_ids", vec![])).unwrap_or_default();
+        rows.into_iter().map(|r| r.user_id).collect()
+    }
+
+    /// Keeps exactly `ids` (a bounded list: `switchboard_bridge::limits::MAX_PAST_OWN_IDS` and the current one).
+    pub fn save_own_ids(&self, ids: &[String]) {
+        log("clear own ids", self.sql.exec("DELETE FROM bridge_own_ids", vec![]));
+        for id in ids {
+            log(
+                "save own id",
+                self.sql.exec("INSERT OR IGNORE INTO bridge_own_ids (user_id) VALUES (?)", vec![V::from(id.as_str())]),
+            );
+        }
+    }
+
     /// Forgets everything (the link was removed).
     pub fn clear(&self) {
         log("clear", self.sql.exec("DELETE FROM bridge", vec![]));
+        log("clear own ids", self.sql.exec("DELETE FROM bridge_own_ids", vec![]));
     }
 }

@@ -70,6 +70,8 @@ pub const KOSMI_MAX_SEND_ATTEMPTS: u32 = 3;
 pub const ECHO_MEMORY: usize = 32;
 /// How long a sent body waits for its echo before it is forgotten.
 pub const ECHO_WINDOW_MS: u64 = 60_000;
+/// User ids we posted as before (earlier logins), kept so that their messages stay ours.
+pub const MAX_PAST_OWN_IDS: usize = 8;
 
 // ---- graphql-transport-ws ----
 

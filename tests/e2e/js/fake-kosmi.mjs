@@ -4,8 +4,9 @@
 //   WS   /gql-ws      graphql-transport-ws; connection_init {token, ua, v, r}: an unknown or refused token is
 //                     closed with 4403; `subscription OnNewMessage($roomId)`, `mutation JoinRoom($id)`,
 //                     `mutation SendMessage($body, $roomId)`. A room delivers nothing to a connection that has not
-//                     joined it, and on join it replays the room's last human messages (as Kosmi's history does),
-//                     so a reconnect sees old messages again. What the bridge sends is echoed back from its user.
+//                     joined it, and on join it replays the room's last messages, the bridge's own included (as
+//                     Kosmi's history does), so a reconnect sees old messages again. What the bridge sends is echoed
+//                     back from its user.
 // A second HTTP server, for the test, controls it (JSON):
 //   GET  /state       counters: logins, connects, open, clientCloses, sent, joins, tokens refused
 //   POST /inject      {room, id?, user, body}: a message from a person in the room
@@ -89,6 +90,9 @@ mutations.sendMessage.resolve = (_root, { body, roomId }, ctx) => {
   state.sent.push({ body, roomId, user: userId });
   const message = { id: `m${nextId++}`, body, time: Math.floor(Date.now() / 1000),
     user: { id: userId, username: userId, displayName: 'Anonymous' } };
+  const list = history.get(roomId) || [];
+  list.push(message);
+  history.set(roomId, list);
   deliver(roomId, message);
   return { ok: true };
 };

@@ -164,6 +164,12 @@ async fn kosmi_bridge_comes_back_after_a_restart() {
         .unwrap_or_default()
         .to_string();
     wait_state(&api, &alice, &conv, &id, "live", LIVE_WITHIN).await;
+    // A member's message goes to the room; the room keeps it in the history it replays on join.
+    api.send_text(&alice, &conv, "said before the restart").await;
+    poll_until("the relayed message", LIVE_WITHIN, Duration::from_millis(100), || async {
+        (fake.state().await["sent"].as_array().map_or(0, Vec::len) == 1).then_some(())
+    })
+    .await;
     let before = fake.state().await;
 
     // A restart (like a deploy) ends the socket; nothing calls the bridge object afterwards: only its watchdog
@@ -181,4 +187,7 @@ async fn kosmi_bridge_comes_back_after_a_restart() {
     })
     .await;
     assert_eq!(fake.state().await["logins"], 1, "the stored token was used again");
+    // The history replayed on join held our own message: it was known as ours after the restart too.
+    let texts = bridged_texts(&api, &alice, &conv).await;
+    assert!(!texts.iter().any(|t| t.contains("said before the restart")), "our own message came back in: {texts:?}");
 }

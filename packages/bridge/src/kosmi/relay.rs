@@ -146,6 +146,13 @@ impl KosmiRelay {
         &self.echo
     }
 
+    /// The user ids this relay posted as before (kept in storage across restarts): their messages,
+    /// e.g. in the history a room sends on join, are ours and never brought in.
+    pub fn with_past_user_ids(mut self, ids: impl IntoIterator<Item = String>) -> Self {
+        self.echo = std::mem::take(&mut self.echo).with_past_user_ids(ids);
+        self
+    }
+
     pub fn poll(&mut self) -> Option<KosmiEffect> {
         self.effects.pop_front()
     }
