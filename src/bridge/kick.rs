@@ -6,7 +6,7 @@ use super::socket::Target;
 use super::{clock, Inner};
 use crate::config;
 use std::rc::Rc;
-use switchboard_bridge::kick_send::{chat_body, chat_text, chat_url, Outcome};
+use switchboard_bridge::kick_send::{chat_json, chat_text, chat_url, Outcome};
 use switchboard_bridge::nick::NickFormat;
 use switchboard_bridge::source::Outbound;
 use worker::{Env, Fetch, Headers, Method, Request, RequestInit};
@@ -33,8 +33,8 @@ pub async fn post(inner: &Rc<Inner>, message_id: &str, sender_id: &str, text: &s
         return false;
     }
     let out = Outbound { local_id: message_id, sender_id, source: None, sender_name: sender_id, text };
-    let Ok(body) = chat_body(&NickFormat::default(), &out) else { return false };
     let Ok(posted) = chat_text(&NickFormat::default(), &out) else { return false };
+    let body = chat_json(&posted);
     let url = chat_url(&config::kick_api_url(&inner.env));
     // Remembered before it goes: the room may show it back before Kick's API answers.
     inner.kick_echo.borrow_mut().sent(now, &posted);

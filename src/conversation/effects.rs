@@ -86,7 +86,7 @@ impl ConversationObject {
     /// else until the notice is taken, which the alarm tries again with backoff.
     pub(super) async fn pump(&self) {
         let now = platform::now_ms();
-        if self.pumping.get() || (self.outbox.borrow().is_empty() && self.hub_retry.borrow().due(now).is_empty()) {
+        if self.pumping.get() || (self.outbox.borrow().is_empty() && !self.hub_retry.borrow().has_due(now)) {
             return;
         }
         self.pumping.set(true);

@@ -36,8 +36,12 @@ pub enum Skip {
 /// The JSON body for Kick, `{"content": …, "type": "bot"}`, with the text written through `format` and cut to
 /// `KICK_MAX_MESSAGE_CHARS`.
 pub fn chat_body(format: &NickFormat, message: &Outbound<'_>) -> Result<String, Skip> {
-    let content = chat_text(format, message)?;
-    Ok(json!({"content": content, "type": "bot"}).to_string())
+    Ok(chat_json(&chat_text(format, message)?))
+}
+
+/// The request body that posts `text` as the bot.
+pub fn chat_json(text: &str) -> String {
+    json!({"content": text, "type": "bot"}).to_string()
 }
 
 /// The text [`chat_body`] posts: what the room shows, and what comes back through the bridge's

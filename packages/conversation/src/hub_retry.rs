@@ -115,6 +115,11 @@ impl HubRetry {
         self.owed.remove(watcher);
     }
 
+    /// Whether a notice is due at `now` (cheap: for the pump's every run).
+    pub fn has_due(&self, now: i64) -> bool {
+        self.owed.values().any(|o| o.next_at <= now)
+    }
+
     /// When the next notice is due (for the alarm).
     pub fn next_at(&self) -> Option<i64> {
         self.owed.values().map(|o| o.next_at).min()
@@ -148,6 +153,7 @@ mod tests {
         assert_eq!(r.failed("alice", ctx(), 1_000), (Failed::Owed { retry_at: 2_000 }, vec![]));
         assert!(r.is_owed("alice"));
         assert!(r.due(1_999).is_empty());
+        assert!(!r.has_due(1_999) && r.has_due(2_000));
         let due = r.due(2_000);
         assert_eq!(due.len(), 1);
         assert_eq!(due[0].0, "alice");

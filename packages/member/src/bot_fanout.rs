@@ -112,15 +112,12 @@ impl<S: Store> Member<S> {
     /// the fan-out is over. Nothing happens when a newer status replaced it.
     pub fn bot_fanout_told(&self, at: i64, ids: &[String], now: i64) -> Outcome<()> {
         self.command(|| {
-            if self.bot_fanout_job()?.is_none_or(|j| j.at != at) {
-                return Ok(());
-            }
+            let Some(job) = self.bot_fanout_job()?.filter(|j| j.at == at) else { return Ok(()) };
             for p in ids {
                 self.exec("UPDATE bot_fanout_people SET told = 1 WHERE member_id = ?", &[p.into()])?;
             }
             let left = self.scalar("SELECT COUNT(*) AS v FROM bot_fanout_people WHERE told = 0", &[])?.unwrap_or(0);
-            let reading = self.bot_fanout_job()?.is_some_and(|j| j.cursor.is_some());
-            if left == 0 && !reading {
+            if left == 0 && job.cursor.is_none() {
                 self.exec("DELETE FROM bot_fanout", &[])?;
                 self.exec("DELETE FROM bot_fanout_people", &[])?;
             } else {

@@ -220,11 +220,7 @@ pub fn verify_private(
             .and_then(|b| String::from_utf8(b).ok())
             .filter(|m| valid_user_id(m))
             .ok_or(AuthError::Malformed)?;
-        return if verify_hmac_hex(&app.secret, member_string(socket_id, channel, &member).as_bytes(), sig) {
-            Ok(Some(member))
-        } else {
-            Err(AuthError::BadSignature)
-        };
+        return check_mac(app, &member_string(socket_id, channel, &member), sig).map(|()| Some(member));
     }
     verify_channel(app, auth, socket_id, channel, channel_data)?;
     channel_data.map(|cd| parse_channel_data(cd).map(|m| m.user_id)).transpose()
@@ -247,6 +243,11 @@ fn verify_auth(app: &App, auth: Option<&str>, message: &str) -> Result<(), AuthE
     if key != app.key {
         return Err(AuthError::WrongKey);
     }
+    check_mac(app, message, sig)
+}
+
+/// Whether `sig` is the app's signature of `message`.
+fn check_mac(app: &App, message: &str, sig: &str) -> Result<(), AuthError> {
     if verify_hmac_hex(&app.secret, message.as_bytes(), sig) {
         Ok(())
     } else {

@@ -15,6 +15,19 @@ fn never(_: usize) -> Option<i64> {
     None
 }
 
+/// A member of C1 with one socket subscribed to it, the clock at the moment it is to close: the
+/// sim, the socket, its session and that moment.
+fn subscribed_in_c1() -> (Sim, usize, String, i64) {
+    let mut sim = Sim::new();
+    sim.join(C1, None, T0);
+    let s = sim.open();
+    sim.subscribe(s, &[conv_ctx(C1)]);
+    let session = sim.session(s);
+    let closed_at = T0 + 1_000;
+    sim.now = closed_at;
+    (sim, s, session, closed_at)
+}
+
 #[test]
 fn a_silent_socket_is_closed_after_45_s_and_its_presence_ends() {
     let mut sim = Sim::new();
@@ -54,13 +67,7 @@ fn pings_and_frames_keep_a_socket_alive() {
 
 #[test]
 fn a_session_is_resumable_for_the_window_then_forgotten() {
-    let mut sim = Sim::new();
-    sim.join(C1, None, T0);
-    let s = sim.open();
-    sim.subscribe(s, &[conv_ctx(C1)]);
-    let session = sim.session(s);
-    let closed_at = T0 + 1_000;
-    sim.now = closed_at;
+    let (mut sim, s, session, closed_at) = subscribed_in_c1();
     let e = sim.close(s);
     assert_eq!(e.alarm_at, Some(closed_at + RESUME_KEEP_MS + 1));
     // At the end of the window it is still there.
@@ -108,13 +115,7 @@ fn a_vanished_replaced_socket_never_costs_the_new_one_its_session() {
 /// conversations may already be unwatched, so a resume of it must resync, never replay with a gap.
 #[test]
 fn a_session_past_its_window_resyncs_before_the_sweep_forgets_it() {
-    let mut sim = Sim::new();
-    sim.join(C1, None, T0);
-    let s = sim.open();
-    sim.subscribe(s, &[conv_ctx(C1)]);
-    let session = sim.session(s);
-    let closed_at = T0 + 1_000;
-    sim.now = closed_at;
+    let (mut sim, s, session, closed_at) = subscribed_in_c1();
     sim.close(s);
     // The window ends; before the alarm runs, another socket's connect stops the watch.
     sim.now = closed_at + RESUME_KEEP_MS;
